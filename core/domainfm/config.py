@@ -1,0 +1,166 @@
+"""Run configuration: pydantic models loadable from YAML or TOML and overridable by ``key=value`` flags.
+
+A bad value raises :class:`~domainfm.errors.ConfigError` with a one-line message naming the field and,
+for choices, the allowed values.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from domainfm.errors import ConfigError
+
+DEFAULT_BASE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
+
+
+class ModelConfig(_Section):
+    base: str | None = Field(default=None, description="hub id or local path; None = the domain's default")
+    mode: Literal["full", "head", "lora"] = Field(
+        default="full", description="full fine-tuning, head-only on frozen embeddings, or LoRA (peft)"
+    )
+    max_length: int = Field(default=128, ge=8, le=8192)
+    lora_r: int = Field(default=8, ge=1)
+    lora_alpha: int = Field(default=16, ge=1)
+    lora_dropout: float = Field(default=0.1, ge=0.0, lt=1.0)
+    lora_target_modules: list[str] | None = None
+    revision: str | None = None
+    trust_remote_code: bool = False
+
+
+class TrainConfig(_Section):
+    epochs: float = Field(default=3.0, gt=0)
+    max_steps: int | None = Field(default=None, ge=1)
+    batch_size: int = Field(default=32, ge=1)
+    eval_batch_size: int = Field(default=128, ge=1)
+    learning_rate: float | None = Field(default=None, gt=0, description="None = a default per mode")
+    head_learning_rate: float | None = Field(default=None, gt=0, description="discriminative LR for the head")
+    weight_decay: float = Field(default=0.01, ge=0)
+    warmup_ratio: float = Field(default=0.06, ge=0, lt=1)
+    grad_accum: int = Field(default=1, ge=1)
+    early_stopping_patience: int | None = Field(default=2, ge=1)
+    eval_steps: int | None = Field(default=None, ge=1, description="None = evaluate once per epoch")
+    seed: int = 42
+    group_by_length: bool = True
+    save_total_limit: int = Field(default=2, ge=1)
+    num_workers: int = Field(default=0, ge=0)
+
+
+class BenefitConfig(_Section):
+    lambda_: float = Field(default=1.0, ge=0, alias="lambda", description="weight of social benefit R_S")
+    assumptions: dict[str, float] = Field(default_factory=dict, description="override a term's assumption")
+    limits: dict[str, float] = Field(default_factory=dict, description="override a constraint's limit")
+    thresholds: list[float] | None = Field(default=None, description="operating points to sweep")
+    lambdas: list[float] | None = Field(default=None, description="lambda values to sweep")
+    energy_tracking: bool = True
+
+
+class RunConfig(_Section):
+    domain: str | None = None
+    data: str | None = Field(default=None, description="data source; None = the domain's default")
+    eval_split: str = "test"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    output_dir: Path = Path("runs")
+    run_name: str | None = None
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    benefit: BenefitConfig = Field(default_factory=BenefitConfig)
+    options: dict[str, Any] = Field(default_factory=dict, description="domain-specific options")
+
+
+def format_validation_error(exc: ValidationError, prefix: str = "") -> str:
+    """One line per error: ``field.path: message (got value)``; the first line is the headline."""
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"] if p != "__root__")
+        if prefix:
+            loc = f"{prefix}.{loc}" if loc else prefix
+        msg = err["msg"]
+        got = err.get("input")
+        got_s = "" if isinstance(got, dict) else f" (got {got!r})"
+        lines.append(f"{loc or '(config)'}: {msg}{got_s}")
+    return "; ".join(lines)
+
+
+def parse_config(data: dict[str, Any], source: str = "config") -> RunConfig:
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: {format_validation_error(exc)}") from None
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a YAML (``.yaml``/``.yml``) or TOML (``.toml``) file into a dict."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such config file")
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix == ".toml":
+            import tomllib
+
+            data = tomllib.loads(text)
+        elif path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text) or {}
+        else:
+            raise ConfigError(f"{path}: unsupported config format (use .yaml, .yml or .toml)")
+    except ConfigError:
+        raise
+    except Exception as exc:
+        raise ConfigError(f"{path}: cannot parse: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: top level must be a mapping")
+    return data
+
+
+def apply_override(data: dict[str, Any], assignment: str) -> None:
+    """Apply ``a.b.c=value`` (value parsed as YAML: numbers, booleans, lists) to a nested dict."""
+    import yaml
+
+    if "=" not in assignment:
+        raise ConfigError(f"override {assignment!r}: expected key=value, e.g. train.epochs=2")
+    key, raw = assignment.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise ConfigError(f"override {assignment!r}: empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    parts = key.split(".")
+    node = data
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"override {assignment!r}: {part} is not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def build_config(
+    path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = (), **fields: Any
+) -> RunConfig:
+    """File (optional), then ``key=value`` overrides, then explicit keyword fields (None ignored)."""
+    data: dict[str, Any] = load_config_file(path) if path else {}
+    for assignment in overrides:
+        apply_override(data, assignment)
+    for key, value in fields.items():
+        if value is not None:
+            _set(data, key, value)
+    return parse_config(data, source=str(path) if path else "config")
+
+
+def _set(data: dict[str, Any], dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    node = data
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value

@@ -1,0 +1,389 @@
+"""The typed records that pass between the core and its plugins.
+
+Every hook in :mod:`domainfm.hookspecs` takes and returns the types defined here. Pydantic models are
+used for anything that is serialised (domain declarations, predictions, evaluations, artifacts);
+plain dataclasses hold live objects (datasets, the run context). Nothing here imports torch,
+transformers, datasets or faiss.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+if TYPE_CHECKING:  # pragma: no cover
+    from datasets import Dataset
+
+    from domainfm.config import RunConfig
+    from domainfm.manager import PluginManager
+
+TaskType = Literal["classification", "regression", "retrieval", "ranking", "sequence", "generation"]
+OutputSpace = Literal["labels", "scores", "rankings"]
+Stage = Literal["data", "train", "load", "predict", "evaluate", "benefit", "report"]
+STAGES: tuple[str, ...] = ("data", "train", "load", "predict", "evaluate", "benefit", "report")
+
+_DOMAIN_NAME = re.compile(r"^[a-z][a-z0-9_]{1,63}$")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+
+# --------------------------------------------------------------------------------------- registration
+
+
+class BenefitTermInfo(_Model):
+    """What a domain declares about a benefit term it contributes (the term itself comes later)."""
+
+    name: str
+    objective: Literal["business", "social", "constraint"]
+    unit: str
+    description: str = ""
+
+
+class DomainSpec(_Model):
+    """A domain as declared by its plugin in ``domainfm_domains``."""
+
+    name: str = Field(description="identifier: lower case, digits and underscores")
+    description: str
+    tasks: list[TaskType] = Field(min_length=1)
+    output_space: OutputSpace
+    default_data: str = Field(description="data source used when the user names none, e.g. 'demo'")
+    default_model: str = Field(description="hub id or local path of the default base model")
+    metrics: list[str] = Field(min_length=1)
+    key_metric: str = Field(description="the metric fairness gaps and model selection use")
+    benefit_terms: list[BenefitTermInfo] = Field(default_factory=list)
+    plugin: str | None = Field(default=None, description="filled in by the core")
+    cli_group: str | None = Field(default=None, description="name of the plugin's command group, if any")
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_identifier(cls, value: str) -> str:
+        if not _DOMAIN_NAME.match(value):
+            raise ValueError("must match [a-z][a-z0-9_]{1,63}")
+        return value
+
+    @model_validator(mode="after")
+    def _key_metric_is_declared(self) -> DomainSpec:
+        if self.key_metric not in self.metrics:
+            raise ValueError(f"key_metric {self.key_metric!r} is not in metrics {self.metrics}")
+        return self
+
+
+# ------------------------------------------------------------------------------------------- run context
+
+
+@dataclass
+class ResourceUsage:
+    """Resources measured by the core while a run's stages execute (filled in as stages finish)."""
+
+    parameters: int | None = None
+    trainable_parameters: int | None = None
+    train_seconds: float | None = None
+    predict_seconds: float | None = None
+    latency_ms_p50: float | None = None
+    latency_ms_p95: float | None = None
+    peak_memory_mb: float | None = None
+    energy_kwh: float | None = None
+    co2_kg: float | None = None
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items()}
+
+
+@dataclass
+class RunContext:
+    """One object per run, handed to every hook: identity, configuration, paths and device."""
+
+    run_id: str
+    domain: str
+    config: RunConfig
+    run_dir: Path
+    device: str
+    pm: PluginManager | None = None
+    started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    resources: ResourceUsage = field(default_factory=ResourceUsage)
+    state: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def artifact_dir(self) -> Path:
+        return self.run_dir / "artifact"
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.run_dir / "checkpoints"
+
+    def option(self, name: str, default: Any = None) -> Any:
+        """A domain-specific option from ``config.options`` (plugins document their own)."""
+        return self.config.options.get(name, default)
+
+
+# ------------------------------------------------------------------------------------------------ data
+
+
+@dataclass
+class DataBundle:
+    """The data a domain works on, as named tables.
+
+    ``tables`` maps a split or table name to a Hugging Face ``datasets.Dataset`` (Arrow, memory-mapped).
+    Conventional names are ``train``, ``validation`` and ``test``; domains add their own (``items``,
+    ``kb``, ``interactions``...). ``group_columns`` name columns that carry group membership for
+    fairness checks; an empty list means fairness is "not measurable" for this data.
+    """
+
+    tables: dict[str, Dataset]
+    source: str
+    label_names: list[str] | None = None
+    text_column: str | None = "text"
+    label_column: str | None = "label"
+    group_columns: list[str] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.tables:
+            raise ValueError("DataBundle.tables: at least one table is required")
+        for name, table in self.tables.items():
+            if not (hasattr(table, "column_names") and hasattr(table, "__len__")):
+                raise TypeError(
+                    f"DataBundle.tables[{name!r}]: expected a datasets.Dataset, got {type(table).__name__}"
+                )
+
+    def split(self, name: str) -> Dataset:
+        try:
+            return self.tables[name]
+        except KeyError:
+            raise KeyError(f"data has no table {name!r}; it has {sorted(self.tables)}") from None
+
+    def sizes(self) -> dict[str, int]:
+        return {name: len(t) for name, t in self.tables.items()}
+
+
+# -------------------------------------------------------------------------------------------- artifacts
+
+ARTIFACT_METADATA = "domainfm-artifact.json"
+
+
+class Artifact(_Model):
+    """A trained model: a directory in ``save_pretrained`` layout plus ``domainfm-artifact.json``."""
+
+    path: Path
+    domain: str
+    kind: str = Field(description="how to load it, e.g. 'hf-sequence-classification', 'embedding-linear-head'")
+    base_model: str
+    label_names: list[str] | None = None
+    device: str = "cpu"
+    created_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    def save_metadata(self) -> Path:
+        from domainfm.io import atomic_write_text
+
+        return atomic_write_text(self.path / ARTIFACT_METADATA, self.model_dump_json(indent=2))
+
+    @classmethod
+    def load(cls, path: str | Path) -> Artifact:
+        path = Path(path)
+        meta = path / ARTIFACT_METADATA
+        if not meta.is_file():
+            raise FileNotFoundError(f"{path}: not a domainfm artifact (missing {ARTIFACT_METADATA})")
+        artifact = cls.model_validate_json(meta.read_text(encoding="utf-8"))
+        return artifact.model_copy(update={"path": path})
+
+
+# ------------------------------------------------------------------------------------------ predictions
+
+
+class RankedItem(_Model):
+    id: str
+    score: float
+    reason: str | None = None
+
+
+class Prediction(_Model):
+    """One prediction. Which fields are set depends on the domain's output space.
+
+    - labels: ``label`` and ``scores`` (label -> probability), ``confidence`` = probability of ``label``
+    - scores: ``value`` (a regression output or grade), optionally ``label``
+    - rankings: ``ranking`` (best first)
+    ``abstained`` is True when the model declines to answer (escalation, referral, human review);
+    ``confidence`` is in [0, 1] and is what operating-point sweeps threshold on.
+    """
+
+    id: str | None = None
+    label: str | None = None
+    scores: dict[str, float] | None = None
+    value: float | None = None
+    ranking: list[RankedItem] | None = None
+    confidence: float | None = Field(default=None, ge=0.0, le=1.0)
+    abstained: bool = False
+    explanation: dict[str, Any] | None = None
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+
+@runtime_checkable
+class Predictor(Protocol):
+    """A loaded model that answers requests. Returned by ``domainfm_load_predictor``.
+
+    Predictors are loaded once per process and shared (CLI and HTTP), so ``predict`` must not keep
+    per-request state.
+    """
+
+    domain: str
+    device: str
+
+    def predict(self, records: Sequence[Mapping[str, Any]]) -> list[Prediction]: ...
+
+
+# ------------------------------------------------------------------------------------------- evaluation
+
+
+class Outcomes(_Model):
+    """Per-item outcomes of an evaluation, column-wise (one entry per evaluated item).
+
+    This is what makes every domain fit one benefit engine: ``confidence`` is what an operating point
+    thresholds on (automate above, hand to a human below), ``quality`` is how good the model's answer was
+    for that item in [0, 1] (1/0 for a correct/incorrect label, NDCG for a ranking, 1 - |error| for a
+    grade), and ``groups`` carries group membership for fairness checks.
+    """
+
+    ids: list[str]
+    confidence: list[float]
+    quality: list[float]
+    groups: dict[str, list[str]] = Field(default_factory=dict)
+    extra: dict[str, list[Any]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _same_length(self) -> Outcomes:
+        n = len(self.ids)
+        columns: dict[str, Sequence[Any]] = {"confidence": self.confidence, "quality": self.quality}
+        columns.update({f"groups.{k}": v for k, v in self.groups.items()})
+        columns.update({f"extra.{k}": v for k, v in self.extra.items()})
+        for name, column in columns.items():
+            if len(column) != n:
+                raise ValueError(f"{name} has {len(column)} entries, ids has {n}")
+        for name in ("confidence", "quality"):
+            arr = np.asarray(getattr(self, name), dtype=float)
+            if arr.size and (np.isnan(arr).any() or arr.min() < 0.0 or arr.max() > 1.0):
+                raise ValueError(f"{name} must be in [0, 1] without NaN")
+        return self
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.asarray(self.confidence, dtype=float), np.asarray(self.quality, dtype=float)
+
+
+class Curve(_Model):
+    """A named curve for the report, e.g. risk-coverage (x=coverage, y=accuracy)."""
+
+    x: list[float]
+    y: list[float]
+    x_label: str
+    y_label: str
+    thresholds: list[float] | None = None
+
+
+class Evaluation(_Model):
+    """What ``domainfm_evaluate`` returns: metrics, per-item outcomes and curves for one split."""
+
+    domain: str
+    split: str
+    metrics: dict[str, float]
+    key_metric: str
+    n_items: int
+    outcomes: Outcomes | None = None
+    per_class: dict[str, dict[str, float]] | None = None
+    confusion: list[list[int]] | None = None
+    labels: list[str] | None = None
+    curves: dict[str, Curve] = Field(default_factory=dict)
+    baselines: dict[str, dict[str, float]] = Field(default_factory=dict)
+    device: str = "cpu"
+    seconds: float | None = None
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _key_metric_present(self) -> Evaluation:
+        if self.key_metric not in self.metrics:
+            raise ValueError(f"key_metric {self.key_metric!r} missing from metrics {sorted(self.metrics)}")
+        return self
+
+
+# ---------------------------------------------------------------------------------------------- benefit
+
+
+class Assumption(_Model):
+    """A number a benefit term depends on, with where it comes from."""
+
+    name: str
+    value: float
+    unit: str
+    source: str = Field(description="citation or reasoning for the default")
+
+
+@dataclass(frozen=True)
+class ItemBatch:
+    """The per-item view a benefit term or constraint is evaluated on, at one operating point.
+
+    ``automated`` marks the items the model handles itself at this operating point (the rest go to a
+    human: escalation, referral, review). All arrays have one entry per evaluated item.
+    """
+
+    confidence: np.ndarray
+    quality: np.ndarray
+    automated: np.ndarray
+    groups: Mapping[str, np.ndarray]
+    extra: Mapping[str, np.ndarray]
+    threshold: float
+    evaluation: Evaluation
+    resources: ResourceUsage
+
+    def __len__(self) -> int:
+        return int(self.confidence.shape[0])
+
+
+class BenefitTerm(_Model):
+    """One term of R_T (objective='business') or R_S (objective='social').
+
+    ``utility`` maps an :class:`ItemBatch` to per-item values in ``unit``; the term's value is their sum,
+    multiplied by ``scale`` (the stated conversion of ``unit`` into the objective's common unit).
+    """
+
+    name: str
+    objective: Literal["business", "social"]
+    unit: str
+    description: str
+    utility: Callable[[ItemBatch], np.ndarray] = Field(exclude=True)
+    assumptions: list[Assumption] = Field(default_factory=list)
+    scale: float = 1.0
+    contributed_by: str | None = None
+
+
+class Constraint(_Model):
+    """A constraint of the objective: privacy, fairness, resources or safety.
+
+    ``measure`` returns the measured value at an operating point, or None when it cannot be measured
+    (e.g. no group data): a constraint that cannot be measured is reported "not measurable", never passed.
+    ``direction='max'`` means the value must be <= ``limit``; ``'min'`` means >= ``limit``.
+    """
+
+    name: str
+    kind: Literal["privacy", "fairness", "resource", "safety"]
+    unit: str
+    description: str
+    limit: float
+    direction: Literal["max", "min"] = "max"
+    measure: Callable[[ItemBatch], float | None] = Field(exclude=True)
+    depends_on_operating_point: bool = True
+    contributed_by: str | None = None
+
+
+BenefitContribution = BenefitTerm | Constraint
