@@ -1,0 +1,364 @@
+"""The ``domainfm`` command line.
+
+Plugin selection flags (``--plugins``, ``--disable-plugins``, ``--strict-plugins``, ``--no-autoload``) are
+read before the command tree is built, because plugins add their own command groups to it (the way
+pytest reads ``-p`` early).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from domainfm import __version__
+from domainfm.errors import DomainfmError
+
+EARLY_FLAGS = {
+    "--plugins": "DOMAINFM_PLUGINS",
+    "--disable-plugins": "DOMAINFM_DISABLE_PLUGINS",
+}
+EARLY_SWITCHES = {
+    "--strict-plugins": "DOMAINFM_STRICT_PLUGINS",
+    "--no-autoload": "DOMAINFM_DISABLE_PLUGIN_AUTOLOAD",
+}
+
+
+def _apply_early_flags(argv: list[str]) -> None:
+    """Move plugin-selection flags into the environment before plugins load."""
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        name, _, value = arg.partition("=")
+        if name in EARLY_FLAGS:
+            if not value and i + 1 < len(argv):
+                value = argv[i + 1]
+                i += 1
+            os.environ[EARLY_FLAGS[name]] = value
+        elif arg in EARLY_SWITCHES:
+            os.environ[EARLY_SWITCHES[arg]] = "1"
+        i += 1
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=False, highlight=False)
+
+
+def _manager() -> Any:
+    from domainfm.manager import get_plugin_manager
+
+    return get_plugin_manager()
+
+
+def _report_broken(pm: Any) -> None:
+    for info in pm.broken:
+        click.echo(f"warning: plugin {info.one_line()}", err=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="domainfm")
+@click.option("--plugins", metavar="A,B", help="Load only these plugins (also DOMAINFM_PLUGINS).")
+@click.option("--disable-plugins", metavar="A,B", help="Never load these plugins.")
+@click.option("--strict-plugins", is_flag=True, help="Fail on the first plugin that cannot load.")
+@click.option("--no-autoload", is_flag=True, help="Load no entry-point plugins unless named in --plugins.")
+def cli(**_: Any) -> None:
+    """domainfm: put foundation models to work in a domain and measure what they are worth."""
+
+
+# ------------------------------------------------------------------------------------------- plugins
+
+
+@cli.group()
+def plugins() -> None:
+    """Inspect installed plugins."""
+
+
+@plugins.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def plugins_list(as_json: bool) -> None:
+    """List plugins with their version, status and domains."""
+    pm = _manager()
+    infos = list(pm.plugins.values())
+    if as_json:
+        click.echo(json.dumps([i.as_dict() for i in infos], indent=2))
+        return
+    from rich.table import Table
+
+    table = Table(title="domainfm plugins")
+    for col in ("plugin", "version", "status", "domains"):
+        table.add_column(col)
+    for info in infos:
+        status = info.status if info.status != "broken" else f"[red]broken[/red]: {info.error}"
+        table.add_row(info.name, info.version or "-", status, ", ".join(d.name for d in info.domains) or "-")
+    _console().print(table)
+
+
+@plugins.command("info")
+@click.argument("name")
+def plugins_info(name: str) -> None:
+    """Show a plugin's domains in full (or a domain's declaration)."""
+    pm = _manager()
+    info = pm.plugins.get(name)
+    if info is None:
+        owner = next((p for p in pm.plugins.values() if any(d.name == name for d in p.domains)), None)
+        if owner is None:
+            raise DomainfmError(f"no plugin or domain named {name!r}; installed: {sorted(pm.plugins)}")
+        info = owner
+    payload = info.as_dict()
+    payload["domains"] = [json.loads(d.model_dump_json()) for d in info.domains]
+    click.echo(json.dumps(payload, indent=2))
+
+
+# ------------------------------------------------------------------------------------------- config
+
+
+def config_options(func: Any) -> Any:
+    """Options shared by the commands that build a RunConfig."""
+    options = [
+        click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML or TOML config file."),
+        click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config field."),
+        click.option("--data", help="Data source (path, 'demo', 'hf:<id>'); default: the domain's."),
+        click.option("--base-model", help="Base model hub id or local path."),
+        click.option("--mode", type=click.Choice(["full", "head", "lora"]), help="Fine-tuning mode."),
+        click.option("--epochs", type=float, help="Training epochs."),
+        click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="Device (default auto)."),
+        click.option("--output-dir", type=click.Path(file_okay=False), help="Where run directories go."),
+        click.option("--lambda", "lambda_", type=float, help="Weight of social benefit in the objective."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _build_config(kw: dict[str, Any]) -> Any:
+    from domainfm.config import build_config
+
+    return build_config(
+        kw.pop("config_path", None),
+        kw.pop("overrides", ()),
+        **{
+            "data": kw.pop("data", None),
+            "model.base": kw.pop("base_model", None),
+            "model.mode": kw.pop("mode", None),
+            "train.epochs": kw.pop("epochs", None),
+            "device": kw.pop("device", None),
+            "output_dir": kw.pop("output_dir", None),
+            "benefit.lambda": kw.pop("lambda_", None),
+        },
+    )
+
+
+# ------------------------------------------------------------------------------------------- stages
+
+
+@cli.command()
+@click.argument("domain")
+@config_options
+def run(domain: str, **kw: Any) -> None:
+    """The main job: data → fine-tune → evaluate → benefit report, in a new run directory."""
+    from domainfm.runner import Runner
+
+    config = _build_config(kw)
+    pm = _manager()
+    _report_broken(pm)
+    console = _console()
+    runner = Runner(pm, config)
+    with console.status("starting") as status:
+        result = runner.run(domain, progress=lambda msg: (status.update(msg), console.log(msg)))
+    _print_results(console, result)
+
+
+def _print_results(console: Any, result: Any) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"{result.ctx.domain} run {result.ctx.run_id} on {result.ctx.device}")
+    table.add_column("variant")
+    table.add_column("split")
+    metric_names: list[str] = []
+    for ev in result.evaluations.values():
+        metric_names += [m for m in ev.metrics if m not in metric_names]
+    for name in metric_names:
+        table.add_column(name, justify="right")
+    for variant, ev in result.evaluations.items():
+        table.add_row(variant, ev.split, *[_fmt(ev.metrics.get(m)) for m in metric_names])
+    console.print(table)
+    if result.report is not None:
+        try:
+            from domainfm.benefit import summary_table
+
+            console.print(summary_table(result.report))
+        except ImportError:
+            pass
+    console.print(f"run directory: {result.ctx.run_dir}")
+    for name, path in result.paths.items():
+        if name != "run":
+            console.print(f"  {name}: {path}")
+
+
+def _fmt(value: Any) -> str:
+    return "-" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+@cli.command()
+@click.argument("domain")
+@config_options
+def train(domain: str, **kw: Any) -> None:
+    """Load data and fine-tune; writes the artifact into a run directory (re-run it to resume)."""
+    from domainfm.runner import Runner
+
+    config = _build_config(kw)
+    runner = Runner(_manager(), config)
+    ctx = runner.context(domain, Path(config.output_dir) / domain / config.run_name if config.run_name else None)
+    runner.write_run_json(ctx, status="running")
+    data = runner.load_data(ctx)
+    artifact = runner.train(ctx, data)
+    runner.write_run_json(ctx, status="trained")
+    click.echo(f"artifact: {artifact.path} (trained on {ctx.device})")
+
+
+def _load_artifact(path: str) -> Any:
+    from domainfm.types import ARTIFACT_METADATA, Artifact
+
+    p = Path(path)
+    if (p / "artifact" / ARTIFACT_METADATA).is_file():
+        p = p / "artifact"
+    return Artifact.load(p)
+
+
+@cli.command()
+@click.argument("artifact_path", type=click.Path(exists=True, file_okay=False))
+@click.option("--input", "input_path", default="-", help="JSONL/CSV file of records, or - for stdin (JSONL or plain lines).")
+@click.option("--output", "output_path", default="-", help="JSONL output file, or - for stdout.")
+@click.option("--batch-size", default=64, show_default=True, type=int)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto")
+def predict(artifact_path: str, input_path: str, output_path: str, batch_size: int, device: str) -> None:
+    """Predict with a trained artifact (or run directory): records in, JSONL predictions out."""
+    from domainfm.config import RunConfig
+    from domainfm.runner import Runner
+
+    artifact = _load_artifact(artifact_path)
+    runner = Runner(_manager(), RunConfig(device=device))
+    ctx = runner.context(artifact.domain, run_dir=Path(artifact.path).parent)
+    predictor = runner.load_predictor(ctx, artifact)
+    records = _read_input(input_path)
+    out = sys.stdout if output_path == "-" else None
+    lines: list[str] = []
+    for start in range(0, len(records), batch_size):
+        batch = records[start : start + batch_size]
+        for pred in runner.predict(ctx, predictor, batch):
+            line = json.dumps({**json.loads(pred.model_dump_json(exclude_none=True)), "device": ctx.device})
+            if out is not None:
+                out.write(line + "\n")
+            else:
+                lines.append(line)
+    if out is None:
+        from domainfm.io import atomic_write_text
+
+        atomic_write_text(output_path, "\n".join(lines) + ("\n" if lines else ""))
+
+
+def _read_input(path: str) -> list[dict[str, Any]]:
+    from domainfm.errors import DataError
+    from domainfm.io import read_records
+
+    if path != "-":
+        rows = read_records(path)
+        return [{k: v for k, v in r.items() if k != "_line"} for r in rows]
+    records = []
+    for lineno, line in enumerate(sys.stdin, start=1):
+        if not line.strip():
+            continue
+        if line.lstrip().startswith("{"):
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise DataError(f"<stdin>:{lineno}: invalid JSON: {exc.msg}") from None
+        else:
+            records.append({"text": line.rstrip("\n")})
+    return records
+
+
+@cli.command()
+@click.argument("artifact_path", type=click.Path(exists=True, file_okay=False))
+@click.option("--data", help="Data source; default: the domain's.")
+@click.option("--split", default="test", show_default=True)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto")
+def evaluate(artifact_path: str, data: str | None, split: str, device: str) -> None:
+    """Evaluate a trained artifact (or run directory) on a split; writes the evaluation JSON."""
+    from domainfm.config import RunConfig
+    from domainfm.runner import Runner
+
+    artifact = _load_artifact(artifact_path)
+    run_dir = Path(artifact.path).parent
+    runner = Runner(_manager(), RunConfig(device=device, data=data, eval_split=split))
+    ctx = runner.context(artifact.domain, run_dir=run_dir)
+    bundle = runner.load_data(ctx)
+    predictor = runner.load_predictor(ctx, artifact)
+    ev = runner.evaluate(ctx, predictor, bundle, split)
+    runner.save_evaluations(ctx, {str(artifact.metadata.get("variant", artifact.metadata.get("mode", "model"))): ev})
+    click.echo(json.dumps({"split": split, "device": ctx.device, **ev.metrics}, indent=2))
+
+
+def _add_optional_commands(root: click.Group) -> None:
+    try:
+        from domainfm.cli.benefit_commands import runs_group, score_command
+
+        root.add_command(score_command, "score")
+        root.add_command(runs_group, "runs")
+    except ImportError:
+        pass
+    try:
+        from domainfm.cli.serve_command import serve_command
+
+        root.add_command(serve_command, "serve")
+    except ImportError:
+        pass
+
+
+def build_cli() -> click.Group:
+    """The root group with core commands and every loaded plugin's commands."""
+    _add_optional_commands(cli)
+    pm = _manager()
+    for info in list(pm.plugins.values()):
+        if info.status != "loaded":
+            continue
+        plugin = pm.pm.get_plugin(info.name)
+        impl = getattr(plugin, "domainfm_register_commands", None)
+        if impl is None:
+            continue
+        try:
+            impl(cli=cli)
+        except Exception as exc:  # a plugin's broken command group must not take the CLI down
+            info.status, info.error = "broken", f"domainfm_register_commands raised: {exc}"
+            if pm.strict:
+                raise
+    return cli
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    _apply_early_flags(args)
+    try:
+        root = build_cli()
+        root.main(args=args, prog_name="domainfm", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except DomainfmError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

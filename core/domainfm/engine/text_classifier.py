@@ -1,0 +1,632 @@
+"""Fine-tuning and inference for transformer text classifiers (single texts or text pairs).
+
+Three modes, chosen by ``ctx.config.model.mode``:
+
+- ``full``: every weight trains (Hugging Face ``Trainer``);
+- ``lora``: low-rank adapters via peft on the attention projections, merged into the weights at the end so
+  the artifact loads as a plain model;
+- ``head``: the encoder stays frozen; sentence embeddings are computed once and a multinomial logistic
+  regression head is fitted on them (minutes on a CPU instead of hours).
+
+Trainer runs get dynamic padding, length-grouped batches, AMP on GPU, gradient accumulation, early
+stopping on validation macro-F1, seeds, and checkpoints under ``ctx.checkpoint_dir`` that a re-run resumes
+from. A checkpoint counts only once its completion marker is written, so a kill in the middle of a save
+never resumes from a half-written checkpoint. Under ``torchrun`` the Trainer runs DDP (gloo on CPU).
+Every model is temperature-calibrated on the validation split.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from domainfm.config import DEFAULT_BASE_MODEL
+from domainfm.data import encode_labels
+from domainfm.engine.calibration import (
+    expected_calibration_error,
+    fit_temperature,
+    risk_coverage_curve,
+    softmax,
+    threshold_for_precision,
+)
+from domainfm.errors import DataError
+from domainfm.io import atomic_directory, atomic_write_json
+from domainfm.metrics import classification_metrics, top_k_accuracy
+from domainfm.models import resolve_model
+from domainfm.types import Artifact, Curve, DataBundle, Evaluation, Outcomes, Prediction, RunContext
+
+log = logging.getLogger(__name__)
+
+COMPLETE_MARKER = "domainfm-checkpoint-complete"
+KIND_HF = "hf-sequence-classification"
+KIND_HEAD = "embedding-linear-head"
+DEFAULT_LR = {"full": 5e-5, "lora": 5e-4, "head": 1.0}
+
+
+# ----------------------------------------------------------------------------------- helpers
+
+
+def _rank() -> int:
+    return int(os.environ.get("RANK", "0"))
+
+
+def _is_main_process() -> bool:
+    return _rank() == 0
+
+
+def last_complete_checkpoint(folder: Path) -> Path | None:
+    """The newest ``checkpoint-N`` directory that has its completion marker."""
+    if not folder.is_dir():
+        return None
+    done = []
+    for child in folder.iterdir():
+        if child.is_dir() and child.name.startswith("checkpoint-") and (child / COMPLETE_MARKER).is_file():
+            try:
+                done.append((int(child.name.split("-")[-1]), child))
+            except ValueError:
+                continue
+    return max(done)[1] if done else None
+
+
+def _texts(table: Any, column: str, where: str) -> list[str]:
+    if column not in table.column_names:
+        raise DataError(f"{where}: missing column {column!r}; has {table.column_names}")
+    out = []
+    for i, value in enumerate(table[column]):
+        if value is None or not str(value).strip():
+            raise DataError(f"{where}: row {i}: empty {column!r}")
+        out.append(str(value))
+    return out
+
+
+def count_parameters(model: Any) -> tuple[int, int]:
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return int(total), int(trainable)
+
+
+# ----------------------------------------------------------------------------------- training
+
+
+def fine_tune_text_classifier(
+    ctx: RunContext,
+    data: DataBundle,
+    *,
+    label_names: Sequence[str],
+    text_column: str = "text",
+    label_column: str = "label",
+    text_pair_column: str | None = None,
+    train_split: str = "train",
+    eval_split: str = "validation",
+) -> Artifact:
+    """Fine-tune the configured base model on ``data`` and save the artifact to ``ctx.artifact_dir``.
+
+    Labels in ``label_column`` may be strings from ``label_names`` or integer ids. Returns the
+    :class:`~domainfm.types.Artifact` (metadata saved), with the validation temperature, validation
+    metrics, parameter counts and training seconds in ``metadata``.
+    """
+    cfg = ctx.config
+    base = cfg.model.base or DEFAULT_BASE_MODEL
+    resolved = resolve_model(base, revision=cfg.model.revision)
+    train = data.split(train_split)
+    valid = data.tables.get(eval_split)
+    labels = list(label_names)
+
+    def ids_of(table: Any, where: str) -> list[int]:
+        raw = table[label_column]
+        if raw and isinstance(raw[0], (int, np.integer)):
+            bad = [i for i, v in enumerate(raw) if not 0 <= int(v) < len(labels)]
+            if bad:
+                raise DataError(f"{where}: row {bad[0]}: label id {raw[bad[0]]} outside 0..{len(labels) - 1}")
+            return [int(v) for v in raw]
+        return encode_labels(raw, labels, where)
+
+    y_train = ids_of(train, f"{data.source}[{train_split}]")
+    x_train = _texts(train, text_column, f"{data.source}[{train_split}]")
+    p_train = _texts(train, text_pair_column, f"{data.source}[{train_split}]") if text_pair_column else None
+    if valid is not None and len(valid):
+        y_valid = ids_of(valid, f"{data.source}[{eval_split}]")
+        x_valid = _texts(valid, text_column, f"{data.source}[{eval_split}]")
+        p_valid = _texts(valid, text_pair_column, f"{data.source}[{eval_split}]") if text_pair_column else None
+    else:
+        y_valid, x_valid, p_valid = [], [], None
+
+    started = time.perf_counter()
+    if cfg.model.mode == "head":
+        metadata = _fit_head(ctx, resolved.path, labels, x_train, p_train, y_train, x_valid, p_valid, y_valid)
+        kind = KIND_HEAD
+    else:
+        metadata = _fit_transformer(ctx, resolved.path, labels, x_train, p_train, y_train, x_valid, p_valid, y_valid)
+        kind = KIND_HF
+    seconds = time.perf_counter() - started
+    ctx.resources.train_seconds = seconds
+    ctx.resources.parameters = metadata.get("parameters")
+    ctx.resources.trainable_parameters = metadata.get("trainable_parameters")
+
+    artifact = Artifact(
+        path=ctx.artifact_dir,
+        domain=ctx.domain,
+        kind=kind,
+        base_model=base,
+        label_names=labels,
+        device=ctx.device,
+        metadata={
+            **metadata,
+            "mode": cfg.model.mode,
+            "max_length": cfg.model.max_length,
+            "text_column": text_column,
+            "text_pair_column": text_pair_column,
+            "train_seconds": seconds,
+            "train_examples": len(x_train),
+            "resolved_from": resolved.source,
+        },
+    )
+    if _is_main_process():
+        artifact.save_metadata()
+        predictor = TextClassifierPredictor.load(artifact, ctx.device)
+        if x_valid:
+            logits = predictor.predict_logits(x_valid, p_valid)
+            temperature = fit_temperature(logits, y_valid)
+            probs = softmax(logits, temperature)
+            artifact.metadata["temperature"] = temperature
+            artifact.metadata["validation_ece_before"] = expected_calibration_error(softmax(logits), y_valid)
+            artifact.metadata["validation_ece"] = expected_calibration_error(probs, y_valid)
+            artifact.metadata["validation_accuracy"] = float(np.mean(probs.argmax(1) == np.asarray(y_valid)))
+        artifact.save_metadata()
+    return artifact
+
+
+def _fit_head(
+    ctx: RunContext,
+    base_path: Path,
+    labels: list[str],
+    x_train: list[str],
+    p_train: list[str] | None,
+    y_train: list[int],
+    x_valid: list[str],
+    p_valid: list[str] | None,
+    y_valid: list[int],
+) -> dict[str, Any]:
+    """Frozen encoder + logistic-regression head, its C chosen on validation macro-F1."""
+    from safetensors.numpy import save_file
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import f1_score
+
+    from domainfm.engine.encoder import TextEncoder
+
+    encoder = TextEncoder(str(base_path), device=ctx.device, max_length=ctx.config.model.max_length)
+    feats_train = _pair_features(encoder, x_train, p_train, ctx.config.train.eval_batch_size)
+    feats_valid = _pair_features(encoder, x_valid, p_valid, ctx.config.train.eval_batch_size) if x_valid else None
+    best: tuple[float, float, Any] | None = None
+    grid = [ctx.config.train.learning_rate] if ctx.config.train.learning_rate else [0.5, 2.0, 8.0, 32.0]
+    for c in grid:
+        clf = LogisticRegression(C=c, max_iter=2000, random_state=ctx.config.train.seed)
+        clf.fit(feats_train, y_train)
+        score = (
+            f1_score(y_valid, clf.predict(feats_valid), average="macro") if feats_valid is not None else 0.0
+        )
+        if best is None or score > best[0]:
+            best = (score, c, clf)
+    assert best is not None
+    clf = best[2]
+    weight = np.zeros((len(labels), feats_train.shape[1]), dtype=np.float32)
+    bias = np.zeros(len(labels), dtype=np.float32)
+    classes = clf.classes_.astype(int)
+    if len(classes) == 2 and clf.coef_.shape[0] == 1:  # sklearn's binary form: one row of coefficients
+        weight[classes[1]], bias[classes[1]] = clf.coef_[0], clf.intercept_[0]
+    else:
+        weight[classes], bias[classes] = clf.coef_, clf.intercept_
+    missing = sorted(set(range(len(labels))) - set(classes.tolist()))
+    bias[missing] = -1e4  # a label never seen in training can never be predicted
+    if _is_main_process():
+        with atomic_directory(ctx.artifact_dir) as tmp:
+            save_file({"weight": weight, "bias": bias}, str(tmp / "head.safetensors"))
+    total = sum(p.numel() for p in encoder.model.parameters())
+    return {
+        "parameters": int(total + weight.size + bias.size),
+        "trainable_parameters": int(weight.size + bias.size),
+        "head_C": best[1],
+        "validation_macro_f1_head": best[0],
+        "pair_features": bool(p_train),
+    }
+
+
+def _pair_features(encoder: Any, texts: list[str], pairs: list[str] | None, batch_size: int) -> np.ndarray:
+    u = encoder.encode(texts, batch_size=batch_size)
+    if pairs is None:
+        return u
+    v = encoder.encode(pairs, batch_size=batch_size)
+    return np.hstack([u, v, np.abs(u - v), u * v]).astype(np.float32)
+
+
+def _fit_transformer(
+    ctx: RunContext,
+    base_path: Path,
+    labels: list[str],
+    x_train: list[str],
+    p_train: list[str] | None,
+    y_train: list[int],
+    x_valid: list[str],
+    p_valid: list[str] | None,
+    y_valid: list[int],
+) -> dict[str, Any]:
+    import torch
+    from datasets import Dataset
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        DataCollatorWithPadding,
+        EarlyStoppingCallback,
+        Trainer,
+        TrainerCallback,
+        TrainingArguments,
+    )
+
+    cfg = ctx.config
+    tokenizer = AutoTokenizer.from_pretrained(str(base_path), trust_remote_code=cfg.model.trust_remote_code)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        str(base_path),
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={name: i for i, name in enumerate(labels)},
+        trust_remote_code=cfg.model.trust_remote_code,
+        use_safetensors=True,
+    )
+    if cfg.model.mode == "lora":
+        from peft import LoraConfig, TaskType, get_peft_model
+
+        lora = LoraConfig(
+            task_type=TaskType.SEQ_CLS,
+            r=cfg.model.lora_r,
+            lora_alpha=cfg.model.lora_alpha,
+            lora_dropout=cfg.model.lora_dropout,
+            target_modules=cfg.model.lora_target_modules or ["query", "value"],
+        )
+        model = get_peft_model(model, lora)
+    total, trainable = count_parameters(model)
+
+    def tokenize(batch: dict[str, list[Any]]) -> dict[str, Any]:
+        enc = tokenizer(
+            batch["text"],
+            batch["pair"] if "pair" in batch else None,
+            truncation=True,
+            max_length=cfg.model.max_length,
+        )
+        enc["length"] = [len(ids) for ids in enc["input_ids"]]
+        return enc
+
+    def as_dataset(texts: list[str], pairs: list[str] | None, ys: list[int]) -> Any:
+        cols: dict[str, list[Any]] = {"text": texts, "labels": ys}
+        if pairs is not None:
+            cols["pair"] = pairs
+        ds = Dataset.from_dict(cols)
+        return ds.map(tokenize, batched=True, remove_columns=[c for c in cols if c != "labels"])
+
+    train_ds = as_dataset(x_train, p_train, y_train)
+    valid_ds = as_dataset(x_valid, p_valid, y_valid) if x_valid else None
+    lr = cfg.train.learning_rate or DEFAULT_LR[cfg.model.mode]
+    on_gpu = ctx.device.startswith("cuda")
+    has_valid = valid_ds is not None
+    strategy = "steps" if cfg.train.eval_steps else "epoch"
+    args = TrainingArguments(
+        output_dir=str(ctx.checkpoint_dir),
+        num_train_epochs=cfg.train.epochs,
+        max_steps=cfg.train.max_steps or -1,
+        per_device_train_batch_size=cfg.train.batch_size,
+        per_device_eval_batch_size=cfg.train.eval_batch_size,
+        gradient_accumulation_steps=cfg.train.grad_accum,
+        learning_rate=lr,
+        weight_decay=cfg.train.weight_decay,
+        warmup_steps=cfg.train.warmup_ratio,
+        lr_scheduler_type="linear",
+        eval_strategy=strategy if has_valid else "no",
+        save_strategy=strategy,
+        eval_steps=cfg.train.eval_steps,
+        save_steps=cfg.train.eval_steps or 500,
+        save_total_limit=cfg.train.save_total_limit,
+        load_best_model_at_end=has_valid,
+        metric_for_best_model="macro_f1" if has_valid else None,
+        greater_is_better=True,
+        seed=cfg.train.seed,
+        data_seed=cfg.train.seed,
+        train_sampling_strategy="group_by_length" if cfg.train.group_by_length else "random",
+        length_column_name="length",
+        fp16=on_gpu and not torch.cuda.is_bf16_supported(),
+        bf16=on_gpu and torch.cuda.is_bf16_supported(),
+        use_cpu=not on_gpu,
+        ddp_backend="gloo" if not on_gpu and int(os.environ.get("WORLD_SIZE", "1")) > 1 else None,
+        dataloader_num_workers=cfg.train.num_workers,
+        report_to="none",
+        logging_strategy="steps",
+        logging_steps=50,
+        save_only_model=False,
+        disable_tqdm=os.environ.get("DOMAINFM_NO_PROGRESS") == "1",
+    )
+
+    def compute_metrics(pred: Any) -> dict[str, float]:
+        from sklearn.metrics import accuracy_score, f1_score
+
+        logits = pred.predictions[0] if isinstance(pred.predictions, tuple) else pred.predictions
+        y_hat = np.asarray(logits).argmax(axis=1)
+        return {
+            "accuracy": float(accuracy_score(pred.label_ids, y_hat)),
+            "macro_f1": float(f1_score(pred.label_ids, y_hat, average="macro")),
+        }
+
+    class MarkComplete(TrainerCallback):
+        """Write the completion marker once a checkpoint directory is fully saved."""
+
+        def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if state.is_world_process_zero:
+                path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+                if path.is_dir():
+                    (path / COMPLETE_MARKER).write_text(str(state.global_step), encoding="utf-8")
+
+    callbacks: list[Any] = [MarkComplete()]
+    if has_valid and cfg.train.early_stopping_patience:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.train.early_stopping_patience))
+
+    optimizers: tuple[Any, Any] = (None, None)
+    if cfg.train.head_learning_rate and cfg.model.mode == "full":
+        head = [p for n, p in model.named_parameters() if n.startswith("classifier") and p.requires_grad]
+        body = [p for n, p in model.named_parameters() if not n.startswith("classifier") and p.requires_grad]
+        optimizers = (
+            torch.optim.AdamW(
+                [{"params": body, "lr": lr}, {"params": head, "lr": cfg.train.head_learning_rate}],
+                weight_decay=cfg.train.weight_decay,
+            ),
+            None,
+        )
+
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=train_ds,
+        eval_dataset=valid_ds,
+        data_collator=DataCollatorWithPadding(tokenizer),
+        processing_class=tokenizer,
+        compute_metrics=compute_metrics,
+        callbacks=callbacks,
+        optimizers=optimizers,
+    )
+    resume = last_complete_checkpoint(ctx.checkpoint_dir)
+    if resume is not None:
+        log.info("resuming from %s", resume)
+        ctx.state["resumed_from"] = str(resume)
+    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+
+    final = trainer.model
+    if cfg.model.mode == "lora":
+        final = final.merge_and_unload()
+    best_metric = trainer.state.best_metric
+    if trainer.is_world_process_zero():
+        with atomic_directory(ctx.artifact_dir) as tmp:
+            final.save_pretrained(str(tmp), safe_serialization=True)
+            tokenizer.save_pretrained(str(tmp))
+        atomic_write_json(ctx.checkpoint_dir / "trainer_state_summary.json", {"log_history": trainer.state.log_history})
+    return {
+        "parameters": total,
+        "trainable_parameters": trainable,
+        "best_validation_macro_f1": best_metric,
+        "epochs_run": trainer.state.epoch,
+        "global_step": trainer.state.global_step,
+        "learning_rate": lr,
+        "resumed_from": ctx.state.get("resumed_from"),
+    }
+
+
+# ----------------------------------------------------------------------------------- inference
+
+
+class TextClassifierPredictor:
+    """A loaded text classifier: calibrated probabilities, labels and abstention for batches of texts."""
+
+    def __init__(self, artifact: Artifact, device: str, model: Any, tokenizer: Any = None, head: Any = None) -> None:
+        self.artifact = artifact
+        self.domain = artifact.domain
+        self.device = device
+        self.labels = list(artifact.label_names or [])
+        self.temperature = float(artifact.metadata.get("temperature", 1.0))
+        self.threshold = artifact.metadata.get("abstain_threshold")
+        self.max_length = int(artifact.metadata.get("max_length", 128))
+        self.batch_size = 64
+        self._model = model
+        self._tokenizer = tokenizer
+        self._head = head
+
+    @classmethod
+    def load(cls, artifact: Artifact | str | Path, device: str = "cpu") -> TextClassifierPredictor:
+        if not isinstance(artifact, Artifact):
+            artifact = Artifact.load(artifact)
+        if artifact.kind == KIND_HEAD:
+            from safetensors.numpy import load_file
+
+            from domainfm.engine.encoder import TextEncoder
+
+            resolved = resolve_model(artifact.base_model)
+            encoder = TextEncoder(str(resolved.path), device=device, max_length=artifact.metadata.get("max_length"))
+            head = load_file(str(Path(artifact.path) / "head.safetensors"))
+            return cls(artifact, device, encoder, head=head)
+        if artifact.kind == KIND_HF:
+            import torch
+            from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+            tokenizer = AutoTokenizer.from_pretrained(str(artifact.path))
+            model = AutoModelForSequenceClassification.from_pretrained(str(artifact.path), use_safetensors=True)
+            model.to(device).eval()
+            if device == "cpu":
+                torch.set_grad_enabled(False)
+            return cls(artifact, device, model, tokenizer=tokenizer)
+        raise DataError(f"{artifact.path}: unknown artifact kind {artifact.kind!r} for a text classifier")
+
+    def predict_logits(self, texts: Sequence[str], pairs: Sequence[str] | None = None) -> np.ndarray:
+        """Uncalibrated logits, batches sorted by length so that padding stays small."""
+        if len(texts) == 0:
+            return np.zeros((0, len(self.labels)), dtype=np.float32)
+        if self._head is not None:
+            feats = _pair_features(self._model, list(texts), list(pairs) if pairs is not None else None, self.batch_size)
+            return feats @ self._head["weight"].T + self._head["bias"]
+        import torch
+
+        order = np.argsort([len(t) + (len(pairs[i]) if pairs is not None else 0) for i, t in enumerate(texts)])
+        out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
+        with torch.inference_mode():
+            for start in range(0, len(order), self.batch_size):
+                idx = order[start : start + self.batch_size]
+                enc = self._tokenizer(
+                    [texts[i] for i in idx],
+                    [pairs[i] for i in idx] if pairs is not None else None,
+                    truncation=True,
+                    max_length=self.max_length,
+                    padding=True,
+                    return_tensors="pt",
+                ).to(self.device)
+                out[idx] = self._model(**enc).logits.float().cpu().numpy()
+        return out
+
+    def predict_proba(self, texts: Sequence[str], pairs: Sequence[str] | None = None) -> np.ndarray:
+        """Temperature-calibrated class probabilities, shape (n, len(labels))."""
+        return softmax(self.predict_logits(texts, pairs), self.temperature)
+
+    def predict(self, records: Sequence[Mapping[str, Any]]) -> list[Prediction]:
+        text_col = self.artifact.metadata.get("text_column") or "text"
+        pair_col = self.artifact.metadata.get("text_pair_column")
+        texts, pairs = [], [] if pair_col else None
+        for i, rec in enumerate(records):
+            value = rec.get("text", rec.get(text_col))
+            if value is None or not str(value).strip():
+                raise DataError(f"record {i}: field 'text' is missing or empty")
+            texts.append(str(value))
+            if pairs is not None:
+                pv = rec.get("text_pair", rec.get(pair_col))
+                if pv is None or not str(pv).strip():
+                    raise DataError(f"record {i}: field 'text_pair' is missing or empty")
+                pairs.append(str(pv))
+        probs = self.predict_proba(texts, pairs)
+        return [self._prediction(rec, row) for rec, row in zip(records, probs, strict=True)]
+
+    def _prediction(self, record: Mapping[str, Any], row: np.ndarray) -> Prediction:
+        top = int(row.argmax())
+        confidence = float(row[top])
+        abstained = self.threshold is not None and confidence < float(self.threshold)
+        return Prediction(
+            id=str(record["id"]) if record.get("id") is not None else None,
+            label=self.labels[top],
+            scores={name: float(p) for name, p in zip(self.labels, row, strict=True)},
+            confidence=min(max(confidence, 0.0), 1.0),
+            abstained=bool(abstained),
+        )
+
+
+# ----------------------------------------------------------------------------------- evaluation
+
+
+def choose_abstain_threshold(
+    predictor: TextClassifierPredictor,
+    valid: Any,
+    *,
+    target_precision: float,
+    text_column: str = "text",
+    label_column: str = "label",
+    text_pair_column: str | None = None,
+) -> float:
+    """The confidence threshold reaching ``target_precision`` on the validation table (never the test)."""
+    texts = _texts(valid, text_column, "validation")
+    pairs = _texts(valid, text_pair_column, "validation") if text_pair_column else None
+    y = _label_ids(valid[label_column], predictor.labels)
+    probs = predictor.predict_proba(texts, pairs)
+    correct = (probs.argmax(1) == np.asarray(y)).astype(float)
+    return threshold_for_precision(probs.max(1), correct, target_precision)
+
+
+def _label_ids(raw: Sequence[Any], labels: list[str]) -> list[int]:
+    if raw and isinstance(raw[0], (int, np.integer)):
+        return [int(v) for v in raw]
+    return encode_labels(raw, labels)
+
+
+def evaluate_text_classifier(
+    predictor: TextClassifierPredictor,
+    data: DataBundle,
+    split: str,
+    *,
+    key_metric: str = "macro_f1",
+    text_column: str = "text",
+    label_column: str = "label",
+    text_pair_column: str | None = None,
+    id_column: str | None = "id",
+) -> Evaluation:
+    """Metrics, per-item outcomes (confidence, correctness, groups) and curves on one split."""
+    table = data.split(split)
+    started = time.perf_counter()
+    texts = _texts(table, text_column, f"{data.source}[{split}]")
+    pairs = _texts(table, text_pair_column, f"{data.source}[{split}]") if text_pair_column else None
+    y = _label_ids(table[label_column], predictor.labels)
+    probs = predictor.predict_proba(texts, pairs)
+    seconds = time.perf_counter() - started
+    y_hat = probs.argmax(1)
+    labels = predictor.labels
+    report = classification_metrics([labels[i] for i in y], [labels[i] for i in y_hat], labels)
+    confidence = probs.max(1)
+    correct = (y_hat == np.asarray(y)).astype(float)
+    metrics = {k: report[k] for k in ("accuracy", "macro_f1", "weighted_f1", "macro_precision", "macro_recall")}
+    metrics["ece"] = expected_calibration_error(probs, y)
+    metrics["top3_accuracy"] = top_k_accuracy(probs, y, 3)
+    threshold = predictor.threshold
+    if threshold is not None:
+        answered = confidence >= float(threshold)
+        metrics["coverage"] = float(answered.mean())
+        metrics["selective_accuracy"] = float(correct[answered].mean()) if answered.any() else 0.0
+    curve = risk_coverage_curve(confidence, correct)
+    ids = (
+        [str(v) for v in table[id_column]]
+        if id_column and id_column in table.column_names
+        else [str(i) for i in range(len(table))]
+    )
+    groups = {
+        col: [str(v) for v in table[col]] for col in data.group_columns if col in table.column_names
+    }
+    outcomes = Outcomes(
+        ids=ids,
+        confidence=np.clip(confidence, 0.0, 1.0).tolist(),
+        quality=correct.tolist(),
+        groups=groups,
+        extra={"label": [labels[i] for i in y], "predicted": [labels[i] for i in y_hat]},
+    )
+    return Evaluation(
+        domain=predictor.domain,
+        split=split,
+        metrics=metrics,
+        key_metric=key_metric,
+        n_items=len(texts),
+        outcomes=outcomes,
+        per_class=report["per_class"],
+        confusion=report["confusion"],
+        labels=labels,
+        curves={
+            "risk_coverage": Curve(
+                x=curve["coverage"], y=curve["accuracy"], thresholds=curve["threshold"],
+                x_label="coverage", y_label="accuracy",
+            )
+        },
+        device=predictor.device,
+        seconds=seconds,
+        extra={"items_per_second": len(texts) / seconds if seconds > 0 else None, "temperature": predictor.temperature},
+    )
+
+
+def save_evaluation(evaluation: Evaluation, path: Path) -> Path:
+    return atomic_write_json(path, json.loads(evaluation.model_dump_json()))
+
+
+def remove_checkpoints(ctx: RunContext) -> None:
+    """Delete training checkpoints once the artifact is saved (they can be large)."""
+    shutil.rmtree(ctx.checkpoint_dir, ignore_errors=True)

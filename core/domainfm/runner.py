@@ -1,0 +1,247 @@
+"""Runs the stages of a domain through the hooks: data → train → load → evaluate → benefit → report.
+
+Every stage call goes through :meth:`Runner.stage`, which fires the lifecycle hooks, times the stage and
+turns a missing implementation into a clear error. The run directory holds everything a run produced:
+
+    runs/<domain>/<run id>/
+      run.json                 config, domain, device, resources, status
+      artifact/                the model (save_pretrained layout + domainfm-artifact.json)
+      evaluations/<variant>.json
+      metrics.json             key figures of every variant
+      benefit.json, report.html
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, TypeVar
+
+from domainfm.config import RunConfig
+from domainfm.device import describe_device, resolve_device
+from domainfm.errors import DomainfmError
+from domainfm.io import atomic_write_json
+from domainfm.manager import PluginManager
+from domainfm.types import Artifact, DataBundle, Evaluation, Prediction, Predictor, RunContext
+
+T = TypeVar("T")
+
+
+class StageNotImplementedError(DomainfmError):
+    """No loaded plugin implements a stage for the domain."""
+
+
+def new_run_id() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
+
+
+@dataclass
+class RunResult:
+    ctx: RunContext
+    artifact: Artifact | None = None
+    evaluations: dict[str, Evaluation] = field(default_factory=dict)
+    report: Any = None
+    paths: dict[str, Path] = field(default_factory=dict)
+
+
+class Runner:
+    """The typed facade in front of ``pm.hook``: one method per stage, each validated and observed."""
+
+    def __init__(self, pm: PluginManager, config: RunConfig) -> None:
+        self.pm = pm.load()
+        self.config = config
+
+    # ----------------------------------------------------------------------------- context
+
+    def context(self, domain: str, run_dir: Path | None = None) -> RunContext:
+        spec = self.pm.domain(domain)
+        config = self.config.model_copy(deep=True)
+        config.domain = domain
+        if config.model.base is None:
+            config.model.base = spec.default_model
+        if config.data is None:
+            config.data = spec.default_data
+        run_id = run_dir.name if run_dir else (config.run_name or new_run_id())
+        run_dir = run_dir or Path(config.output_dir) / domain / run_id
+        run_dir.mkdir(parents=True, exist_ok=True)
+        device = resolve_device(config.device)
+        return RunContext(run_id=run_id, domain=domain, config=config, run_dir=run_dir, device=device, pm=self.pm)
+
+    def stage(self, ctx: RunContext, name: str, call: Callable[[], T | None]) -> T:
+        hook = self.pm.hook
+        hook.domainfm_stage_started(ctx=ctx, stage=name)
+        started = time.perf_counter()
+        try:
+            result = call()
+            if result is None:
+                raise StageNotImplementedError(
+                    f"no loaded plugin implements stage {name!r} for domain {ctx.domain!r}"
+                )
+        except BaseException as exc:
+            hook.domainfm_stage_failed(ctx=ctx, stage=name, error=exc)
+            raise
+        seconds = time.perf_counter() - started
+        ctx.resources.stage_seconds[name] = round(seconds, 4)
+        hook.domainfm_stage_finished(ctx=ctx, stage=name, result=result, seconds=seconds)
+        return result
+
+    # ----------------------------------------------------------------------------- stages
+
+    def load_data(self, ctx: RunContext, source: str | None = None) -> DataBundle:
+        src = source or ctx.config.data or self.pm.domain(ctx.domain).default_data
+        return self.stage(ctx, "data", lambda: self.pm.hook.domainfm_load_data(ctx=ctx, domain=ctx.domain, source=src))
+
+    def train(self, ctx: RunContext, data: DataBundle) -> Artifact:
+        return self.stage(ctx, "train", lambda: self.pm.hook.domainfm_train(ctx=ctx, domain=ctx.domain, data=data))
+
+    def load_predictor(self, ctx: RunContext, artifact: Artifact) -> Predictor:
+        return self.stage(
+            ctx, "load", lambda: self.pm.hook.domainfm_load_predictor(ctx=ctx, domain=ctx.domain, artifact=artifact)
+        )
+
+    def predict(self, ctx: RunContext, predictor: Predictor, records: Sequence[Mapping[str, Any]]) -> list[Prediction]:
+        return self.stage(
+            ctx,
+            "predict",
+            lambda: self.pm.hook.domainfm_predict(ctx=ctx, domain=ctx.domain, predictor=predictor, records=records),
+        )
+
+    def evaluate(self, ctx: RunContext, predictor: Predictor, data: DataBundle, split: str | None = None) -> Evaluation:
+        name = split or ctx.config.eval_split
+        if name not in data.tables:
+            raise DomainfmError(f"data has no split {name!r} to evaluate; it has {sorted(data.tables)}")
+        return self.stage(
+            ctx,
+            "evaluate",
+            lambda: self.pm.hook.domainfm_evaluate(ctx=ctx, domain=ctx.domain, predictor=predictor, data=data, split=name),
+        )
+
+    def benefit(self, ctx: RunContext, evaluations: dict[str, Evaluation]) -> Any:
+        def score() -> Any:
+            from domainfm import benefit
+
+            return benefit.score(ctx, evaluations)
+
+        return self.stage(ctx, "benefit", score)
+
+    # ----------------------------------------------------------------------------- whole run
+
+    def run(self, domain: str, source: str | None = None, progress: Callable[[str], None] | None = None) -> RunResult:
+        """The main job: data → fine-tune → evaluate → benefit report, all written to the run directory."""
+        say = progress or (lambda _msg: None)
+        ctx = self.context(domain)
+        result = RunResult(ctx=ctx)
+        self.write_run_json(ctx, status="running")
+        try:
+            say(f"loading data ({ctx.config.data})")
+            data = self.load_data(ctx, source)
+            ctx.state["data_sizes"] = data.sizes()
+            _remember_training_texts(ctx, data)
+            say(f"training ({ctx.config.model.mode}, base {ctx.config.model.base}, on {describe_device(ctx.device)})")
+            with _energy_tracker(ctx):
+                artifact = self.train(ctx, data)
+            result.artifact = artifact
+            say("loading the trained model")
+            predictor = self.load_predictor(ctx, artifact)
+            say(f"evaluating on {ctx.config.eval_split}")
+            evaluation = self.evaluate(ctx, predictor, data)
+            result.evaluations[str(artifact.metadata.get("variant", ctx.config.model.mode))] = evaluation
+            self.measure_serving(ctx, predictor, data)
+            self.save_evaluations(ctx, result.evaluations)
+            say("scoring benefit")
+            result.report = self.benefit(ctx, result.evaluations)
+            result.paths.update(self.write_report(ctx, result.report))
+        except BaseException as exc:
+            self.write_run_json(ctx, status="failed", error=f"{type(exc).__name__}: {exc}")
+            raise
+        self.write_run_json(ctx, status="finished")
+        result.paths["run"] = ctx.run_dir
+        return result
+
+    # ----------------------------------------------------------------------------- measurement and files
+
+    def measure_serving(self, ctx: RunContext, predictor: Predictor, data: DataBundle, n: int = 32) -> None:
+        """Single-request latency p50/p95 on real inputs of the evaluated split, and peak memory."""
+        import numpy as np
+
+        table = data.tables.get(ctx.config.eval_split)
+        if table is None or len(table) == 0:
+            return
+        records = [dict(table[i]) for i in range(min(n, len(table)))]
+        timings = []
+        outputs: list[str] = []
+        for rec in records:
+            started = time.perf_counter()
+            preds = self.pm.hook.domainfm_predict(ctx=ctx, domain=ctx.domain, predictor=predictor, records=[rec])
+            timings.append((time.perf_counter() - started) * 1000)
+            outputs.extend(p.model_dump_json(exclude_none=True) for p in preds or [])
+        ctx.resources.latency_ms_p50 = float(np.percentile(timings, 50))
+        ctx.resources.latency_ms_p95 = float(np.percentile(timings, 95))
+        ctx.resources.peak_memory_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        ctx.state.setdefault("privacy_texts", {})["outputs"] = outputs
+
+    def save_evaluations(self, ctx: RunContext, evaluations: dict[str, Evaluation]) -> None:
+        for variant, ev in evaluations.items():
+            atomic_write_json(ctx.run_dir / "evaluations" / f"{variant}.json", json.loads(ev.model_dump_json()))
+        atomic_write_json(
+            ctx.run_dir / "metrics.json",
+            {variant: {"split": ev.split, "device": ev.device, **ev.metrics} for variant, ev in evaluations.items()},
+        )
+
+    def write_report(self, ctx: RunContext, report: Any) -> dict[str, Path]:
+        from domainfm import benefit
+
+        return self.stage(ctx, "report", lambda: benefit.write_report(report, ctx.run_dir))
+
+    def write_run_json(self, ctx: RunContext, status: str, error: str | None = None) -> None:
+        payload = {
+            "run_id": ctx.run_id,
+            "domain": ctx.domain,
+            "status": status,
+            "error": error,
+            "started_at": ctx.started_at.isoformat(),
+            "updated_at": datetime.now(timezone.utc).isoformat(),
+            "device": ctx.device,
+            "device_description": describe_device(ctx.device) if status != "running" else ctx.device,
+            "plugin": self.pm.domain(ctx.domain).plugin,
+            "config": json.loads(ctx.config.model_dump_json(by_alias=True)),
+            "resources": ctx.resources.as_dict(),
+            "data_sizes": ctx.state.get("data_sizes"),
+            "resumed_from": ctx.state.get("resumed_from"),
+        }
+        atomic_write_json(ctx.run_dir / "run.json", payload)
+
+
+def _remember_training_texts(ctx: RunContext, data: DataBundle, limit: int = 2000) -> None:
+    """Keep a sample of the training text for the privacy constraint (scanned for personal data)."""
+    train = data.tables.get("train")
+    texts: list[str] = []
+    if train is not None:
+        for column in train.column_names:
+            if len(train) and isinstance(train[0][column], str):
+                texts.extend(str(v) for v in train.select(range(min(limit, len(train))))[column])
+    ctx.state.setdefault("privacy_texts", {})["training_data"] = texts
+
+
+class _NullTracker:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _energy_tracker(ctx: RunContext) -> Any:
+    if not ctx.config.benefit.energy_tracking:
+        return _NullTracker()
+    try:
+        from domainfm.benefit.resources import EnergyTracker
+    except ImportError:
+        return _NullTracker()
+    return EnergyTracker(ctx)
