@@ -456,14 +456,11 @@ class TextClassifierPredictor:
             head = load_file(str(Path(artifact.path) / "head.safetensors"))
             return cls(artifact, device, encoder, head=head)
         if artifact.kind == KIND_HF:
-            import torch
             from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
             tokenizer = AutoTokenizer.from_pretrained(str(artifact.path))
             model = AutoModelForSequenceClassification.from_pretrained(str(artifact.path), use_safetensors=True)
             model.to(device).eval()
-            if device == "cpu":
-                torch.set_grad_enabled(False)
             return cls(artifact, device, model, tokenizer=tokenizer)
         raise DataError(f"{artifact.path}: unknown artifact kind {artifact.kind!r} for a text classifier")
 
