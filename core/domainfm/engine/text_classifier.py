@@ -420,6 +420,7 @@ def _fit_transformer(
         "global_step": trainer.state.global_step,
         "learning_rate": lr,
         "resumed_from": ctx.state.get("resumed_from"),
+        "world_size": int(os.environ.get("WORLD_SIZE", "1")),
     }
 
 
