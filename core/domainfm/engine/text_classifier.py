@@ -181,7 +181,20 @@ def fine_tune_text_classifier(
             artifact.metadata["validation_ece"] = expected_calibration_error(probs, y_valid)
             artifact.metadata["validation_accuracy"] = float(np.mean(probs.argmax(1) == np.asarray(y_valid)))
         artifact.save_metadata()
+    _barrier()
+    if not _is_main_process():  # other DDP ranks pick up what rank 0 wrote
+        artifact = Artifact.load(ctx.artifact_dir)
     return artifact
+
+
+def _barrier() -> None:
+    """Wait for every DDP rank (a no-op outside torchrun)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
 
 
 def _fit_head(
@@ -268,9 +281,11 @@ def _fit_transformer(
         Trainer,
         TrainerCallback,
         TrainingArguments,
+        set_seed,
     )
 
     cfg = ctx.config
+    set_seed(cfg.train.seed)  # the new classifier head is initialised below, before the Trainer seeds
     tokenizer = AutoTokenizer.from_pretrained(str(base_path), trust_remote_code=cfg.model.trust_remote_code)
     model = AutoModelForSequenceClassification.from_pretrained(
         str(base_path),

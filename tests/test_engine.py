@@ -1,0 +1,181 @@
+"""The shared engine on tiny models: fine-tuning modes, calibration, resume after a kill, DDP, FAISS."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from domainfm.config import build_config
+from domainfm.engine.calibration import (
+    expected_calibration_error,
+    fit_temperature,
+    precision_at_coverage,
+    risk_coverage_curve,
+    softmax,
+    threshold_for_precision,
+)
+from domainfm.manager import PluginManager
+from domainfm.runner import Runner
+from domainfm.types import Artifact
+
+
+def run_stages(tmp_path: Path, model_dir: Path, mode: str, extra: list[str] | None = None):  # type: ignore[no-untyped-def]
+    pm = PluginManager(autoload=False).load()
+    cfg = build_config(
+        None,
+        [f"output_dir={tmp_path}", f"model.base={model_dir}", f"model.mode={mode}", "train.epochs=2",
+         "train.batch_size=8", "model.max_length=32", "benefit.energy_tracking=false", *(extra or [])],
+    )
+    runner = Runner(pm, cfg)
+    ctx = runner.context("text_classification")
+    data = runner.load_data(ctx)
+    artifact = runner.train(ctx, data)
+    predictor = runner.load_predictor(ctx, Artifact.load(artifact.path))
+    evaluation = runner.evaluate(ctx, predictor, data)
+    return ctx, artifact, predictor, evaluation
+
+
+@pytest.mark.parametrize("mode", ["full", "lora", "head"])
+def test_fine_tuning_modes_produce_loadable_calibrated_artifacts(tmp_path: Path, tiny_model_dir: Path, mode: str) -> None:
+    ctx, artifact, predictor, evaluation = run_stages(tmp_path, tiny_model_dir, mode)
+    assert artifact.metadata["mode"] == mode
+    assert artifact.metadata["temperature"] > 0
+    assert 0 < artifact.metadata["trainable_parameters"] <= artifact.metadata["parameters"]
+    if mode == "lora":
+        assert artifact.metadata["trainable_parameters"] < artifact.metadata["parameters"] / 2
+        assert not list(Path(artifact.path).glob("adapter_*"))  # merged: loads as a plain model
+    if mode != "head":
+        assert (Path(artifact.path) / "model.safetensors").is_file()
+    probs = predictor.predict_proba(["the parcel arrived broken", "great friendly staff"])
+    assert probs.shape == (2, 3) and np.allclose(probs.sum(1), 1.0)
+    assert evaluation.n_items == len(evaluation.outcomes) > 0
+    assert set(evaluation.outcomes.groups) == {"channel"}
+    assert evaluation.device == ctx.device == "cpu"
+    assert ctx.resources.train_seconds and ctx.resources.train_seconds > 0
+
+
+def test_training_is_deterministic_given_the_seed(tmp_path: Path, tiny_model_dir: Path) -> None:
+    _, _, p1, _ = run_stages(tmp_path / "a", tiny_model_dir, "full")
+    _, _, p2, _ = run_stages(tmp_path / "b", tiny_model_dir, "full")
+    texts = ["my order arrived late", "the store opens at nine"]
+    assert np.allclose(p1.predict_logits(texts), p2.predict_logits(texts), atol=1e-5)
+
+
+def _cli(*args: str, env: dict[str, str] | None = None) -> list[str]:
+    return [sys.executable, "-m", "domainfm.cli.main", *args]
+
+
+def test_resume_after_a_killed_training(tmp_path: Path, tiny_model_dir: Path) -> None:
+    args = _cli(
+        "train", "text_classification", "--base-model", str(tiny_model_dir), "--mode", "full",
+        "--output-dir", str(tmp_path), "--set", "run_name=resumable", "--set", "train.max_steps=400",
+        "--set", "train.eval_steps=2", "--set", "train.batch_size=4", "--set", "train.early_stopping_patience=1000",
+        "--set", "model.max_length=16",
+    )
+    env = {**os.environ, "DOMAINFM_NO_PROGRESS": "1"}
+    run_dir = tmp_path / "text_classification" / "resumable"
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    try:
+        while time.time() < deadline:
+            if list((run_dir / "checkpoints").glob("checkpoint-*/domainfm-checkpoint-complete")):
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail("no checkpoint was completed within 120 s")
+        time.sleep(0.5)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert not (run_dir / "artifact" / "domainfm-artifact.json").exists()
+    short = [a if a != "train.max_steps=400" else "train.max_steps=12" for a in args]
+    done = subprocess.run(short, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    run_json = json.loads((run_dir / "run.json").read_text())
+    assert run_json["resumed_from"] and "checkpoint-" in run_json["resumed_from"]
+    assert Artifact.load(run_dir / "artifact").metadata["global_step"] == 12
+
+
+def test_ddp_with_two_cpu_processes(tmp_path: Path, tiny_model_dir: Path) -> None:
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533",
+        "-m", "domainfm.cli.main", "train", "text_classification", "--base-model", str(tiny_model_dir),
+        "--mode", "full", "--output-dir", str(tmp_path), "--set", "run_name=ddp", "--epochs", "1",
+        "--set", "train.batch_size=4", "--device", "cpu",
+    ]
+    env = {**os.environ, "DOMAINFM_NO_PROGRESS": "1", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    artifact = Artifact.load(tmp_path / "text_classification" / "ddp" / "artifact")
+    assert artifact.metadata["world_size"] == 2
+
+
+# ----------------------------------------------------------------------------------- calibration
+
+
+def test_temperature_scaling_reduces_ece_of_overconfident_logits() -> None:
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 2000)
+    logits = rng.normal(size=(2000, 3))
+    logits[np.arange(2000), y] += 1.0
+    logits *= 6.0  # overconfident
+    t = fit_temperature(logits, y)
+    assert t > 2.0
+    assert expected_calibration_error(softmax(logits, t), y) < expected_calibration_error(softmax(logits), y) / 2
+
+
+def test_threshold_for_precision_and_risk_coverage() -> None:
+    conf = np.array([0.95, 0.9, 0.8, 0.7, 0.6, 0.5])
+    correct = np.array([1, 1, 1, 0, 1, 0])
+    assert threshold_for_precision(conf, correct, 1.0) == 0.8
+    assert threshold_for_precision(conf, correct, 0.8) == 0.6
+    assert threshold_for_precision(conf, np.zeros(6), 0.5) == float("inf")
+    curve = risk_coverage_curve(conf, correct)
+    assert curve["accuracy"][:3] == [1.0, 1.0, 1.0]
+    assert precision_at_coverage(conf, correct, 0.5) == 1.0
+
+
+# ----------------------------------------------------------------------------------- vector index
+
+
+@pytest.mark.parametrize("kind", ["flat", "ivf", "hnsw"])
+def test_vector_index_add_remove_search_save_load(tmp_path: Path, kind: str) -> None:
+    from domainfm.engine.vector_index import VectorIndex
+
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(2000, 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    index = VectorIndex.create(16, kind, nlist=16, nprobe=16)
+    index.add(np.arange(2000), vectors)
+    scores, ids = index.search(vectors[:5], 3)
+    assert ids[:, 0].tolist() == [0, 1, 2, 3, 4]
+    assert index.remove([0, 1]) == 2
+    _, ids = index.search(vectors[:2], 3)
+    assert 0 not in ids[0] and 1 not in ids[1]
+    assert len(index) == 1998
+    index.save(tmp_path / "idx")
+    loaded = VectorIndex.load(tmp_path / "idx")
+    assert len(loaded) == 1998
+    _, ids2 = loaded.search(vectors[2:4], 1)
+    assert ids2[:, 0].tolist() == [2, 3]
+    assert loaded.device == "cpu"
+
+
+def test_corrupted_index_gives_a_clear_error(tmp_path: Path) -> None:
+    from domainfm.engine.vector_index import VectorIndex
+    from domainfm.errors import DataError
+
+    index = VectorIndex.create(8)
+    index.add([1, 2], np.eye(2, 8, dtype=np.float32))
+    index.save(tmp_path / "idx")
+    (tmp_path / "idx" / "index.faiss").write_bytes(b"garbage")
+    with pytest.raises(DataError, match="corrupted vector index"):
+        VectorIndex.load(tmp_path / "idx")
