@@ -1,4 +1,231 @@
-"""Cross-cutting benefit terms and constraints for every domain (privacy, fairness, resources).
+"""Cross-cutting constraints for every domain: privacy, fairness and resources (built-in plugin ``domainfm.benefit``).
 
-Filled in by the benefit engine (issue 4).
+What the runner leaves for these constraints:
+
+- ``ctx.state['privacy_texts'] = {'training_data': [...], 'outputs': [...]}``: texts scanned for personal
+  data; ``ctx.artifact_dir`` is scanned as files. ``ctx.state['privacy_scans_previous']`` (source -> a
+  :class:`~domainfm.privacy.PiiReport` dict) stands in when the texts are gone (``domainfm score``).
+- ``ctx.state['dp_epsilon']``: the epsilon of differentially private training, if any.
+- ``ctx.resources``: parameters, train time, latency, memory, energy, CO2 (None = not measured).
+
+Limits below are defaults; users change them with ``benefit.limits.<constraint name>=value``. Options:
+``options.privacy_ner=false`` skips the NER part of the PII scan (regex recognisers only).
 """
+
+from __future__ import annotations
+
+from typing import Any
+
+from domainfm import hookimpl
+from domainfm.types import Constraint, Evaluation, ItemBatch, RunContext
+
+DETAILS = "benefit_details"
+PRIVACY_SOURCES = ("training_data", "outputs")
+
+DP_EPSILON_LIMIT = 10.0
+DP_SOURCE = (
+    "Ponomareva et al., 'How to DP-fy ML', JAIR 77 (2023), sec. 5.2: epsilon <= 10 is the tier they call "
+    "reasonable protection for ML models"
+)
+FAIRNESS_GAP_LIMIT = 0.10
+FAIRNESS_SOURCE = (
+    "project default (10 points of the key metric between any two groups); no legal standard exists for "
+    "accuracy gaps, the nearest analogue is the four-fifths rule for selection rates (EEOC Uniform Guidelines, "
+    "29 CFR 1607.4(D), 1978)"
+)
+
+# name, ResourceUsage field, unit, default limit, source of the limit
+RESOURCE_LIMITS: tuple[tuple[str, str, str, float, str], ...] = (
+    ("resource_parameters", "parameters", "parameters", 1e9,
+     "project default: a model that serves from one commodity server (1e9 parameters = 2 GB in fp16)"),
+    ("resource_train_seconds", "train_seconds", "s", 86400.0,
+     "project default: a fine-tune must finish within a day on the target machine"),
+    ("resource_latency_p95", "latency_ms_p95", "ms", 1000.0,
+     "Nielsen, Usability Engineering (1993), ch. 5: 1.0 s keeps a user's flow of thought uninterrupted"),
+    ("resource_peak_memory", "peak_memory_mb", "MB", 16384.0,
+     "project default: 16 GiB, the memory of a common cloud instance (e.g. 4 vCPU / 16 GiB)"),
+    ("resource_energy", "energy_kwh", "kWh", 10.0,
+     "project default: 10 kWh per run, about a day of a 400 W training server"),
+    ("resource_co2", "co2_kg", "kg CO2eq", 5.0,
+     "project default: 5 kg CO2eq per run, about 25 km by car (EEA 2023 average ~0.2 kg/km)"),
+)
+
+
+@hookimpl
+def domainfm_benefit_terms(ctx: RunContext, domain: str, evaluation: Evaluation) -> list[Constraint]:
+    """Privacy, fairness and resource constraints for every domain."""
+    return [*privacy_constraints(ctx), *fairness_constraints(ctx, evaluation), *resource_constraints(ctx)]
+
+
+# ------------------------------------------------------------------------------------------ privacy
+
+
+def _details(ctx: RunContext) -> dict[str, Any]:
+    return ctx.state.setdefault(DETAILS, {})
+
+
+def _scan_sources(ctx: RunContext) -> dict[str, dict[str, Any] | None]:
+    """PII reports per source (scanned once per run and cached in ``ctx.state['privacy_scans']``)."""
+    cached = ctx.state.get("privacy_scans")
+    if cached is not None:
+        return cached
+    from domainfm.privacy import PiiScanner
+
+    ner = ctx.option("privacy_ner", None)
+    off = ner is not None and str(ner).strip().lower() in ("0", "false", "no", "off")
+    scanner = PiiScanner(use_ner=False if off else None)
+    texts = ctx.state.get("privacy_texts") or {}
+    previous = ctx.state.get("privacy_scans_previous") or {}
+    scans: dict[str, dict[str, Any] | None] = {}
+    for source in PRIVACY_SOURCES:
+        if texts.get(source) is not None:
+            scans[source] = {**scanner.scan_texts(texts[source]).model_dump(), "origin": "scanned in this run"}
+        elif previous.get(source) is not None:
+            scans[source] = {**previous[source], "origin": "scan from the earlier report of this run"}
+        else:
+            scans[source] = None
+    if ctx.artifact_dir.is_dir():
+        scans["artifacts"] = {**scanner.scan_directory(ctx.artifact_dir).model_dump(), "origin": str(ctx.artifact_dir)}
+    elif previous.get("artifacts") is not None:
+        scans["artifacts"] = {**previous["artifacts"], "origin": "scan from the earlier report of this run"}
+    else:
+        scans["artifacts"] = None
+    ctx.state["privacy_scans"] = scans
+    return scans
+
+
+def privacy_constraints(ctx: RunContext) -> list[Constraint]:
+    """PII in training data (rate), in outputs (rate) and in the artifact (count); DP epsilon if given."""
+    scans = _scan_sources(ctx)
+    details = _details(ctx)
+    dp_epsilon = ctx.state.get("dp_epsilon")
+    out: list[Constraint] = []
+    specs = (
+        ("privacy_pii_training_data", "training_data", "fraction of texts",
+         "Share of training texts that contain personal data (emails, phones, cards, IBANs, names...). "
+         "Mask it (domainfm.privacy.PiiScanner.mask) or train with differential privacy."),
+        ("privacy_pii_outputs", "outputs", "fraction of outputs",
+         "Share of model outputs (predictions on evaluation inputs) that contain personal data."),
+        ("privacy_pii_artifacts", "artifacts", "findings",
+         "Personal data found in the text files of the trained artifact (configs, label maps, samples)."),
+    )
+    for name, source, unit, description in specs:
+        scan = scans.get(source)
+        limit = 0.0
+        if scan is None:
+            details[name] = {"reason": f"nothing to scan: no {source.replace('_', ' ')} in this run"}
+            value = None
+        else:
+            value = float(scan["count"]) if source == "artifacts" else _rate(scan)
+            details[name] = {k: scan[k] for k in ("count", "by_kind", "examples", "n_texts", "n_with_pii",
+                                                  "ner_used", "ner_reason", "files", "skipped", "origin") if k in scan}
+            if source == "training_data" and dp_epsilon is not None and float(dp_epsilon) <= DP_EPSILON_LIMIT:
+                limit = 1.0  # DP training bounds what the model can memorise of any one record
+                details[name]["note"] = f"training was differentially private (epsilon={dp_epsilon}); limit relaxed"
+        out.append(
+            Constraint(
+                name=name, kind="privacy", unit=unit, description=description, limit=limit, direction="max",
+                measure=lambda _b, v=value: v, depends_on_operating_point=False,
+            )
+        )
+    if dp_epsilon is not None:
+        details["privacy_dp_epsilon"] = {"source": DP_SOURCE}
+        out.append(
+            Constraint(
+                name="privacy_dp_epsilon", kind="privacy", unit="epsilon",
+                description="Privacy budget of differentially private training (smaller is more private).",
+                limit=DP_EPSILON_LIMIT, direction="max", measure=lambda _b, e=float(dp_epsilon): e,
+                depends_on_operating_point=False,
+            )
+        )
+    return out
+
+
+def _rate(scan: dict[str, Any]) -> float:
+    n = int(scan.get("n_texts") or 0)
+    return float(scan.get("n_with_pii", 0)) / n if n else 0.0
+
+
+# ------------------------------------------------------------------------------------------ fairness
+
+
+def fairness_constraints(ctx: RunContext, evaluation: Evaluation) -> list[Constraint]:
+    """One gap constraint per group column; without group data one constraint that is not measurable."""
+    groups = evaluation.outcomes.groups if evaluation.outcomes is not None else {}
+    min_size = int(ctx.config.benefit.assumptions.get("fairness_min_group_size", 10))
+    key = evaluation.key_metric
+    if not groups:
+        _details(ctx)["fairness_gap"] = {
+            "reason": "the data provides no group columns (DataBundle.group_columns is empty)",
+            "source": FAIRNESS_SOURCE,
+        }
+        return [
+            Constraint(
+                name="fairness_gap", kind="fairness", unit=f"{key} difference",
+                description=f"Largest gap of {key} between groups among automated items: no groups to compare.",
+                limit=FAIRNESS_GAP_LIMIT, measure=lambda _b: None,
+            )
+        ]
+    out = []
+    for column in sorted(groups):
+        _details(ctx)[f"fairness_gap_{column}"] = {
+            "group_column": column, "min_group_size": min_size, "source": FAIRNESS_SOURCE,
+            "measured_with": "fairlearn.metrics.MetricFrame.difference(method='between_groups')",
+        }
+        out.append(
+            Constraint(
+                name=f"fairness_gap_{column}", kind="fairness", unit=f"{key} difference",
+                description=(
+                    f"Largest difference of {key} between any two groups of '{column}' among the items the "
+                    f"model handles (groups with fewer than {min_size} automated items are left out)."
+                ),
+                limit=FAIRNESS_GAP_LIMIT,
+                measure=lambda b, c=column: _gap(b, c, min_size),
+            )
+        )
+    return out
+
+
+def _gap(batch: ItemBatch, column: str, min_size: int) -> float | None:
+    from domainfm.benefit.fairness import group_gap
+
+    result = group_gap(
+        batch.quality, batch.automated, batch.groups[column],
+        key_metric=batch.evaluation.key_metric, extra=batch.extra, min_group_size=min_size,
+    )
+    return result.gap
+
+
+# ------------------------------------------------------------------------------------------ resources
+
+
+def resource_constraints(ctx: RunContext) -> list[Constraint]:
+    """Measured resources against limits; a resource that was not measured is "not measurable"."""
+    details = _details(ctx)
+    out = []
+    for name, attr, unit, limit, source in RESOURCE_LIMITS:
+        value = getattr(ctx.resources, attr)
+        info: dict[str, Any] = {"resource": attr, "limit_source": source}
+        if attr == "latency_ms_p95":
+            info["latency_ms_p50"] = ctx.resources.latency_ms_p50
+        if attr in ("energy_kwh", "co2_kg"):
+            info["country"] = ctx.state.get("energy_country")
+            if value is None:
+                info["reason"] = ctx.state.get("energy_tracking_error") or "energy was not tracked in this run"
+        elif value is None:
+            info["reason"] = f"{attr} was not measured in this run"
+        details[name] = info
+        out.append(
+            Constraint(
+                name=name, kind="resource", unit=unit,
+                description=f"{attr.replace('_', ' ')} of the run (limit source: {source}).",
+                limit=limit, direction="max", depends_on_operating_point=False,
+                measure=lambda b, a=attr: _resource(b, a),
+            )
+        )
+    return out
+
+
+def _resource(batch: ItemBatch, attr: str) -> float | None:
+    value = getattr(batch.resources, attr)
+    return None if value is None else float(value)
