@@ -1,0 +1,172 @@
+"""Baselines run on the same split as the model: most-popular, item-kNN and implicit ALS / BPR.
+
+Each baseline has ``fit(user_ids, histories, n_items)`` and ``score(user_ids, histories) -> (B, n_items)``;
+histories are arrays of item positions in time order. Hyper-parameters are chosen on the validation
+split by :func:`tune_on_validation` (the same budget of choice the model gets).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from scipy import sparse
+
+
+def interaction_matrix(histories: Sequence[np.ndarray], n_items: int, weights: Sequence[np.ndarray] | None = None) -> sparse.csr_matrix:
+    """Users × items CSR matrix (binary, or ``weights`` per history entry)."""
+    indptr = np.zeros(len(histories) + 1, dtype=np.int64)
+    indptr[1:] = np.cumsum([len(h) for h in histories])
+    indices = np.concatenate([np.asarray(h, dtype=np.int64) for h in histories]) if histories else np.zeros(0, np.int64)
+    data = (
+        np.concatenate([np.asarray(w, dtype=np.float32) for w in weights])
+        if weights is not None and len(weights)
+        else np.ones(indices.shape[0], dtype=np.float32)
+    )
+    mat = sparse.csr_matrix((data, indices, indptr), shape=(len(histories), n_items))
+    mat.sum_duplicates()
+    return mat
+
+
+def popularity_counts(histories: Sequence[np.ndarray], n_items: int) -> np.ndarray:
+    """Number of users who interacted with each item."""
+    if not histories:
+        return np.zeros(n_items)
+    return np.bincount(np.concatenate([np.unique(h) for h in histories]).astype(np.int64), minlength=n_items).astype(float)
+
+
+class MostPopular:
+    """Rank items by how many training users interacted with them."""
+
+    name = "most_popular"
+
+    def __init__(self) -> None:
+        self.popularity: np.ndarray | None = None
+
+    def fit(self, user_ids: Sequence[str], histories: Sequence[np.ndarray], n_items: int) -> MostPopular:
+        self.popularity = popularity_counts(histories, n_items)
+        return self
+
+    def score(self, user_ids: Sequence[str], histories: Sequence[np.ndarray]) -> np.ndarray:
+        assert self.popularity is not None, "fit first"
+        return np.tile(self.popularity, (len(user_ids), 1))
+
+
+def item_similarity(matrix: sparse.csr_matrix, neighbours: int | None, shrink: float = 0.0) -> sparse.csr_matrix:
+    """Cosine item-item similarity from a users × items matrix, keeping ``neighbours`` per item (row)."""
+    x = sparse.csr_matrix(matrix, dtype=np.float32)
+    x.data[:] = 1.0
+    co = (x.T @ x).toarray().astype(np.float32)
+    norms = np.sqrt(np.diag(co)).astype(np.float32)
+    denom = np.outer(norms, norms) + shrink
+    denom[denom == 0] = 1.0
+    sim = co / denom
+    np.fill_diagonal(sim, 0.0)
+    n = sim.shape[0]
+    if neighbours is not None and neighbours < n - 1:
+        cut = np.argpartition(-sim, neighbours, axis=1)[:, neighbours:]
+        np.put_along_axis(sim, cut, 0.0, axis=1)
+    out = sparse.csr_matrix(sim)
+    out.eliminate_zeros()
+    return out
+
+
+class ItemKNN:
+    """Item-based collaborative filtering: score(u, i) = Σ_{j ∈ history(u)} cos(j, i)."""
+
+    name = "item_knn"
+
+    def __init__(self, neighbours: int | None = 100, shrink: float = 0.0) -> None:
+        self.neighbours = neighbours
+        self.shrink = shrink
+        self.sim: sparse.csr_matrix | None = None
+
+    def fit(self, user_ids: Sequence[str], histories: Sequence[np.ndarray], n_items: int) -> ItemKNN:
+        self.sim = item_similarity(interaction_matrix(histories, n_items), self.neighbours, self.shrink)
+        return self
+
+    def score(self, user_ids: Sequence[str], histories: Sequence[np.ndarray]) -> np.ndarray:
+        assert self.sim is not None, "fit first"
+        return np.asarray((interaction_matrix(histories, self.sim.shape[0]) @ self.sim).todense())
+
+
+class ImplicitMF:
+    """Matrix factorisation from the ``implicit`` library (ALS or BPR) on binary interactions."""
+
+    def __init__(self, algorithm: str = "als", factors: int = 64, regularization: float = 0.05,
+                 iterations: int = 15, learning_rate: float = 0.01, alpha: float = 1.0, seed: int = 0) -> None:
+        if algorithm not in ("als", "bpr"):
+            raise ValueError(f"algorithm must be 'als' or 'bpr', got {algorithm!r}")
+        self.algorithm = algorithm
+        self.name = f"implicit_{algorithm}"
+        self.params: dict[str, Any] = {"factors": factors, "regularization": regularization, "iterations": iterations,
+                                       "learning_rate": learning_rate, "alpha": alpha, "seed": seed}
+        self.user_factors: np.ndarray | None = None
+        self.item_factors: np.ndarray | None = None
+        self.user_row: dict[str, int] = {}
+        self.device = "cpu"
+
+    def fit(self, user_ids: Sequence[str], histories: Sequence[np.ndarray], n_items: int) -> ImplicitMF:
+        import implicit
+        from threadpoolctl import threadpool_limits
+
+        p = self.params
+        use_gpu = bool(getattr(implicit.gpu, "HAS_CUDA", False))
+        if self.algorithm == "als":
+            model = implicit.als.AlternatingLeastSquares(
+                factors=p["factors"], regularization=p["regularization"], iterations=p["iterations"],
+                alpha=p["alpha"], random_state=p["seed"], use_gpu=use_gpu,
+            )
+        else:
+            model = implicit.bpr.BayesianPersonalizedRanking(
+                factors=p["factors"], learning_rate=p["learning_rate"], regularization=p["regularization"],
+                iterations=p["iterations"], random_state=p["seed"], use_gpu=use_gpu,
+            )
+        self.device = "cuda" if use_gpu else "cpu"
+        with threadpool_limits(1, "blas"):  # implicit's own threads; BLAS threads would oversubscribe
+            model.fit(interaction_matrix(histories, n_items), show_progress=False)
+        if hasattr(model, "to_cpu") and use_gpu:
+            model = model.to_cpu()
+        self.user_factors = np.asarray(model.user_factors, dtype=np.float32)
+        self.item_factors = np.asarray(model.item_factors, dtype=np.float32)
+        self.user_row = {u: i for i, u in enumerate(user_ids)}
+        return self
+
+    def score(self, user_ids: Sequence[str], histories: Sequence[np.ndarray]) -> np.ndarray:
+        assert self.user_factors is not None and self.item_factors is not None, "fit first"
+        rows = np.array([self.user_row.get(u, -1) for u in user_ids])
+        users = np.where(rows[:, None] >= 0, self.user_factors[np.maximum(rows, 0)], 0.0)
+        return users @ self.item_factors.T
+
+
+def baseline_grid(quick: bool = False) -> dict[str, list[Any]]:
+    """Candidate configurations per baseline family, chosen among on validation."""
+    if quick:
+        return {
+            "most_popular": [MostPopular],
+            "item_knn": [lambda: ItemKNN(50), lambda: ItemKNN(200)],
+            "implicit_als": [lambda: ImplicitMF("als", 64, 0.05)],
+            "implicit_bpr": [lambda: ImplicitMF("bpr", 64, 0.01, iterations=100)],
+        }
+    return {
+        "most_popular": [MostPopular],
+        "item_knn": [lambda k=k, s=s: ItemKNN(k, s) for k in (20, 50, 100, 200, None) for s in (0.0, 10.0)],
+        "implicit_als": [
+            lambda f=f, r=r, a=a: ImplicitMF("als", f, r, iterations=15, alpha=a)
+            for f in (32, 64, 128) for r in (0.01, 0.1, 1.0) for a in (1.0, 10.0)
+        ],
+        "implicit_bpr": [
+            lambda f=f, lr=lr: ImplicitMF("bpr", f, 0.01, iterations=100, learning_rate=lr)
+            for f in (32, 64, 128) for lr in (0.01, 0.05)
+        ],
+    }
+
+
+def describe(model: Any) -> dict[str, Any]:
+    """The hyper-parameters of a fitted baseline, for the report."""
+    if isinstance(model, ItemKNN):
+        return {"neighbours": model.neighbours, "shrink": model.shrink}
+    if isinstance(model, ImplicitMF):
+        return dict(model.params)
+    return {}

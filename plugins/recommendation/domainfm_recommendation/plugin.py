@@ -1,0 +1,227 @@
+"""Hook implementations of the recommendation domain (entry point ``recommendation``).
+
+Nothing heavy is imported at module level: torch, faiss, datasets and implicit load inside the hooks.
+
+Options (``config.options``): ``quick`` (bool, small validation grid), ``baselines`` (``quick`` | ``full`` |
+``none``: baseline runs inside ``evaluate``), ``batch_size`` (encoding batch size).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from domainfm import hookimpl
+from domainfm.config import DEFAULT_BASE_MODEL
+from domainfm.types import BenefitTermInfo, DomainSpec
+
+if TYPE_CHECKING:  # pragma: no cover
+    import click
+
+    from domainfm.types import Artifact, DataBundle, Evaluation, Prediction, RunContext
+
+DOMAIN = "recommendation"
+ARTIFACT_KIND = "text-recommender"
+METRICS = ["ndcg_at_10", "hr_at_10", "recall_at_20", "mrr", "coverage", "gini", "novelty", "long_tail_share"]
+
+
+@hookimpl
+def domainfm_domains() -> list[DomainSpec]:
+    return [
+        DomainSpec(
+            name=DOMAIN,
+            description="Text-aware recommendations: item text embedded by the base model, recency-weighted user "
+            "profiles, FAISS retrieval and a re-ranker mixing text, item-kNN and popularity.",
+            tasks=["ranking", "retrieval"],
+            output_space="rankings",
+            default_data="demo",
+            default_model=DEFAULT_BASE_MODEL,
+            metrics=METRICS,
+            key_metric="ndcg_at_10",
+            benefit_terms=[
+                BenefitTermInfo(name="clicks_lift_over_most_popular", objective="business", unit="clicks"),
+                BenefitTermInfo(name="long_tail_exposure", objective="social", unit="long-tail items shown per list"),
+                BenefitTermInfo(name="list_diversity", objective="social", unit="1 − mean pairwise cosine"),
+                BenefitTermInfo(name="quality_gap_user_activity", objective="constraint", unit="NDCG@10"),
+                BenefitTermInfo(name="exposure_gini", objective="constraint", unit="Gini"),
+                BenefitTermInfo(name="filter_bubble_similarity", objective="constraint", unit="cosine"),
+                BenefitTermInfo(name="artifact_user_fields", objective="constraint", unit="fields"),
+                BenefitTermInfo(name="latency_ms_p95", objective="constraint", unit="ms"),
+            ],
+            cli_group="rec",
+        )
+    ]
+
+
+@hookimpl
+def domainfm_register_commands(cli: click.Group) -> None:
+    from domainfm_recommendation.cli import rec
+
+    cli.add_command(rec)
+
+
+@hookimpl
+def domainfm_register_routes(router: Any, get_predictor: Any) -> None:
+    @router.post(f"/{DOMAIN}/recommend")
+    def recommend(body: dict[str, Any]) -> dict[str, Any]:  # pragma: no cover - exercised by the server tests
+        records = body.get("records") or [body]
+        return {"predictions": [p.model_dump(mode="json") for p in get_predictor(DOMAIN).predict(records)]}
+
+
+# ---------------------------------------------------------------------------------------------- stages
+
+
+@hookimpl
+def domainfm_load_data(ctx: RunContext, domain: str, source: str) -> DataBundle | None:
+    if domain != DOMAIN:
+        return None
+    from domainfm_recommendation.sources import load_split
+
+    return bundle_from_split(load_split(source), source)
+
+
+def bundle_from_split(split: Any, source: str) -> DataBundle:
+    """The protocol's split as a DataBundle: ``train``, ``validation``, ``test`` and ``items`` tables."""
+    from domainfm.types import DataBundle
+
+    from domainfm_recommendation.protocol import events_to_dataset, items_to_dataset
+
+    return DataBundle(
+        tables={
+            "train": events_to_dataset(split.train),
+            "validation": events_to_dataset(split.validation),
+            "test": events_to_dataset(split.test),
+            "items": items_to_dataset(split.items),
+        },
+        source=source,
+        label_names=None,
+        text_column="text",
+        label_column=None,
+        group_columns=[],
+        meta={"protocol": split.report},
+    )
+
+
+def split_from_bundle(data: DataBundle) -> Any:
+    from domainfm_recommendation.protocol import Split, dataset_to_events, dataset_to_items
+
+    return Split(
+        dataset_to_events(data.split("train")),
+        dataset_to_events(data.split("validation")),
+        dataset_to_events(data.split("test")),
+        dataset_to_items(data.split("items")),
+        dict(data.meta.get("protocol", {})),
+    )
+
+
+def fit_artifact(
+    data: DataBundle, out: Path, *, base_model: str, device: str, quick: bool, batch_size: int = 64,
+    max_length: int | None = 128,
+) -> Artifact:
+    """Embed items, choose the mix on validation, refit on train + validation, save to ``out``."""
+    from domainfm.engine.encoder import TextEncoder
+    from domainfm.types import Artifact
+
+    from domainfm_recommendation.pipeline import embed_items, index_split, train_recommender
+
+    started = time.perf_counter()
+    split = split_from_bundle(data)
+    ix = index_split(split)
+    encoder = TextEncoder(base_model, device=device, max_length=max_length)
+    embeddings = embed_items(ix.texts, encoder, batch_size=batch_size)
+    embed_seconds = time.perf_counter() - started
+    model, report = train_recommender(ix, embeddings, base_model, quick=quick)
+    model.build_index()
+    out = Path(out)
+    model.save(out, {"protocol": split.report})
+    artifact = Artifact(
+        path=out, domain=DOMAIN, kind=ARTIFACT_KIND, base_model=base_model, device=encoder.device,
+        metadata={
+            "n_items": ix.n_items,
+            "n_users": len(ix.users),
+            "weights": {k: (v if v != float("inf") else None) for k, v in report.weights.__dict__.items()},
+            "validation": report.validation,
+            "embed_seconds": embed_seconds,
+            "select_seconds": report.seconds,
+            "train_seconds": time.perf_counter() - started,
+            "index_device": getattr(model.index, "device", "cpu"),
+            "protocol": split.report,
+        },
+    )
+    artifact.save_metadata()
+    return artifact
+
+
+def train_to_directory(source: str, out: Path, *, base_model: str, quick: bool, device: str = "auto") -> Artifact:
+    """``domainfm rec train``: load ``source`` and fit an artifact into ``out``."""
+    from domainfm.device import resolve_device
+
+    from domainfm_recommendation.sources import load_split
+
+    data = bundle_from_split(load_split(source), source)
+    return fit_artifact(data, out, base_model=base_model, device=resolve_device(device), quick=quick)
+
+
+@hookimpl
+def domainfm_train(ctx: RunContext, domain: str, data: DataBundle) -> Artifact | None:
+    if domain != DOMAIN:
+        return None
+    started = time.perf_counter()
+    artifact = fit_artifact(
+        data, ctx.artifact_dir, base_model=ctx.config.model.base or DEFAULT_BASE_MODEL, device=ctx.device,
+        quick=bool(ctx.option("quick", False)), batch_size=int(ctx.option("batch_size", 64)),
+        max_length=ctx.config.model.max_length,
+    )
+    ctx.resources.train_seconds = time.perf_counter() - started
+    return artifact
+
+
+@hookimpl
+def domainfm_load_predictor(ctx: RunContext, domain: str, artifact: Artifact) -> Any:
+    if domain != DOMAIN:
+        return None
+    from domainfm_recommendation.predictor import RecommendationPredictor
+
+    return RecommendationPredictor.load(artifact.path, device=ctx.device)
+
+
+@hookimpl
+def domainfm_predict(
+    ctx: RunContext, domain: str, predictor: Any, records: Sequence[Mapping[str, Any]]
+) -> list[Prediction] | None:
+    if domain != DOMAIN:
+        return None
+    return list(predictor.predict(records))
+
+
+@hookimpl
+def domainfm_evaluate(ctx: RunContext, domain: str, predictor: Any, data: DataBundle, split: str) -> Evaluation | None:
+    if domain != DOMAIN:
+        return None
+    from domainfm.errors import DataError
+
+    from domainfm_recommendation.benefit import artifact_user_fields
+    from domainfm_recommendation.outcomes import build_evaluation
+    from domainfm_recommendation.pipeline import index_split
+
+    if split != "test":
+        raise DataError(f"recommendation evaluates the pinned 'test' split only (asked for {split!r})")
+    ix = index_split(split_from_bundle(data))
+    model = predictor.model
+    if model.item_ids[: ix.n_items] != ix.item_ids:
+        raise DataError("the data's item catalogue differs from the one the model was trained on; retrain")
+    evaluation, _, _ = build_evaluation(model, ix, baselines=str(ctx.option("baselines", "quick")), device=predictor.device)
+    if predictor.artifact_path is not None:
+        evaluation.extra["artifact_user_fields"] = artifact_user_fields(predictor.artifact_path)
+    return evaluation
+
+
+@hookimpl
+def domainfm_benefit_terms(ctx: RunContext, domain: str, evaluation: Evaluation) -> list[Any]:
+    if domain != DOMAIN:
+        return []
+    from domainfm_recommendation.benefit import terms
+
+    return terms(ctx, evaluation)
