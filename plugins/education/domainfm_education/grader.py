@@ -1,0 +1,270 @@
+"""The short-answer grader: a cross-encoder over (reference answer, student answer) pairs.
+
+Training pairs each answer with its closest reference (term overlap, :mod:`domainfm_education.feedback`)
+and fine-tunes the base model through the core engine
+(:func:`domainfm.engine.text_classifier.fine_tune_text_classifier` with ``text_pair_column``). At
+prediction time every reference is scored and the best match (highest expected grade) decides the label,
+the continuous score and the feedback. The human-review threshold is chosen on validation data for a
+target precision (``options.target_precision``, default 0.9) and stored in the artifact.
+
+Defined behaviour for bad requests: no reference answers → routed to human review (``abstained``, no
+label); a blank answer → graded the lowest class by rule, with the rule named in ``extra``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from domainfm.errors import DataError
+from domainfm.types import Artifact, Curve, DataBundle, Evaluation, Outcomes, Prediction, RunContext
+from domainfm_education.feedback import closest_reference, feedback_text, missing_terms
+from domainfm_education.grading_data import parse_references
+
+REFERENCE_COLUMN = "reference"
+ANSWER_COLUMN = "student_answer"
+NO_THRESHOLD = 1.01  # confidence never reaches it: everything goes to review
+
+
+def pair_table(table: Any) -> Any:
+    """One (closest reference, answer, label) row per answer, for training the cross-encoder."""
+    from datasets import Dataset
+
+    refs, answers, labels = [], [], []
+    for row_refs, answer, label in zip(table["reference_answers"], table["student_answer"], table["label"], strict=True):
+        refs.append(row_refs[closest_reference(row_refs, answer)])
+        answers.append(answer)
+        labels.append(label)
+    return Dataset.from_dict({REFERENCE_COLUMN: refs, ANSWER_COLUMN: answers, "label": labels})
+
+
+def label_values(label_names: Sequence[str]) -> np.ndarray:
+    """The grade of each class in [0, 1]: 1 for ``correct`` (0 otherwise), or points / max points."""
+    if all(name.isdigit() for name in label_names):
+        top = max(int(n) for n in label_names) or 1
+        return np.asarray([int(n) / top for n in label_names], dtype=float)
+    return np.asarray([1.0 if name == "correct" else 0.0 for name in label_names], dtype=float)
+
+
+def train_grader(ctx: RunContext, data: DataBundle) -> Artifact:
+    """Fine-tune the cross-encoder, then choose the review threshold on the validation split."""
+    from domainfm.engine.text_classifier import fine_tune_text_classifier
+
+    label_names = list(data.label_names or [])
+    tables = {"train": pair_table(data.split("train"))}
+    if "validation" in data.tables and len(data.tables["validation"]):
+        tables["validation"] = pair_table(data.tables["validation"])
+    pairs = DataBundle(tables=tables, source=data.source, label_names=label_names)
+    artifact = fine_tune_text_classifier(
+        ctx, pairs, label_names=label_names, text_column=REFERENCE_COLUMN, text_pair_column=ANSWER_COLUMN
+    )
+    target = float(ctx.option("target_precision", 0.9))
+    artifact.metadata["target_precision"] = target
+    artifact.metadata["grading_mode"] = "scores" if all(n.isdigit() for n in label_names) else "labels"
+    if "validation" in tables:
+        from domainfm.engine.calibration import threshold_for_precision
+
+        predictor = GraderPredictor.load(artifact, ctx.device)
+        graded = predictor.grade_table(data.tables["validation"])
+        y = np.asarray([label_names.index(v) for v in data.tables["validation"]["label"]])
+        correct = (graded["probs"].argmax(1) == y).astype(float)
+        threshold = threshold_for_precision(graded["probs"].max(1), correct, target)
+        artifact.metadata["review_threshold"] = float(min(threshold, NO_THRESHOLD))
+        artifact.metadata["review_threshold_reaches_target"] = bool(np.isfinite(threshold))
+    artifact.save_metadata()
+    return artifact
+
+
+class GraderPredictor:
+    """Grades answers against every reference and keeps the best match."""
+
+    def __init__(self, inner: Any, artifact: Artifact) -> None:
+        self.inner = inner
+        self.artifact = artifact
+        self.domain = artifact.domain
+        self.device = inner.device
+        self.labels: list[str] = list(artifact.label_names or [])
+        self.values = label_values(self.labels)
+        threshold = artifact.metadata.get("review_threshold")
+        self.threshold: float | None = float(threshold) if threshold is not None else None
+        # a blank answer gets the lowest grade: 'incorrect' in the 3-way scheme, 0 points for scores
+        if "incorrect" in self.labels:
+            self.lowest: str | None = "incorrect"
+        else:
+            self.lowest = self.labels[int(np.argmin(self.values))] if self.labels else None
+
+    @classmethod
+    def load(cls, artifact: Artifact, device: str = "cpu") -> GraderPredictor:
+        from domainfm.engine.text_classifier import TextClassifierPredictor
+
+        return cls(TextClassifierPredictor.load(artifact, device), artifact)
+
+    def grade(self, references: Sequence[Sequence[str]], answers: Sequence[str]) -> dict[str, np.ndarray]:
+        """Best-match probabilities: ``probs`` (n, K), ``best`` (index of the chosen reference), ``value``."""
+        flat_refs, flat_answers, owner = [], [], []
+        for i, (refs, answer) in enumerate(zip(references, answers, strict=True)):
+            for ref in refs:
+                flat_refs.append(ref)
+                flat_answers.append(answer)
+                owner.append(i)
+        n = len(answers)
+        probs = np.zeros((n, len(self.labels)))
+        best = np.zeros(n, dtype=int)
+        value = np.full(n, -1.0)
+        if flat_refs:
+            flat = self.inner.predict_proba(flat_refs, flat_answers)
+            expected = flat @ self.values
+            counter = np.zeros(n, dtype=int)
+            for row, i in enumerate(owner):
+                if expected[row] > value[i]:
+                    value[i], probs[i], best[i] = expected[row], flat[row], counter[i]
+                counter[i] += 1
+        return {"probs": probs, "best": best, "value": np.clip(value, 0.0, 1.0)}
+
+    def grade_table(self, table: Any) -> dict[str, np.ndarray]:
+        return self.grade(list(table["reference_answers"]), list(table["student_answer"]))
+
+    def predict(self, records: Sequence[Mapping[str, Any]]) -> list[Prediction]:
+        """Grade records with ``reference_answers`` and ``student_answer`` (``question``, ``id`` optional)."""
+        out: list[Prediction | None] = [None] * len(records)
+        todo: list[tuple[int, tuple[str, ...], str]] = []
+        for i, rec in enumerate(records):
+            rid = str(rec["id"]) if rec.get("id") is not None else None
+            try:
+                refs = parse_references(rec.get("reference_answers"), f"record {i}")
+            except DataError as exc:
+                out[i] = Prediction(
+                    id=rid, abstained=True, confidence=0.0,
+                    extra={"review": True, "reason": f"{exc}; routed to human review"},
+                )
+                continue
+            answer = rec.get("student_answer", rec.get("text"))
+            if answer is None or not str(answer).strip():
+                out[i] = Prediction(
+                    id=rid, label=self.lowest, value=0.0, confidence=1.0,
+                    scores={name: float(name == self.lowest) for name in self.labels},
+                    explanation={"feedback": "No answer was given.", "closest_reference": refs[0]},
+                    extra={"review": False, "rule": "blank answer graded the lowest class"},
+                )
+                continue
+            todo.append((i, refs, " ".join(str(answer).split())))
+        if todo:
+            graded = self.grade([t[1] for t in todo], [t[2] for t in todo])
+            for k, (i, refs, answer) in enumerate(todo):
+                out[i] = self._prediction(records[i], refs, answer, graded["probs"][k], int(graded["best"][k]),
+                                          float(graded["value"][k]))
+        return [p for p in out if p is not None]
+
+    def _prediction(self, record: Mapping[str, Any], refs: Sequence[str], answer: str, row: np.ndarray,
+                    best: int, value: float) -> Prediction:
+        top = int(row.argmax())
+        confidence = float(np.clip(row[top], 0.0, 1.0))
+        review = self.threshold is not None and confidence < self.threshold
+        label = self.labels[top]
+        reference = refs[best]
+        return Prediction(
+            id=str(record["id"]) if record.get("id") is not None else None,
+            label=label,
+            scores={name: float(p) for name, p in zip(self.labels, row, strict=True)},
+            value=value,
+            confidence=confidence,
+            abstained=bool(review),
+            explanation={
+                "feedback": feedback_text(label if not label.isdigit() else None, reference, answer),
+                "closest_reference": reference,
+                "missing": missing_terms(reference, answer),
+            },
+            extra={"review": bool(review)},
+        )
+
+
+def quadratic_weighted_kappa(y_true: Sequence[int], y_pred: Sequence[int]) -> float:
+    """Cohen's kappa with quadratic weights (sklearn); 0.0 when it is undefined (one class only)."""
+    from sklearn.metrics import cohen_kappa_score
+
+    if len(set(y_true) | set(y_pred)) < 2:
+        return 0.0
+    value = cohen_kappa_score(y_true, y_pred, weights="quadratic")
+    return float(value) if np.isfinite(value) else 0.0
+
+
+def grading_metrics(labels: Sequence[str], y: np.ndarray, probs: np.ndarray) -> dict[str, Any]:
+    """Accuracy, macro-/weighted-F1 (and QWK for point scores) of best-match predictions."""
+    from domainfm.metrics import classification_metrics
+
+    y_hat = probs.argmax(1)
+    report = classification_metrics([labels[i] for i in y], [labels[i] for i in y_hat], list(labels))
+    metrics = {k: float(report[k]) for k in ("accuracy", "macro_f1", "weighted_f1", "macro_precision", "macro_recall")}
+    if all(name.isdigit() for name in labels):
+        points = [int(n) for n in labels]
+        metrics["qwk"] = quadratic_weighted_kappa([points[i] for i in y], [points[i] for i in y_hat])
+    return {"metrics": metrics, "per_class": report["per_class"], "confusion": report["confusion"]}
+
+
+def evaluate_grader(predictor: GraderPredictor, data: DataBundle, split: str) -> Evaluation:
+    """Metrics per split and per corpus, per-item outcomes for the benefit engine, risk-coverage curve."""
+    from domainfm.engine.calibration import expected_calibration_error, risk_coverage_curve
+
+    table = data.split(split)
+    if len(table) == 0:
+        raise DataError(f"{data.source}[{split}]: no rows to evaluate")
+    labels = predictor.labels
+    unknown = sorted(set(table["label"]) - set(labels))
+    if unknown:
+        raise DataError(f"{data.source}[{split}]: labels {unknown} are not in the model's label set {labels}")
+    started = time.perf_counter()
+    graded = predictor.grade_table(table)
+    seconds = time.perf_counter() - started
+    probs = graded["probs"]
+    y = np.asarray([labels.index(v) for v in table["label"]])
+    report = grading_metrics(labels, y, probs)
+    metrics = report["metrics"]
+    metrics["ece"] = expected_calibration_error(probs, y.tolist())
+    confidence = probs.max(1)
+    y_hat = probs.argmax(1)
+    correct = (y_hat == y).astype(float)
+    corpora = [str(c) for c in table["corpus"]]
+    for corpus in sorted(set(corpora)):
+        mask = np.asarray([c == corpus for c in corpora])
+        if len(set(corpora)) > 1:
+            sub = grading_metrics(labels, y[mask], probs[mask])["metrics"]
+            metrics[f"{corpus.lower()}_macro_f1"] = sub["macro_f1"]
+            metrics[f"{corpus.lower()}_accuracy"] = sub["accuracy"]
+    if predictor.threshold is not None:
+        auto = confidence >= predictor.threshold
+        metrics["auto_graded_share"] = float(auto.mean())
+        metrics["auto_graded_accuracy"] = float(correct[auto].mean()) if auto.any() else 0.0
+    values = predictor.values
+    if all(name.isdigit() for name in labels):
+        quality = 1.0 - np.abs(values[y_hat] - values[y])
+    else:
+        quality = correct
+    curve = risk_coverage_curve(confidence, correct)
+    return Evaluation(
+        domain=predictor.domain,
+        split=split,
+        metrics=metrics,
+        key_metric="macro_f1",
+        n_items=len(table),
+        outcomes=Outcomes(
+            ids=[str(v) for v in table["id"]],
+            confidence=np.clip(confidence, 0.0, 1.0).tolist(),
+            quality=np.clip(quality, 0.0, 1.0).tolist(),
+            groups={"question": [str(v) for v in table["question_id"]], "corpus": corpora},
+            extra={"label": [labels[i] for i in y], "predicted": [labels[i] for i in y_hat]},
+        ),
+        per_class=report["per_class"],
+        confusion=report["confusion"],
+        labels=labels,
+        curves={
+            "risk_coverage": Curve(x=curve["coverage"], y=curve["accuracy"], thresholds=curve["threshold"],
+                                   x_label="coverage", y_label="accuracy")
+        },
+        device=predictor.device,
+        seconds=seconds,
+        extra={"items_per_second": len(table) / seconds if seconds > 0 else None,
+               "review_threshold": predictor.threshold},
+    )
