@@ -1,0 +1,165 @@
+"""Benefit terms and constraints of the healthcare domain.
+
+Every number is an :class:`~domainfm.types.Assumption` users can override with
+``benefit.assumptions.<name>=<value>``; constraint limits with ``benefit.limits.<name>=<value>``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from domainfm.types import Assumption, BenefitContribution, BenefitTerm, Constraint, Evaluation, ItemBatch, RunContext
+
+DEFAULTS: dict[str, tuple[float, str, str]] = {
+    "triage_minutes_per_case": (
+        4.0,
+        "min",
+        "time a triage nurse spends reading and routing one free-text description (project assumption; "
+        "telephone-triage studies report several minutes per call)",
+    ),
+    "misroute_minutes": (
+        15.0,
+        "min",
+        "clinician time lost when an automatically routed case was routed wrongly and must be re-triaged",
+    ),
+    "hours_to_care_saved_per_case": (
+        2.0,
+        "h",
+        "waiting time a correctly pre-routed patient saves before reaching the right service (project assumption)",
+    ),
+    "misroutes_avoided_value": (
+        1.0,
+        "case",
+        "one wrong routing avoided for each uncertain case the model referred instead of answering",
+    ),
+}
+LIMITS: dict[str, float] = {
+    "precision_floor": 0.9,
+    "identifiers_in_artifacts": 0.0,
+    "group_accuracy_gap": 0.10,
+    "latency_p95_ms": 1000.0,
+}
+
+
+def _value(ctx: RunContext, name: str) -> float:
+    return float(ctx.config.benefit.assumptions.get(name, DEFAULTS[name][0]))
+
+
+def _limit(ctx: RunContext, name: str) -> float:
+    return float(ctx.config.benefit.limits.get(name, LIMITS[name]))
+
+
+def _assumption(ctx: RunContext, name: str) -> Assumption:
+    default, unit, source = DEFAULTS[name]
+    return Assumption(name=name, value=_value(ctx, name), unit=unit, source=source)
+
+
+def _answered_precision(batch: ItemBatch) -> float | None:
+    if not batch.automated.any():
+        return None
+    return float(np.mean(batch.quality[batch.automated]))
+
+
+def _group_gap(batch: ItemBatch) -> float | None:
+    gaps = []
+    for values in batch.groups.values():
+        accs = []
+        for g in np.unique(values):
+            mask = (values == g) & batch.automated
+            if mask.sum() >= 3:
+                accs.append(float(batch.quality[mask].mean()))
+        if len(accs) >= 2:
+            gaps.append(max(accs) - min(accs))
+    return max(gaps) if gaps else None
+
+
+def benefit_terms(ctx: RunContext, evaluation: Evaluation) -> list[BenefitContribution]:
+    """Business: triage minutes saved; social: faster access to care, misroutes avoided by referral;
+    constraints: safety (precision floor), privacy (zero identifiers), fairness (group gap), resources."""
+    minutes = _value(ctx, "triage_minutes_per_case")
+    misroute = _value(ctx, "misroute_minutes")
+    hours = _value(ctx, "hours_to_care_saved_per_case")
+    avoided = _value(ctx, "misroutes_avoided_value")
+    identifiers = evaluation.extra.get("identifiers_in_artifacts")
+
+    def minutes_saved(batch: ItemBatch) -> np.ndarray:
+        auto = batch.automated.astype(float)
+        return auto * (batch.quality * minutes - (1.0 - batch.quality) * misroute)
+
+    def faster_access(batch: ItemBatch) -> np.ndarray:
+        return batch.automated.astype(float) * batch.quality * hours
+
+    def referrals(batch: ItemBatch) -> np.ndarray:
+        return (~batch.automated).astype(float) * (1.0 - batch.quality) * avoided
+
+    def latency(batch: ItemBatch) -> float | None:
+        value: Any = batch.resources.latency_ms_p95
+        return float(value) if value is not None else None
+
+    return [
+        BenefitTerm(
+            name="triage_minutes_saved",
+            objective="business",
+            unit="clinician minutes",
+            description="minutes of manual triage saved on automatically routed cases, minus re-triage of misroutes",
+            assumptions=[_assumption(ctx, "triage_minutes_per_case"), _assumption(ctx, "misroute_minutes")],
+            utility=minutes_saved,
+        ),
+        BenefitTerm(
+            name="faster_access_to_care",
+            objective="social",
+            unit="patient hours",
+            description="waiting time saved by patients whose case was routed correctly without waiting for triage",
+            assumptions=[_assumption(ctx, "hours_to_care_saved_per_case")],
+            utility=faster_access,
+        ),
+        BenefitTerm(
+            name="uncertain_cases_referred",
+            objective="social",
+            unit="misroutes avoided",
+            description="cases the model would have got wrong that it referred to a clinician instead",
+            assumptions=[_assumption(ctx, "misroutes_avoided_value")],
+            utility=referrals,
+        ),
+        Constraint(
+            name="precision_at_operating_point",
+            kind="safety",
+            unit="precision",
+            description="precision of the suggestions the model makes at this coverage must reach the floor",
+            limit=_limit(ctx, "precision_floor"),
+            direction="min",
+            measure=_answered_precision,
+        ),
+        Constraint(
+            name="identifiers_in_artifacts",
+            kind="privacy",
+            unit="identifiers",
+            description="identifiers found in the stored training text and outputs after de-identification",
+            limit=_limit(ctx, "identifiers_in_artifacts"),
+            direction="max",
+            measure=lambda batch: float(identifiers) if identifiers is not None else None,
+            depends_on_operating_point=False,
+        ),
+        Constraint(
+            name="group_accuracy_gap",
+            kind="fairness",
+            unit="accuracy points",
+            description="largest accuracy gap between groups (e.g. age band) on answered cases; "
+            "not measurable without group data",
+            limit=_limit(ctx, "group_accuracy_gap"),
+            direction="max",
+            measure=_group_gap,
+        ),
+        Constraint(
+            name="latency_p95",
+            kind="resource",
+            unit="ms",
+            description="95th percentile single-request latency (including de-identification)",
+            limit=_limit(ctx, "latency_p95_ms"),
+            direction="max",
+            measure=latency,
+            depends_on_operating_point=False,
+        ),
+    ]

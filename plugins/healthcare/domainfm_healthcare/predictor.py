@@ -1,0 +1,131 @@
+"""The healthcare predictor: de-identify, top-k calibrated suggestions, abstain and refer, explain.
+
+Wraps the engine's :class:`~domainfm.engine.text_classifier.TextClassifierPredictor`. Every output carries
+the not-a-diagnosis notice; the input text is never echoed (only counts of removed identifiers and flags).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from domainfm.errors import DataError
+from domainfm.types import Prediction
+from domainfm_healthcare import NOTICE
+from domainfm_healthcare.deid import Deidentifier
+from domainfm_healthcare.readers import MAX_TEXT_CHARS, looks_non_english
+
+REFERRAL = "Uncertain: refer to a clinician for assessment."
+
+
+class HealthcarePredictor:
+    """Calibrated top-k condition suggestions with abstention and token attributions."""
+
+    def __init__(
+        self,
+        inner: Any,
+        deid: Deidentifier,
+        *,
+        top_k: int = 3,
+        explain: bool = True,
+        ig_steps: int = 16,
+        explain_labels: int | None = None,
+    ) -> None:
+        self.inner = inner
+        self.deid = deid
+        self.domain = inner.domain
+        self.device = inner.device
+        self.labels: list[str] = list(inner.labels)
+        self.top_k = max(1, min(top_k, len(self.labels)))
+        self.explain = explain
+        self.ig_steps = ig_steps
+        self.explain_labels = self.top_k if explain_labels is None else max(0, min(explain_labels, self.top_k))
+        self._attributor: Any = None
+
+    @property
+    def threshold(self) -> float | None:
+        return self.inner.threshold
+
+    def _attributions(self) -> Any:
+        if self._attributor is None:
+            from domainfm_healthcare.attributions import TokenAttributor
+
+            self._attributor = TokenAttributor(self.inner, n_steps=self.ig_steps)
+        return self._attributor
+
+    def prepare(self, records: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[dict[str, Any]]]:
+        """Validate and de-identify the ``text`` of each record; returns texts and per-record flags."""
+        texts, info = [], []
+        for i, rec in enumerate(records):
+            if not isinstance(rec, Mapping):
+                raise DataError(f"record {i}: expected an object with a 'text' field, got {type(rec).__name__}")
+            value = rec.get("text")
+            text = "" if value is None else str(value).strip()
+            if not text:
+                raise DataError(f"record {i}: field 'text' is missing or empty")
+            if len(text) > MAX_TEXT_CHARS:
+                raise DataError(f"record {i}: field 'text' has {len(text)} characters; the limit is {MAX_TEXT_CHARS}")
+            result = self.deid.deidentify(text)
+            flags = []
+            if looks_non_english(result.text):
+                flags.append("non_english")
+            if result.spans:
+                flags.append("identifiers_removed")
+            texts.append(result.text)
+            info.append({"flags": flags, "identifiers_removed": result.counts})
+        return texts, info
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """Temperature-calibrated probabilities for already de-identified texts."""
+        return self.inner.predict_proba(list(texts))
+
+    def predict(self, records: Sequence[Mapping[str, Any]]) -> list[Prediction]:
+        texts, info = self.prepare(records)
+        probs = self.predict_proba(texts)
+        truncated = self._truncated(texts)
+        out = []
+        for i, (rec, row) in enumerate(zip(records, probs, strict=True)):
+            order = np.argsort(-row)[: self.top_k]
+            top = int(order[0])
+            confidence = float(np.clip(row[top], 0.0, 1.0))
+            abstained = self.threshold is not None and confidence < float(self.threshold)
+            flags = list(info[i]["flags"]) + (["truncated"] if truncated[i] else [])
+            if "non_english" in flags:
+                abstained = True  # the model was trained on English text only
+            explanation = None
+            if self.explain and self.explain_labels:
+                attributions = self._attributions().attribute(texts[i], [int(j) for j in order[: self.explain_labels]])
+                explanation = {
+                    "method": "integrated gradients (captum), word-embedding layer",
+                    "attributions": {self.labels[j]: words for j, words in attributions.items()},
+                }
+            out.append(
+                Prediction(
+                    id=str(rec["id"]) if rec.get("id") is not None else None,
+                    label=self.labels[top],
+                    scores={name: float(p) for name, p in zip(self.labels, row, strict=True)},
+                    confidence=confidence,
+                    abstained=bool(abstained),
+                    explanation=explanation,
+                    extra={
+                        "notice": NOTICE,
+                        "top_k": [{"label": self.labels[j], "probability": float(row[j])} for j in order],
+                        "referral": REFERRAL if abstained else None,
+                        "threshold": self.threshold,
+                        "flags": flags,
+                        "identifiers_removed": info[i]["identifiers_removed"],
+                    },
+                )
+            )
+        return out
+
+    def _truncated(self, texts: Sequence[str]) -> list[bool]:
+        tokenizer = getattr(self.inner, "_tokenizer", None)
+        if tokenizer is None and getattr(self.inner, "_model", None) is not None:
+            tokenizer = getattr(getattr(self.inner._model, "model", None), "tokenizer", None)
+        if tokenizer is None:
+            return [False] * len(texts)
+        lengths = [len(ids) for ids in tokenizer(list(texts), truncation=False)["input_ids"]]
+        return [n > self.inner.max_length for n in lengths]

@@ -1,0 +1,187 @@
+"""Training: the core engine's fine-tuning (full / head / LoRA), optional DP-SGD head, abstention threshold.
+
+Imported only inside hook functions (it imports torch through the engine).
+
+The abstention threshold is chosen on the *validation* split for a target precision
+(``options.target_precision``, default 0.9) and stored in the artifact, so evaluation on test never sees
+a threshold tuned on test.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import numpy as np
+
+from domainfm.errors import DataError
+from domainfm.types import Artifact, DataBundle, RunContext
+
+DEFAULT_TARGET_PRECISION = 0.9
+NEVER_ANSWER = 1.000001  # above any probability: the target precision was not reachable on validation
+
+
+def train_classifier(ctx: RunContext, data: DataBundle) -> Artifact:
+    """Fine-tune (or DP-train a head), calibrate, choose the abstention threshold; return the saved artifact."""
+    from domainfm.engine.text_classifier import (
+        TextClassifierPredictor,
+        choose_abstain_threshold,
+        fine_tune_text_classifier,
+    )
+
+    if not data.label_names:
+        raise DataError(f"{data.source}: the data bundle has no label_names")
+    if "validation" not in data.tables or len(data.split("validation")) == 0:
+        raise DataError(f"{data.source}: a non-empty validation split is needed for calibration and abstention")
+    if ctx.option("dp", False):
+        artifact = train_dp_head(ctx, data)
+    else:
+        artifact = fine_tune_text_classifier(ctx, data, label_names=data.label_names)
+    target = float(ctx.option("target_precision", DEFAULT_TARGET_PRECISION))
+    predictor = TextClassifierPredictor.load(artifact, ctx.device)
+    threshold = choose_abstain_threshold(predictor, data.split("validation"), target_precision=target)
+    artifact.metadata.update(
+        {
+            "abstain_threshold": threshold if math.isfinite(threshold) else NEVER_ANSWER,
+            "target_precision": target,
+            "target_precision_reachable_on_validation": math.isfinite(threshold),
+            "threshold_chosen_on": "validation",
+            "data_source": data.source,
+            "data_split": data.meta.get("split"),
+            "data_sizes": data.sizes(),
+            "identifiers_removed_before_training": data.meta.get("identifiers_removed", {}),
+            "deidentified": True,
+        }
+    )
+    artifact.save_metadata()
+    return artifact
+
+
+def train_dp_head(ctx: RunContext, data: DataBundle) -> Artifact:
+    """A linear head on frozen sentence embeddings trained with DP-SGD (opacus); reports epsilon.
+
+    Only the head sees the private training data (the encoder is the public pretrained model, frozen), so
+    the (epsilon, delta) guarantee covers everything trained on that data. Saved in the engine's
+    ``embedding-linear-head`` layout, so the engine's predictor loads it.
+    """
+    import torch
+    from opacus import PrivacyEngine
+    from safetensors.numpy import save_file
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from domainfm.config import DEFAULT_BASE_MODEL
+    from domainfm.data import encode_labels
+    from domainfm.engine.calibration import expected_calibration_error, fit_temperature, softmax
+    from domainfm.engine.encoder import TextEncoder
+    from domainfm.engine.text_classifier import KIND_HEAD
+    from domainfm.io import atomic_directory
+    from domainfm.models import resolve_model
+
+    cfg = ctx.config
+    labels = list(data.label_names or [])
+    base = cfg.model.base or DEFAULT_BASE_MODEL
+    resolved = resolve_model(base, revision=cfg.model.revision)
+    train, valid = data.split("train"), data.split("validation")
+    y_train = np.asarray(encode_labels(train["label"], labels, f"{data.source}[train]"))
+    y_valid = np.asarray(encode_labels(valid["label"], labels, f"{data.source}[validation]"))
+    started = time.perf_counter()
+    encoder = TextEncoder(str(resolved.path), device=ctx.device, max_length=cfg.model.max_length)
+    x_train = encoder.encode(list(train["text"]), batch_size=cfg.train.eval_batch_size)
+    x_valid = encoder.encode(list(valid["text"]), batch_size=cfg.train.eval_batch_size)
+
+    epsilon_target = float(ctx.option("dp_epsilon", 8.0))
+    delta = float(ctx.option("dp_delta", min(1e-5, 1.0 / max(len(x_train), 1) ** 1.1)))
+    max_grad_norm = float(ctx.option("dp_max_grad_norm", 1.0))
+    epochs = max(1, int(round(cfg.train.epochs)) * 10)  # a linear head needs more passes than a transformer
+    torch.manual_seed(cfg.train.seed)
+    generator = torch.Generator().manual_seed(cfg.train.seed)
+    head = torch.nn.Linear(x_train.shape[1], len(labels))
+    optimizer = torch.optim.SGD(head.parameters(), lr=cfg.train.learning_rate or 2.0, momentum=0.9)
+    loader = DataLoader(
+        TensorDataset(torch.from_numpy(x_train), torch.from_numpy(y_train).long()),
+        batch_size=min(cfg.train.batch_size, len(x_train)),
+        shuffle=True,
+        generator=generator,
+    )
+    engine = PrivacyEngine(accountant="rdp")
+    head, optimizer, loader = engine.make_private_with_epsilon(
+        module=head,
+        optimizer=optimizer,
+        data_loader=loader,
+        target_epsilon=epsilon_target,
+        target_delta=delta,
+        epochs=epochs,
+        max_grad_norm=max_grad_norm,
+    )
+    loss_fn = torch.nn.CrossEntropyLoss()
+    head.train()
+    for _ in range(epochs):
+        for xb, yb in loader:
+            if len(xb) == 0:  # Poisson sampling can draw an empty batch
+                continue
+            optimizer.zero_grad()
+            loss_fn(head(xb), yb).backward()
+            optimizer.step()
+    epsilon = float(engine.get_epsilon(delta))
+    module = head._module if hasattr(head, "_module") else head
+    weight = module.weight.detach().cpu().numpy().astype(np.float32)
+    bias = module.bias.detach().cpu().numpy().astype(np.float32)
+    with atomic_directory(ctx.artifact_dir) as tmp:
+        save_file({"weight": weight, "bias": bias}, str(tmp / "head.safetensors"))
+    logits = x_valid @ weight.T + bias
+    temperature = fit_temperature(logits, y_valid)
+    probs = softmax(logits, temperature)
+    seconds = time.perf_counter() - started
+    ctx.resources.train_seconds = seconds
+    total = sum(p.numel() for p in encoder.model.parameters()) + weight.size + bias.size
+    ctx.resources.parameters = int(total)
+    ctx.resources.trainable_parameters = int(weight.size + bias.size)
+    artifact = Artifact(
+        path=ctx.artifact_dir,
+        domain=ctx.domain,
+        kind=KIND_HEAD,
+        base_model=base,
+        label_names=labels,
+        device=ctx.device,
+        metadata={
+            "mode": "dp-head",
+            "max_length": cfg.model.max_length,
+            "text_column": "text",
+            "text_pair_column": None,
+            "train_seconds": seconds,
+            "train_examples": int(len(x_train)),
+            "resolved_from": resolved.source,
+            "parameters": int(total),
+            "trainable_parameters": int(weight.size + bias.size),
+            "dp": {
+                "epsilon": epsilon,
+                "target_epsilon": epsilon_target,
+                "delta": delta,
+                "max_grad_norm": max_grad_norm,
+                "noise_multiplier": float(optimizer.noise_multiplier),
+                "epochs": epochs,
+                "accountant": "rdp",
+                "scope": "linear head on frozen public embeddings",
+            },
+            "temperature": temperature,
+            "validation_ece_before": expected_calibration_error(softmax(logits), y_valid),
+            "validation_ece": expected_calibration_error(probs, y_valid),
+            "validation_accuracy": float(np.mean(probs.argmax(1) == y_valid)),
+        },
+    )
+    artifact.save_metadata()
+    return artifact
+
+
+def artifact_summary(artifact: Artifact) -> dict[str, Any]:
+    """The artifact facts a report quotes."""
+    meta = artifact.metadata
+    return {
+        "kind": artifact.kind,
+        "mode": meta.get("mode"),
+        "temperature": meta.get("temperature"),
+        "abstain_threshold": meta.get("abstain_threshold"),
+        "target_precision": meta.get("target_precision"),
+        "dp_epsilon": (meta.get("dp") or {}).get("epsilon"),
+    }
