@@ -1,0 +1,151 @@
+"""Benefit terms and constraints of the finance_sentiment domain.
+
+Every number a term depends on is an :class:`~domainfm.types.Assumption` with its source, overridable with
+``--set benefit.assumptions.NAME=VALUE``; constraint limits with ``--set benefit.limits.NAME=VALUE``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from domainfm.types import Assumption, BenefitTerm, Constraint, Evaluation, ItemBatch, RunContext
+
+DEFAULTS: dict[str, tuple[float, str, str]] = {
+    "reading_seconds_per_item": (
+        30.0, "s", "an analyst reads and tags a news sentence or headline in ~30 s (placeholder; time it per desk)"),
+    "analyst_hourly_cost": (60.0, "EUR/h", "loaded cost of a markets analyst (placeholder; set per institution)"),
+    "error_cost": (1.0, "EUR", "cost of one automated mislabel reaching a dashboard and being corrected later"),
+    "manual_backlog_hours": (
+        4.0, "h", "typical delay before a manually triaged negative item is read (placeholder; measure the queue)"),
+    "value_per_warning_hour": (
+        2.0, "EUR/h", "value of learning of one negative item one hour earlier (placeholder for desk P&L impact)"),
+    "retail_readers_per_item": (
+        50.0, "readers", "retail investors who see a published negative-news flag (placeholder; audience data)"),
+}
+LIMITS: dict[str, float] = {
+    "source_accuracy_gap": 0.10,
+    "calibration_ece": 0.05,
+    "train_seconds": 1200.0,
+    "negative_miss_rate": 0.25,
+}
+MIN_GROUP_ITEMS = 10
+
+
+def _value(ctx: RunContext, name: str) -> float:
+    return float(ctx.config.benefit.assumptions.get(name, DEFAULTS[name][0]))
+
+
+def _assumption(ctx: RunContext, name: str) -> Assumption:
+    _, unit, source = DEFAULTS[name]
+    return Assumption(name=name, value=_value(ctx, name), unit=unit, source=source)
+
+
+def _limit(ctx: RunContext, name: str) -> float:
+    return float(ctx.config.benefit.limits.get(name, LIMITS[name]))
+
+
+def _is_negative(batch: ItemBatch) -> np.ndarray:
+    labels = batch.extra.get("label")
+    if labels is None:
+        return np.zeros(len(batch), dtype=float)
+    return (np.asarray(labels) == "negative").astype(float)
+
+
+def group_accuracy_gap(batch: ItemBatch, min_items: int = MIN_GROUP_ITEMS) -> float | None:
+    """Largest difference in accuracy on automated items between groups (sources, else entities)."""
+    for column in ("source", "entity"):
+        groups = batch.groups.get(column)
+        if groups is None:
+            continue
+        groups = np.asarray(groups)
+        accs = []
+        for g in np.unique(groups):
+            mask = (groups == g) & batch.automated.astype(bool)
+            if mask.sum() >= min_items:
+                accs.append(float(batch.quality[mask].mean()))
+        if len(accs) >= 2:
+            return max(accs) - min(accs)
+    return None
+
+
+def negative_miss_rate(batch: ItemBatch) -> float | None:
+    """Share of truly negative items the model handles itself and gets wrong (humans catch the rest)."""
+    neg = _is_negative(batch).astype(bool)
+    if not neg.any():
+        return None
+    missed = neg & batch.automated.astype(bool) & (batch.quality < 0.5)
+    return float(missed.sum() / neg.sum())
+
+
+def terms(ctx: RunContext, evaluation: Evaluation) -> list[Any]:
+    """The domain's business and social terms and its constraints."""
+    seconds, rate, err = (_value(ctx, n) for n in ("reading_seconds_per_item", "analyst_hourly_cost", "error_cost"))
+    backlog, per_hour = _value(ctx, "manual_backlog_hours"), _value(ctx, "value_per_warning_hour")
+    readers = _value(ctx, "retail_readers_per_item")
+    per_item = seconds / 3600.0 * rate
+    ece = evaluation.metrics.get("ece")
+    return [
+        BenefitTerm(
+            name="analyst_hours_saved",
+            objective="business",
+            unit="EUR",
+            description="Reading time the model takes over on automated items, less the cost of its automated errors.",
+            assumptions=[_assumption(ctx, n) for n in ("reading_seconds_per_item", "analyst_hourly_cost", "error_cost")],
+            utility=lambda b: b.automated * (per_item - (1.0 - b.quality) * err),
+        ),
+        BenefitTerm(
+            name="alert_lead_time",
+            objective="business",
+            unit="EUR",
+            description=("Correctly flagged negative items reach the desk without waiting in the manual reading "
+                         "queue: backlog hours saved times the value of one warning hour."),
+            assumptions=[_assumption(ctx, n) for n in ("manual_backlog_hours", "value_per_warning_hour")],
+            utility=lambda b: b.automated * b.quality * _is_negative(b) * backlog * per_hour,
+        ),
+        BenefitTerm(
+            name="retail_early_warning",
+            objective="social",
+            unit="reader-hours",
+            description=("Retail investors warned earlier of negative news: readers reached per flagged item "
+                         "times the hours of queue the flag skips."),
+            assumptions=[_assumption(ctx, n) for n in ("retail_readers_per_item", "manual_backlog_hours")],
+            utility=lambda b: b.automated * b.quality * _is_negative(b) * readers * backlog,
+        ),
+        Constraint(
+            name="source_accuracy_gap",
+            kind="fairness",
+            unit="accuracy (fraction)",
+            description=(f"Accuracy gap on automated items between sources (else entities) with at least "
+                         f"{MIN_GROUP_ITEMS} items; not measurable without group columns."),
+            limit=_limit(ctx, "source_accuracy_gap"),
+            measure=group_accuracy_gap,
+        ),
+        Constraint(
+            name="negative_miss_rate",
+            kind="safety",
+            unit="fraction of negative items",
+            description="Negative items the model handles itself and mislabels (a missed warning).",
+            limit=_limit(ctx, "negative_miss_rate"),
+            measure=negative_miss_rate,
+        ),
+        Constraint(
+            name="calibration_ece",
+            kind="safety",
+            unit="ECE",
+            description="Transparency: the probabilities shown to analysts are calibrated (expected calibration error).",
+            limit=_limit(ctx, "calibration_ece"),
+            measure=lambda b: None if ece is None else float(ece),
+            depends_on_operating_point=False,
+        ),
+        Constraint(
+            name="train_seconds",
+            kind="resource",
+            unit="s",
+            description="Training wall time on the deployment hardware.",
+            limit=_limit(ctx, "train_seconds"),
+            measure=lambda b: b.resources.train_seconds,
+            depends_on_operating_point=False,
+        ),
+    ]

@@ -1,0 +1,106 @@
+"""Training and inference for the finance_sentiment domain on the shared engine (imported only inside hooks).
+
+Training = the engine's ``fine_tune_text_classifier`` (full / head / LoRA per ``model.mode``, temperature-
+calibrated on validation) + an abstention threshold chosen on validation + a topic model saved under
+``artifact/topics``. The predictor adds the topic to every prediction (``extra["topic"]``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from domainfm.config import DEFAULT_BASE_MODEL
+from domainfm.engine.text_classifier import (
+    TextClassifierPredictor,
+    choose_abstain_threshold,
+    fine_tune_text_classifier,
+)
+from domainfm.types import Artifact, DataBundle, Prediction, RunContext
+
+from domainfm_finance_sentiment import DOMAIN, LABELS
+from domainfm_finance_sentiment.topics import TopicModel, fit_topics
+
+log = logging.getLogger(__name__)
+
+
+def _encoder(base: str, device: str, max_length: int | None) -> Any:
+    from domainfm.engine.encoder import TextEncoder
+
+    return TextEncoder(base, device=device, max_length=max_length)
+
+
+def train(ctx: RunContext, data: DataBundle) -> Artifact:
+    """Fine-tune the sentiment classifier, pick the abstention threshold and fit the topic model."""
+    artifact = fine_tune_text_classifier(ctx, data, label_names=list(LABELS))
+    valid = data.tables.get("validation")
+    predictor = TextClassifierPredictor.load(artifact, ctx.device)
+    if valid is not None and len(valid):
+        artifact.metadata["abstain_threshold"] = choose_abstain_threshold(
+            predictor, valid, target_precision=float(ctx.option("target_precision", 0.9))
+        )
+    if str(ctx.option("topics", "auto")) != "off":
+        train_table = data.split("train")
+        texts = list(train_table["text"])
+        topics = list(train_table["topic"]) if "topic" in train_table.column_names else None
+        base = ctx.config.model.base or DEFAULT_BASE_MODEL
+        encoder = _encoder(base, ctx.device, ctx.config.model.max_length)
+        model = fit_topics(
+            texts,
+            encoder.encode(texts, batch_size=ctx.config.train.eval_batch_size),
+            topics,
+            n_topics=ctx.option("n_topics"),
+            pinned_names=ctx.option("topic_names"),
+            seed=ctx.config.train.seed,
+        )
+        model.save(artifact.path)
+        artifact.metadata["topics"] = {"kind": model.kind, "names": model.names, "base_model": base}
+    artifact.save_metadata()
+    return artifact
+
+
+class FinancePredictor:
+    """Calibrated sentiment probabilities plus a topic for each text."""
+
+    def __init__(self, inner: TextClassifierPredictor, topics: TopicModel | None, topic_base: str | None) -> None:
+        self.inner = inner
+        self.domain = DOMAIN
+        self.device = inner.device
+        self.labels = inner.labels
+        self.topics = topics
+        self._topic_base = topic_base
+        self._encoder: Any = None
+
+    @classmethod
+    def load(cls, artifact: Artifact, device: str = "cpu") -> FinancePredictor:
+        inner = TextClassifierPredictor.load(artifact, device)
+        topics = TopicModel.load(artifact.path)
+        base = (artifact.metadata.get("topics") or {}).get("base_model") or artifact.base_model
+        return cls(inner, topics, base)
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """Temperature-calibrated probabilities in LABELS order."""
+        return self.inner.predict_proba(list(texts))
+
+    def assign_topics(self, texts: Sequence[str]) -> list[str] | None:
+        if self.topics is None:
+            return None
+        if self._encoder is None:
+            self._encoder = _encoder(self._topic_base or DEFAULT_BASE_MODEL, self.device,
+                                     int(self.inner.artifact.metadata.get("max_length", 128)))
+        return self.topics.assign(self._encoder.encode(list(texts)))
+
+    def predict(self, records: Sequence[Mapping[str, Any]]) -> list[Prediction]:
+        predictions = self.inner.predict(records)
+        missing = [i for i, r in enumerate(records) if not r.get("topic")]
+        assigned = self.assign_topics([str(records[i]["text"]) for i in missing]) if missing else None
+        found = dict(zip(missing, assigned or [], strict=False))
+        for i, (record, pred) in enumerate(zip(records, predictions, strict=True)):
+            topic = record.get("topic") or found.get(i)
+            if topic is not None:
+                pred.extra["topic"] = str(topic)
+                pred.extra["topic_source"] = "given" if record.get("topic") else (self.topics.kind if self.topics else None)
+        return predictions
