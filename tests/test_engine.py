@@ -179,3 +179,19 @@ def test_corrupted_index_gives_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "idx" / "index.faiss").write_bytes(b"garbage")
     with pytest.raises(DataError, match="corrupted vector index"):
         VectorIndex.load(tmp_path / "idx")
+
+
+def test_a_run_can_train_and_compare_several_variants(tmp_path: Path, tiny_model_dir: Path) -> None:
+    pm = PluginManager(autoload=False).load()
+    cfg = build_config(
+        None,
+        [f"output_dir={tmp_path}", f"model.base={tiny_model_dir}", "variants=[head, full]", "train.epochs=1",
+         "model.max_length=32", "benefit.energy_tracking=false"],
+    )
+    result = Runner(pm, cfg).run("text_classification")
+    assert set(result.evaluations) == {"head", "full"}
+    for mode in ("head", "full"):
+        assert (result.ctx.run_dir / "variants" / mode / "artifact" / "domainfm-artifact.json").is_file()
+        assert (result.ctx.run_dir / "evaluations" / f"{mode}.json").is_file()
+    run = json.loads((result.ctx.run_dir / "run.json").read_text())
+    assert set(run["variant_resources"]) == {"head", "full"}

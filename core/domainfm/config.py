@@ -68,6 +68,9 @@ class RunConfig(_Section):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     output_dir: Path = Path("runs")
     run_name: str | None = None
+    variants: list[Literal["full", "head", "lora"]] | None = Field(
+        default=None, description="train and compare several fine-tuning modes in one run, e.g. [head, lora, full]"
+    )
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     benefit: BenefitConfig = Field(default_factory=BenefitConfig)

@@ -227,13 +227,11 @@ class PluginManager:
         self.load()
         if name in self.domains:
             return self.domains[name]
-        hints = [p for p in self.broken if name in (p.name, p.name.replace("-", "_"))]
-        broken_msg = "; ".join(p.one_line() for p in self.broken)
-        if hints or broken_msg:
+        if self.broken:
+            broken = "; ".join(p.one_line() for p in self.broken)
             raise BrokenPluginError(
-                f"domain {name!r} is not available; broken plugins: {broken_msg}"
-                if broken_msg
-                else f"domain {name!r} is not available"
+                f"domain {name!r} is not available (loaded domains: {sorted(self.domains)}); "
+                f"broken plugins: {broken}"
             )
         raise UnknownDomainError(f"unknown domain {name!r}; loaded domains: {sorted(self.domains) or 'none'}")
 

@@ -143,16 +143,22 @@ class Runner:
             data = self.load_data(ctx, source)
             ctx.state["data_sizes"] = data.sizes()
             _remember_training_texts(ctx, data)
-            say(f"training ({ctx.config.model.mode}, base {ctx.config.model.base}, on {describe_device(ctx.device)})")
-            with _energy_tracker(ctx):
-                artifact = self.train(ctx, data)
-            result.artifact = artifact
-            say("loading the trained model")
-            predictor = self.load_predictor(ctx, artifact)
-            say(f"evaluating on {ctx.config.eval_split}")
-            evaluation = self.evaluate(ctx, predictor, data)
-            result.evaluations[str(artifact.metadata.get("variant", ctx.config.model.mode))] = evaluation
-            self.measure_serving(ctx, predictor, data)
+            modes = ctx.config.variants or [ctx.config.model.mode]
+            for mode in modes:
+                vctx = ctx if len(modes) == 1 else ctx.for_variant(mode, **{"model.mode": mode})
+                say(f"training ({mode}, base {ctx.config.model.base}, on {describe_device(ctx.device)})")
+                with _energy_tracker(vctx):
+                    artifact = self.train(vctx, data)
+                say(f"evaluating {mode} on {ctx.config.eval_split}")
+                predictor = self.load_predictor(vctx, artifact)
+                evaluation = self.evaluate(vctx, predictor, data)
+                variant = str(artifact.metadata.get("variant", mode))
+                result.evaluations[variant] = evaluation
+                self.measure_serving(vctx, predictor, data)
+                ctx.state.setdefault("variant_resources", {})[variant] = vctx.resources.as_dict()
+                if vctx is not ctx:
+                    ctx.resources = vctx.resources  # the last variant's resources stand for the run
+                result.artifact = artifact
             self.save_evaluations(ctx, result.evaluations)
             say("scoring benefit")
             result.report = self.benefit(ctx, result.evaluations)
@@ -214,6 +220,7 @@ class Runner:
             "resources": ctx.resources.as_dict(),
             "data_sizes": ctx.state.get("data_sizes"),
             "resumed_from": ctx.state.get("resumed_from"),
+            "variant_resources": ctx.state.get("variant_resources"),
         }
         atomic_write_json(ctx.run_dir / "run.json", payload)
 

@@ -112,14 +112,26 @@ class RunContext:
     started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     resources: ResourceUsage = field(default_factory=ResourceUsage)
     state: dict[str, Any] = field(default_factory=dict)
+    variant: str | None = None
 
     @property
     def artifact_dir(self) -> Path:
-        return self.run_dir / "artifact"
+        """Where ``domainfm_train`` writes the model (one folder per variant when a run trains several)."""
+        return self.run_dir / "artifact" if self.variant is None else self.run_dir / "variants" / self.variant / "artifact"
 
     @property
     def checkpoint_dir(self) -> Path:
-        return self.run_dir / "checkpoints"
+        return self.run_dir / "checkpoints" if self.variant is None else self.run_dir / "variants" / self.variant / "checkpoints"
+
+    def for_variant(self, variant: str, **config_updates: Any) -> RunContext:
+        """A context for one model variant of this run: same run, own artifact folder and config."""
+        from dataclasses import replace
+
+        config = self.config.model_copy(deep=True)
+        for dotted, value in config_updates.items():
+            section, _, name = dotted.rpartition(".")
+            setattr(getattr(config, section) if section else config, name, value)
+        return replace(self, config=config, variant=variant, resources=ResourceUsage(), state=dict(self.state))
 
     def option(self, name: str, default: Any = None) -> Any:
         """A domain-specific option from ``config.options`` (plugins document their own)."""

@@ -228,6 +228,9 @@ def _load_artifact(path: str) -> Any:
     p = Path(path)
     if (p / "artifact" / ARTIFACT_METADATA).is_file():
         p = p / "artifact"
+    elif (p / "variants").is_dir() and not (p / ARTIFACT_METADATA).is_file():
+        found = sorted(str(v / "artifact") for v in (p / "variants").iterdir() if (v / "artifact" / ARTIFACT_METADATA).is_file())
+        raise DomainfmError(f"{p} holds several model variants; name one of: {', '.join(found)}")
     return Artifact.load(p)
 
 
