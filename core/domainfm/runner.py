@@ -155,6 +155,8 @@ class Runner:
                 variant = str(artifact.metadata.get("variant", mode))
                 result.evaluations[variant] = evaluation
                 self.measure_serving(vctx, predictor, data)
+                # the benefit engine reads a variant's own measurements from here
+                evaluation.extra["resources"] = vctx.resources.as_dict()
                 ctx.state.setdefault("variant_resources", {})[variant] = vctx.resources.as_dict()
                 if vctx is not ctx:
                     ctx.resources = vctx.resources  # the last variant's resources stand for the run
