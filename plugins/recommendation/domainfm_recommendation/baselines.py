@@ -113,25 +113,28 @@ class ImplicitMF:
 
         p = self.params
         use_gpu = bool(getattr(implicit.gpu, "HAS_CUDA", False))
-        if self.algorithm == "als":
-            model = implicit.als.AlternatingLeastSquares(
-                factors=p["factors"], regularization=p["regularization"], iterations=p["iterations"],
-                alpha=p["alpha"], random_state=p["seed"], use_gpu=use_gpu,
-            )
-        else:
-            model = implicit.bpr.BayesianPersonalizedRanking(
-                factors=p["factors"], learning_rate=p["learning_rate"], regularization=p["regularization"],
-                iterations=p["iterations"], random_state=p["seed"], use_gpu=use_gpu,
-            )
-        self.device = "cuda" if use_gpu else "cpu"
-        with threadpool_limits(1, "blas"):  # implicit's own threads; BLAS threads would oversubscribe
+        # implicit runs its own threads; BLAS threads would oversubscribe (it warns at construction)
+        with threadpool_limits(1, "blas"):
+            model = self._build(implicit, p, use_gpu)
             model.fit(interaction_matrix(histories, n_items), show_progress=False)
+        self.device = "cuda" if use_gpu else "cpu"
         if hasattr(model, "to_cpu") and use_gpu:
             model = model.to_cpu()
         self.user_factors = np.asarray(model.user_factors, dtype=np.float32)
         self.item_factors = np.asarray(model.item_factors, dtype=np.float32)
         self.user_row = {u: i for i, u in enumerate(user_ids)}
         return self
+
+    def _build(self, implicit: Any, p: dict[str, Any], use_gpu: bool) -> Any:
+        if self.algorithm == "als":
+            return implicit.als.AlternatingLeastSquares(
+                factors=p["factors"], regularization=p["regularization"], iterations=p["iterations"],
+                alpha=p["alpha"], random_state=p["seed"], use_gpu=use_gpu,
+            )
+        return implicit.bpr.BayesianPersonalizedRanking(
+            factors=p["factors"], learning_rate=p["learning_rate"], regularization=p["regularization"],
+            iterations=p["iterations"], random_state=p["seed"], use_gpu=use_gpu,
+        )
 
     def score(self, user_ids: Sequence[str], histories: Sequence[np.ndarray]) -> np.ndarray:
         assert self.user_factors is not None and self.item_factors is not None, "fit first"

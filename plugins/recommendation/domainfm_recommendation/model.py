@@ -225,7 +225,9 @@ class TextRecommender:
             return None
         pool = max(200, 10 * k)
         prof, _ = self.profiles([history])
-        parts = [np.argsort(-self.popularity)[:pool]]
+        if getattr(self, "_popular_cache", (None, 0))[1] != self.n_items:
+            self._popular_cache = (np.argsort(-self.popularity, kind="stable"), self.n_items)
+        parts = [self._popular_cache[0][:pool]]
         if np.linalg.norm(prof) > 0:
             _, ids = self.index.search(prof, pool)
             parts.append(ids[0][ids[0] >= 0])

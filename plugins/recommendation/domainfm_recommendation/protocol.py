@@ -55,7 +55,7 @@ def clean(interactions: list[Interaction], seed: int = PROTOCOL_SEED) -> tuple[l
     """Order events in time (seeded tie-break), keep the latest event of each (user, item)."""
     report = CleanReport(rows_in=len(interactions))
     last_ts: dict[str, float] = {}
-    for ev in interactions:  # out-of-order: earlier than the previous row of the same user
+    for ev in interactions:  # out-of-order: earlier than some previous row of the same user
         if ev.user in last_ts and ev.timestamp < last_ts[ev.user]:
             report.out_of_order_rows += 1
         last_ts[ev.user] = max(ev.timestamp, last_ts.get(ev.user, ev.timestamp))
