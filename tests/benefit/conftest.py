@@ -83,19 +83,24 @@ class ToyPlugin:
         return out + list(self.extra)
 
 
+def build_ctx(run_dir: Path, plugin: Any = None, builtins: bool = False, options: dict[str, Any] | None = None,
+              **benefit: Any) -> RunContext:
+    """A RunContext for domain 'toy' in ``run_dir`` with the toy plugin (and the core's built-ins if asked)."""
+    pm = PluginManager(autoload=False, load_builtins=builtins).load()
+    pm.register(plugin if plugin is not None else ToyPlugin(), name="toy")
+    config = RunConfig.model_validate(
+        {"benefit": {"thresholds": THRESHOLDS, **benefit}, "options": {"privacy_ner": False, **(options or {})}}
+    )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return RunContext(run_id=run_dir.name, domain="toy", config=config, run_dir=run_dir, device="cpu", pm=pm)
+
+
 @pytest.fixture
 def make_ctx(tmp_path: Path) -> Callable[..., RunContext]:
-    """``make_ctx(plugin=None, builtins=False, **benefit_config)`` -> a RunContext for domain 'toy'."""
+    """``make_ctx(plugin=None, builtins=False, options=None, **benefit_config)`` -> a RunContext for 'toy'."""
 
     def build(plugin: Any = None, builtins: bool = False, options: dict[str, Any] | None = None,
               **benefit: Any) -> RunContext:
-        pm = PluginManager(autoload=False, load_builtins=builtins).load()
-        pm.register(plugin if plugin is not None else ToyPlugin(), name="toy")
-        config = RunConfig.model_validate(
-            {"benefit": {"thresholds": THRESHOLDS, **benefit}, "options": {"privacy_ner": False, **(options or {})}}
-        )
-        run_dir = tmp_path / "runs" / "toy" / "r1"
-        run_dir.mkdir(parents=True, exist_ok=True)
-        return RunContext(run_id="r1", domain="toy", config=config, run_dir=run_dir, device="cpu", pm=pm)
+        return build_ctx(tmp_path / "runs" / "toy" / "r1", plugin, builtins, options, **benefit)
 
     return build
