@@ -1,0 +1,280 @@
+"""The FastAPI application factory (see :mod:`domainfm.serve` for the routes)."""
+
+# No ``from __future__ import annotations`` here: FastAPI reads the annotations of the route functions
+# built in closures below (the predict request model is made per app, with its limits) at runtime.
+
+import contextlib
+from collections.abc import AsyncIterator, Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from domainfm import __version__
+from domainfm.config import RunConfig
+from domainfm.errors import ConfigError, DataError
+from domainfm.manager import PluginManager
+from domainfm.serve.artifacts import resolve_artifacts
+from domainfm.serve.auth import make_auth_dependency
+from domainfm.serve.batching import MicroBatcher, QueueFullError
+from domainfm.serve.limits import BodySizeLimit
+from domainfm.serve.predictors import DomainUnavailableError, InputError, PredictorRegistry
+from domainfm.serve.schemas import (
+    DomainHealth,
+    ErrorResponse,
+    HealthResponse,
+    PluginsResponse,
+    PredictRequestBase,
+    PredictResponse,
+    predict_request_model,
+)
+from domainfm.serve.settings import ServeSettings
+from domainfm.types import ARTIFACT_METADATA, Artifact
+
+
+class PluginRouteError(Exception):
+    """A plugin's own route raised: answered 503 naming the plugin (its routes only)."""
+
+    def __init__(self, plugin: str, error: BaseException) -> None:
+        self.plugin = plugin
+        super().__init__(f"plugin {plugin!r} failed: {type(error).__name__}: {error}")
+
+
+class _PluginRoute(APIRoute):
+    """Route class for plugin routers: an unexpected exception becomes a 503 naming the plugin."""
+
+    plugin_name = "?"
+
+    def get_route_handler(self) -> Callable[[Request], Any]:
+        handler = super().get_route_handler()
+        plugin = self.plugin_name
+
+        async def guarded(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except (StarletteHTTPException, RequestValidationError, DomainUnavailableError, QueueFullError):
+                raise
+            except DataError as exc:
+                raise InputError(str(exc)) from exc
+            except Exception as exc:
+                raise PluginRouteError(plugin, exc) from exc
+
+        return guarded
+
+
+def _route_class(plugin: str) -> type[APIRoute]:
+    return type(f"PluginRoute_{plugin.replace('.', '_')}", (_PluginRoute,), {"plugin_name": plugin})
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorResponse, "description": "missing or invalid API key (when keys are configured)"},
+    413: {"model": ErrorResponse, "description": "request body larger than max_body_bytes"},
+    429: {"model": ErrorResponse, "description": "the domain's queue is full; retry later"},
+    503: {"model": ErrorResponse, "description": "the domain has no model or its plugin failed"},
+}
+
+
+def create_app(
+    pm: PluginManager | None = None,
+    config: RunConfig | None = None,
+    artifacts: Mapping[str, Path] | None = None,
+    settings: ServeSettings | None = None,
+) -> FastAPI:
+    """Build the server for the loaded plugins.
+
+    :param pm: the plugin manager (default: the process-wide one; ``--plugins`` selects what it loads).
+    :param config: run configuration (device, output_dir); default ``RunConfig()``.
+    :param artifacts: explicit ``{domain: artifact or run dir}``; other domains use their newest finished
+        run under ``settings.runs_dir`` (default ``config.output_dir``).
+    :param settings: limits, batching, auth, CORS.
+    :raises ConfigError: an explicit artifact is not one, or belongs to another domain.
+    """
+    if pm is None:
+        from domainfm.manager import get_plugin_manager
+
+        pm = get_plugin_manager()
+    pm.load()
+    config = config or RunConfig()
+    settings = settings or ServeSettings()
+    runs_dir = Path(settings.runs_dir if settings.runs_dir is not None else config.output_dir)
+    explicit = dict(artifacts or {})
+    resolved = resolve_artifacts(pm.domains, explicit, runs_dir)
+    for domain, path in resolved.items():
+        if domain in explicit and path is not None:
+            found = Artifact.load(path).domain
+            if found != domain:
+                raise ConfigError(f"--artifact {domain}={explicit[domain]}: {path / ARTIFACT_METADATA} is for domain {found!r}")
+    registry = PredictorRegistry(pm, config, resolved, runs_dir=runs_dir)
+    batchers = {
+        domain: MicroBatcher(
+            domain,
+            lambda records, d=domain: registry.predict(d, records),
+            max_queue=settings.max_queue,
+            max_batch=settings.max_batch,
+            max_wait_ms=settings.max_wait_ms,
+            enabled=settings.micro_batching,
+        )
+        for domain in resolved
+    }
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if settings.preload:
+            for domain, path in resolved.items():
+                if path is not None:
+                    with contextlib.suppress(DomainUnavailableError):  # reported by /health and on its routes
+                        await run_in_threadpool(registry.get, domain)
+        yield
+        for batcher in batchers.values():
+            await batcher.close()
+
+    app = FastAPI(
+        title="domainfm",
+        version=__version__,
+        description="Foundation models at work in the loaded domains. Predictions are domainfm Prediction records.",
+        lifespan=lifespan,
+    )
+    app.state.registry = registry
+    app.state.batchers = batchers
+    app.state.settings = settings
+    app.state.route_errors = {}
+    _install_error_handlers(app)
+
+    keys = [k.get_secret_value() for k in settings.api_keys]
+    guard = [Depends(make_auth_dependency(keys))] if keys else []
+
+    @app.get("/health", response_model=HealthResponse, tags=["core"])
+    async def health() -> HealthResponse:
+        """Liveness and per-domain readiness. Always open (no API key needed)."""
+        domains = {}
+        for domain in registry.domains:
+            batcher = batchers[domain]
+            domains[domain] = DomainHealth(
+                **registry.status(domain), queued=batcher.queued, batching=batcher.stats.as_dict()
+            )
+        degraded = any(d.status == "failed" for d in domains.values()) or bool(app.state.route_errors)
+        return HealthResponse(status="degraded" if degraded else "ok", version=__version__, domains=domains)
+
+    core = APIRouter(dependencies=guard, responses={401: ERROR_RESPONSES[401]})
+
+    @core.get("/plugins", response_model=PluginsResponse, tags=["core"])
+    async def plugins() -> PluginsResponse:
+        """Every plugin the manager knows: name, version, status (loaded | broken | disabled), domains."""
+        infos = [info.as_dict() for info in pm.plugins.values()]
+        for info in infos:
+            if info["name"] in app.state.route_errors:
+                info["error"] = app.state.route_errors[info["name"]]
+        return PluginsResponse.model_validate({"plugins": infos})
+
+    request_model = predict_request_model(settings.max_records, settings.max_text_chars)
+    for domain in resolved:
+        _add_predict_route(core, domain, request_model, registry, batchers[domain], settings)
+    app.include_router(core)
+
+    _add_plugin_routes(app, pm, registry, guard)
+
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    if settings.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type"],
+        )
+    return app
+
+
+def _add_predict_route(
+    router: APIRouter,
+    domain: str,
+    request_model: type[PredictRequestBase],
+    registry: PredictorRegistry,
+    batcher: MicroBatcher,
+    settings: ServeSettings,
+) -> None:
+    async def predict(body: request_model) -> Response:  # type: ignore[valid-type]
+        records = body.as_records()  # type: ignore[attr-defined]
+        _check_record_texts(records, settings.max_text_chars)
+        predictor = registry.loaded(domain) or await run_in_threadpool(registry.get, domain)
+        predictions = await batcher.submit(records)
+        payload = PredictResponse(domain=domain, device=str(predictor.device), predictions=predictions)
+        return Response(payload.model_dump_json(exclude_none=True), media_type="application/json")
+
+    router.add_api_route(
+        f"/{domain}/predict",
+        predict,
+        methods=["POST"],
+        response_model=PredictResponse,
+        responses={k: v for k, v in ERROR_RESPONSES.items() if k != 401},
+        operation_id=f"{domain}_predict",
+        summary=f"Predict a batch for {domain}",
+        description=(
+            f"A batch of `records` (dicts with {domain}'s input fields, e.g. `text`) or `texts`; at most "
+            f"{settings.max_records} per request, {settings.max_text_chars} characters per text. Concurrent "
+            "requests are micro-batched into one forward pass."
+        ),
+        tags=[domain],
+    )
+
+
+def _check_record_texts(records: list[dict[str, Any]], max_chars: int) -> None:
+    errors = []
+    for i, record in enumerate(records):
+        for key, value in record.items():
+            if isinstance(value, str) and len(value) > max_chars:
+                errors.append(
+                    {
+                        "type": "string_too_long",
+                        "loc": ("body", "records", i, key),
+                        "msg": f"String should have at most {max_chars} characters (max_text_chars); got {len(value)}",
+                        "input": None,
+                        "ctx": {"max_length": max_chars},
+                    }
+                )
+    if errors:
+        raise RequestValidationError(errors)
+
+
+def _add_plugin_routes(app: FastAPI, pm: PluginManager, registry: PredictorRegistry, guard: list[Any]) -> None:
+    """Each loaded plugin's ``domainfm_register_routes``, on its own router: one plugin failing to
+    register is recorded (``/plugins``, ``/health``) and the others are served."""
+    for info in list(pm.plugins.values()):
+        if info.status != "loaded":
+            continue
+        plugin = pm.pm.get_plugin(info.name)
+        impl = getattr(plugin, "domainfm_register_routes", None)
+        if impl is None or not hasattr(impl, "domainfm_impl"):
+            continue
+        router = APIRouter(route_class=_route_class(info.name), responses={503: ERROR_RESPONSES[503]})
+        try:
+            impl(router=router, get_predictor=registry.get)
+        except Exception as exc:
+            app.state.route_errors[info.name] = f"domainfm_register_routes raised: {type(exc).__name__}: {exc}"
+            continue
+        app.include_router(router, dependencies=guard)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(DomainUnavailableError)
+    async def unavailable(_: Request, exc: DomainUnavailableError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc), "domain": exc.domain}, status_code=503)
+
+    @app.exception_handler(PluginRouteError)
+    async def plugin_failed(_: Request, exc: PluginRouteError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc), "plugin": exc.plugin}, status_code=503)
+
+    @app.exception_handler(QueueFullError)
+    async def queue_full(_: Request, exc: QueueFullError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=429, headers={"Retry-After": "1"})
+
+    @app.exception_handler(InputError)
+    async def bad_input(_: Request, exc: InputError) -> JSONResponse:
+        detail = [{"type": "value_error", "loc": ["body", "records"], "msg": str(exc)}]
+        return JSONResponse({"detail": detail}, status_code=422)
