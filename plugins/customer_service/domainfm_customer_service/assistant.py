@@ -1,0 +1,182 @@
+"""The answering assistant: intent + confidence, top passages, the chosen answer and the hand-off decision.
+
+Escalation is a calibrated decision: the classifier's probabilities are temperature-scaled on validation
+data, and the confidence threshold is the lowest one whose automated answers reached the target precision
+on validation data (:func:`domainfm.engine.calibration.threshold_for_precision`). A question predicted
+out-of-scope is always handed to a human.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from domainfm.errors import DataError
+from domainfm.types import Artifact, Prediction, RankedItem
+
+from domainfm_customer_service import OUT_OF_SCOPE
+from domainfm_customer_service.query import validate_query
+
+log = logging.getLogger(__name__)
+
+KB_DIR = "kb_index"
+BIENCODER_DIR = "biencoder"
+TEMPLATES_FILE = "templates.json"
+
+
+def in_scope_confidence(probs: np.ndarray, labels: Sequence[str], oos_label: str = OUT_OF_SCOPE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row: (best in-scope label index, its probability, whether the overall argmax is out-of-scope)."""
+    labels = list(labels)
+    mask = np.array([lab != oos_label for lab in labels])
+    if not mask.any():
+        raise DataError("every label is out-of-scope: nothing to answer")
+    scoped = np.where(mask[None, :], probs, -1.0)
+    best = scoped.argmax(1)
+    conf = probs[np.arange(len(probs)), best]
+    oos = ~mask[probs.argmax(1)] if len(probs) else np.zeros(0, dtype=bool)
+    return best, np.clip(conf, 0.0, 1.0), oos
+
+
+def choose_threshold(confidence: np.ndarray, correct: np.ndarray, target_precision: float) -> float:
+    """The escalation threshold reaching ``target_precision`` on validation data (never test data)."""
+    from domainfm.engine.calibration import threshold_for_precision
+
+    return float(threshold_for_precision(confidence, correct, target_precision))
+
+
+class CustomerServiceAssistant:
+    """A loaded customer-service model (a :class:`~domainfm.types.Predictor`)."""
+
+    def __init__(
+        self,
+        artifact: Artifact,
+        classifier: Any,
+        index: Any = None,
+        templates: Mapping[str, str] | None = None,
+        masker: Any = None,
+        device: str = "cpu",
+    ) -> None:
+        meta = artifact.metadata.get("customer_service", {})
+        self.artifact = artifact
+        self.domain = artifact.domain
+        self.device = device
+        self.classifier = classifier
+        self.index = index
+        self.templates = dict(templates or {})
+        self.masker = masker
+        self.labels: list[str] = list(classifier.labels)
+        self.oos_label: str = meta.get("oos_label", OUT_OF_SCOPE)
+        threshold = meta.get("escalation_threshold")
+        self.threshold: float = float("inf") if threshold is None else float(threshold)
+        self.top_k: int = int(meta.get("top_k", 3))
+        self.fusion: str = meta.get("fusion", "rrf")
+
+    @classmethod
+    def load(cls, artifact: Artifact | str | Path, device: str = "cpu", use_ner: bool | None = None) -> CustomerServiceAssistant:
+        """Load the classifier, the knowledge index (if any), templates and the PII masker."""
+        from domainfm.engine.text_classifier import TextClassifierPredictor
+        from domainfm.models import resolve_model
+
+        from domainfm_customer_service.pii import Masker
+        from domainfm_customer_service.retrieval import KnowledgeIndex
+        from domainfm_customer_service.serving import QueryEncoder
+
+        if not isinstance(artifact, Artifact):
+            artifact = Artifact.load(artifact)
+        root = Path(artifact.path)
+        classifier = TextClassifierPredictor.load(artifact, device)
+        masker = Masker(use_ner=use_ner)
+        index = None
+        if (root / KB_DIR).is_dir():
+            enc_dir = root / BIENCODER_DIR if (root / BIENCODER_DIR).is_dir() else resolve_model(artifact.base_model).path
+            encoder = QueryEncoder(enc_dir, device=device, max_length=int(artifact.metadata.get("max_length", 128)))
+            index = KnowledgeIndex.load(root / KB_DIR, encoder, masker=masker)
+        templates: dict[str, str] = {}
+        if (root / TEMPLATES_FILE).is_file():
+            templates = json.loads((root / TEMPLATES_FILE).read_text(encoding="utf-8"))
+        return cls(artifact, classifier, index=index, templates=templates, masker=masker, device=device)
+
+    # ----------------------------------------------------------------------------------- answering
+
+    def answer_many(self, queries: Sequence[Any], *, k: int | None = None, threshold: float | None = None) -> list[dict[str, Any]]:
+        """Answer a batch of questions. Raises :class:`QueryError` naming the first bad query."""
+        texts = [validate_query(q, where=f"query {i}") for i, q in enumerate(queries)]
+        masked = self.masker.mask_many(texts) if self.masker is not None else texts
+        probs = self.classifier.predict_proba(masked)
+        best, conf, oos = in_scope_confidence(probs, self.labels, self.oos_label)
+        thr = self.threshold if threshold is None else threshold
+        k = k or self.top_k
+        hits_all = self.index.search_many(masked, k=k, fusion=self.fusion) if self.index is not None else [[] for _ in texts]
+        out = []
+        for i, text in enumerate(masked):
+            intent = self.labels[int(best[i])]
+            hits = hits_all[i]
+            answer, source, doc_id, answer_intent = self._choose_answer(intent, hits)
+            reasons = []
+            if oos[i]:
+                reasons.append("out of scope")
+            if conf[i] < thr:
+                reasons.append(f"confidence {conf[i]:.2f} below threshold {thr:.2f}")
+            if answer is None:
+                reasons.append("no answer available")
+            out.append(
+                {
+                    "query": text,
+                    "intent": intent,
+                    "predicted_label": self.labels[int(probs[i].argmax())],
+                    "confidence": float(conf[i]),
+                    "out_of_scope_probability": float(probs[i][self.labels.index(self.oos_label)]) if self.oos_label in self.labels else 0.0,
+                    "threshold": thr,
+                    "escalate": bool(reasons),
+                    "escalation_reason": "; ".join(reasons) or None,
+                    "answer": answer,
+                    "answer_source": source,
+                    "answer_doc_id": doc_id,
+                    "answer_intent": answer_intent,
+                    "passages": [h.as_dict() for h in hits],
+                    "scores": {lab: float(p) for lab, p in zip(self.labels, probs[i], strict=True)},
+                }
+            )
+        return out
+
+    def answer(self, query: Any, **kwargs: Any) -> dict[str, Any]:
+        return self.answer_many([query], **kwargs)[0]
+
+    def _choose_answer(self, intent: str, hits: Sequence[Any]) -> tuple[str | None, str | None, str | None, str | None]:
+        """The intent's template if there is one, else its best passage, else the best passage overall."""
+        matching = [h for h in hits if h.chunk.intent == intent]
+        if intent in self.templates:
+            doc = matching[0].chunk.doc_id if matching else None
+            return self.templates[intent], "template", doc, intent
+        if matching:
+            return matching[0].chunk.text, "passage", matching[0].chunk.doc_id, intent
+        if hits:
+            return hits[0].chunk.text, "passage", hits[0].chunk.doc_id, hits[0].chunk.intent
+        return None, None, None, None
+
+    # ----------------------------------------------------------------------------------- Predictor
+
+    def predict(self, records: Sequence[Mapping[str, Any]]) -> list[Prediction]:
+        for i, rec in enumerate(records):
+            if "text" not in rec:
+                raise DataError(f"record {i}: field 'text' is missing")
+        answers = self.answer_many([rec["text"] for rec in records])
+        preds = []
+        for rec, ans in zip(records, answers, strict=True):
+            preds.append(
+                Prediction(
+                    id=str(rec["id"]) if rec.get("id") is not None else None,
+                    label=ans["intent"],
+                    scores=ans["scores"],
+                    confidence=ans["confidence"],
+                    abstained=ans["escalate"],
+                    ranking=[RankedItem(id=p["doc_id"], score=float(p["score"])) for p in ans["passages"]] or None,
+                    extra={k: ans[k] for k in ("answer", "answer_source", "answer_doc_id", "escalation_reason", "predicted_label")},
+                )
+            )
+        return preds

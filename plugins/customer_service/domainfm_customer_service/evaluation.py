@@ -1,0 +1,133 @@
+"""Evaluation: intent accuracy/macro-F1, retrieval recall@k and MRR, automation vs answer accuracy,
+escalation precision/recall, all on one split with the threshold fixed beforehand on validation data.
+
+An item's ``quality`` is 1 when the answer the assistant would give is right for the true intent (0 for
+any answer to an out-of-scope question); its ``confidence`` is the calibrated in-scope confidence the
+escalation threshold applies to. An item "needs escalation" when it is out of scope or its answer
+would be wrong: escalation precision/recall are measured against that.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from domainfm.types import Curve, DataBundle, Evaluation, Outcomes
+
+RECALL_KS = (1, 5, 10)
+MAX_CURVE_POINTS = 200
+
+
+def retrieval_metrics(rankings: Sequence[Sequence[str]], relevant: Sequence[set[str]], ks: Sequence[int] = RECALL_KS) -> dict[str, float]:
+    """Mean recall@k (for every k) and MRR over queries that have at least one relevant document."""
+    from domainfm.metrics import recall_at_k, reciprocal_rank
+
+    pairs = [(r, rel) for r, rel in zip(rankings, relevant, strict=True) if rel]
+    if not pairs:
+        return {}
+    out = {f"recall_at_{k}": float(np.mean([recall_at_k(r, rel, k) for r, rel in pairs])) for k in ks}
+    out["mrr"] = float(np.mean([reciprocal_rank(r, rel) for r, rel in pairs]))
+    out["retrieval_queries"] = float(len(pairs))
+    return out
+
+
+def escalation_metrics(escalated: np.ndarray, needs: np.ndarray) -> dict[str, float]:
+    """Precision and recall of the hand-off decision (positive = handed to a human)."""
+    esc, need = escalated.astype(bool), needs.astype(bool)
+    tp = float((esc & need).sum())
+    return {
+        "escalation_rate": float(esc.mean()) if esc.size else 0.0,
+        "escalation_precision": tp / esc.sum() if esc.sum() else 0.0,
+        "escalation_recall": tp / need.sum() if need.sum() else 1.0,
+    }
+
+
+def automation_curve(confidence: np.ndarray, quality: np.ndarray) -> Curve:
+    """Automation rate (share answered without a human) against the accuracy of those answers."""
+    from domainfm.engine.calibration import risk_coverage_curve
+
+    rc = risk_coverage_curve(confidence, quality)
+    n = len(rc["coverage"])
+    idx = np.unique(np.linspace(0, n - 1, min(n, MAX_CURVE_POINTS)).astype(int)) if n else np.zeros(0, dtype=int)
+    return Curve(
+        x=[rc["coverage"][i] for i in idx],
+        y=[rc["accuracy"][i] for i in idx],
+        thresholds=[rc["threshold"][i] for i in idx],
+        x_label="automation rate",
+        y_label="answer accuracy",
+    )
+
+
+def evaluate_assistant(assistant: Any, data: DataBundle, split: str, *, baselines: bool = True) -> Evaluation:
+    """Evaluate a :class:`~domainfm_customer_service.assistant.CustomerServiceAssistant` on ``split``."""
+    from domainfm.metrics import classification_metrics
+
+    table = data.split(split)
+    texts = [str(t) for t in table["text"]]
+    truth = [str(v) for v in table["label"]]
+    started = time.perf_counter()
+    answers = assistant.answer_many(texts, k=max(RECALL_KS))
+    seconds = time.perf_counter() - started
+    oos = assistant.oos_label
+    predicted = [a["predicted_label"] for a in answers]
+    labels = list(assistant.labels)
+    report = classification_metrics(truth, predicted, labels)
+    metrics: dict[str, float] = {k: report[k] for k in ("accuracy", "macro_f1", "weighted_f1")}
+
+    confidence = np.array([a["confidence"] for a in answers])
+    answer_intent = [a["answer_intent"] if a["answer"] is not None else a["intent"] for a in answers]
+    quality = np.array([float(t != oos and ai == t) for ai, t in zip(answer_intent, truth, strict=True)])
+    escalated = np.array([a["escalate"] for a in answers], dtype=bool)
+    needs = quality < 1.0
+    automated = ~escalated
+    metrics["automation_rate"] = float(automated.mean())
+    metrics["automated_answer_accuracy"] = float(quality[automated].mean()) if automated.any() else 0.0
+    metrics["answer_accuracy_all"] = float(quality.mean())
+    metrics.update(escalation_metrics(escalated, needs))
+    is_oos = np.array([t == oos for t in truth])
+    if is_oos.any():
+        metrics["out_of_scope_recall"] = float(escalated[is_oos].mean())
+
+    relevant_by_intent = assistant.index.documents_with_intent() if assistant.index is not None else {}
+    relevant = [relevant_by_intent.get(t, set()) for t in truth]
+    rankings = [[p["doc_id"] for p in a["passages"]] for a in answers]
+    metrics.update(retrieval_metrics(rankings, relevant))
+    base: dict[str, dict[str, float]] = {}
+    if baselines and assistant.index is not None and any(relevant):
+        masked = [a["query"] for a in answers]
+        for fusion in ("dense", "bm25"):
+            hits = assistant.index.search_many(masked, k=max(RECALL_KS), fusion=fusion)
+            base[f"retrieval_{fusion}_only"] = retrieval_metrics([[h.chunk.doc_id for h in hs] for hs in hits], relevant)
+    base["always_escalate"] = {"automation_rate": 0.0, "escalation_recall": 1.0}
+
+    groups = {c: [str(v) for v in table[c]] for c in data.group_columns if c in table.column_names}
+    ids = [str(v) for v in table["id"]] if "id" in table.column_names else [f"{split}-{i}" for i in range(len(table))]
+    return Evaluation(
+        domain=assistant.domain,
+        split=split,
+        metrics=metrics,
+        key_metric="macro_f1",
+        n_items=len(texts),
+        outcomes=Outcomes(
+            ids=ids,
+            confidence=confidence.tolist(),
+            quality=quality.tolist(),
+            groups=groups,
+            extra={"intent": truth, "predicted": predicted, "escalated": escalated.tolist()},
+        ),
+        per_class=report["per_class"],
+        confusion=report["confusion"],
+        labels=labels,
+        curves={"automation_vs_accuracy": automation_curve(confidence, quality)},
+        baselines=base,
+        device=assistant.device,
+        seconds=seconds,
+        extra={
+            "escalation_threshold": assistant.threshold,
+            "items_per_second": len(texts) / seconds if seconds > 0 else None,
+            "retrieval_fusion": assistant.fusion,
+        },
+    )

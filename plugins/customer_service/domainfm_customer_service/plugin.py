@@ -1,0 +1,122 @@
+"""Hook implementations of the customer_service domain (the plugin's entry point).
+
+Nothing heavy is imported at module level: ``domainfm plugins list`` must stay fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from domainfm import hookimpl
+from domainfm.types import Artifact, BenefitTermInfo, DataBundle, DomainSpec, Evaluation, RunContext
+
+from domainfm_customer_service import DOMAIN
+
+FEEDBACK_FILE = "feedback.sqlite"
+
+
+@hookimpl
+def domainfm_domains() -> list[DomainSpec]:
+    return [
+        DomainSpec(
+            name=DOMAIN,
+            description="Customer service: intent + confidence, hybrid retrieval over a knowledge base, "
+            "answers, and a calibrated hand-off to a human.",
+            tasks=["classification", "retrieval"],
+            output_space="labels",
+            default_data="demo",
+            default_model="sentence-transformers/all-MiniLM-L6-v2",
+            metrics=[
+                "accuracy", "macro_f1", "recall_at_5", "mrr", "automation_rate", "automated_answer_accuracy",
+                "escalation_precision", "escalation_recall",
+            ],
+            key_metric="macro_f1",
+            benefit_terms=[
+                BenefitTermInfo(name="agent_time_saved", objective="business", unit="agent hours"),
+                BenefitTermInfo(name="wrong_answer_cost", objective="business", unit="EUR"),
+                BenefitTermInfo(name="answers_outside_staffed_hours", objective="social", unit="correct answers"),
+                BenefitTermInfo(name="customer_wait_saved", objective="social", unit="customer minutes"),
+                BenefitTermInfo(name="consistency_gain", objective="social", unit="correct answers vs human baseline"),
+            ],
+            cli_group="cs",
+        )
+    ]
+
+
+@hookimpl
+def domainfm_register_commands(cli: Any) -> None:
+    from domainfm_customer_service.cli import cs
+
+    cli.add_command(cs)
+
+
+def feedback_path(ctx: RunContext) -> Path:
+    """``options.feedback_db`` or ``<output_dir>/customer_service/feedback.sqlite``."""
+    option = ctx.option("feedback_db")
+    return Path(option) if option else Path(ctx.config.output_dir) / DOMAIN / FEEDBACK_FILE
+
+
+@hookimpl
+def domainfm_load_data(ctx: RunContext, domain: str, source: str) -> DataBundle | None:
+    if domain != DOMAIN:
+        return None
+    from domainfm_customer_service.bundle import build_bundle
+    from domainfm_customer_service.feedback import FeedbackStore
+    from domainfm_customer_service.pii import Masker
+    from domainfm_customer_service.readers import load_source
+    from domainfm_customer_service.training import _ner_option
+
+    data = load_source(source)
+    fb_path = feedback_path(ctx)
+    feedback = FeedbackStore(fb_path).training_rows() if fb_path.is_file() else []
+    masker = Masker(use_ner=_ner_option(ctx)) if ctx.option("mask_training_text", True) else None
+    return build_bundle(data, seed=ctx.config.train.seed, masker=masker, feedback_rows=feedback)
+
+
+@hookimpl
+def domainfm_train(ctx: RunContext, domain: str, data: DataBundle) -> Artifact | None:
+    if domain != DOMAIN:
+        return None
+    from domainfm_customer_service.training import train_customer_service
+
+    return train_customer_service(ctx, data)
+
+
+@hookimpl
+def domainfm_load_predictor(ctx: RunContext, domain: str, artifact: Artifact) -> Any:
+    if domain != DOMAIN:
+        return None
+    from domainfm_customer_service.assistant import CustomerServiceAssistant
+    from domainfm_customer_service.training import _ner_option
+
+    return CustomerServiceAssistant.load(artifact, ctx.device, use_ner=_ner_option(ctx))
+
+
+@hookimpl
+def domainfm_evaluate(ctx: RunContext, domain: str, predictor: Any, data: DataBundle, split: str) -> Evaluation | None:
+    if domain != DOMAIN:
+        return None
+    from domainfm_customer_service.evaluation import evaluate_assistant
+
+    evaluation = evaluate_assistant(predictor, data, split)
+    if predictor.index is not None and predictor.masker is not None:
+        texts = [c.text for c in predictor.index.chunks.values()] + [str(t) for t in data.split(split)["text"]]
+        evaluation.extra["pii_findings_in_index_and_logs"] = predictor.masker.count(texts)
+    return evaluation
+
+
+@hookimpl
+def domainfm_benefit_terms(ctx: RunContext, domain: str, evaluation: Evaluation) -> list[Any]:
+    if domain != DOMAIN:
+        return []
+    from domainfm_customer_service.benefit import benefit_terms
+
+    return benefit_terms(ctx, evaluation)
+
+
+@hookimpl
+def domainfm_register_routes(router: Any, get_predictor: Any) -> None:
+    from domainfm_customer_service.routes import add_routes
+
+    add_routes(router, get_predictor)

@@ -1,0 +1,268 @@
+"""Readers for intent-labelled utterances, knowledge bases, question→answer pairs and the demo set.
+
+Every error names the file and, for text formats, the line. Tables are CSV, TSV, JSONL or Parquet (read
+by :func:`domainfm.data.read_table`); a knowledge base may also be a folder of Markdown/text files.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from domainfm.errors import DataError
+
+from domainfm_customer_service.documents import Document
+
+INTENT_COLUMNS = ("intent", "category", "label")
+TABLE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".ndjson", ".parquet")
+KB_FILE_SUFFIXES = (".md", ".markdown", ".txt")
+MAX_KB_FILE_BYTES = 5 * 1024 * 1024
+
+
+@dataclass
+class CustomerServiceData:
+    """Everything a customer-service deployment learns from, before splitting."""
+
+    utterances: list[dict[str, Any]]
+    documents: list[Document] = field(default_factory=list)
+    qa_pairs: list[dict[str, Any]] = field(default_factory=list)
+    templates: dict[str, str] = field(default_factory=dict)
+    test_utterances: list[dict[str, Any]] | None = None  # an official test split, when the source has one
+    source: str = ""
+
+
+def demo_dir() -> Path:
+    """The packaged demo set of the fictional Harbourlight Bank."""
+    return Path(str(resources.files("domainfm_customer_service") / "demo_data"))
+
+
+def _where(path: Path, row: dict[str, Any]) -> str:
+    return f"{path}:{row['_line']}" if "_line" in row else str(path)
+
+
+def _text(value: Any, where: str, name: str) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        raise DataError(f"{where}: field {name!r} is missing")
+    text = " ".join(str(value).split())
+    if not text:
+        raise DataError(f"{where}: field {name!r} is empty")
+    return text
+
+
+def _optional(value: Any) -> str | None:
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _check_suffix(path: Path, allowed: tuple[str, ...], what: str) -> None:
+    if path.suffix.lower() not in allowed:
+        raise DataError(f"{path}: unknown {what} format {path.suffix or '(no suffix)'!r}; use one of {list(allowed)}")
+
+
+def read_intents(path: str | Path, group_columns: tuple[str, ...] = ("channel", "segment")) -> list[dict[str, Any]]:
+    """Read ``text,intent`` rows (the intent column may also be named ``category`` or ``label``).
+
+    Returns dicts with ``text``, ``intent`` and any of ``group_columns`` present in the file.
+    """
+    from domainfm.data import read_table
+
+    path = Path(path)
+    _check_suffix(path, TABLE_SUFFIXES, "utterance table")
+    rows = read_table(path)
+    if not rows:
+        raise DataError(f"{path}: no rows")
+    header = set(rows[0])
+    if "text" not in header:
+        raise DataError(f"{path}: missing column 'text'; found {sorted(header - {'_line'})}")
+    intent_col = next((c for c in INTENT_COLUMNS if c in header), None)
+    if intent_col is None:
+        raise DataError(f"{path}: missing an intent column (one of {list(INTENT_COLUMNS)}); found {sorted(header - {'_line'})}")
+    groups = [c for c in group_columns if c in header]
+    out = []
+    for row in rows:
+        where = _where(path, row)
+        rec = {"text": _text(row.get("text"), where, "text"), "intent": _text(row.get(intent_col), where, intent_col)}
+        for g in groups:
+            rec[g] = _optional(row.get(g)) or "unknown"
+        out.append(rec)
+    return out
+
+
+def read_knowledge_base(path: str | Path) -> list[Document]:
+    """Read a knowledge base: a CSV/TSV/JSONL/Parquet table ``id,title,text[,intent,url]`` or a folder
+    of ``.md``/``.txt`` files (id = path relative to the folder, title = first Markdown heading or the
+    file name). Duplicate ids are an error naming both places.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: no such file or folder")
+    docs: list[Document] = []
+    seen: dict[str, str] = {}
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+        if not files:
+            raise DataError(f"{path}: empty knowledge-base folder")
+        for file in files:
+            _check_suffix(file, KB_FILE_SUFFIXES, "knowledge-base document")
+            doc = _read_text_document(file, str(file.relative_to(path).with_suffix("")))
+            _remember(seen, doc.id, str(file))
+            docs.append(doc)
+        return docs
+    from domainfm.data import read_table
+
+    _check_suffix(path, TABLE_SUFFIXES, "knowledge base")
+    rows = read_table(path)
+    if not rows:
+        raise DataError(f"{path}: no rows")
+    missing = [c for c in ("id", "text") if c not in rows[0]]
+    if missing:
+        raise DataError(f"{path}: missing column(s) {missing}; found {sorted(set(rows[0]) - {'_line'})}")
+    for row in rows:
+        where = _where(path, row)
+        doc = Document(
+            id=_text(row.get("id"), where, "id"),
+            title=_optional(row.get("title")) or "",
+            text=_text(row.get("text"), where, "text"),
+            intent=_optional(row.get("intent")),
+            url=_optional(row.get("url")),
+        )
+        _remember(seen, doc.id, where)
+        docs.append(doc)
+    return docs
+
+
+def _remember(seen: dict[str, str], doc_id: str, where: str) -> None:
+    if doc_id in seen:
+        raise DataError(f"{where}: duplicate document id {doc_id!r} (first seen at {seen[doc_id]})")
+    seen[doc_id] = where
+
+
+def _read_text_document(file: Path, doc_id: str) -> Document:
+    size = file.stat().st_size
+    if size > MAX_KB_FILE_BYTES:
+        raise DataError(f"{file}: {size} bytes is larger than the {MAX_KB_FILE_BYTES}-byte limit for one document")
+    raw = file.read_bytes()
+    if b"\x00" in raw:
+        raise DataError(f"{file}: binary content, not a text document")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{file}: not valid UTF-8 (byte {exc.start})") from None
+    title = file.stem.replace("_", " ").replace("-", " ")
+    body_lines = []
+    for line in text.splitlines():
+        if line.startswith("# ") and title == file.stem.replace("_", " ").replace("-", " ") and not body_lines:
+            title = line[2:].strip()
+            continue
+        body_lines.append(line)
+    body = " ".join(" ".join(body_lines).split())
+    if not body:
+        raise DataError(f"{file}: empty document")
+    return Document(id=doc_id, title=title, text=body)
+
+
+def read_qa_pairs(path: str | Path) -> list[dict[str, Any]]:
+    """Read historical ``question,answer[,intent]`` pairs (a past question and the reply that solved it)."""
+    from domainfm.data import read_table
+
+    path = Path(path)
+    _check_suffix(path, TABLE_SUFFIXES, "question-answer table")
+    rows = read_table(path)
+    out = []
+    for row in rows:
+        where = _where(path, row)
+        out.append(
+            {
+                "question": _text(row.get("question"), where, "question"),
+                "answer": _text(row.get("answer"), where, "answer"),
+                "intent": _optional(row.get("intent")),
+            }
+        )
+    return out
+
+
+def read_templates(path: str | Path) -> dict[str, str]:
+    """Read ``{intent: answer template}`` from a JSON object."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path}: not a JSON object of intent -> answer: {exc}") from None
+    if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, str) and v.strip() for k, v in data.items()):
+        raise DataError(f"{path}: expected a JSON object mapping intent names to non-empty answer texts")
+    return {k: v.strip() for k, v in data.items()}
+
+
+def _first(folder: Path, stems: tuple[str, ...], suffixes: tuple[str, ...]) -> Path | None:
+    for stem in stems:
+        for suffix in suffixes:
+            candidate = folder / f"{stem}{suffix}"
+            if candidate.exists():
+                return candidate
+    return None
+
+
+def load_source(source: str) -> CustomerServiceData:
+    """Interpret a ``--data`` source.
+
+    - ``demo``: the packaged Harbourlight Bank demo;
+    - ``banking77``: BANKING77 from the shared data folder (``$DOMAINFM_SHARED_DATA`` or ``../shared/data``);
+    - a folder holding ``utterances.*`` (or ``train.*``/``test.*``, or BANKING77's files) and optionally
+      ``kb.*`` or a ``kb/`` folder, ``qa_pairs.*`` and ``templates.json``;
+    - a single utterance table.
+    """
+    if source == "demo":
+        return load_folder(demo_dir(), source="demo")
+    if source == "banking77":
+        return load_folder(shared_data_dir() / "customer_service", source="banking77")
+    path = Path(source)
+    if path.is_dir():
+        return load_folder(path, source=str(path))
+    if path.is_file():
+        return CustomerServiceData(utterances=read_intents(path), source=str(path))
+    raise DataError(f"{source}: not 'demo', 'banking77', a folder or a file")
+
+
+def shared_data_dir() -> Path:
+    """``$DOMAINFM_SHARED_DATA`` or the ``shared/data`` folder next to the repository."""
+    import os
+
+    env = os.environ.get("DOMAINFM_SHARED_DATA")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[4] / "shared" / "data"
+
+
+def load_folder(folder: Path, source: str) -> CustomerServiceData:
+    """Load a customer-service folder (see :func:`load_source`)."""
+    if not folder.is_dir():
+        raise DataError(f"{folder}: no such folder")
+    test = None
+    utter = _first(folder, ("utterances", "intents"), TABLE_SUFFIXES)
+    if utter is None:
+        train = _first(folder, ("train", "banking77_train"), TABLE_SUFFIXES)
+        if train is None:
+            raise DataError(f"{folder}: no utterances.* or train.* table ({', '.join(TABLE_SUFFIXES)})")
+        rows = read_intents(train)
+        test_path = _first(folder, ("test", "banking77_test"), TABLE_SUFFIXES)
+        test = read_intents(test_path) if test_path else None
+    else:
+        rows = read_intents(utter)
+    kb_path = _first(folder, ("kb", "knowledge_base"), TABLE_SUFFIXES)
+    if kb_path is None and (folder / "kb").is_dir():
+        kb_path = folder / "kb"
+    qa_path = _first(folder, ("qa_pairs", "qa"), TABLE_SUFFIXES)
+    tpl_path = folder / "templates.json"
+    return CustomerServiceData(
+        utterances=rows,
+        documents=read_knowledge_base(kb_path) if kb_path else [],
+        qa_pairs=read_qa_pairs(qa_path) if qa_path else [],
+        templates=read_templates(tpl_path) if tpl_path.is_file() else {},
+        test_utterances=test,
+        source=source,
+    )
