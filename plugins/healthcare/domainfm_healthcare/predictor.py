@@ -127,5 +127,5 @@ class HealthcarePredictor:
             tokenizer = getattr(getattr(self.inner._model, "model", None), "tokenizer", None)
         if tokenizer is None:
             return [False] * len(texts)
-        lengths = [len(ids) for ids in tokenizer(list(texts), truncation=False)["input_ids"]]
+        lengths = [len(ids) for ids in tokenizer(list(texts), truncation=False, verbose=False)["input_ids"]]
         return [n > self.inner.max_length for n in lengths]

@@ -41,11 +41,19 @@ _EN_COMMON = frozenset(
     "the and of to in a i my is have has with for on it was been that this are be at or as by from not but me "
     "am had were we our after since when after than which who into also there no can pain feel feeling".split()
 )
-_WORD = re.compile(r"[a-z']+")
+# Frequent function words of other languages written in Latin script (Spanish, French, German, Italian,
+# Portuguese, Dutch).
+_OTHER_COMMON = frozenset(
+    "de la el y que en los las del por con una es le les et des du est je pas und der die das ist nicht ich mit "
+    "ein eine di il che non per sono ho mi tengo hace desde muy pero meu minha não com uma para het een van ik "
+    "niet zijn mijn dolor douleur schmerzen depuis seit".split()
+)
+_WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?")
 
 
 def looks_non_english(text: str) -> bool:
-    """A cheap language check: mostly non-Latin letters, or (for 5+ words) almost no common English words."""
+    """A cheap language check: mostly non-Latin letters, or (for 5+ words) more common words of other
+    European languages than of English, or almost no common English words."""
     letters = [c for c in text if c.isalpha()]
     if not letters:
         return True
@@ -54,7 +62,9 @@ def looks_non_english(text: str) -> bool:
     words = _WORD.findall(text.lower())
     if len(words) < 5:
         return False
-    return sum(w in _EN_COMMON for w in words) / len(words) < 0.08
+    english = sum(w in _EN_COMMON for w in words)
+    other = sum(w in _OTHER_COMMON for w in words)
+    return other > english or english / len(words) < 0.08
 
 
 def shared_data_dir() -> Path | None:
