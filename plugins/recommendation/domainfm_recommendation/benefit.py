@@ -1,9 +1,10 @@
 """Benefit terms and constraints of the recommendation domain.
 
 Business: expected extra clicks over the most-popular list the platform would show otherwise.
-Social: exposure of long-tail items, diversity of each list. Constraints: fairness of quality across user
-activity groups, concentration of exposure (Gini), filter-bubble risk, privacy of the artifact (ids only)
-and serving latency. Every number a term assumes is an :class:`~domainfm.types.Assumption` that users
+Social: exposure of long-tail items, diversity of each list. Constraints: concentration of exposure
+(Gini), filter-bubble risk and privacy of the artifact (ids only). Quality gaps between the outcome groups
+(user activity, target popularity), latency and PII scans are the core's built-in constraints.
+Every number a term assumes is an :class:`~domainfm.types.Assumption` that users
 override through ``benefit.assumptions`` (limits through ``benefit.limits``).
 """
 
@@ -21,11 +22,9 @@ DEFAULTS = {
     "lists_per_user": 20.0,
 }
 LIMITS = {
-    "quality_gap_user_activity": 0.10,
     "exposure_gini": 0.95,
     "filter_bubble_similarity": 0.90,
     "artifact_user_fields": 0.0,
-    "latency_ms_p95": 200.0,
 }
 
 
@@ -61,16 +60,6 @@ def terms(ctx: RunContext, evaluation: Evaluation) -> list[BenefitTerm | Constra
         div = _extra(batch, "diversity")
         return np.zeros(len(batch)) if div is None else batch.automated * div
 
-    def quality_gap(batch: ItemBatch) -> float | None:
-        groups = batch.groups.get("user_activity")
-        mask = np.asarray(batch.automated, dtype=bool)
-        if groups is None or mask.sum() == 0:
-            return None
-        g = np.asarray(groups)[mask]
-        q = np.asarray(batch.quality)[mask]
-        means = [q[g == name].mean() for name in np.unique(g) if (g == name).sum() > 0]
-        return float(max(means) - min(means)) if len(means) >= 2 else None
-
     def exposure_gini(batch: ItemBatch) -> float | None:
         lists = batch.extra.get("top10")
         mask = np.asarray(batch.automated, dtype=bool)
@@ -99,9 +88,6 @@ def terms(ctx: RunContext, evaluation: Evaluation) -> list[BenefitTerm | Constra
     def artifact_fields(batch: ItemBatch) -> float | None:
         return None if fields is None else float(fields)
 
-    def latency(batch: ItemBatch) -> float | None:
-        return batch.resources.latency_ms_p95
-
     source_ctr = "assumed; replace with the click-through measured in your own A/B tests"
     return [
         BenefitTerm(
@@ -128,11 +114,6 @@ def terms(ctx: RunContext, evaluation: Evaluation) -> list[BenefitTerm | Constra
             utility=diversity,
         ),
         Constraint(
-            name="quality_gap_user_activity", kind="fairness", unit="NDCG@10",
-            description="Largest gap in mean NDCG@10 between light, medium and heavy users.",
-            limit=limit["quality_gap_user_activity"], measure=quality_gap,
-        ),
-        Constraint(
             name="exposure_gini", kind="fairness", unit="Gini",
             description="Concentration of top-10 exposure over the catalogue (1 = one item takes everything).",
             limit=limit["exposure_gini"], measure=exposure_gini,
@@ -146,11 +127,6 @@ def terms(ctx: RunContext, evaluation: Evaluation) -> list[BenefitTerm | Constra
             name="artifact_user_fields", kind="privacy", unit="fields",
             description="User fields stored in the artifact beyond the user id and the ids of items interacted with.",
             limit=limit["artifact_user_fields"], measure=artifact_fields, depends_on_operating_point=False,
-        ),
-        Constraint(
-            name="latency_ms_p95", kind="resource", unit="ms",
-            description="95th percentile latency of one prediction request.",
-            limit=limit["latency_ms_p95"], measure=latency, depends_on_operating_point=False,
         ),
     ]
 

@@ -44,11 +44,9 @@ def domainfm_domains() -> list[DomainSpec]:
                 BenefitTermInfo(name="clicks_lift_over_most_popular", objective="business", unit="clicks"),
                 BenefitTermInfo(name="long_tail_exposure", objective="social", unit="long-tail items shown per list"),
                 BenefitTermInfo(name="list_diversity", objective="social", unit="1 − mean pairwise cosine"),
-                BenefitTermInfo(name="quality_gap_user_activity", objective="constraint", unit="NDCG@10"),
                 BenefitTermInfo(name="exposure_gini", objective="constraint", unit="Gini"),
                 BenefitTermInfo(name="filter_bubble_similarity", objective="constraint", unit="cosine"),
                 BenefitTermInfo(name="artifact_user_fields", objective="constraint", unit="fields"),
-                BenefitTermInfo(name="latency_ms_p95", objective="constraint", unit="ms"),
             ],
             cli_group="rec",
         )
