@@ -339,10 +339,19 @@ class PiiScanner:
         """All non-overlapping PII spans in ``text``, in order of position."""
         return self._find(text, self._ner_spans([text])[0] if self.ner_used else [])
 
-    def find_many(self, texts: Sequence[str], batch_size: int = 64) -> list[list[PiiSpan]]:
-        """:meth:`find` over many texts (NER runs batched through spaCy's ``pipe``)."""
+    def find_many(
+        self, texts: Sequence[str], batch_size: int = 64, ner_if: Callable[[str], bool] | None = None
+    ) -> list[list[PiiSpan]]:
+        """:meth:`find` over many texts (NER runs batched through spaCy's ``pipe``).
+
+        :param ner_if: run NER only on texts for which this returns True (regex recognisers run on all).
+        """
         texts = [_as_text(t) for t in texts]
-        ner = self._ner_spans(texts, batch_size) if self.ner_used else [[] for _ in texts]
+        ner: list[list[tuple[PiiSpan, int]]] = [[] for _ in texts]
+        if self.ner_used:
+            chosen = [i for i, t in enumerate(texts) if ner_if is None or ner_if(t)]
+            for i, spans in zip(chosen, self._ner_spans([texts[i] for i in chosen], batch_size)):
+                ner[i] = spans
         return [self._find(t, n) for t, n in zip(texts, ner)]
 
     def _find(self, text: str, ner_spans: list[tuple[PiiSpan, int]]) -> list[PiiSpan]:
@@ -373,7 +382,11 @@ class PiiScanner:
         out: list[list[tuple[PiiSpan, int]]] = []
         for text, found in zip(texts, results):
             out.append(
-                [(PiiSpan(r.entity_type, r.start, r.end, text[r.start:r.end], float(r.score)), 30) for r in found]
+                [
+                    (PiiSpan(r.entity_type, r.start, r.end, text[r.start : r.end], float(r.score)), 30)
+                    for r in found
+                    if _plausible_entity(text[r.start : r.end])
+                ]
             )
         return out
 
@@ -387,10 +400,17 @@ class PiiScanner:
 
     # ------------------------------------------------------------------ scanning
 
-    def scan_texts(self, texts: Iterable[Any], *, max_examples: int = 5, label: str | None = None) -> PiiReport:
+    def scan_texts(
+        self,
+        texts: Iterable[Any],
+        *,
+        max_examples: int = 5,
+        label: str | None = None,
+        ner_if: Callable[[str], bool] | None = None,
+    ) -> PiiReport:
         """Count PII over ``texts`` (non-strings are converted; None is skipped) with masked examples."""
         items = [_as_text(t) for t in texts if t is not None]
-        found = self.find_many(items)
+        found = self.find_many(items, ner_if=ner_if)
         by_kind: dict[str, int] = {}
         examples: list[str] = []
         n_with = 0
@@ -420,7 +440,9 @@ class PiiScanner:
 
         Weights (``.safetensors``, ``.bin``...) are not text and are skipped; so are the base model's
         tokenizer vocabularies (:data:`TOKENIZER_FILES`), which hold no user data. Every skipped file is
-        listed with the reason in :attr:`PiiReport.skipped`.
+        listed with the reason in :attr:`PiiReport.skipped`. JSON files contribute their string values
+        (not keys or literals); NER runs only on multi-word strings, since one-token values in configs
+        (model types, paths, label names) are identifiers that the small model mistakes for names.
         """
         root = Path(path)
         report = PiiReport(ner_used=self.ner_used, ner_reason=self.ner_reason)
@@ -435,11 +457,12 @@ class PiiScanner:
                 report.skipped[rel] = why
                 continue
             try:
-                lines = file.read_text(encoding="utf-8").splitlines()
+                texts = _file_texts(file)
             except UnicodeDecodeError:
                 report.skipped[rel] = "not UTF-8 text"
                 continue
-            part = self.scan_texts([ln for ln in lines if ln.strip()], max_examples=max_examples, label=rel)
+            # names only occur in prose: single tokens in configs ("bert", a path) are identifiers
+            part = self.scan_texts(texts, max_examples=max_examples, label=rel, ner_if=_is_prose)
             part.files = {rel: part.count}
             report = report.merge(part, max_examples=max_examples)
         return report
@@ -475,6 +498,51 @@ def _skip_reason(file: Path, max_bytes: int) -> str | None:
         if b"\x00" in fh.read(8192):
             return "binary content"
     return None
+
+
+def _file_texts(file: Path) -> list[str]:
+    """The texts of a file to scan: string values for JSON/JSONL (keys and literals are not data), else lines."""
+    import json
+
+    raw = file.read_text(encoding="utf-8")
+    suffix = file.suffix.lower()
+    if suffix == ".json":
+        try:
+            return _json_strings(json.loads(raw))
+        except json.JSONDecodeError:
+            pass
+    elif suffix in (".jsonl", ".ndjson"):
+        out: list[str] = []
+        for line in raw.splitlines():
+            try:
+                out.extend(_json_strings(json.loads(line)))
+            except json.JSONDecodeError:
+                out.append(line)
+        return [t for t in out if t.strip()]
+    return [ln for ln in raw.splitlines() if ln.strip()]
+
+
+def _json_strings(obj: Any) -> list[str]:
+    if isinstance(obj, str):
+        return [obj] if obj.strip() else []
+    if isinstance(obj, dict):
+        return [s for v in obj.values() for s in _json_strings(v)]
+    if isinstance(obj, list):
+        return [s for v in obj for s in _json_strings(v)]
+    return []
+
+
+_NOT_NAMES = frozenset({"null", "none", "true", "false", "nan", "n/a", "na"})
+
+
+def _is_prose(text: str) -> bool:
+    return len(text.split()) >= 2
+
+
+def _plausible_entity(text: str) -> bool:
+    """NER spans worth reporting: some letters, not a literal such as ``null`` (the small model tags those)."""
+    stripped = text.strip()
+    return len(stripped) >= 2 and any(ch.isalpha() for ch in stripped) and stripped.lower() not in _NOT_NAMES
 
 
 def _snippet(text: str, around: int, width: int = 160) -> str:

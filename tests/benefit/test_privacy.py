@@ -221,3 +221,15 @@ def test_ner_unavailable_degrades_with_reason() -> None:
 
     with pytest.raises(ConfigError, match="not installed"):
         PiiScanner(use_ner=True, ner_model="no_such_spacy_model_xyz")
+
+
+def test_ner_in_artifacts_ignores_identifiers_and_literals(ner: PiiScanner, tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text(
+        '{"model_type": "bert", "ben": null, "path": "/tmp/ben/tiny", "labels": ["billing", "Jordan"],'
+        ' "note": "trained by Maria Gonzalez in Madrid"}'
+    )
+    (tmp_path / "log.txt").write_text("null\nstep 10 loss 0.5\n")
+    report = ner.scan_directory(tmp_path)
+    assert report.by_kind == {"LOCATION": 1, "PERSON": 1}
+    assert report.files == {"config.json": 2, "log.txt": 0}
+    assert ner.find("null") == [] and ner.find('"x": null') == []
