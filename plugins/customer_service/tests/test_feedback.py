@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from domainfm.errors import DataError
+from domainfm_customer_service.feedback import FeedbackStore
+from domainfm_customer_service.query import QueryError
+
+
+def test_feedback_roundtrip_and_training_rows(tmp_path: Path, regex_masker) -> None:  # noqa: ANN001
+    store = FeedbackStore(tmp_path / "fb.sqlite")
+    labels = ["card_lost", "reset_pin"]
+    store.add("lost my card, mail me at joe@example.com", thumbs=1, predicted_intent="card_lost", masker=regex_masker)
+    store.add("pin is blocked", thumbs=-1, predicted_intent="card_lost", corrected_intent="reset_pin", label_names=labels)
+    store.add("something vague", thumbs=-1, predicted_intent="card_lost")
+    recs = FeedbackStore(tmp_path / "fb.sqlite").records()
+    assert len(recs) == 3
+    assert "joe@example.com" not in recs[0].query and "<EMAIL>" in recs[0].query
+    rows = store.training_rows(labels)
+    assert {(r["text"], r["intent"]) for r in rows} == {
+        ("lost my card, mail me at <EMAIL>", "card_lost"),
+        ("pin is blocked", "reset_pin"),
+    }
+    assert store.summary() == {"records": 3, "thumbs_up": 1, "thumbs_down": 2, "corrections": 1}
+
+
+def test_invalid_feedback_is_rejected_and_nothing_written(tmp_path: Path) -> None:
+    store = FeedbackStore(tmp_path / "fb.sqlite")
+    with pytest.raises(DataError, match="thumbs must be"):
+        store.add("q", thumbs=5)
+    with pytest.raises(DataError, match="not one of the model's intents"):
+        store.add("q", corrected_intent="nope", label_names=["a"])
+    with pytest.raises(QueryError):
+        store.add("\x00\x01")
+    assert store.records() == []
+
+
+def test_corrupted_feedback_file(tmp_path: Path) -> None:
+    path = tmp_path / "fb.sqlite"
+    path.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(DataError, match="not a usable feedback database"):
+        FeedbackStore(path)

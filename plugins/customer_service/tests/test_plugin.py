@@ -1,0 +1,141 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from domainfm.manager import PluginManager
+from domainfm.testing import build_tiny_model, check_plugin_contract
+from domainfm_customer_service import DOMAIN
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_model(tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.fixture(scope="module")
+def demo_run(tiny: Path, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+    out = tmp_path_factory.mktemp("runs")
+    report = check_plugin_contract(
+        PluginManager().load(), DOMAIN, source="demo", output_dir=out,
+        overrides=[f"model.base={tiny}", "options.use_ner=false", "train.epochs=1", f"options.feedback_db={out}/fb.sqlite"],
+    )
+    return report, out
+
+
+def test_plugins_list_does_not_import_torch() -> None:
+    code = (
+        "import sys; from domainfm.manager import PluginManager; pm = PluginManager().load(); "
+        f"assert {DOMAIN!r} in pm.domains; "
+        "import domainfm_customer_service.plugin, domainfm_customer_service.cli; "
+        "bad = [m for m in ('torch', 'transformers', 'faiss', 'bm25s', 'sentence_transformers') if m in sys.modules]; "
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_contract_on_demo(demo_run) -> None:  # noqa: ANN001
+    report, _ = demo_run
+    ev = report.evaluation
+    assert set(report.data.tables) == {"train", "validation", "test", "kb", "qa"}
+    for name in ("accuracy", "macro_f1", "recall_at_5", "mrr", "automation_rate", "escalation_precision", "escalation_recall"):
+        assert name in ev.metrics and 0.0 <= ev.metrics[name] <= 1.0, name
+    assert ev.outcomes is not None and ev.outcomes.groups["channel"]
+    assert "automation_vs_accuracy" in ev.curves
+    assert {"retrieval_dense_only", "retrieval_bm25_only"} <= set(ev.baselines)
+    assert ev.extra["pii_findings_in_index_and_logs"] == 0
+    meta = report.artifact.metadata["customer_service"]
+    assert meta["classifier_mode"] == "head" and "training rows" in meta["classifier_mode_reason"]
+    assert meta["index"]["documents"] == 14 and meta["biencoder"]["steps"] >= 1
+    root = Path(report.artifact.path)
+    assert (root / "kb_index" / "manifest.json").is_file() and (root / "biencoder").is_dir()
+    names = {c.name for c in report.contributions}
+    assert {"agent_time_saved", "customer_wait_saved", "pii_in_index_and_logs", "error_rate_gap_across_groups"} <= names
+    for pred in report.predictions:
+        assert pred.label and pred.confidence is not None and "answer" in pred.extra
+
+
+def test_threshold_comes_from_validation(demo_run) -> None:  # noqa: ANN001
+    from domainfm_customer_service.assistant import CustomerServiceAssistant
+    from domainfm_customer_service.training import escalation_threshold
+
+    report, _ = demo_run
+    assistant = CustomerServiceAssistant.load(report.artifact.path, "cpu", use_ner=False)
+    meta = report.artifact.metadata["customer_service"]
+    redo = escalation_threshold(None, assistant.classifier, report.data, meta["target_precision"])  # type: ignore[arg-type]
+    assert redo["escalation_threshold"] == meta["escalation_threshold"]
+    shuffled = report.data.tables["test"]
+    assert meta["validation_items"] == len(report.data.tables["validation"]) != 0
+    assert len(shuffled) > 0
+
+
+def _cli(args: list[str]):  # noqa: ANN202
+    from domainfm_customer_service.cli import cs
+
+    return CliRunner().invoke(cs, args, catch_exceptions=False)
+
+
+def test_cli_ask_json_and_bad_queries(demo_run) -> None:  # noqa: ANN001
+    report, _ = demo_run
+    art = str(report.artifact.path)
+    res = _cli(["ask", "I lost my card, my email is ann@example.org", "--artifact", art, "--no-ner", "--json"])
+    assert res.exit_code == 0, res.output
+    ans = json.loads(res.stdout)
+    assert "ann@example.org" not in res.output and "<EMAIL>" in ans["query"]
+    assert ans["intent"] and isinstance(ans["escalate"], bool) and len(ans["passages"]) == 3
+    for bad, msg in (("", "empty text"), ("x" * 1_000_000, "too long"), ("a\x00b", "control character")):
+        res = _cli(["ask", bad, "--artifact", art, "--no-ner"])
+        assert res.exit_code == 1 and msg in res.output
+
+
+def test_cli_kb_update_and_feedback(demo_run, tmp_path: Path) -> None:  # noqa: ANN001
+    import shutil
+
+    report, _ = demo_run
+    art = tmp_path / "artifact"
+    shutil.copytree(report.artifact.path, art)
+    doc = tmp_path / "pets.jsonl"
+    doc.write_text(json.dumps({"id": "kb-pets", "title": "Pet insurance", "text": "Our pet insurance covers vet bills."}) + "\n", encoding="utf-8")
+    res = _cli(["kb", "add", str(doc), "--artifact", str(art), "--no-ner"])
+    assert res.exit_code == 0 and "15 documents" in res.output, res.output
+    res = _cli(["kb", "add", str(doc), "--artifact", str(art), "--no-ner"])
+    assert res.exit_code == 1 and "already indexed" in res.output
+    res = _cli(["kb", "delete", "kb-pets", "kb-contact", "--artifact", str(art), "--no-ner"])
+    assert res.exit_code == 0 and "13 documents" in res.output
+    db = tmp_path / "fb.sqlite"
+    res = _cli(["feedback", "my pin is blocked", "--down", "--intent", "reset_pin", "--feedback-db", str(db), "--artifact", str(art), "--no-ner"])
+    assert res.exit_code == 0 and "'corrections': 1" in res.output, res.output
+    res = _cli(["feedback", "my pin is blocked", "--intent", "not_an_intent", "--feedback-db", str(db), "--artifact", str(art), "--no-ner"])
+    assert res.exit_code == 1 and "not one of the model's intents" in res.output
+
+
+def test_feedback_joins_the_next_training_split(tiny: Path, tmp_path: Path) -> None:
+    from domainfm.config import build_config
+    from domainfm.runner import Runner
+    from domainfm_customer_service.feedback import FeedbackStore
+
+    db = tmp_path / "fb.sqlite"
+    FeedbackStore(db).add("the card reader ate my card", thumbs=-1, predicted_intent="atm_cash_wrong", corrected_intent="card_lost")
+    runner = Runner(PluginManager().load(), build_config(overrides=[f"output_dir={tmp_path}", f"options.feedback_db={db}", "options.use_ner=false"]))
+    ctx = runner.context(DOMAIN)
+    data = runner.load_data(ctx)
+    assert "the card reader ate my card" in data.tables["train"]["text"]
+    assert "the card reader ate my card" not in data.tables["test"]["text"]
+    assert data.meta["feedback_rows"] == 1
+
+
+def test_cli_chat_session(demo_run, tmp_path: Path) -> None:  # noqa: ANN001
+    from domainfm_customer_service.cli import cs
+
+    report, _ = demo_run
+    db = tmp_path / "fb.sqlite"
+    session = "/up\nwhere is my new card\n\x00bin\n/up\n/intent card_not_arrived\n/quit\n"
+    res = CliRunner().invoke(cs, ["chat", "--artifact", str(report.artifact.path), "--no-ner", "--feedback-db", str(db)], input=session)
+    assert res.exit_code == 0, res.output
+    assert "nothing to give feedback on yet" in res.output and "error:" in res.output
+    assert res.output.count("thanks, noted") == 2
