@@ -188,7 +188,7 @@ def default_thresholds(confidence: np.ndarray) -> list[float]:
         ordered = np.sort(confidence)[::-1]
         for cov in DEFAULT_COVERAGES:
             k = max(1, math.ceil(cov * confidence.size))
-            values.add(round(float(ordered[k - 1]), 6))
+            values.add(math.floor(float(ordered[k - 1]) * 1e6) / 1e6)  # floor: never automate fewer than k
     return sorted(values)
 
 
@@ -441,6 +441,12 @@ def _constraint_reports(
         measured = [p.constraints[name] for p in points if name in p.constraints]
         if all(c.status == "not_measurable" for c in measured):
             report.cost_note = "not measurable: it cannot bind, and its cost is unknown"
+            continue
+        if not any(c.status == "fail" for c in measured):
+            if optimum is not None:
+                report.cost = 0.0
+            else:
+                report.cost_note = "never violated; other constraints leave no feasible point"
             continue
         without = [
             all(c.status != "fail" for other, c in p.constraints.items() if other != name) for p in points
