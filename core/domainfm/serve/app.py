@@ -72,6 +72,7 @@ def _route_class(plugin: str) -> type[APIRoute]:
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorResponse, "description": "the body is not valid JSON (or not UTF-8)"},
     401: {"model": ErrorResponse, "description": "missing or invalid API key (when keys are configured)"},
     413: {"model": ErrorResponse, "description": "request body larger than max_body_bytes"},
     429: {"model": ErrorResponse, "description": "the domain's queue is full; retry later"},
@@ -160,7 +161,7 @@ def create_app(
         degraded = any(d.status == "failed" for d in domains.values()) or bool(app.state.route_errors)
         return HealthResponse(status="degraded" if degraded else "ok", version=__version__, domains=domains)
 
-    core = APIRouter(dependencies=guard, responses={401: ERROR_RESPONSES[401]})
+    core = APIRouter(dependencies=guard, responses={401: ERROR_RESPONSES[401]} if guard else {})
 
     @core.get("/plugins", response_model=PluginsResponse, tags=["core"])
     async def plugins() -> PluginsResponse:
@@ -178,6 +179,8 @@ def create_app(
 
     _add_plugin_routes(app, pm, registry, guard)
 
+    # Our own limit rather than FastAPI's ``max_body_size``: that one answers 413 in plain text without
+    # saying the limit, where every other error of this API is JSON with the field or limit named.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
@@ -252,13 +255,24 @@ def _add_plugin_routes(app: FastAPI, pm: PluginManager, registry: PredictorRegis
         impl = getattr(plugin, "domainfm_register_routes", None)
         if impl is None or not hasattr(impl, "domainfm_impl"):
             continue
-        router = APIRouter(route_class=_route_class(info.name), responses={503: ERROR_RESPONSES[503]})
+        documented = (400, 401, 413, 503) if guard else (400, 413, 503)
+        router = APIRouter(route_class=_route_class(info.name), responses={k: ERROR_RESPONSES[k] for k in documented})
         try:
             impl(router=router, get_predictor=registry.get)
+            _check_openapi(router, info.name)
         except Exception as exc:
             app.state.route_errors[info.name] = f"domainfm_register_routes raised: {type(exc).__name__}: {exc}"
             continue
         app.include_router(router, dependencies=guard)
+
+
+def _check_openapi(router: APIRouter, plugin: str) -> None:
+    """Build the plugin's part of the OpenAPI schema now: a route whose models cannot be resolved (e.g. a
+    class defined inside a function under ``from __future__ import annotations``) would otherwise make
+    ``/openapi.json`` fail for every plugin."""
+    from fastapi.openapi.utils import get_openapi
+
+    get_openapi(title=plugin, version="0", routes=router.routes)
 
 
 def _install_error_handlers(app: FastAPI) -> None:

@@ -1,26 +1,21 @@
-"""Request body size limit as a pure ASGI middleware: 413 before the body is read into memory."""
+"""Request body size limit as a pure ASGI middleware: a JSON 413 before the body is read into memory."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-Scope = dict[str, Any]
 Message = dict[str, Any]
 
 
-class _TooLarge(Exception):
-    pass
-
-
 class BodySizeLimit:
-    """Answer 413 when ``Content-Length`` exceeds ``max_bytes``, or when a streamed body grows past it."""
+    """Answer 413 when ``Content-Length`` exceeds ``max_bytes``, or as soon as a streamed body grows past it."""
 
     def __init__(self, app: Any, max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
 
-    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -36,27 +31,37 @@ class BodySizeLimit:
                     return
         received = 0
         started = False
+        rejected = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, rejected
+            if rejected:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise _TooLarge
+                    # Answer now and tell the app the client is gone: frameworks catch exceptions raised
+                    # while they read the body (FastAPI turns them into 400), but stop on a disconnect.
+                    rejected = True
+                    if not started:
+                        await _send_error(send, 413, self._message(None))
+                    return {"type": "http.disconnect"}
             return message
 
-        async def tracking_send(message: Message) -> None:
+        async def guarded_send(message: Message) -> None:
             nonlocal started
+            if rejected:
+                return  # the 413 has been sent; whatever the app answers after the disconnect is dropped
             if message["type"] == "http.response.start":
                 started = True
             await send(message)
 
         try:
-            await self.app(scope, limited_receive, tracking_send)
-        except _TooLarge:
-            if not started:
-                await _send_error(send, 413, self._message(None))
+            await self.app(scope, limited_receive, guarded_send)
+        except Exception:
+            if not rejected:
+                raise
 
     def _message(self, size: int | None) -> str:
         got = f" ({size} bytes)" if size is not None else ""
