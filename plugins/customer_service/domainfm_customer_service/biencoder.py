@@ -92,6 +92,8 @@ def fine_tune_biencoder(
     result = trainer.train()
     with atomic_directory(output_dir) as tmp:
         model.save_pretrained(str(tmp), safe_serialization=True)
+        # The generated model card quotes training pairs verbatim: customer text must not leave in it.
+        (tmp / "README.md").unlink(missing_ok=True)
     return {
         "pairs": len(pairs),
         "steps": int(trainer.state.global_step),

@@ -54,6 +54,7 @@ def test_contract_on_demo(demo_run) -> None:  # noqa: ANN001
     assert meta["index"]["documents"] == 14 and meta["biencoder"]["steps"] >= 1
     root = Path(report.artifact.path)
     assert (root / "kb_index" / "manifest.json").is_file() and (root / "biencoder").is_dir()
+    assert not (root / "biencoder" / "README.md").exists()  # the model card would quote customer text
     names = {c.name for c in report.contributions}
     assert {"agent_time_saved", "customer_wait_saved", "pii_in_index_and_logs", "error_rate_gap_across_groups"} <= names
     for pred in report.predictions:
