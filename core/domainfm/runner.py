@@ -157,6 +157,7 @@ class Runner:
                 self.measure_serving(vctx, predictor, data)
                 # the benefit engine reads a variant's own measurements from here
                 evaluation.extra["resources"] = vctx.resources.as_dict()
+                evaluation.extra["artifact_path"] = str(artifact.path)
                 ctx.state.setdefault("variant_resources", {})[variant] = vctx.resources.as_dict()
                 if vctx is not ctx:
                     ctx.resources = vctx.resources  # the last variant's resources stand for the run
