@@ -109,7 +109,7 @@ def throughput_1m(model: Any, n_items: int, n_users: int, kinds: list[str], seed
         started = time.perf_counter()
         index = VectorIndex.create(big.dim, kind=kind, metric="ip", nlist=1024, nprobe=16)  # type: ignore[arg-type]
         if kind == "ivf":
-            sample = big.embeddings[rng.choice(big.n_items, 100_000, replace=False)]
+            sample = big.embeddings[rng.choice(big.n_items, min(100_000, big.n_items), replace=False)]
             index.train(sample)
         index.add(np.arange(big.n_items), big.embeddings)
         build = time.perf_counter() - started

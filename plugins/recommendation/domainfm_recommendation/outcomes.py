@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from domainfm.types import Evaluation, Outcomes
+from domainfm.types import Curve, Evaluation, Outcomes
 
 from domainfm_recommendation.evaluation import RankingResult, all_metrics, long_tail_mask
 from domainfm_recommendation.model import TextRecommender
@@ -88,6 +88,13 @@ def build_evaluation(
             "top10": [" ".join(ix.item_ids[i] for i in row) for row in top10],
         },
     )
+    from domainfm.engine.calibration import expected_calibration_error, risk_coverage_curve
+
+    conf = np.clip(confidence, 0.0, 1.0)
+    metrics["confidence_ece"] = expected_calibration_error(np.stack([1 - conf, conf], axis=1), result.hit10.astype(int))
+    rc = risk_coverage_curve(conf, result.ndcg10)
+    curves = {"coverage_ndcg": Curve(x=rc["coverage"], y=rc["accuracy"], x_label="share of users served (most confident first)",
+                                     y_label="mean NDCG@10", thresholds=rc["threshold"])}
     table = {name: {k: v for k, v in b["metrics"].items()} for name, b in base.items()}
     best = max(table.items(), key=lambda kv: kv[1]["ndcg_at_10"]) if table else None
     if best is not None:
@@ -103,6 +110,7 @@ def build_evaluation(
         n_items=len(ix.eval_users),
         outcomes=outcomes,
         baselines=table,
+        curves=curves,
         device=device,
         seconds=time.perf_counter() - started,
         extra={
