@@ -77,19 +77,21 @@ class TokenAttributor:
         out: dict[int, list[dict[str, Any]]] = {}
         was_training = self.model.training
         self.model.eval()
+        k = len(label_indices)
         try:
             with torch.enable_grad():
-                for idx in label_indices:
-                    attr = lig.attribute(
-                        inputs=input_ids,
-                        baselines=baseline,
-                        additional_forward_args=(attention_mask,),
-                        target=int(idx),
-                        n_steps=self.n_steps,
-                        internal_batch_size=self.n_steps,
-                    )
-                    scores = attr.sum(-1)[0].detach().float().cpu().numpy()
-                    out[int(idx)] = _top_words(tokens, scores, is_special[0].cpu().numpy(), self.top_n)
+                # One pass for all labels: the input repeated once per label, each row with its own target.
+                attr = lig.attribute(
+                    inputs=input_ids.repeat(k, 1),
+                    baselines=baseline.repeat(k, 1),
+                    additional_forward_args=(attention_mask.repeat(k, 1),),
+                    target=[int(i) for i in label_indices],
+                    n_steps=self.n_steps,
+                    internal_batch_size=k * self.n_steps,
+                )
+            scores = attr.sum(-1).detach().float().cpu().numpy()
+            for row, idx in enumerate(label_indices):
+                out[int(idx)] = _top_words(tokens, scores[row], is_special[0].cpu().numpy(), self.top_n)
         finally:
             self.model.train(was_training)
         return out

@@ -34,9 +34,11 @@ def train_classifier(ctx: RunContext, data: DataBundle) -> Artifact:
         raise DataError(f"{data.source}: the data bundle has no label_names")
     if "validation" not in data.tables or len(data.split("validation")) == 0:
         raise DataError(f"{data.source}: a non-empty validation split is needed for calibration and abstention")
+    adjusted: dict[str, Any] = {}
     if ctx.option("dp", False):
         artifact = train_dp_head(ctx, data)
     else:
+        adjusted = small_data_defaults(ctx, len(data.split("train")))
         artifact = fine_tune_text_classifier(ctx, data, label_names=data.label_names)
     target = float(ctx.option("target_precision", DEFAULT_TARGET_PRECISION))
     predictor = TextClassifierPredictor.load(artifact, ctx.device)
@@ -52,10 +54,30 @@ def train_classifier(ctx: RunContext, data: DataBundle) -> Artifact:
             "data_sizes": data.sizes(),
             "identifiers_removed_before_training": data.meta.get("identifiers_removed", {}),
             "deidentified": True,
+            "small_data_defaults": adjusted,
         }
     )
     artifact.save_metadata()
     return artifact
+
+
+SMALL_DATA_ROWS = 1000
+SMALL_DATA_LR = {"full": 1.5e-4, "lora": 1e-3}
+
+
+def small_data_defaults(ctx: RunContext, n_train: int) -> dict[str, Any]:
+    """For small training sets (< 1000 rows) with no learning rate given, use a higher learning rate and
+    batches of at most 16, so that a few epochs are enough steps (the 120-row demo converges by default).
+    Returns what was changed (recorded in the artifact); an explicit ``train.learning_rate`` disables it."""
+    cfg = ctx.config
+    if n_train >= SMALL_DATA_ROWS or cfg.train.learning_rate is not None or cfg.model.mode not in SMALL_DATA_LR:
+        return {}
+    changed: dict[str, Any] = {"learning_rate": SMALL_DATA_LR[cfg.model.mode]}
+    cfg.train.learning_rate = SMALL_DATA_LR[cfg.model.mode]
+    if cfg.train.batch_size > 16:
+        changed["batch_size"] = 16
+        cfg.train.batch_size = 16
+    return changed
 
 
 def train_dp_head(ctx: RunContext, data: DataBundle) -> Artifact:
