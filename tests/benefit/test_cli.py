@@ -71,14 +71,17 @@ def test_score_reuses_earlier_privacy_scans(tmp_path: Path, monkeypatch: pytest.
     pm.register(ToyPlugin(), name="toy")
     monkeypatch.setattr(manager, "_DEFAULT", pm)
     run_dir = write_run(tmp_path, "r1", "2026-01-01T00:00:00")
-    earlier = {"constraints": [{"name": "privacy_pii_training_data",
-                                "details": {"count": 2, "n_texts": 10, "n_with_pii": 2, "by_kind": {"EMAIL": 2}}}]}
+    earlier = {"constraints": [{"name": "privacy_identifiers_training_data", "details": {
+        "count": 2, "n_texts": 10, "n_with_identifier": 2, "n_with_name": 0, "by_kind": {"EMAIL": 2},
+        "ner_used": True, "limit_source": "x"}}]}
     (run_dir / "benefit.json").write_text(json.dumps(earlier))
     assert invoke(score_command, [str(run_dir), "--json"]).exit_code == 0
     report = json.loads((run_dir / "benefit.json").read_text())
-    c = next(c for c in report["constraints"] if c["name"] == "privacy_pii_training_data")
+    c = next(c for c in report["constraints"] if c["name"] == "privacy_identifiers_training_data")
     assert c["at_optimum"]["value"] == pytest.approx(0.2) and "earlier report" in c["details"]["origin"]
-    outputs = next(c for c in report["constraints"] if c["name"] == "privacy_pii_outputs")
+    names = next(c for c in report["constraints"] if c["name"] == "privacy_names_training_data")
+    assert names["at_optimum"]["value"] == 0.0  # the earlier scan had NER
+    outputs = next(c for c in report["constraints"] if c["name"] == "privacy_identifiers_outputs")
     assert outputs["at_optimum"]["status"] == "not_measurable"
 
 

@@ -18,20 +18,25 @@ def test_privacy_scans_training_data_outputs_and_artifacts(make_ctx: Any) -> Non
     ctx = make_ctx(builtins=True)
     ctx.state["privacy_texts"] = {
         "training_data": ["refund to DE89 3704 0044 0532 0130 00", "call +44 20 7946 0958", "fine", "ok"],
-        "outputs": ['{"label": "billing"}', '{"label": "card 4111 1111 1111 1111"}'],
+        "outputs": ['{"label": "billing"}', '{"label": "card 4111 1111 1111 1111", "score": 0.9}', "plain a@b.org"],
     }
     ctx.artifact_dir.mkdir()
     (ctx.artifact_dir / "config.json").write_text('{"id2label": {"0": "billing"}}')
     (ctx.artifact_dir / "notes.txt").write_text("trained by jane.doe@example.com\n")
     report = score(ctx, {"model": make_evaluation()})
-    training = report.constraint("privacy_pii_training_data")
+    training = report.constraint("privacy_identifiers_training_data")
     assert training.at_optimum.value == pytest.approx(0.5) and training.at_optimum.status == "fail"
-    assert training.details["by_kind"] == {"IBAN": 1, "PHONE": 1}
-    assert report.constraint("privacy_pii_outputs").at_optimum.value == pytest.approx(0.5)
+    assert training.details["by_kind"] == {"IBAN": 1, "PHONE": 1} and training.limit == 0.0
+    outputs = report.constraint("privacy_identifiers_outputs")
+    assert outputs.at_optimum.value == pytest.approx(2 / 3) and outputs.details["by_kind"] == {"CARD": 1, "EMAIL": 1}
+    assert "<CARD>" in outputs.details["examples"][0]
+    # NER is off in these tests (options.privacy_ner=false): names cannot be measured, and say why
+    names = report.constraint("privacy_names_training_data")
+    assert names.at_optimum.status == "not_measurable" and "NER disabled" in names.at_optimum.note
     artifacts = report.constraint("privacy_pii_artifacts")
     assert artifacts.at_optimum.value == 1.0 and artifacts.details["files"] == {"config.json": 0, "notes.txt": 1}
-    assert report.optimum is None  # privacy constraints hold at every operating point or none
-    assert report.constraint("privacy_pii_training_data").cost is None
+    assert report.optimum is None  # privacy constraints hold at every operating point or at none
+    assert training.cost is None and "binding" not in (training.cost_note or "")  # others fail as well
     assert "privacy_dp_epsilon" not in {c.name for c in report.constraints}
 
 
@@ -40,7 +45,8 @@ def test_dp_training_relaxes_the_training_data_limit(make_ctx: Any) -> None:
     ctx.state["privacy_texts"] = {"training_data": ["mail a@b.org"], "outputs": ["x"]}
     ctx.state["dp_epsilon"] = 3.0
     report = score(ctx, {"model": make_evaluation()})
-    assert report.constraint("privacy_pii_training_data").at_optimum.status == "pass"
+    assert report.constraint("privacy_identifiers_training_data").at_optimum.status == "pass"
+    assert "differentially private" in report.constraint("privacy_identifiers_training_data").details["note"]
     dp = report.constraint("privacy_dp_epsilon")
     assert dp.at_optimum.value == 3.0 and dp.at_optimum.margin == pytest.approx(7.0)
     ctx2 = make_ctx(builtins=True, limits={"privacy_dp_epsilon": 1.0})
@@ -50,7 +56,7 @@ def test_dp_training_relaxes_the_training_data_limit(make_ctx: Any) -> None:
 
 def test_nothing_to_scan_is_not_measurable(make_ctx: Any) -> None:
     report = score(make_ctx(builtins=True), {"model": make_evaluation()})
-    for name in ("privacy_pii_training_data", "privacy_pii_outputs", "privacy_pii_artifacts"):
+    for name in ("privacy_identifiers_training_data", "privacy_names_outputs", "privacy_pii_artifacts"):
         c = report.constraint(name)
         assert c.at_optimum.status == "not_measurable" and "nothing to scan" in c.at_optimum.note
 

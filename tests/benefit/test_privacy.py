@@ -233,3 +233,28 @@ def test_ner_in_artifacts_ignores_identifiers_and_literals(ner: PiiScanner, tmp_
     assert report.by_kind == {"LOCATION": 1, "PERSON": 1}
     assert report.files == {"config.json": 2, "log.txt": 0}
     assert ner.find("null") == [] and ner.find('"x": null') == []
+
+
+# ------------------------------------------------------------------------------- real data
+
+
+def _shared_data() -> Path:
+    import os
+
+    env = os.environ.get("DOMAINFM_SHARED_DATA")
+    return Path(env) if env else Path(__file__).resolve().parents[3] / "shared" / "data"
+
+
+@pytest.mark.shared_data
+def test_validated_recognisers_do_not_fire_on_banking77(regex: PiiScanner) -> None:
+    """BANKING77's customer queries hold no identifiers: the regex recognisers must stay silent on them."""
+    import csv
+
+    folder = _shared_data() / "customer_service"
+    files = [folder / "banking77_train.csv", folder / "banking77_test.csv"]
+    if not all(f.is_file() for f in files):
+        pytest.skip(f"shared data not found under {folder} (set DOMAINFM_SHARED_DATA)")
+    texts = [row["text"] for f in files for row in csv.DictReader(f.open(encoding="utf-8"))]
+    assert len(texts) > 13000
+    report = regex.scan_texts(texts)
+    assert report.n_with_pii <= len(texts) * 0.0005, report.examples

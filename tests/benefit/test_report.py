@@ -47,7 +47,7 @@ def test_write_report_round_trips_every_term(report: Any, tmp_path: Path) -> Non
     data = json.loads(paths["benefit"].read_text())
     assert data["lambda"] == report.lambda_
     assert {t["name"] for t in data["terms"]} == {"net_value", "people_helped"}
-    assert {"error_rate", "fairness_gap_region", "privacy_pii_training_data", "resource_co2"} <= {
+    assert {"error_rate", "fairness_gap_region", "privacy_identifiers_training_data", "resource_co2"} <= {
         c["name"] for c in data["constraints"]
     }
     back = load_report(tmp_path)
@@ -67,7 +67,7 @@ def test_html_is_self_contained(report: Any) -> None:
 
 
 def test_privacy_findings_reach_the_report(report: Any) -> None:
-    c = report.constraint("privacy_pii_training_data")
+    c = report.constraint("privacy_identifiers_training_data")
     assert c.at_optimum.value == pytest.approx(0.5) and c.at_optimum.status == "fail"
     assert c.details["by_kind"] == {"EMAIL": 1} and "<EMAIL>" in c.details["examples"][0]
     assert report.optimum is None and report.verdict == "fail"

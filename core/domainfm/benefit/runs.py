@@ -14,8 +14,10 @@ from domainfm.types import Evaluation, ResourceUsage, RunContext
 
 RUN_JSON = "run.json"
 PRIVACY_SOURCES = {
-    "privacy_pii_training_data": "training_data",
-    "privacy_pii_outputs": "outputs",
+    "privacy_identifiers_training_data": "training_data",
+    "privacy_names_training_data": "training_data",
+    "privacy_identifiers_outputs": "outputs",
+    "privacy_names_outputs": "outputs",
     "privacy_pii_artifacts": "artifacts",
 }
 
@@ -100,8 +102,8 @@ def context_from_run(
         for c in old.get("constraints", []):
             source = PRIVACY_SOURCES.get(c.get("name"))
             details = c.get("details") or {}
-            if source and "count" in details:
-                scans[source] = details
+            if source and "count" in details and source not in scans:
+                scans[source] = {k: v for k, v in details.items() if k not in ("limit_source", "reason", "note")}
             if c.get("name") == "privacy_dp_epsilon" and "dp_epsilon" not in ctx.state:
                 value = (c.get("at_optimum") or {}).get("value")
                 if value is not None:

@@ -21,6 +21,23 @@ from domainfm.types import Constraint, Evaluation, ItemBatch, RunContext
 
 DETAILS = "benefit_details"
 PRIVACY_SOURCES = ("training_data", "outputs")
+IDENTIFIER_KINDS = frozenset({"EMAIL", "PHONE", "CARD", "IBAN", "ACCOUNT", "SSN", "IP"})
+NAME_KINDS = frozenset({"PERSON"})
+COUNTED_KINDS = IDENTIFIER_KINDS | NAME_KINDS
+LOCATION_NOTE = (
+    "LOCATION is not counted: a country or city alone does not identify a person (on BANKING77's 3,080 test "
+    "queries the NER tagged 89 places such as 'US' and 'Spain')"
+)
+IDENTIFIER_LIMIT_SOURCE = (
+    "GDPR Art. 4(1) and 5(1)(c) (data minimisation): direct identifiers have no place in training data, outputs "
+    "or shipped artifacts; the recognisers are validated (Luhn, mod-97, SSA rules) and flagged 0 of BANKING77's "
+    "3,080 test queries"
+)
+NAME_RATE_LIMIT = 0.01
+NAME_LIMIT_SOURCE = (
+    "tolerance for NER false positives: presidio with spaCy en_core_web_sm tagged 0.7 % of BANKING77 test queries "
+    "as PERSON ('Visa', 'Mastercard', 'Russian Ruble'), none of them a name (measured in this project)"
+)
 
 DP_EPSILON_LIMIT = 10.0
 DP_SOURCE = (
@@ -65,7 +82,7 @@ def _details(ctx: RunContext) -> dict[str, Any]:
 
 
 def _scan_sources(ctx: RunContext) -> dict[str, dict[str, Any] | None]:
-    """PII reports per source (scanned once per run and cached in ``ctx.state['privacy_scans']``)."""
+    """PII scans per source (scanned once per run and cached in ``ctx.state['privacy_scans']``)."""
     cached = ctx.state.get("privacy_scans")
     if cached is not None:
         return cached
@@ -73,13 +90,13 @@ def _scan_sources(ctx: RunContext) -> dict[str, dict[str, Any] | None]:
 
     ner = ctx.option("privacy_ner", None)
     off = ner is not None and str(ner).strip().lower() in ("0", "false", "no", "off")
-    scanner = PiiScanner(use_ner=False if off else None)
+    scanner = PiiScanner(use_ner=False if off else None, kinds=COUNTED_KINDS)
     texts = ctx.state.get("privacy_texts") or {}
     previous = ctx.state.get("privacy_scans_previous") or {}
     scans: dict[str, dict[str, Any] | None] = {}
     for source in PRIVACY_SOURCES:
         if texts.get(source) is not None:
-            scans[source] = {**scanner.scan_texts(texts[source]).model_dump(), "origin": "scanned in this run"}
+            scans[source] = {**scan_texts(scanner, texts[source]), "origin": "scanned in this run"}
         elif previous.get(source) is not None:
             scans[source] = {**previous[source], "origin": "scan from the earlier report of this run"}
         else:
@@ -94,42 +111,110 @@ def _scan_sources(ctx: RunContext) -> dict[str, dict[str, Any] | None]:
     return scans
 
 
+def scan_texts(scanner: Any, texts: list[Any], max_examples: int = 5) -> dict[str, Any]:
+    """Scan texts (JSON objects contribute their string values): identifiers and names counted apart."""
+    from domainfm.privacy import mask_spans
+
+    items = [_strings_of(t) for t in texts if t is not None]
+    flat = [s for item in items for s in item]
+    found = scanner.find_many(flat, ner_if=lambda t: len(t.split()) >= 2)
+    by_kind: dict[str, int] = {}
+    examples: list[str] = []
+    n_identifier = n_name = 0
+    k = 0
+    for item in items:
+        spans_of_item = found[k : k + len(item)]
+        kinds = {span.kind for spans in spans_of_item for span in spans}
+        n_identifier += bool(kinds & IDENTIFIER_KINDS)
+        n_name += bool(kinds & NAME_KINDS)
+        for text, spans in zip(item, spans_of_item):
+            for span in spans:
+                by_kind[span.kind] = by_kind.get(span.kind, 0) + 1
+            if spans and len(examples) < max_examples:
+                examples.append(mask_spans(text, spans)[:200])
+        k += len(item)
+    return {
+        "n_texts": len(items),
+        "count": sum(by_kind.values()),
+        "by_kind": dict(sorted(by_kind.items())),
+        "n_with_identifier": n_identifier,
+        "n_with_name": n_name,
+        "examples": examples,
+        "ner_used": scanner.ner_used,
+        "ner_reason": scanner.ner_reason,
+        "not_counted": LOCATION_NOTE,
+    }
+
+
+def _strings_of(value: Any) -> list[str]:
+    import json
+
+    text = value if isinstance(value, str) else str(value)
+    if text.lstrip().startswith("{"):
+        try:
+            from domainfm.privacy import _json_strings
+
+            return _json_strings(json.loads(text))
+        except ValueError:
+            pass
+    return [text]
+
+
 def privacy_constraints(ctx: RunContext) -> list[Constraint]:
-    """PII in training data (rate), in outputs (rate) and in the artifact (count); DP epsilon if given."""
+    """Identifiers and names in training data and outputs (rates), PII in the artifact; DP epsilon if given."""
     scans = _scan_sources(ctx)
     details = _details(ctx)
     dp_epsilon = ctx.state.get("dp_epsilon")
+    dp_ok = dp_epsilon is not None and float(dp_epsilon) <= DP_EPSILON_LIMIT
     out: list[Constraint] = []
-    specs = (
-        ("privacy_pii_training_data", "training_data", "fraction of texts",
-         "Share of training texts that contain personal data (emails, phones, cards, IBANs, names...). "
-         "Mask it (domainfm.privacy.PiiScanner.mask) or train with differential privacy."),
-        ("privacy_pii_outputs", "outputs", "fraction of outputs",
-         "Share of model outputs (predictions on evaluation inputs) that contain personal data."),
-        ("privacy_pii_artifacts", "artifacts", "findings",
-         "Personal data found in the text files of the trained artifact (configs, label maps, samples)."),
-    )
-    for name, source, unit, description in specs:
+    for source, label in (("training_data", "training texts"), ("outputs", "model outputs")):
         scan = scans.get(source)
-        limit = 0.0
-        if scan is None:
-            details[name] = {"reason": f"nothing to scan: no {source.replace('_', ' ')} in this run"}
-            value = None
-        else:
-            value = float(scan["count"]) if source == "artifacts" else _rate(scan)
-            details[name] = {k: scan[k] for k in ("count", "by_kind", "examples", "n_texts", "n_with_pii",
-                                                  "ner_used", "ner_reason", "files", "skipped", "origin") if k in scan}
-            if source == "training_data" and dp_epsilon is not None and float(dp_epsilon) <= DP_EPSILON_LIMIT:
+        for what, field, limit, source_note, description in (
+            ("identifiers", "n_with_identifier", 0.0, IDENTIFIER_LIMIT_SOURCE,
+             f"Share of {label} containing validated identifiers (email, phone, payment card, IBAN, account "
+             "number, SSN, IP address)."),
+            ("names", "n_with_name", NAME_RATE_LIMIT, NAME_LIMIT_SOURCE,
+             f"Share of {label} containing person names (presidio NER on spaCy en_core_web_sm)."),
+        ):
+            name = f"privacy_{what}_{source}"
+            value: float | None = None
+            info: dict[str, Any] = {"limit_source": source_note}
+            if scan is None:
+                info["reason"] = f"nothing to scan: no {label} were kept in this run"
+            elif what == "names" and not scan.get("ner_used"):
+                info["reason"] = f"names cannot be detected: {scan.get('ner_reason')}"
+                info.update(scan)
+            else:
+                n = int(scan.get("n_texts") or 0)
+                value = float(scan.get(field, 0)) / n if n else 0.0
+                info.update(scan)
+            if source == "training_data" and dp_ok:
                 limit = 1.0  # DP training bounds what the model can memorise of any one record
-                details[name]["note"] = f"training was differentially private (epsilon={dp_epsilon}); limit relaxed"
-        out.append(
-            Constraint(
-                name=name, kind="privacy", unit=unit, description=description, limit=limit, direction="max",
-                measure=lambda _b, v=value: v, depends_on_operating_point=False,
+                info["note"] = f"training was differentially private (epsilon={dp_epsilon}); limit relaxed"
+            details[name] = info
+            if source == "training_data" and what == "identifiers":
+                description += " Mask them (domainfm.privacy.PiiScanner.mask) or train with differential privacy."
+            out.append(
+                Constraint(
+                    name=name, kind="privacy", unit=f"fraction of {label}", description=description,
+                    limit=limit, direction="max", measure=lambda _b, v=value: v, depends_on_operating_point=False,
+                )
             )
+    art = scans.get("artifacts")
+    details["privacy_pii_artifacts"] = (
+        {**art, "limit_source": IDENTIFIER_LIMIT_SOURCE} if art is not None
+        else {"reason": "nothing to scan: the run has no artifact directory"}
+    )
+    out.append(
+        Constraint(
+            name="privacy_pii_artifacts", kind="privacy", unit="findings",
+            description="Personal data in the text files of the trained artifact (configs, label maps, samples).",
+            limit=0.0, direction="max", depends_on_operating_point=False,
+            measure=lambda _b, v=(None if art is None else float(art["count"])): v,
         )
+    )
     if dp_epsilon is not None:
-        details["privacy_dp_epsilon"] = {"source": DP_SOURCE}
+        details["privacy_dp_epsilon"] = {"limit_source": DP_SOURCE}
         out.append(
             Constraint(
                 name="privacy_dp_epsilon", kind="privacy", unit="epsilon",
@@ -139,11 +224,6 @@ def privacy_constraints(ctx: RunContext) -> list[Constraint]:
             )
         )
     return out
-
-
-def _rate(scan: dict[str, Any]) -> float:
-    n = int(scan.get("n_texts") or 0)
-    return float(scan.get("n_with_pii", 0)) / n if n else 0.0
 
 
 # ------------------------------------------------------------------------------------------ fairness
