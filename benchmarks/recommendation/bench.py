@@ -115,12 +115,16 @@ def throughput_1m(model: Any, n_items: int, n_users: int, kinds: list[str], seed
         build = time.perf_counter() - started
         big.index = index
         big.recommend(big.histories[users[0]], 10)  # warm-up
-        n = n_users if kind != "flat" else max(10, n_users // 10)
+        n = n_users if kind != "flat" else max(10, n_users // 4)
         started = time.perf_counter()
-        for u in users[:n]:
+        for u in users[:n]:  # one request at a time (latency-bound serving)
             big.recommend(big.histories[u], 10)
-        rate = n / (time.perf_counter() - started)
-        out[kind] = {"recs_per_s": rate, "index_build_seconds": build, "users_timed": n, "index_device": index.device}
+        single = n / (time.perf_counter() - started)
+        started = time.perf_counter()
+        lists = big.recommend_many([big.histories[u] for u in users], 10)  # batch job: one FAISS search
+        batch = len(lists) / (time.perf_counter() - started)
+        out[kind] = {"recs_per_s_single_request": single, "recs_per_s_batch": batch, "index_build_seconds": build,
+                     "users_timed_single": n, "users_timed_batch": len(users), "index_device": index.device}
         big.index = None
         del index
     return out
@@ -237,9 +241,10 @@ def main() -> None:
         "best_baseline_gini": best["gini"],
         "relative_ndcg_gain_over_best_baseline": gain,
         "target_met": bool(gain >= 0.10 and model_metrics["gini"] <= best["gini"]),
-        "recs_per_s": scale["ivf"]["recs_per_s"],
-        "recs_per_s_note": f"top-10 lists/s, one user per request, {scale_items} items in a FAISS IVF index "
-        "(nlist 1024, nprobe 16) + kNN + popular candidates, re-ranked; 'scale' has the exact flat index too",
+        "recs_per_s": scale["ivf"]["recs_per_s_batch"],
+        "recs_per_s_note": f"top-10 lists/s for a batch of users (one FAISS search, then per-user re-ranking with "
+        f"reasons), {scale_items} items in a FAISS IVF index (nlist 1024, nprobe 16) + kNN + popular candidates; "
+        "'scale' also has one-request-at-a-time rates and the exact flat index",
         "recs_per_s_real_catalogue": real_rate,
         "scale": scale,
         "table": table,

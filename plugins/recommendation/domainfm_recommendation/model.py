@@ -164,8 +164,13 @@ class TextRecommender:
     # ------------------------------------------------------------------------------ scoring
 
     def _pop_score(self) -> np.ndarray:
+        cache = getattr(self, "_pop_cache", None)
+        if cache is not None and cache[1] == self.n_items:
+            return cache[0]
         top = np.log1p(self.popularity.max()) if self.popularity.size and self.popularity.max() > 0 else 1.0
-        return np.log1p(self.popularity) / top
+        score = np.log1p(self.popularity) / top
+        self._pop_cache = (score, self.n_items)
+        return score
 
     def profiles(self, histories: Sequence[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
         """L2-normalised recency-weighted text profiles and the recency weights used."""
@@ -221,50 +226,97 @@ class TextRecommender:
 
     def candidates(self, history: np.ndarray, k: int) -> np.ndarray | None:
         """None (= all items) for small catalogues; else FAISS neighbours ∪ kNN neighbours ∪ popular."""
+        return self.candidates_many([history], k)[0]
+
+    def candidates_many(self, histories: Sequence[np.ndarray], k: int) -> list[np.ndarray | None]:
+        """Candidates for several histories with one batched FAISS search."""
         if self.n_items <= self.dense_limit or self.index is None:
-            return None
+            return [None] * len(histories)
         pool = max(200, 10 * k)
-        prof, _ = self.profiles([history])
         if getattr(self, "_popular_cache", (None, 0))[1] != self.n_items:
             self._popular_cache = (np.argsort(-self.popularity, kind="stable"), self.n_items)
-        parts = [self._popular_cache[0][:pool]]
-        if np.linalg.norm(prof) > 0:
-            _, ids = self.index.search(prof, pool)
-            parts.append(ids[0][ids[0] >= 0])
-        if len(history):
-            parts.append(np.unique(self.similarity[history[-50:]].indices))
-        return np.unique(np.concatenate(parts)).astype(np.int64)
+        popular = self._popular_cache[0][:pool]
+        prof, _ = self.profiles(histories)
+        has_profile = np.linalg.norm(prof, axis=1) > 0
+        found = np.full((len(histories), pool), -1, dtype=np.int64)
+        if has_profile.any():
+            _, ids = self.index.search(prof[has_profile], pool)
+            found[has_profile] = ids
+        out: list[np.ndarray | None] = []
+        for r, history in enumerate(histories):
+            parts = [popular, found[r][found[r] >= 0]]
+            if len(history):
+                parts.append(self.similarity[history[-50:]].indices)
+            out.append(np.unique(np.concatenate(parts)).astype(np.int64))
+        return out
 
-    def recommend(self, history: np.ndarray, k: int = 10, exclude: np.ndarray | None = None) -> list[Recommendation]:
+    def _similarity_columns(self, columns: np.ndarray) -> sparse.csr_matrix:
+        """``similarity[:, columns]`` through a cached CSC copy (column slicing a CSR scans every row)."""
+        cache = getattr(self, "_sim_csc", None)
+        if cache is None or cache[1] != self.n_items:
+            cache = (self.similarity.tocsc(), self.n_items)
+            self._sim_csc = cache
+        return cache[0][:, columns].tocsr()
+
+    def recommend(self, history: np.ndarray, k: int = 10, exclude: np.ndarray | None = None,
+                  candidates: np.ndarray | None = None) -> list[Recommendation]:
         """Top-``k`` items for a history (item positions, oldest first), with the reason for each."""
         if k <= 0:
             raise ValueError("k must be positive")
-        cand = self.candidates(history, k)
-        text, collab, pop = self.components([history], cand)
+        cand = self.candidates(history, k) if candidates is None else candidates
+        if cand is None:
+            text, collab, pop = self.components([history])
+        else:
+            prof, weights = self.profiles([history])
+            text = prof @ self.embeddings[cand].T
+            w_mat = interaction_matrix([history], self.n_items, weights)
+            collab = np.asarray((w_mat @ self._similarity_columns(cand)).todense(), dtype=np.float32)
+            peak = collab.max(axis=1, keepdims=True)
+            collab = collab / np.where(peak > 0, peak, 1.0)
+            pop = self._pop_score()[cand]
         scores = self.combine(text, collab, pop)[0].astype(np.float64)
         ids = np.arange(self.n_items) if cand is None else cand
         seen = history if exclude is None else exclude
-        mask = np.isin(ids, seen)
-        scores[mask] = -np.inf
+        scores[np.isin(ids, seen)] = -np.inf
         order = np.lexsort((ids, -scores))
         top = [int(j) for j in order[:k] if np.isfinite(scores[j])]
-        return [Recommendation(self.item_ids[ids[j]], float(scores[j]), self.explain(history, int(ids[j]))) for j in top]
+        items = [int(ids[j]) for j in top]
+        reasons = self.explain_many(history, items)
+        return [Recommendation(self.item_ids[i], float(scores[j]), why) for i, j, why in zip(items, top, reasons, strict=True)]
+
+    def recommend_many(self, histories: Sequence[np.ndarray], k: int = 10) -> list[list[Recommendation]]:
+        """Batch recommendations (one FAISS search for all histories), e.g. for every user."""
+        cands = self.candidates_many(histories, k)
+        return [self.recommend(h, k, candidates=c) if c is not None else self.recommend(h, k)
+                for h, c in zip(histories, cands, strict=True)]
 
     def explain(self, history: np.ndarray, item: int) -> str:
         """The history item that contributes most to ``item``'s score, or why there is none."""
+        return self.explain_many(history, [item])[0]
+
+    def explain_many(self, history: np.ndarray, items: Sequence[int]) -> list[str]:
+        """Reasons for several recommended items of one history (one pass over the history)."""
         if len(history) == 0:
-            return "popular with other users (no history)"
-        w = recency_weights(len(history), self.weights.half_life)
-        text = self.embeddings[history] @ self.embeddings[item]
-        collab = np.asarray(self.similarity[history][:, [item]].todense()).ravel()
-        contrib = w * (self.weights.text * text + self.weights.collab * collab)
-        best = int(np.argmax(contrib))
-        if contrib[best] <= 0:
-            return "popular with other users"
-        src = int(history[best])
-        label = self.titles[src] or self.item_ids[src]
-        kind = "liked together with" if self.weights.collab * collab[best] >= self.weights.text * text[best] else "similar text to"
-        return f"{kind} {label!r} (item {self.item_ids[src]})"
+            return ["popular with other users (no history)"] * len(items)
+        if not items:
+            return []
+        w = recency_weights(len(history), self.weights.half_life)[:, None]
+        cols = np.asarray(items, dtype=np.int64)
+        text = self.embeddings[history] @ self.embeddings[cols].T
+        collab = np.asarray(self.similarity[history].tocsc()[:, cols].todense())
+        t_part, c_part = self.weights.text * text, self.weights.collab * collab
+        contrib = w * (t_part + c_part)
+        out = []
+        for c in range(len(items)):
+            best = int(np.argmax(contrib[:, c]))
+            if contrib[best, c] <= 0:
+                out.append("popular with other users")
+                continue
+            src = int(history[best])
+            label = self.titles[src] or self.item_ids[src]
+            kind = "liked together with" if c_part[best, c] >= t_part[best, c] else "similar text to"
+            out.append(f"{kind} {label!r} (item {self.item_ids[src]})")
+        return out
 
     def similar(self, item: str, k: int = 10) -> list[Recommendation]:
         """'More like this': text neighbours mixed with item-kNN neighbours of ``item``."""
