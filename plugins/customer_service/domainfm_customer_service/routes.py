@@ -1,21 +1,26 @@
-"""HTTP routes: ``POST /customer_service/ask`` answers one question (used by ``domainfm serve``)."""
+"""HTTP routes: ``POST /customer_service/ask`` answers one question (used by ``domainfm serve``).
 
-from __future__ import annotations
+Imported only inside ``domainfm_register_routes``; the request model lives at module level so that
+FastAPI can resolve it for the OpenAPI schema.
+"""
 
-from typing import Any
+from typing import Any, Optional
+
+from pydantic import BaseModel, Field
 
 from domainfm_customer_service import DOMAIN
 
 
+class AskRequest(BaseModel):
+    text: str = Field(description="the customer's question")
+    k: Optional[int] = Field(default=None, ge=1, le=50, description="passages to return")
+
+
 def add_routes(router: Any, get_predictor: Any) -> None:
+    """Register ``POST /customer_service/ask`` on ``router``."""
     from fastapi import HTTPException
-    from pydantic import BaseModel
 
     from domainfm.errors import DataError
-
-    class AskRequest(BaseModel):
-        text: str
-        k: int | None = None
 
     @router.post(f"/{DOMAIN}/ask")
     def ask(request: AskRequest) -> dict[str, Any]:

@@ -140,3 +140,20 @@ def test_cli_chat_session(demo_run, tmp_path: Path) -> None:  # noqa: ANN001
     assert res.exit_code == 0, res.output
     assert "nothing to give feedback on yet" in res.output and "error:" in res.output
     assert res.output.count("thanks, noted") == 2
+
+
+def test_http_ask_route(demo_run) -> None:  # noqa: ANN001
+    from fastapi.testclient import TestClient
+
+    from domainfm.config import build_config
+    from domainfm.serve.app import create_app
+
+    report, _ = demo_run
+    app = create_app(PluginManager().load(), build_config(overrides=["options.use_ner=false"]),
+                     artifacts={DOMAIN: Path(report.artifact.path)})
+    with TestClient(app) as client:
+        ok = client.post(f"/{DOMAIN}/ask", json={"text": "how do I change my address?"})
+        assert ok.status_code == 200, ok.text
+        assert ok.json()["intent"] and "escalate" in ok.json()
+        bad = client.post(f"/{DOMAIN}/ask", json={"text": "   "})
+        assert bad.status_code == 422 and "empty text" in bad.text
