@@ -58,7 +58,8 @@ def shared_data_dir() -> Path | None:
     env = os.environ.get("DOMAINFM_SHARED_DATA")
     candidates = [Path(env)] if env else []
     here = Path(__file__).resolve()
-    candidates += [here.parents[3] / "shared" / "data", here.parents[2] / "shared" / "data"]
+    # plugins/education/domainfm_education/x.py: parents[3] is the repository, parents[4] holds ../shared
+    candidates += [here.parents[4] / "shared" / "data", here.parents[3] / "shared" / "data"]
     for path in candidates:
         if path.is_dir():
             return path

