@@ -53,21 +53,53 @@ class MostPopular:
         return np.tile(self.popularity, (len(user_ids), 1))
 
 
-def item_similarity(matrix: sparse.csr_matrix, neighbours: int | None, shrink: float = 0.0) -> sparse.csr_matrix:
-    """Cosine item-item similarity from a users × items matrix, keeping ``neighbours`` per item (row)."""
+_COOC_CACHE: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+
+def _cooccurrence(matrix: sparse.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+    """Dense item co-occurrence counts and item norms of a binary matrix (one-slot cache: grids refit often)."""
+    import hashlib
+
     x = sparse.csr_matrix(matrix, dtype=np.float32)
     x.data[:] = 1.0
-    co = (x.T @ x).toarray().astype(np.float32)
-    norms = np.sqrt(np.diag(co)).astype(np.float32)
-    denom = np.outer(norms, norms) + shrink
-    denom[denom == 0] = 1.0
-    sim = co / denom
-    np.fill_diagonal(sim, 0.0)
-    n = sim.shape[0]
-    if neighbours is not None and neighbours < n - 1:
-        cut = np.argpartition(-sim, neighbours, axis=1)[:, neighbours:]
-        np.put_along_axis(sim, cut, 0.0, axis=1)
-    out = sparse.csr_matrix(sim)
+    digest = hashlib.blake2b(digest_size=16)
+    for arr in (np.asarray(x.shape), x.indptr, x.indices):
+        digest.update(np.ascontiguousarray(arr).tobytes())
+    key = digest.hexdigest()
+    if key not in _COOC_CACHE:
+        co = (x.T @ x).toarray().astype(np.float32)
+        norms = np.sqrt(np.diag(co)).astype(np.float32)
+        _COOC_CACHE.clear()
+        _COOC_CACHE[key] = (co, norms)
+    return _COOC_CACHE[key]
+
+
+def item_similarity(matrix: sparse.csr_matrix, neighbours: int | None, shrink: float = 0.0,
+                    chunk: int = 1024) -> sparse.csr_matrix:
+    """Cosine item-item similarity from a users × items matrix, keeping ``neighbours`` per item (row)."""
+    co, norms = _cooccurrence(matrix)
+    n = co.shape[0]
+    keep = n - 1 if neighbours is None else min(neighbours, n - 1)
+    rows, cols, vals = [], [], []
+    for start in range(0, n, chunk):  # row blocks: never materialise an n × n index array
+        stop = min(n, start + chunk)
+        denom = np.outer(norms[start:stop], norms) + shrink
+        denom[denom == 0] = 1.0
+        sim = co[start:stop] / denom
+        sim[np.arange(stop - start), np.arange(start, stop)] = 0.0
+        if keep <= 0:
+            continue
+        top = np.argpartition(-sim, keep - 1, axis=1)[:, :keep] if keep < n else np.tile(np.arange(n), (stop - start, 1))
+        val = np.take_along_axis(sim, top, axis=1)
+        nz = val > 0
+        rows.append(np.repeat(np.arange(start, stop), keep).reshape(stop - start, keep)[nz])
+        cols.append(top[nz])
+        vals.append(val[nz])
+    if not rows:
+        return sparse.csr_matrix((n, n), dtype=np.float32)
+    out = sparse.csr_matrix(
+        (np.concatenate(vals).astype(np.float32), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n)
+    )
     out.eliminate_zeros()
     return out
 
@@ -154,7 +186,7 @@ def baseline_grid(quick: bool = False) -> dict[str, list[Any]]:
         }
     return {
         "most_popular": [MostPopular],
-        "item_knn": [lambda k=k, s=s: ItemKNN(k, s) for k in (20, 50, 100, 200, None) for s in (0.0, 10.0)],
+        "item_knn": [lambda k=k, s=s: ItemKNN(k, s) for k in (20, 50, 100, 200, 500) for s in (0.0, 10.0)],
         "implicit_als": [
             lambda f=f, r=r, a=a: ImplicitMF("als", f, r, iterations=15, alpha=a)
             for f in (32, 64, 128) for r in (0.01, 0.1, 1.0) for a in (1.0, 10.0)
