@@ -122,7 +122,7 @@ class CustomerServiceAssistant:
                 reasons.append("out of scope")
             if conf[i] < thr:
                 reasons.append(f"confidence {conf[i]:.2f} below threshold {thr:.2f}")
-            if answer is None:
+            if answer is None and (self.index is not None or self.templates):
                 reasons.append("no answer available")
             out.append(
                 {
@@ -157,6 +157,8 @@ class CustomerServiceAssistant:
             return matching[0].chunk.text, "passage", matching[0].chunk.doc_id, intent
         if hits:
             return hits[0].chunk.text, "passage", hits[0].chunk.doc_id, hits[0].chunk.intent
+        if self.index is None and not self.templates:
+            return None, "intent_only", None, intent  # no knowledge base: the assistant routes by intent
         return None, None, None, None
 
     # ----------------------------------------------------------------------------------- Predictor

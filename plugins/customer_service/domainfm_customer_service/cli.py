@@ -52,6 +52,8 @@ def _show(ans: dict[str, Any]) -> None:
         click.echo(f"-> handing over to a human agent ({ans['escalation_reason']})")
         if ans["answer"]:
             click.echo(f"   suggested answer for the agent: {ans['answer']}")
+    elif ans["answer"] is None:
+        click.echo(f"-> routed to the '{ans['intent']}' flow (this model has no knowledge base)")
     else:
         click.echo(f"answer ({ans['answer_source']}): {ans['answer']}")
 

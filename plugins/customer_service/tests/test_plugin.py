@@ -157,3 +157,23 @@ def test_http_ask_route(demo_run) -> None:  # noqa: ANN001
         assert ok.json()["intent"] and "escalate" in ok.json()
         bad = client.post(f"/{DOMAIN}/ask", json={"text": "   "})
         assert bad.status_code == 422 and "empty text" in bad.text
+
+
+def test_intent_only_source_routes_without_knowledge_base(tiny: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from domainfm_customer_service.readers import demo_dir
+
+    folder = tmp_path / "data"
+    folder.mkdir()
+    shutil.copy(demo_dir() / "utterances.csv", folder / "utterances.csv")
+    report = check_plugin_contract(
+        PluginManager().load(), DOMAIN, source=str(folder), output_dir=tmp_path / "runs",
+        overrides=[f"model.base={tiny}", "options.use_ner=false", f"options.feedback_db={tmp_path}/none.sqlite"],
+    )
+    assert set(report.data.tables) == {"train", "validation", "test"}
+    assert "recall_at_5" not in report.evaluation.metrics
+    assert not (Path(report.artifact.path) / "kb_index").exists()
+    for pred in report.predictions:
+        assert pred.extra["answer_source"] == "intent_only"
+        assert "no answer" not in (pred.extra["escalation_reason"] or "")
