@@ -22,9 +22,9 @@ The baseline
 shrunk towards ``prior_rate`` with weight ``prior_weight`` items. It learns from every bucket except those
 of an alarm episode, so a surge does not teach the baseline that surges are normal (learning only from
 buckets that leave ``S`` at zero would bias ``p0`` low: those are the quiet buckets); a key needs
-``min_baseline_events`` before it may alert. One alert is raised per episode: the key is "in alarm" until
-``S`` returns to zero, or, after ``adapt_after_buckets`` buckets in alarm, the level is accepted as the new
-normal (the baseline absorbs it and ``S`` restarts).
+``min_baseline_events`` before it may alert. ``S`` restarts at zero after each crossing; one alert is raised
+per episode: the key is "in alarm" until ``S`` stays at zero for ``cooldown_buckets`` buckets, or, after
+``adapt_after_buckets`` buckets in alarm, the level is accepted as the new normal (the baseline absorbs it).
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ class DetectorConfig:
     prior_weight: float = 10.0
     min_baseline_events: int = 20
     adapt_after_buckets: int = 72
+    cooldown_buckets: int = 3
     evidence: int = 3
     lateness_seconds: int = 0
 
@@ -82,6 +83,7 @@ class KeyState:
     run_start: int | None = None
     in_alarm: bool = False
     alarm_buckets: int = 0
+    quiet_buckets: int = 0
     run_evidence: list[list[Any]] = field(default_factory=list)
     total: int = 0
     negative: int = 0
@@ -159,10 +161,20 @@ def close_bucket(
             "evidence": [{"score": round(e[0], 4), "timestamp": iso(e[1]), "text": e[2], "where": e[3]}
                          for e in st.run_evidence],
         }
+    if st.s >= cfg.threshold:
+        # Restart the CUSUM after a crossing (alert or not): the episode stays open (no new alert) until S
+        # returns to zero, which then happens soon after the surge ends.
+        st.s = 0.0
+    elif st.s == 0.0 and st.in_alarm and alert is None:
+        st.quiet_buckets += 1
+        if st.quiet_buckets >= cfg.cooldown_buckets:
+            st.in_alarm, st.alarm_buckets, st.quiet_buckets = False, 0, 0
+    else:
+        st.quiet_buckets = 0
     if st.in_alarm:
         st.alarm_buckets += 1
-    if st.s == 0.0:
-        st.in_alarm, st.alarm_buckets, st.run_start, st.run_evidence = False, 0, None, []
+    if st.s == 0.0 and not st.in_alarm:
+        st.run_start, st.run_evidence = None, []
     if not st.in_alarm:
         _learn(cfg, st, bucket, n, neg)
     elif st.alarm_buckets > cfg.adapt_after_buckets:

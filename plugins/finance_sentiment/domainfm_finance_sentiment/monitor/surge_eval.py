@@ -83,7 +83,7 @@ def build_stream(
     target = min(0.95, multiplier * share)
     n_window = per_hour * surge_hours
     extra = max(1, round((target - share) * n_window / (1.0 - target)))
-    slots = int((span - warmup_days * 86400.0) // (surge_hours * 3600.0 * 3))
+    slots = max(0, int((span - warmup_days * 86400.0) // (surge_hours * 3600.0 * 3)))
     chosen = sorted(rng.sample(range(slots), min(n_surges, slots)))
     surges = []
     pool = iter(inject_pool * (1 + (extra * n_surges) // max(len(inject_pool), 1)))

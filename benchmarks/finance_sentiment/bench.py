@@ -1,0 +1,315 @@
+"""finance_sentiment benchmark: PhraseBank accuracy ladder, inference speed vs a per-sentence pipeline, monitor.
+
+Run (one heavy job at a time on the shared machine):
+
+    flock /tmp/domainfm-heavy.lock .venv/bin/python benchmarks/finance_sentiment/bench.py --full
+    flock /tmp/domainfm-heavy.lock .venv/bin/python benchmarks/finance_sentiment/bench.py --smoke   # minutes
+
+Writes benchmarks/finance_sentiment/results.json (``--smoke`` writes results-smoke.json). Protocol, pinned here:
+Financial PhraseBank v1.0, the plugin's seeded 80/10/10 split stratified by label (split seed 42, exact
+duplicate sentences dropped first); early stopping and calibration use validation only; figures are on test.
+Ladder on 50agree: head-only (frozen MiniLM + logistic regression) → LoRA (r=8 on query/value) → full
+fine-tuning; all-agree with full fine-tuning. Inference: the fine-tuned full model through the plugin's
+predictor (length-sorted batches of 64) against ``transformers.pipeline("text-classification")`` called once
+per sentence, on the same test sentences, side by side. Monitor: a 1M-event JSONL stream (TFNS texts and
+labels with synthetic timestamps, topics and entities) through ``finance monitor`` in a subprocess (events/s,
+peak RSS), and alert precision/recall/delay on TFNS with injected surges, with true labels and with labels
+from the fine-tuned model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import resource
+import subprocess
+import sys
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+WORK = HERE / "work"
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("DOMAINFM_NO_PROGRESS", "1")
+
+
+def versions() -> dict[str, str]:
+    from importlib.metadata import version
+
+    out = {}
+    for name in ("torch", "transformers", "sentence-transformers", "peft", "scikit-learn", "datasets", "domainfm",
+                 "domainfm-finance-sentiment"):
+        try:
+            out[name] = version(name)
+        except Exception:
+            out[name] = "not installed"
+    return out
+
+
+def machine() -> dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
+
+
+def make_ctx(run_dir: Path, mode: str, epochs: float, lr: float | None, max_length: int, extra: list[str]) -> Any:
+    from domainfm.config import build_config
+    from domainfm.device import resolve_device
+    from domainfm.types import RunContext
+
+    overrides = [f"model.mode={mode}", f"train.epochs={epochs}", f"model.max_length={max_length}",
+                 "options.topics=off", "train.batch_size=32", *extra]
+    if lr:
+        overrides.append(f"train.learning_rate={lr}")
+    cfg = build_config(None, overrides)
+    cfg.model.base = "sentence-transformers/all-MiniLM-L6-v2"
+    return RunContext(run_id=uuid.uuid4().hex[:8], domain="finance_sentiment", config=cfg, run_dir=run_dir,
+                      device=resolve_device("auto"))
+
+
+def subsample(data: Any, n_train: int | None) -> Any:
+    if not n_train:
+        return data
+    from domainfm.data import stratified_split_indices
+
+    train = data.tables["train"]
+    frac = min(1.0, n_train / len(train))
+    idx = stratified_split_indices(train["label"], (frac, 1.0 - frac), seed=0)[0] if frac < 1 else range(len(train))
+    data.tables["train"] = train.select(list(idx))
+    return data
+
+
+def train_eval(source: str, mode: str, epochs: float, lr: float | None, max_length: int, n_train: int | None,
+               extra: list[str]) -> tuple[dict[str, Any], Any]:
+    """Train one rung and evaluate it on test; returns (figures, predictor)."""
+    from domainfm_finance_sentiment import plugin
+
+    run_dir = WORK / f"{source.replace(':', '-')}-{mode}"
+    if run_dir.exists():
+        import shutil
+
+        shutil.rmtree(run_dir)
+    ctx = make_ctx(run_dir, mode, epochs, lr, max_length, extra)
+    data = subsample(plugin.domainfm_load_data(ctx, "finance_sentiment", source), n_train)
+    started = time.perf_counter()
+    artifact = plugin.domainfm_train(ctx, "finance_sentiment", data)
+    train_seconds = time.perf_counter() - started
+    predictor = plugin.domainfm_load_predictor(ctx, "finance_sentiment", artifact)
+    ev = plugin.domainfm_evaluate(ctx, "finance_sentiment", predictor, data, "test")
+    figures = {
+        "accuracy": round(ev.metrics["accuracy"], 4),
+        "macro_f1": round(ev.metrics["macro_f1"], 4),
+        "ece": round(ev.metrics["ece"], 4),
+        "train_seconds": round(train_seconds, 1),
+        "train_examples": len(data.tables["train"]),
+        "test_examples": ev.n_items,
+        "epochs_run": artifact.metadata.get("epochs_run"),
+        "learning_rate": artifact.metadata.get("learning_rate") or lr,
+        "trainable_parameters": artifact.metadata.get("trainable_parameters"),
+        "per_class": ev.per_class,
+        "confusion": ev.confusion,
+        "device": ev.device,
+    }
+    print(f"[{source} {mode}] {json.dumps({k: figures[k] for k in ('accuracy', 'macro_f1', 'train_seconds')})}",
+          flush=True)
+    return figures, (predictor, data, artifact)
+
+
+def inference_speed(predictor: Any, artifact: Any, texts: list[str], repeats: int) -> dict[str, Any]:
+    """Sentences/s of the plugin's batched predictor vs a per-sentence transformers pipeline, same model."""
+    from transformers import pipeline
+
+    pipe = pipeline("text-classification", model=str(artifact.path), device=-1)
+    pipe(texts[:4])
+    predictor.predict_proba(texts[:4])
+    ours, theirs = [], []
+    for _ in range(repeats):  # interleaved so that machine load hits both alike
+        t = time.perf_counter()
+        predictor.predict_proba(texts)
+        ours.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        for text in texts:
+            pipe(text)
+        theirs.append(time.perf_counter() - t)
+    ours_rate, pipe_rate = len(texts) / min(ours), len(texts) / min(theirs)
+    return {"sentences": len(texts), "repeats": repeats, "ours_sentences_per_s": round(ours_rate, 1),
+            "pipeline_sentences_per_s": round(pipe_rate, 1), "speedup_vs_pipeline": round(ours_rate / pipe_rate, 2),
+            "ours": "FinancePredictor.predict_proba (length-sorted batches of 64, inference_mode)",
+            "pipeline": "transformers.pipeline('text-classification') called per sentence"}
+
+
+def write_big_stream(path: Path, n: int, seed: int = 3) -> None:
+    """n events: TFNS texts/labels, 20 topics, 200 entities, ~1 event per 2 s with small jitter (in order)."""
+    from domainfm_finance_sentiment.readers import read_source
+
+    rows, _ = read_source("tfns")
+    rng = random.Random(seed)
+    t0 = datetime(2026, 1, 5, tzinfo=timezone.utc).timestamp()
+    topics = [f"topic-{i:02d}" for i in range(20)]
+    entities = [f"TICK{i:03d}" for i in range(200)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as fh:
+        for i in range(n):
+            r = rows[rng.randrange(len(rows))]
+            ts = datetime.fromtimestamp(t0 + 2.0 * i, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+            fh.write(json.dumps({"timestamp": ts, "text": r["text"], "label": r["label"],
+                                 "topic": rng.choice(topics), "entity": rng.choice(entities)}) + "\n")
+
+
+def monitor_throughput(n: int) -> dict[str, Any]:
+    stream = WORK / f"stream-{n}.jsonl"
+    if not stream.is_file():
+        write_big_stream(stream, n)
+    state, alerts = WORK / "big-state.sqlite", WORK / "big-alerts.jsonl"
+    for p in (state, alerts):
+        p.unlink(missing_ok=True)
+    cmd = [sys.executable, "-m", "domainfm_finance_sentiment.cli", "monitor", str(stream), "--state", str(state),
+           "--alerts", str(alerts), "--batch-size", "5000", "--reset"]
+    started = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    wall = time.perf_counter() - started
+    summary = json.loads(proc.stderr.strip().splitlines()[-1])
+    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return {"events": n, "accepted": summary["events"], "alerts": summary["alerts"],
+            "wall_seconds_incl_startup": round(wall, 2), "events_per_s": round(n / wall, 1),
+            "peak_rss_mb": round(peak_kb / 1024, 1), "state_db_mb": round(state.stat().st_size / 2**20, 2),
+            "batch_size": 5000, "keys": "all + 20 topics + 200 entities", "bucket": "1h"}
+
+
+def surge_detection(classifier: Any | None, label: str) -> dict[str, Any]:
+    """Alert precision/recall/delay on TFNS with 5 injected surges (x3 negative share, 6 h), seeds 1..3."""
+    from domainfm_finance_sentiment.monitor.detector import DetectorConfig
+    from domainfm_finance_sentiment.monitor.engine import Monitor
+    from domainfm_finance_sentiment.monitor.store import MonitorStore
+    from domainfm_finance_sentiment.monitor.surge_eval import ListSource, alert_metrics, build_stream
+    from domainfm_finance_sentiment.readers import read_source
+
+    rows, _ = read_source("tfns")
+    if classifier is not None:  # label every sentence once; the three streams reuse the cached probabilities
+        import numpy as np
+
+        texts = sorted({" ".join(r["text"].split()) for r in rows})
+        cache = dict(zip(texts, classifier(texts), strict=True))
+        classifier = lambda batch: np.stack([cache[t] for t in batch])  # noqa: E731
+    per_seed = []
+    tp = alerts = found = surges_total = 0
+    delays: list[float] = []
+    for seed in (1, 2, 3):
+        events, surges = build_stream(rows, seed=seed, multiplier=3.0, n_surges=5, surge_hours=6.0)
+        if classifier is not None:
+            events = [{k: v for k, v in e.items() if k != "label"} for e in events]
+        db = WORK / f"surge-{label}-{seed}.sqlite"
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(db) + suffix).unlink(missing_ok=True)
+        store = MonitorStore(db)
+        mon = Monitor(store, DetectorConfig(bucket_seconds=3600, false_alarm_rate=1e-3), classifier=classifier)
+        mon.run(ListSource(events), batch_size=1000)
+        m = alert_metrics(store.alerts(), surges, "all:*", grace_hours=6.0)
+        store.close()
+        per_seed.append(m)
+        tp += m["true_positive_alerts"]
+        alerts += m["alerts"]
+        found += round((m["alert_recall"] or 0) * m["surges"])
+        surges_total += m["surges"]
+        if m["detection_delay_hours_mean"] is not None:
+            delays.append(m["detection_delay_hours_mean"])
+    return {"labels": label, "alert_precision": round(tp / alerts, 4) if alerts else None,
+            "alert_recall": round(found / surges_total, 4),
+            "detection_delay_hours_mean": round(sum(delays) / len(delays), 2) if delays else None,
+            "per_seed": per_seed, "false_alarm_rate": 1e-3, "bucket": "1h", "grace_hours": 6.0}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    group = ap.add_mutually_exclusive_group(required=True)
+    group.add_argument("--smoke", action="store_true", help="small subset, 1 epoch, 50k monitor events")
+    group.add_argument("--full", action="store_true", help="the reported run")
+    ap.add_argument("--skip", default="", help="comma list of parts to skip: ladder,allagree,speed,monitor,surge")
+    args = ap.parse_args()
+    skip = set(filter(None, args.skip.split(",")))
+    import torch
+
+    torch.manual_seed(0)
+    smoke = args.smoke
+    n_train = 400 if smoke else None
+    # epochs / learning rates chosen to fit the ~20 min training budget on 2 CPU cores (max_length 64 covers
+    # 98% of PhraseBank sentences untruncated).
+    settings = {
+        "max_length": 64,
+        "head": {"epochs": 1},
+        "lora": {"epochs": 1 if smoke else 4, "lr": 1e-3},
+        "full": {"epochs": 1 if smoke else 4, "lr": 1e-4},
+        "full_allagree": {"epochs": 1 if smoke else 5, "lr": 1e-4},
+        "n_train": n_train,
+        "monitor_events": 50_000 if smoke else 1_000_000,
+    }
+    started = time.perf_counter()
+    results: dict[str, Any] = {
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "date": datetime.now(timezone.utc).isoformat(),
+        "machine": machine(),
+        "versions": versions(),
+        "device": None,
+        "mode": "smoke" if smoke else "full",
+        "settings": settings,
+        "protocol": "PhraseBank v1.0, seeded 80/10/10 split stratified by label (seed 42), duplicates dropped; test split",
+    }
+    WORK.mkdir(parents=True, exist_ok=True)
+    ml = settings["max_length"]
+    full_pred = None
+    if "ladder" not in skip:
+        ladder = {}
+        for mode in ("head", "lora", "full"):
+            s = settings[mode]
+            figures, bundle = train_eval("phrasebank:50agree", mode, s["epochs"], s.get("lr"), ml, n_train, [])
+            ladder[mode] = figures
+            if mode == "full":
+                full_pred = bundle
+        results["ladder_50agree"] = ladder
+        results["device"] = ladder["full"]["device"]
+        results["accuracy_50agree"] = ladder["full"]["accuracy"]
+        results["macro_f1_50agree"] = ladder["full"]["macro_f1"]
+        results["train_seconds"] = ladder["full"]["train_seconds"]
+        results["train_seconds_ladder"] = {m: ladder[m]["train_seconds"] for m in ladder}
+    if "allagree" not in skip:
+        s = settings["full_allagree"]
+        figures, _ = train_eval("phrasebank:allagree", "full", s["epochs"], s["lr"], ml, n_train, [])
+        results["allagree_full"] = figures
+        results["accuracy_allagree"] = figures["accuracy"]
+        results["macro_f1_allagree"] = figures["macro_f1"]
+        results["train_seconds_allagree"] = figures["train_seconds"]
+    if "speed" not in skip and full_pred is not None:
+        predictor, data, artifact = full_pred
+        texts = list(data.tables["test"]["text"])
+        results["inference"] = inference_speed(predictor, artifact, texts, repeats=1 if smoke else 3)
+        results["speedup_vs_pipeline"] = results["inference"]["speedup_vs_pipeline"]
+    if "monitor" not in skip:
+        results["monitor"] = monitor_throughput(settings["monitor_events"])
+        results["monitor_events_per_s"] = results["monitor"]["events_per_s"]
+        results["monitor_peak_rss_mb"] = results["monitor"]["peak_rss_mb"]
+    if "surge" not in skip:
+        results["surge_true_labels"] = surge_detection(None, "true")
+        if full_pred is not None:
+            results["surge_model_labels"] = surge_detection(full_pred[0].predict_proba, "model")
+    results["total_seconds"] = round(time.perf_counter() - started, 1)
+    from domainfm.io import atomic_write_json
+
+    out = HERE / ("results-smoke.json" if smoke else "results.json")
+    atomic_write_json(out, results)
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
