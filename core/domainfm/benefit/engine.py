@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -38,11 +38,13 @@ from domainfm.benefit.model import (
     Normalisation,
     OperatingPoint,
     TermReport,
+    Verdict,
 )
 from domainfm.benefit.pareto import argmax_objective, objective_values, pareto_front
 from domainfm.errors import DomainfmError, PluginContractError, PluginError
 from domainfm.types import BenefitTerm, Constraint, Evaluation, ItemBatch, ResourceUsage, RunContext
 
+Objective = Literal["business", "social"]
 DEFAULT_LAMBDAS: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
 DEFAULT_GRID: tuple[float, ...] = tuple(round(i / 20, 4) for i in range(21))
 DEFAULT_COVERAGES: tuple[float, ...] = tuple(round(i / 20, 4) for i in range(1, 21))
@@ -99,8 +101,8 @@ def score(ctx: RunContext, evaluations: Mapping[str, Evaluation]) -> BenefitRepo
         rows.extend(_sweep_variant(v, limits))
 
     norms = {
-        objective: _normalisation(objective, variants, [r[f"{key}_raw"] for r in rows])
-        for objective, key in (("business", "r_t"), ("social", "r_s"))
+        "business": _normalisation("business", variants, [r["r_t_raw"] for r in rows]),
+        "social": _normalisation("social", variants, [r["r_s_raw"] for r in rows]),
     }
     points = [_point(r, norms, lam) for r in rows]
     r_t = [p.r_t for p in points]
@@ -150,7 +152,7 @@ def score(ctx: RunContext, evaluations: Mapping[str, Evaluation]) -> BenefitRepo
         unconstrained_optimum=unconstrained,
         verdict=points[optimum].verdict if optimum is not None else "fail",
         lambda_sweep=sweep,
-        group_metrics=_group_metrics(shown_variant, points[shown].threshold) if shown_variant else {},
+        group_metrics=_group_metrics(shown_variant, points[shown].threshold) if shown_variant and shown is not None else {},
         curves={
             name: {k: c.model_dump(mode="json") for k, c in ev.curves.items()} for name, ev in evaluations.items()
         },
@@ -318,7 +320,7 @@ def _sweep_variant(v: _Variant, limits: Mapping[str, float]) -> list[dict[str, A
     return rows
 
 
-def _normalisation(objective: str, variants: list[_Variant], raw: list[float]) -> Normalisation:
+def _normalisation(objective: Objective, variants: list[_Variant], raw: list[float]) -> Normalisation:
     terms = [t for v in variants for t in v.terms if t.objective == objective]
     units = {t.unit for t in terms}
     unit = units.pop() if len(units) == 1 and all(t.scale == 1.0 for t in terms) else "scaled term units"
@@ -362,7 +364,7 @@ def _point(row: dict[str, Any], norms: Mapping[str, Normalisation], lam: float) 
     r_s = row["r_s_raw"] / norms["social"].reference
     checks: dict[str, ConstraintCheck] = row["constraints"]
     statuses = {c.status for c in checks.values()}
-    verdict = "fail" if "fail" in statuses else "unverified" if "not_measurable" in statuses else "pass"
+    verdict: Verdict = "fail" if "fail" in statuses else "unverified" if "not_measurable" in statuses else "pass"
     return OperatingPoint(
         **row,
         r_t=r_t,

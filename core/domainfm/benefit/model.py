@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 Status = Literal["pass", "fail", "not_measurable"]
 Verdict = Literal["pass", "fail", "unverified"]
@@ -96,7 +96,7 @@ class Normalisation(_Record):
 
 
 class LambdaPoint(_Record):
-    lambda_: float = Field(alias="lambda")
+    lambda_: float = Field(validation_alias=AliasChoices("lambda_", "lambda"), serialization_alias="lambda")
     optimum: int | None
     objective: float | None
     r_t: float | None
@@ -120,7 +120,7 @@ class BenefitReport(_Record):
     domain: str
     device: str
     created_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
-    lambda_: float = Field(alias="lambda")
+    lambda_: float = Field(validation_alias=AliasChoices("lambda_", "lambda"), serialization_alias="lambda")
     key_metric: str | None = None
     variants: list[str]
     metrics: dict[str, dict[str, float]] = Field(default_factory=dict, description="variant -> metrics")

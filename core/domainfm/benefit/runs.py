@@ -142,8 +142,10 @@ def list_runs(output_dir: str | Path, domain: str | None = None) -> list[RunSumm
         except DataError as exc:
             out.append(RunSummary(run_dir, run_dir.name, run_dir.parent.name, f"unreadable: {exc}", "", "", None, None, None, None))
             continue
-        verdict = objective = key_value = None
-        key = None
+        verdict: str | None = None
+        objective: float | None = None
+        key_value: float | None = None
+        key: str | None = None
         if (run_dir / BENEFIT_JSON).is_file():
             try:
                 report = load_report(run_dir)

@@ -14,6 +14,7 @@ Limits below are defaults; users change them with ``benefit.limits.<constraint n
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from domainfm import hookimpl
@@ -197,7 +198,7 @@ def privacy_constraints(ctx: RunContext) -> list[Constraint]:
             out.append(
                 Constraint(
                     name=name, kind="privacy", unit=f"fraction of {label}", description=description,
-                    limit=limit, direction="max", measure=lambda _b, v=value: v, depends_on_operating_point=False,
+                    limit=limit, direction="max", measure=_constant(value), depends_on_operating_point=False,
                 )
             )
     art = scans.get("artifacts")
@@ -210,7 +211,7 @@ def privacy_constraints(ctx: RunContext) -> list[Constraint]:
             name="privacy_pii_artifacts", kind="privacy", unit="findings",
             description="Personal data in the text files of the trained artifact (configs, label maps, samples).",
             limit=0.0, direction="max", depends_on_operating_point=False,
-            measure=lambda _b, v=(None if art is None else float(art["count"])): v,
+            measure=_constant(None if art is None else float(art["count"])),
         )
     )
     if dp_epsilon is not None:
@@ -219,7 +220,7 @@ def privacy_constraints(ctx: RunContext) -> list[Constraint]:
             Constraint(
                 name="privacy_dp_epsilon", kind="privacy", unit="epsilon",
                 description="Privacy budget of differentially private training (smaller is more private).",
-                limit=DP_EPSILON_LIMIT, direction="max", measure=lambda _b, e=float(dp_epsilon): e,
+                limit=DP_EPSILON_LIMIT, direction="max", measure=_constant(float(dp_epsilon)),
                 depends_on_operating_point=False,
             )
         )
@@ -243,7 +244,7 @@ def fairness_constraints(ctx: RunContext, evaluation: Evaluation) -> list[Constr
             Constraint(
                 name="fairness_gap", kind="fairness", unit=f"{key} difference",
                 description=f"Largest gap of {key} between groups among automated items: no groups to compare.",
-                limit=FAIRNESS_GAP_LIMIT, measure=lambda _b: None,
+                limit=FAIRNESS_GAP_LIMIT, measure=_constant(None),
             )
         ]
     out = []
@@ -260,20 +261,22 @@ def fairness_constraints(ctx: RunContext, evaluation: Evaluation) -> list[Constr
                     f"model handles (groups with fewer than {min_size} automated items are left out)."
                 ),
                 limit=FAIRNESS_GAP_LIMIT,
-                measure=lambda b, c=column: _gap(b, c, min_size),
+                measure=_gap_of(column, min_size),
             )
         )
     return out
 
 
-def _gap(batch: ItemBatch, column: str, min_size: int) -> float | None:
-    from domainfm.benefit.fairness import group_gap
+def _gap_of(column: str, min_size: int) -> Callable[[ItemBatch], float | None]:
+    def measure(batch: ItemBatch) -> float | None:
+        from domainfm.benefit.fairness import group_gap
 
-    result = group_gap(
-        batch.quality, batch.automated, batch.groups[column],
-        key_metric=batch.evaluation.key_metric, extra=batch.extra, min_group_size=min_size,
-    )
-    return result.gap
+        return group_gap(
+            batch.quality, batch.automated, batch.groups[column],
+            key_metric=batch.evaluation.key_metric, extra=batch.extra, min_group_size=min_size,
+        ).gap
+
+    return measure
 
 
 # ------------------------------------------------------------------------------------------ resources
@@ -300,12 +303,20 @@ def resource_constraints(ctx: RunContext) -> list[Constraint]:
                 name=name, kind="resource", unit=unit,
                 description=f"{attr.replace('_', ' ')} of the run (limit source: {source}).",
                 limit=limit, direction="max", depends_on_operating_point=False,
-                measure=lambda b, a=attr: _resource(b, a),
+                measure=_resource_of(attr),
             )
         )
     return out
 
 
-def _resource(batch: ItemBatch, attr: str) -> float | None:
-    value = getattr(batch.resources, attr)
-    return None if value is None else float(value)
+def _resource_of(attr: str) -> Callable[[ItemBatch], float | None]:
+    def measure(batch: ItemBatch) -> float | None:
+        value = getattr(batch.resources, attr)
+        return None if value is None else float(value)
+
+    return measure
+
+
+def _constant(value: float | None) -> Callable[[ItemBatch], float | None]:
+    """A measure that does not depend on the operating point (measured once, before the sweep)."""
+    return lambda _batch: value
