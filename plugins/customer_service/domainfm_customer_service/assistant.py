@@ -60,6 +60,7 @@ class CustomerServiceAssistant:
         templates: Mapping[str, str] | None = None,
         masker: Any = None,
         device: str = "cpu",
+        generator: Any = None,
     ) -> None:
         meta = artifact.metadata.get("customer_service", {})
         self.artifact = artifact
@@ -69,6 +70,7 @@ class CustomerServiceAssistant:
         self.index = index
         self.templates = dict(templates or {})
         self.masker = masker
+        self.generator = generator
         self.labels: list[str] = list(classifier.labels)
         self.oos_label: str = meta.get("oos_label", OUT_OF_SCOPE)
         threshold = meta.get("escalation_threshold")
@@ -77,8 +79,11 @@ class CustomerServiceAssistant:
         self.fusion: str = meta.get("fusion", "rrf")
 
     @classmethod
-    def load(cls, artifact: Artifact | str | Path, device: str = "cpu", use_ner: bool | None = None) -> CustomerServiceAssistant:
-        """Load the classifier, the knowledge index (if any), templates and the PII masker."""
+    def load(
+        cls, artifact: Artifact | str | Path, device: str = "cpu", use_ner: bool | None = None, generator: str | None = None
+    ) -> CustomerServiceAssistant:
+        """Load the classifier, the knowledge index (if any), templates, the PII masker and, when
+        ``generator`` names a causal LM, the answer generator."""
         from domainfm.engine.text_classifier import TextClassifierPredictor
         from domainfm.models import resolve_model
 
@@ -99,7 +104,10 @@ class CustomerServiceAssistant:
         templates: dict[str, str] = {}
         if (root / TEMPLATES_FILE).is_file():
             templates = json.loads((root / TEMPLATES_FILE).read_text(encoding="utf-8"))
-        return cls(artifact, classifier, index=index, templates=templates, masker=masker, device=device)
+        from domainfm_customer_service.generator import maybe_generator
+
+        return cls(artifact, classifier, index=index, templates=templates, masker=masker, device=device,
+                   generator=maybe_generator(generator, device))
 
     # ----------------------------------------------------------------------------------- answering
 
@@ -142,6 +150,9 @@ class CustomerServiceAssistant:
                     "scores": {lab: float(p) for lab, p in zip(self.labels, probs[i], strict=True)},
                 }
             )
+            if self.generator is not None and answer is not None and not reasons:
+                grounding = [answer] + [h.chunk.text for h in hits if h.chunk.text != answer]
+                out[-1]["generated_answer"] = self.generator.phrase(text, grounding)
         return out
 
     def answer(self, query: Any, **kwargs: Any) -> dict[str, Any]:

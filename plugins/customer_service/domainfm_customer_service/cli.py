@@ -31,7 +31,7 @@ def find_artifact(run: str | None, artifact: str | None, output_dir: str = "runs
     return candidates[-1]
 
 
-def _load(run: str | None, artifact: str | None, device: str, no_ner: bool) -> Any:
+def _load(run: str | None, artifact: str | None, device: str, no_ner: bool, generator: str | None = None) -> Any:
     from domainfm.device import resolve_device
     from domainfm.errors import DomainfmError
 
@@ -39,7 +39,7 @@ def _load(run: str | None, artifact: str | None, device: str, no_ner: bool) -> A
 
     path = find_artifact(run, artifact)
     try:
-        return CustomerServiceAssistant.load(path, resolve_device(device), use_ner=False if no_ner else None)
+        return CustomerServiceAssistant.load(path, resolve_device(device), use_ner=False if no_ner else None, generator=generator)
     except (DomainfmError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -56,6 +56,8 @@ def _show(ans: dict[str, Any]) -> None:
         click.echo(f"-> routed to the '{ans['intent']}' flow (this model has no knowledge base)")
     else:
         click.echo(f"answer ({ans['answer_source']}): {ans['answer']}")
+    if ans.get("generated_answer"):
+        click.echo(f"phrased by the generator: {ans['generated_answer']}")
 
 
 _common = [
@@ -63,6 +65,7 @@ _common = [
     click.option("--artifact", default=None, help="artifact directory (overrides --run)"),
     click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"])),
     click.option("--no-ner", is_flag=True, help="mask personal data with regex recognisers only (faster start)"),
+    click.option("--generator", default=None, help="optional causal LM (path or hub id) that phrases the answer"),
 ]
 
 
@@ -82,11 +85,11 @@ def cs() -> None:
 @click.option("--k", default=3, show_default=True, help="passages to show")
 @click.option("--json", "as_json", is_flag=True, help="print the full answer as JSON")
 @common
-def ask(question: str, k: int, as_json: bool, run: str | None, artifact: str | None, device: str, no_ner: bool) -> None:
+def ask(question: str, k: int, as_json: bool, run: str | None, artifact: str | None, device: str, no_ner: bool, generator: str | None) -> None:
     """Answer QUESTION: intent + confidence, top passages, the answer, and the escalation decision."""
     from domainfm.errors import DomainfmError
 
-    assistant = _load(run, artifact, device, no_ner)
+    assistant = _load(run, artifact, device, no_ner, generator)
     try:
         ans = assistant.answer(question, k=k)
     except DomainfmError as exc:
@@ -100,13 +103,13 @@ def ask(question: str, k: int, as_json: bool, run: str | None, artifact: str | N
 @cs.command()
 @click.option("--feedback-db", default=None, help="SQLite feedback file (default: runs/customer_service/feedback.sqlite)")
 @common
-def chat(feedback_db: str | None, run: str | None, artifact: str | None, device: str, no_ner: bool) -> None:
+def chat(feedback_db: str | None, run: str | None, artifact: str | None, device: str, no_ner: bool, generator: str | None) -> None:
     """Interactive chat. After an answer: /up, /down, /intent NAME (correct it), /quit."""
     from domainfm.errors import DomainfmError
 
     from domainfm_customer_service.feedback import FeedbackStore
 
-    assistant = _load(run, artifact, device, no_ner)
+    assistant = _load(run, artifact, device, no_ner, generator)
     store = FeedbackStore(feedback_db or Path("runs") / DOMAIN / "feedback.sqlite")
     last: dict[str, Any] | None = None
     click.echo("Ask a question (/up, /down, /intent NAME, /quit).")
@@ -151,13 +154,13 @@ def chat(feedback_db: str | None, run: str | None, artifact: str | None, device:
 @click.option("--feedback-db", default=None)
 @common
 def feedback(question: str, thumbs: int | None, corrected: str | None, feedback_db: str | None,
-             run: str | None, artifact: str | None, device: str, no_ner: bool) -> None:
+             run: str | None, artifact: str | None, device: str, no_ner: bool, generator: str | None) -> None:
     """Record feedback on QUESTION; the next `domainfm run customer_service` trains on it."""
     from domainfm.errors import DomainfmError
 
     from domainfm_customer_service.feedback import FeedbackStore
 
-    assistant = _load(run, artifact, device, no_ner)
+    assistant = _load(run, artifact, device, no_ner, generator)
     store = FeedbackStore(feedback_db or Path("runs") / DOMAIN / "feedback.sqlite")
     try:
         ans = assistant.answer(question)
@@ -177,14 +180,14 @@ def kb() -> None:
 @click.argument("source", type=click.Path(exists=True))
 @click.option("--replace", is_flag=True, help="replace documents whose id is already indexed")
 @common
-def kb_add(source: str, replace: bool, run: str | None, artifact: str | None, device: str, no_ner: bool) -> None:
+def kb_add(source: str, replace: bool, run: str | None, artifact: str | None, device: str, no_ner: bool, generator: str | None) -> None:
     """Add the documents of SOURCE (table or folder of .md/.txt) to the index."""
     from domainfm.errors import DomainfmError
 
     from domainfm_customer_service.assistant import KB_DIR
     from domainfm_customer_service.readers import read_knowledge_base
 
-    assistant = _load(run, artifact, device, no_ner)
+    assistant = _load(run, artifact, device, no_ner, generator)
     if assistant.index is None:
         raise click.ClickException("this model has no knowledge index (it was trained without a knowledge base)")
     try:
@@ -198,13 +201,13 @@ def kb_add(source: str, replace: bool, run: str | None, artifact: str | None, de
 @kb.command("delete")
 @click.argument("doc_ids", nargs=-1, required=True)
 @common
-def kb_delete(doc_ids: tuple[str, ...], run: str | None, artifact: str | None, device: str, no_ner: bool) -> None:
+def kb_delete(doc_ids: tuple[str, ...], run: str | None, artifact: str | None, device: str, no_ner: bool, generator: str | None) -> None:
     """Delete documents by id from the index."""
     from domainfm.errors import DomainfmError
 
     from domainfm_customer_service.assistant import KB_DIR
 
-    assistant = _load(run, artifact, device, no_ner)
+    assistant = _load(run, artifact, device, no_ner, generator)
     if assistant.index is None:
         raise click.ClickException("this model has no knowledge index")
     try:

@@ -90,7 +90,7 @@ def domainfm_load_predictor(ctx: RunContext, domain: str, artifact: Artifact) ->
     from domainfm_customer_service.assistant import CustomerServiceAssistant
     from domainfm_customer_service.training import _ner_option
 
-    return CustomerServiceAssistant.load(artifact, ctx.device, use_ner=_ner_option(ctx))
+    return CustomerServiceAssistant.load(artifact, ctx.device, use_ner=_ner_option(ctx), generator=ctx.option("generator"))
 
 
 @hookimpl

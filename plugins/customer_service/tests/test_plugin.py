@@ -177,3 +177,20 @@ def test_intent_only_source_routes_without_knowledge_base(tiny: Path, tmp_path: 
     for pred in report.predictions:
         assert pred.extra["answer_source"] == "intent_only"
         assert "no answer" not in (pred.extra["escalation_reason"] or "")
+
+
+def test_optional_generator_phrases_from_passages(demo_run, tiny: Path, tmp_path: Path) -> None:  # noqa: ANN001
+    import torch
+    from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
+
+    from domainfm_customer_service.assistant import CustomerServiceAssistant
+
+    report, _ = demo_run
+    tok = AutoTokenizer.from_pretrained(str(tiny))
+    torch.manual_seed(0)
+    GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_embd=32, n_layer=1, n_head=2, n_positions=512)).save_pretrained(str(tmp_path / "lm"))
+    tok.save_pretrained(str(tmp_path / "lm"))
+    assistant = CustomerServiceAssistant.load(report.artifact.path, "cpu", use_ner=False, generator=str(tmp_path / "lm"))
+    assistant.threshold, assistant.oos_label = 0.0, "no-such-label"  # answer everything so the generator runs
+    ans = assistant.answer("how do I close my account")
+    assert ans["answer"] and isinstance(ans["generated_answer"], str)
