@@ -235,3 +235,32 @@ def test_constrained_optimum_properties(points: list[tuple[float, float, bool]],
             r_t[k] >= r_t[i] and r_s[k] >= r_s[i] and (r_t[k] > r_t[i] or r_s[k] > r_s[i])
             for k in range(len(points)) if feasible[k]
         )
+
+
+def test_a_third_party_plugin_adds_terms_to_any_domain(make_ctx: Any) -> None:
+    from domainfm import hookimpl
+    from domainfm.types import Assumption
+
+    class CarbonPricing:
+        """Charges the run's CO2 at a carbon price, spread over the automated items."""
+
+        @hookimpl
+        def domainfm_benefit_terms(self, ctx: Any, domain: str, evaluation: Any) -> list[Any]:
+            price = float(ctx.config.benefit.assumptions.get("carbon_price_eur_per_t", 80.0))
+            return [
+                BenefitTerm(
+                    name="carbon_cost", objective="business", unit="EUR", description="CO2 at the carbon price",
+                    assumptions=[Assumption(name="carbon_price_eur_per_t", value=price, unit="EUR/t", source="EU ETS")],
+                    utility=lambda b: -(b.resources.co2_kg or 0.0) / 1000 * price * b.automated / max(b.automated.sum(), 1),
+                )
+            ]
+
+    ctx = make_ctx()
+    ctx.pm.register(CarbonPricing(), name="carbon")
+    ctx.resources.co2_kg = 12.5  # 12.5 kg at 80 EUR/t = 1 EUR
+    report = score(ctx, {"model": make_evaluation()})
+    term = report.term("carbon_cost")
+    assert term.contributed_by == "carbon" and report.term("net_value").contributed_by == "toy"
+    # business raw at t=.7: 2 - 1 EUR; the oracle reference becomes 4 - 1 = 3
+    assert point_at(report, 0.7).r_t_raw == pytest.approx(1.0)
+    assert report.normalisation["business"].reference == pytest.approx(3.0)

@@ -28,12 +28,15 @@ class EnergyTracker:
     ``ctx.state['energy_tracking_error']`` (and on :attr:`error`), so the resource constraints say
     "not measurable" rather than pass.
 
-    :param country: ISO alpha-3 country for the grid's carbon intensity (default ``DOMAINFM_CO2_COUNTRY`` or DEU).
+    :param country: ISO alpha-3 country for the grid's carbon intensity; default: ``options.co2_country`` of the
+        run config, else the environment variable ``DOMAINFM_CO2_COUNTRY``, else DEU.
     """
 
     def __init__(self, ctx: RunContext, country: str | None = None, measure_power_secs: float = 15.0) -> None:
         self.ctx = ctx
-        self.country = country or os.environ.get("DOMAINFM_CO2_COUNTRY") or DEFAULT_COUNTRY
+        self.country = str(
+            country or ctx.option("co2_country") or os.environ.get("DOMAINFM_CO2_COUNTRY") or DEFAULT_COUNTRY
+        )
         self.measure_power_secs = measure_power_secs
         self.error: str | None = None
         self.energy_kwh: float | None = None
