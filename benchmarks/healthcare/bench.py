@@ -97,13 +97,12 @@ def baseline(bundle: Any) -> dict[str, float]:
     }
 
 
-def run_model(name: str, bundle: Any, overrides: list[str], device: str) -> dict[str, Any]:
+def run_model(name: str, bundle: Any, overrides: list[str], device: str, deid: Any) -> dict[str, Any]:
     """Fine-tune through the plugin's training path and evaluate on test."""
     from domainfm.config import build_config
     from domainfm.engine.calibration import expected_calibration_error, softmax
     from domainfm.engine.text_classifier import TextClassifierPredictor
     from domainfm.types import RunContext
-    from domainfm_healthcare.deid import default_deidentifier
     from domainfm_healthcare.evaluation import evaluate_healthcare
     from domainfm_healthcare.predictor import HealthcarePredictor
     from domainfm_healthcare.training import train_classifier
@@ -117,7 +116,7 @@ def run_model(name: str, bundle: Any, overrides: list[str], device: str) -> dict
     artifact = train_classifier(ctx, bundle)
     train_seconds = time.perf_counter() - started
     inner = TextClassifierPredictor.load(artifact, device)
-    predictor = HealthcarePredictor(inner, default_deidentifier(), explain=False)
+    predictor = HealthcarePredictor(inner, deid, explain=False)
     started = time.perf_counter()
     evaluation = evaluate_healthcare(None, predictor, bundle, "test")
     eval_seconds = time.perf_counter() - started
@@ -148,10 +147,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="small subsets, 1 epoch: checks the pipeline only")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--base-model", default=None, help="hub id or path (default: all-MiniLM-L6-v2, offline)")
+    parser.add_argument("--no-ner", action="store_true", help="patterns-only de-identification (pipeline checks)")
     parser.add_argument("--s2d-epochs", type=float, default=6.0)
     parser.add_argument("--s2d-lr", type=float, default=1e-4)
     parser.add_argument("--medabs-epochs", type=float, default=3.0)
-    parser.add_argument("--medabs-max-train", type=int, default=1400)
+    parser.add_argument("--medabs-max-train", type=int, default=None, help="cap training rows (default: all 2,020)")
     parser.add_argument("--medabs-max-length", type=int, default=128)
     parser.add_argument("--skip", choices=["s2d", "medabs"], action="append", default=[])
     args = parser.parse_args(argv)
@@ -163,19 +164,23 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("DOMAINFM_NO_PROGRESS", "1")
     from domainfm.device import describe_device, resolve_device
     from domainfm.io import atomic_write_json
-    from domainfm_healthcare.deid import default_deidentifier
+    from domainfm_healthcare.deid import Deidentifier, default_deidentifier
     from domainfm_healthcare.deid_eval import evaluate_deidentifier
     from domainfm_healthcare.readers import load_medical_abstracts, load_symptom2disease
 
     device = resolve_device(args.device)
     started_all = time.perf_counter()
-    deid = default_deidentifier()
+    deid = Deidentifier(use_ner=False) if args.no_ner else default_deidentifier()
     t0 = time.perf_counter()
     deid_report = evaluate_deidentifier(deid)
     deid_seconds = time.perf_counter() - t0
     print(f"de-identification: recall {deid_report['deid_recall']:.3f} precision {deid_report['deid_precision']:.3f}", flush=True)
 
-    settings: dict[str, Any] = {"smoke": args.smoke, "seed": 42, "target_precision": 0.9}
+    settings: dict[str, Any] = {
+        "smoke": args.smoke, "seed": 42, "target_precision": 0.9, "deid": "patterns only" if args.no_ner else "presidio+spaCy+patterns",
+        "base_model": args.base_model or "sentence-transformers/all-MiniLM-L6-v2",
+    }
+    base_over = [f"model.base={args.base_model}"] if args.base_model else []
     results: dict[str, Any] = {}
     if "s2d" not in args.skip:
         t0 = time.perf_counter()
@@ -191,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
                                        "test_rows_with_near_duplicate_in_train": s2d.meta["test_rows_with_near_duplicate_in_train"]}
         base = baseline(s2d)
         print(f"s2d baseline: {base}", flush=True)
-        model = run_model("s2d", s2d, s2d_over, device)
+        model = run_model("s2d", s2d, s2d_over, device, deid)
         print(f"s2d model: {model}", flush=True)
         results["symptom2disease"] = {"model": model, "baseline": base, "load_and_deid_seconds": round(load_s, 1)}
     if "medabs" not in args.skip:
@@ -204,13 +209,13 @@ def main(argv: list[str] | None = None) -> int:
         med_over = [
             "model.mode=full", f"model.max_length={args.medabs_max_length}",
             f"train.epochs={1 if args.smoke else args.medabs_epochs}", "train.batch_size=16",
-            "train.early_stopping_patience=2",
+            "train.early_stopping_patience=2", *base_over,
         ]
         settings["medical_abstracts"] = {"overrides": med_over, "split": medabs.meta["split"], "sizes": medabs.sizes(),
                                          "train_rows_available": medabs.meta["train_rows_available"]}
         base = baseline(medabs)
         print(f"medabs baseline: {base}", flush=True)
-        model = run_model("medabs", medabs, med_over, device)
+        model = run_model("medabs", medabs, med_over, device, deid)
         print(f"medabs model: {model}", flush=True)
         results["medical_abstracts"] = {"model": model, "baseline": base, "load_and_deid_seconds": round(load_s, 1)}
 
@@ -245,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         "results": results,
         "total_seconds": round(time.perf_counter() - started_all, 1),
     }
-    target = HERE / ("results.smoke.json" if args.smoke else "results.json")
+    target = HERE / ("results.json" if not args.smoke and not args.base_model and not args.no_ner else "results.smoke.json")
     atomic_write_json(target, out)
     print(f"wrote {target}", flush=True)
     return 0
