@@ -219,7 +219,10 @@ def load_source(source: str) -> CustomerServiceData:
     if source == "demo":
         return load_folder(demo_dir(), source="demo")
     if source == "banking77":
-        return load_folder(shared_data_dir() / "customer_service", source="banking77")
+        folder = shared_data_dir() / "customer_service"
+        if not (folder / "banking77_train.csv").is_file():
+            raise DataError(f"{folder}: BANKING77 not found (set DOMAINFM_SHARED_DATA to the shared data folder)")
+        return load_folder(folder, source="banking77")
     path = Path(source)
     if path.is_dir():
         return load_folder(path, source=str(path))
@@ -235,7 +238,10 @@ def shared_data_dir() -> Path:
     env = os.environ.get("DOMAINFM_SHARED_DATA")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[4] / "shared" / "data"
+    for parent in Path(__file__).resolve().parents:  # a source checkout: <root>/../shared/data
+        if (parent / "shared" / "data").is_dir():
+            return parent / "shared" / "data"
+    return Path.cwd().parent / "shared" / "data"
 
 
 def load_folder(folder: Path, source: str) -> CustomerServiceData:
