@@ -24,7 +24,6 @@ import json
 import os
 import platform
 import random
-import resource
 import subprocess
 import sys
 import time
@@ -175,13 +174,19 @@ def monitor_throughput(n: int) -> dict[str, Any]:
     state, alerts = WORK / "big-state.sqlite", WORK / "big-alerts.jsonl"
     for p in (state, alerts):
         p.unlink(missing_ok=True)
-    cmd = [sys.executable, "-m", "domainfm_finance_sentiment.cli", "monitor", str(stream), "--state", str(state),
-           "--alerts", str(alerts), "--batch-size", "5000", "--reset"]
+    args = ["monitor", str(stream), "--state", str(state), "--alerts", str(alerts), "--batch-size", "5000", "--reset"]
+    # VmHWM (peak RSS of this process image); getrusage's ru_maxrss would carry the parent's peak over exec.
+    code = ("import json, sys\n"
+            "from domainfm_finance_sentiment.cli import finance\n"
+            "try:\n    finance.main(args=json.loads(sys.argv[1]), standalone_mode=False)\n"
+            "finally:\n    hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]\n"
+            "    print(json.dumps({'peak_rss_kb': int(hwm)}), file=sys.stderr)\n")
+    cmd = [sys.executable, "-c", code, json.dumps(args)]
     started = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
     wall = time.perf_counter() - started
-    summary = json.loads(proc.stderr.strip().splitlines()[-1])
-    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    tail = proc.stderr.strip().splitlines()
+    summary, peak_kb = json.loads(tail[-2]), json.loads(tail[-1])["peak_rss_kb"]
     return {"events": n, "accepted": summary["events"], "alerts": summary["alerts"],
             "wall_seconds_incl_startup": round(wall, 2), "events_per_s": round(n / wall, 1),
             "peak_rss_mb": round(peak_kb / 1024, 1), "state_db_mb": round(state.stat().st_size / 2**20, 2),
@@ -249,9 +254,9 @@ def main() -> None:
     settings = {
         "max_length": 64,
         "head": {"epochs": 1},
-        "lora": {"epochs": 1 if smoke else 4, "lr": 1e-3},
-        "full": {"epochs": 1 if smoke else 4, "lr": 1e-4},
-        "full_allagree": {"epochs": 1 if smoke else 5, "lr": 1e-4},
+        "lora": {"epochs": 1 if smoke else 2, "lr": 1e-3},
+        "full": {"epochs": 1 if smoke else 3, "lr": 1e-4},
+        "full_allagree": {"epochs": 1 if smoke else 4, "lr": 1e-4},
         "n_train": n_train,
         "monitor_events": 50_000 if smoke else 1_000_000,
     }
@@ -268,21 +273,32 @@ def main() -> None:
     }
     WORK.mkdir(parents=True, exist_ok=True)
     ml = settings["max_length"]
+    out = HERE / ("results-smoke.json" if smoke else "results.json")
+
+    def save() -> None:  # after every part, so that a cut-short run still leaves what it measured
+        from domainfm.io import atomic_write_json
+
+        results["total_seconds"] = round(time.perf_counter() - started, 1)
+        atomic_write_json(out, results)
+
+    # Most important first: the full fine-tune (headline figures), then the rest of the ladder last.
+    ladder: dict[str, Any] = {}
     full_pred = None
     if "ladder" not in skip:
-        ladder = {}
-        for mode in ("head", "lora", "full"):
-            s = settings[mode]
-            figures, bundle = train_eval("phrasebank:50agree", mode, s["epochs"], s.get("lr"), ml, n_train, [])
-            ladder[mode] = figures
-            if mode == "full":
-                full_pred = bundle
+        s = settings["full"]
+        ladder["full"], full_pred = train_eval("phrasebank:50agree", "full", s["epochs"], s["lr"], ml, n_train, [])
         results["ladder_50agree"] = ladder
         results["device"] = ladder["full"]["device"]
         results["accuracy_50agree"] = ladder["full"]["accuracy"]
         results["macro_f1_50agree"] = ladder["full"]["macro_f1"]
         results["train_seconds"] = ladder["full"]["train_seconds"]
-        results["train_seconds_ladder"] = {m: ladder[m]["train_seconds"] for m in ladder}
+        save()
+    if "speed" not in skip and full_pred is not None:
+        predictor, data, artifact = full_pred
+        texts = list(data.tables["test"]["text"])[: 100 if smoke else 300]
+        results["inference"] = inference_speed(predictor, artifact, texts, repeats=1 if smoke else 2)
+        results["speedup_vs_pipeline"] = results["inference"]["speedup_vs_pipeline"]
+        save()
     if "allagree" not in skip:
         s = settings["full_allagree"]
         figures, _ = train_eval("phrasebank:allagree", "full", s["epochs"], s["lr"], ml, n_train, [])
@@ -290,24 +306,25 @@ def main() -> None:
         results["accuracy_allagree"] = figures["accuracy"]
         results["macro_f1_allagree"] = figures["macro_f1"]
         results["train_seconds_allagree"] = figures["train_seconds"]
-    if "speed" not in skip and full_pred is not None:
-        predictor, data, artifact = full_pred
-        texts = list(data.tables["test"]["text"])
-        results["inference"] = inference_speed(predictor, artifact, texts, repeats=1 if smoke else 3)
-        results["speedup_vs_pipeline"] = results["inference"]["speedup_vs_pipeline"]
+        save()
     if "monitor" not in skip:
         results["monitor"] = monitor_throughput(settings["monitor_events"])
         results["monitor_events_per_s"] = results["monitor"]["events_per_s"]
         results["monitor_peak_rss_mb"] = results["monitor"]["peak_rss_mb"]
+        save()
     if "surge" not in skip:
         results["surge_true_labels"] = surge_detection(None, "true")
         if full_pred is not None:
             results["surge_model_labels"] = surge_detection(full_pred[0].predict_proba, "model")
-    results["total_seconds"] = round(time.perf_counter() - started, 1)
-    from domainfm.io import atomic_write_json
-
-    out = HERE / ("results-smoke.json" if smoke else "results.json")
-    atomic_write_json(out, results)
+        save()
+    if "ladder" not in skip:
+        for mode in ("head", "lora"):
+            s = settings[mode]
+            ladder[mode], _ = train_eval("phrasebank:50agree", mode, s["epochs"], s.get("lr"), ml, n_train, [])
+            results["train_seconds_ladder"] = {m: ladder[m]["train_seconds"] for m in ("head", "lora", "full")
+                                               if m in ladder}
+            save()
+    save()
     print(f"wrote {out}")
 
 
