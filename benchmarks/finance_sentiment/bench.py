@@ -238,9 +238,9 @@ def surge_detection(classifier: Any | None, label: str) -> dict[str, Any]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    group = ap.add_mutually_exclusive_group(required=True)
+    group = ap.add_mutually_exclusive_group()
     group.add_argument("--smoke", action="store_true", help="small subset, 1 epoch, 50k monitor events")
-    group.add_argument("--full", action="store_true", help="the reported run")
+    group.add_argument("--full", action="store_true", help="the reported run (the default, as for `make bench`)")
     ap.add_argument("--skip", default="", help="comma list of parts to skip: ladder,allagree,speed,monitor,surge")
     args = ap.parse_args()
     skip = set(filter(None, args.skip.split(",")))
