@@ -186,3 +186,27 @@ def test_kill_9_and_restart_loses_nothing_and_duplicates_no_alert(tmp_path: Path
     assert written == ref_ids  # every alert once, in order
     with sqlite3.connect(state) as db:
         assert db.execute("SELECT COUNT(*) FROM alerts WHERE emitted=0").fetchone()[0] == 0
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from domainfm_finance_sentiment.monitor.engine import SkipEvent, parse_event  # noqa: E402
+from domainfm_finance_sentiment.monitor.sources import Line  # noqa: E402
+
+_values = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=30),
+                    st.lists(st.text(max_size=5), max_size=3))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.binary(max_size=80),
+                 st.dictionaries(st.sampled_from(["timestamp", "text", "label", "topic", "entity", "x"]), _values)
+                 .map(lambda d: json.dumps(d).encode())))
+def test_any_line_parses_or_is_skipped_with_a_reason(raw: bytes) -> None:
+    try:
+        event = parse_event(Line("f.jsonl", 7, raw))
+    except SkipEvent as exc:
+        assert str(exc)
+    else:
+        assert event.text.strip() and event.where == "f.jsonl:7"
+        assert event.label in (None, "negative", "neutral", "positive")
