@@ -21,7 +21,7 @@ _CSS = """
 body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:2rem auto;max-width:1100px;
 color:#222;padding:0 1rem;background:#fff}
 h1{font-size:1.6rem;margin-bottom:.2rem} h2{margin-top:2rem;border-bottom:1px solid #ddd;padding-bottom:.2rem}
-table{border-collapse:collapse;margin:.6rem 0;font-size:.85rem;width:100%}
+table{border-collapse:collapse;margin:.6rem 0;font-size:.85rem;width:100%}.tw{overflow-x:auto}
 th,td{border:1px solid #ddd;padding:.3rem .5rem;text-align:left;vertical-align:top;overflow-wrap:break-word}
 th{background:#f4f6f8} td.num{text-align:right;font-variant-numeric:tabular-nums}
 .badge{display:inline-block;padding:.15rem .6rem;border-radius:.8rem;color:#fff;font-weight:600}
@@ -121,7 +121,8 @@ def render_html(report: BenefitReport) -> str:
         "Recompute with <code>domainfm score RUN_DIR [--lambda X] [--set benefit.assumptions.NAME=V]</code>.</p>"
     )
     parts.append("</body></html>")
-    return "\n".join(parts)
+    # wide tables scroll inside their own box instead of widening the page
+    return "\n".join(parts).replace("<table>", "<div class='tw'><table>").replace("</table>", "</table></div>")
 
 
 def _plot(title: str, svg: str) -> str:
@@ -211,14 +212,16 @@ def _constraints_table(report: BenefitReport) -> str:
     for c in report.constraints:
         limit = f"{'≤' if c.direction == 'max' else '≥'} {_fmt(c.limit)}" + (" (overridden)" if c.limit_overridden else "")
         cost = _fmt(c.cost) if c.cost is not None else ""
-        note = " ".join(x for x in (c.cost_note, c.at_optimum.note if c.at_optimum else None, c.details.get("reason")) if x)
+        parts = (c.cost_note, c.at_optimum.note if c.at_optimum else None, c.details.get("reason"), c.details.get("note"))
+        note = "; ".join(dict.fromkeys(str(x) for x in parts if x))  # each distinct remark once
         rows.append(
-            f"<tr><td><b>{escape(c.name)}</b><div class='muted'>{escape(c.description)}</div></td><td>{escape(c.kind)}</td>"
+            f"<tr><td><b>{escape(c.name)}</b><div class='muted'>{escape(c.description)} "
+            f"(from {escape(c.contributed_by or '?')})</div></td><td>{escape(c.kind)}</td>"
             f"<td>{escape(c.unit)}</td><td>{escape(limit)}</td>{_check_cells(c.at_optimum)}"
-            f"<td class='num'>{cost}</td><td>{escape(note)}</td><td>{escape(c.contributed_by or '')}</td></tr>"
+            f"<td class='num'>{cost}</td><td>{escape(note)}</td></tr>"
         )
     return ("<table><tr><th>constraint</th><th>kind</th><th>unit</th><th>limit</th><th>value</th><th>status</th>"
-            "<th>margin</th><th>cost in objective</th><th>note</th><th>from</th></tr>" + "".join(rows) + "</table>"
+            "<th>margin</th><th>cost in objective</th><th>note</th></tr>" + "".join(rows) + "</table>"
             "<p class='muted'>Cost = optimum of the objective without the constraint minus the optimum with all "
             "constraints (0 = it does not bind).</p>")
 
