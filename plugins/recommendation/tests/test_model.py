@@ -97,3 +97,18 @@ def test_baselines_on_toy_data() -> None:
     als = ImplicitMF("als", factors=4, iterations=3).fit(["a", "b", "c"], histories, 5)
     assert als.score(["a", "zz"], histories[:2]).shape == (2, 5)
     assert np.all(als.score(["zz"], [np.array([])]) == 0)
+
+
+def test_http_route(model: TextRecommender) -> None:
+    from fastapi import APIRouter, FastAPI
+    from fastapi.testclient import TestClient
+
+    from domainfm_recommendation.plugin import domainfm_register_routes
+
+    router = APIRouter()
+    domainfm_register_routes(router=router, get_predictor=lambda domain: RecommendationPredictor(model))
+    app = FastAPI()
+    app.include_router(router)
+    body = TestClient(app).post("/recommendation/recommend", json={"records": [{"user": "a", "k": 2}, {"item": "zz"}]}).json()
+    first, second = body["predictions"]
+    assert len(first["ranking"]) == 2 and second["abstained"] is True
