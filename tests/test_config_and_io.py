@@ -113,3 +113,15 @@ def test_model_resolution_lists_what_it_tried(tmp_path: Path) -> None:
         resolve_model(str(tmp_path / "nope"))
     resolved = resolve_model("sentence-transformers/all-MiniLM-L6-v2", allow_download=False)
     assert resolved.source in {"packaged", "hf-cache"} and (resolved.path / "config.json").is_file()
+
+
+def test_atomic_writes_get_ordinary_permissions(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        target = atomic_write_text(tmp_path / "report.html", "<html></html>")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644

@@ -224,6 +224,7 @@ class Runner:
             "data_sizes": ctx.state.get("data_sizes"),
             "resumed_from": ctx.state.get("resumed_from"),
             "variant_resources": ctx.state.get("variant_resources"),
+            "dp_epsilon": ctx.state.get("dp_epsilon"),
         }
         atomic_write_json(ctx.run_dir / "run.json", payload)
 

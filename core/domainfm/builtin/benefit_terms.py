@@ -15,6 +15,7 @@ Limits below are defaults; users change them with ``benefit.limits.<constraint n
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from domainfm import hookimpl
@@ -82,6 +83,31 @@ def _details(ctx: RunContext) -> dict[str, Any]:
     return ctx.state.setdefault(DETAILS, {})
 
 
+def _artifact_dirs(ctx: RunContext) -> list[Path]:
+    """The run's artifact directory, or each variant's when the run trained several."""
+    if ctx.artifact_dir.is_dir():
+        return [ctx.artifact_dir]
+    return sorted(p for p in ctx.run_dir.glob("variants/*/artifact") if p.is_dir())
+
+
+def _scan_directories(scanner: Any, dirs: list[Path]) -> dict[str, Any]:
+    merged: dict[str, Any] = {}
+    for directory in dirs:
+        report = scanner.scan_directory(directory).model_dump()
+        if not merged:
+            merged = report
+            continue
+        merged["count"] += report["count"]
+        merged["n_texts"] += report["n_texts"]
+        merged["n_with_pii"] += report["n_with_pii"]
+        for kind, n in report["by_kind"].items():
+            merged["by_kind"][kind] = merged["by_kind"].get(kind, 0) + n
+        merged["examples"] = (merged["examples"] + report["examples"])[:10]
+        merged["files"].update({f"{directory}/{k}": v for k, v in report["files"].items()})
+        merged["skipped"].update({f"{directory}/{k}": v for k, v in report["skipped"].items()})
+    return merged
+
+
 def _scan_sources(ctx: RunContext) -> dict[str, dict[str, Any] | None]:
     """PII scans per source (scanned once per run and cached in ``ctx.state['privacy_scans']``)."""
     cached = ctx.state.get("privacy_scans")
@@ -102,8 +128,9 @@ def _scan_sources(ctx: RunContext) -> dict[str, dict[str, Any] | None]:
             scans[source] = {**previous[source], "origin": "scan from the earlier report of this run"}
         else:
             scans[source] = None
-    if ctx.artifact_dir.is_dir():
-        scans["artifacts"] = {**scanner.scan_directory(ctx.artifact_dir).model_dump(), "origin": str(ctx.artifact_dir)}
+    artifact_dirs = _artifact_dirs(ctx)
+    if artifact_dirs:
+        scans["artifacts"] = {**_scan_directories(scanner, artifact_dirs), "origin": ", ".join(map(str, artifact_dirs))}
     elif previous.get("artifacts") is not None:
         scans["artifacts"] = {**previous["artifacts"], "origin": "scan from the earlier report of this run"}
     else:
