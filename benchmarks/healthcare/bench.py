@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-ner", action="store_true", help="patterns-only de-identification (pipeline checks)")
     parser.add_argument("--s2d-epochs", type=float, default=6.0)
     parser.add_argument("--s2d-lr", type=float, default=1e-4)
-    parser.add_argument("--medabs-epochs", type=float, default=3.0)
+    parser.add_argument("--medabs-epochs", type=float, default=4.0)
     parser.add_argument("--medabs-max-train", type=int, default=None, help="cap training rows (default: all 2,020)")
     parser.add_argument("--medabs-max-length", type=int, default=128)
     parser.add_argument("--skip", choices=["s2d", "medabs"], action="append", default=[])
@@ -182,6 +182,43 @@ def main(argv: list[str] | None = None) -> int:
     }
     base_over = [f"model.base={args.base_model}"] if args.base_model else []
     results: dict[str, Any] = {}
+    def write(status: str) -> None:
+        s2d_r, med_r = results.get("symptom2disease"), results.get("medical_abstracts")
+        eces = [r["model"]["ece"] for r in results.values()]
+        p80 = [r["model"]["precision_at_80_coverage"] for r in results.values()]
+        out = {
+            "command": " ".join([Path(sys.executable).name, *sys.argv]),
+            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "machine": machine(),
+            "versions": versions(),
+            "device": describe_device(device),
+            "settings": settings,
+            "medabs_macro_f1": med_r["model"]["macro_f1"] if med_r else None,
+            "medabs_baseline_macro_f1": med_r["baseline"]["macro_f1"] if med_r else None,
+            "s2d_accuracy": s2d_r["model"]["accuracy"] if s2d_r else None,
+            "s2d_baseline_accuracy": s2d_r["baseline"]["accuracy"] if s2d_r else None,
+            "ece": max(eces) if eces else None,
+            "precision_at_80_coverage": min(p80) if p80 else None,
+            "deid_recall": deid_report["deid_recall"],
+            "deid_precision": deid_report["deid_precision"],
+            "definitions": {
+                "ece": "max over the two data sets of the test ECE (15 bins) after temperature scaling on validation",
+                "precision_at_80_coverage": "min over the two data sets: accuracy of the 80% most confident test items",
+                "deid_recall": "planted identifiers fully covered by detected spans, project probe set "
+                f"({deid_report['texts']} texts, {deid_report['planted']} identifiers)",
+            },
+            "targets": {
+                "ece_max": 0.05, "medabs_macro_f1_over_baseline_min": 0.05, "s2d_accuracy_min": 0.95,
+            },
+            "deid": {**deid_report, "seconds_per_text": deid_seconds / max(deid_report["texts"], 1)},
+            "results": results,
+            "total_seconds": round(time.perf_counter() - started_all, 1),
+            "status": status,
+        }
+        target = HERE / ("results.json" if not args.smoke and not args.base_model and not args.no_ner else "results.smoke.json")
+        atomic_write_json(target, out)
+        print(f"wrote {target} ({status})", flush=True)
+
     if "s2d" not in args.skip:
         t0 = time.perf_counter()
         s2d = load_symptom2disease(deid)
@@ -199,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         model = run_model("s2d", s2d, s2d_over, device, deid)
         print(f"s2d model: {model}", flush=True)
         results["symptom2disease"] = {"model": model, "baseline": base, "load_and_deid_seconds": round(load_s, 1)}
+        write(status="partial: symptom2disease done")
     if "medabs" not in args.skip:
         t0 = time.perf_counter()
         max_train = 150 if args.smoke else args.medabs_max_train
@@ -219,40 +257,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"medabs model: {model}", flush=True)
         results["medical_abstracts"] = {"model": model, "baseline": base, "load_and_deid_seconds": round(load_s, 1)}
 
-    s2d_r, med_r = results.get("symptom2disease"), results.get("medical_abstracts")
-    eces = [r["model"]["ece"] for r in results.values()]
-    p80 = [r["model"]["precision_at_80_coverage"] for r in results.values()]
-    out = {
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine(),
-        "versions": versions(),
-        "device": describe_device(device),
-        "settings": settings,
-        "medabs_macro_f1": med_r["model"]["macro_f1"] if med_r else None,
-        "medabs_baseline_macro_f1": med_r["baseline"]["macro_f1"] if med_r else None,
-        "s2d_accuracy": s2d_r["model"]["accuracy"] if s2d_r else None,
-        "s2d_baseline_accuracy": s2d_r["baseline"]["accuracy"] if s2d_r else None,
-        "ece": max(eces) if eces else None,
-        "precision_at_80_coverage": min(p80) if p80 else None,
-        "deid_recall": deid_report["deid_recall"],
-        "deid_precision": deid_report["deid_precision"],
-        "definitions": {
-            "ece": "max over the two data sets of the test ECE (15 bins) after temperature scaling on validation",
-            "precision_at_80_coverage": "min over the two data sets: accuracy of the 80% most confident test items",
-            "deid_recall": "planted identifiers fully covered by detected spans, project probe set "
-            f"({deid_report['texts']} texts, {deid_report['planted']} identifiers)",
-        },
-        "targets": {
-            "ece_max": 0.05, "medabs_macro_f1_over_baseline_min": 0.05, "s2d_accuracy_min": 0.95,
-        },
-        "deid": {**deid_report, "seconds_per_text": deid_seconds / max(deid_report["texts"], 1)},
-        "results": results,
-        "total_seconds": round(time.perf_counter() - started_all, 1),
-    }
-    target = HERE / ("results.json" if not args.smoke and not args.base_model and not args.no_ner else "results.smoke.json")
-    atomic_write_json(target, out)
-    print(f"wrote {target}", flush=True)
+    write(status="complete")
     return 0
 
 
