@@ -25,6 +25,7 @@ import click
 @click.option("--max-body-bytes", type=click.IntRange(min=256), help="Request body limit (default 1000000).")
 @click.option("--max-records", type=click.IntRange(min=1), help="Records per request (default 256).")
 @click.option("--max-text-chars", type=click.IntRange(min=1), help="Characters per text (default 10000).")
+@click.option("--torch-threads", type=click.IntRange(min=1), help="torch intra-op threads (default: torch's).")
 @click.option("--preload/--lazy", default=True, show_default=True, help="Load every model at startup, or on first use.")
 @click.option("--log-level", default="info", show_default=True, type=click.Choice(["critical", "error", "warning", "info", "debug"]))
 def serve_command(

@@ -119,12 +119,16 @@ def create_app(
             max_batch=settings.max_batch,
             max_wait_ms=settings.max_wait_ms,
             enabled=settings.micro_batching,
+            thread_initializer=_torch_threads_setter(settings.torch_threads),
         )
         for domain in resolved
     }
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        set_threads = _torch_threads_setter(settings.torch_threads)
+        if set_threads is not None:
+            set_threads()
         if settings.preload:
             for domain, path in resolved.items():
                 if path is not None:
@@ -192,6 +196,21 @@ def create_app(
             allow_headers=["Authorization", "X-API-Key", "Content-Type"],
         )
     return app
+
+
+def _torch_threads_setter(threads: int | None) -> Callable[[], None] | None:
+    """Sets torch's intra-op threads in the calling thread (OpenMP keeps the setting per thread, so the
+    worker threads call it too). On a small or shared CPU, fewer threads than cores leave one for the
+    event loop and avoid OpenMP spin-waiting against other processes."""
+    if threads is None:
+        return None
+
+    def set_threads() -> None:
+        import torch
+
+        torch.set_num_threads(threads)
+
+    return set_threads
 
 
 def _add_predict_route(

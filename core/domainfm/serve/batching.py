@@ -57,7 +57,15 @@ class MicroBatcher:
     """One domain's queue, consumer task and worker thread."""
 
     def __init__(
-        self, name: str, predict: PredictFn, *, max_queue: int, max_batch: int, max_wait_ms: float, enabled: bool = True
+        self,
+        name: str,
+        predict: PredictFn,
+        *,
+        max_queue: int,
+        max_batch: int,
+        max_wait_ms: float,
+        enabled: bool = True,
+        thread_initializer: Callable[[], None] | None = None,
     ) -> None:
         self.name = name
         self._predict = predict
@@ -66,7 +74,9 @@ class MicroBatcher:
         self.max_wait = max_wait_ms / 1000.0
         self.enabled = enabled
         self.stats = BatchStats()
-        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"predict-{name}")
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix=f"predict-{name}", initializer=thread_initializer
+        )
         self._queue: asyncio.Queue[_Job] | None = None
         self._consumer: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None

@@ -26,6 +26,9 @@ class ServeSettings(BaseModel):
     max_text_chars: int = Field(default=10_000, ge=1, description="characters per text field")
     api_keys: list[SecretStr] = Field(default_factory=list, description="empty = no authentication")
     cors_origins: list[str] = Field(default_factory=list, description="empty = CORS off")
+    torch_threads: int | None = Field(
+        default=None, ge=1, description="torch intra-op threads for the process (None = torch's default)"
+    )
     preload: bool = Field(default=False, description="load every predictor at startup instead of on first use")
     runs_dir: Path | None = Field(
         default=None, description="where the newest finished run per domain is found; None = the config's output_dir"

@@ -1,0 +1,374 @@
+"""Serving benchmark: requests/s and p50/p99 latency at 1, 8 and 64 concurrent clients, with and without
+micro-batching, against a real ``domainfm serve`` (uvicorn) on 127.0.0.1; then a soak at 64 clients that
+samples the server's RSS.
+
+Run it under the global lock (the CPU is shared)::
+
+    flock /tmp/domainfm-heavy.lock .venv/bin/python benchmarks/serve/bench.py            # full
+    flock /tmp/domainfm-heavy.lock .venv/bin/python benchmarks/serve/bench.py --smoke    # a quick check
+
+The model is a ``finance_sentiment`` artifact trained with ``domainfm train finance_sentiment --mode head``
+on the plugin's demo set (trained once into ``benchmarks/serve/work/``, git-ignored), or ``--artifact PATH``.
+If the finance_sentiment plugin is not installed it falls back to the core's ``text_classification`` and
+says so in the results. Each request carries one record (``{"id", "text"}``), the online case.
+Writes ``benchmarks/serve/results.json`` (the smoke run writes ``results-smoke.json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import socket
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+WORK = HERE / "work"
+
+
+# --------------------------------------------------------------------------------------------- setup
+
+
+def pick_domain() -> str:
+    try:
+        metadata.distribution("domainfm-finance-sentiment")
+        return "finance_sentiment"
+    except metadata.PackageNotFoundError:
+        return "text_classification"
+
+
+def domainfm_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "domainfm.cli.main", *args]
+
+
+def ensure_artifact(domain: str, mode: str, given: str | None) -> Path:
+    """The artifact to serve: ``--artifact``, or one trained here once (``domainfm train``)."""
+    if given:
+        return Path(given)
+    run_dir = WORK / "runs" / domain / f"bench-{mode}"
+    if (run_dir / "artifact" / "domainfm-artifact.json").is_file():
+        return run_dir
+    print(f"training {domain} ({mode}) on its demo data into {run_dir} ...", flush=True)
+    done = subprocess.run(
+        domainfm_cmd("train", domain, "--mode", mode, "--output-dir", str(WORK / "runs"),
+                     "--set", f"run_name=bench-{mode}", "--set", "benefit.energy_tracking=false"),
+        capture_output=True, text=True, env={**os.environ, "DOMAINFM_NO_PROGRESS": "1"},
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"training failed:\n{done.stderr[-3000:]}")
+    return run_dir
+
+
+def load_texts(domain: str) -> list[str]:
+    if domain == "finance_sentiment":
+        from importlib import resources
+
+        path = Path(str(resources.files("domainfm_finance_sentiment") / "demo_data" / "finance_demo.jsonl"))
+        return [json.loads(line)["text"] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    from domainfm.builtin.text_classification import demo_path
+    from domainfm.data import read_table
+
+    return [str(r["text"]) for r in read_table(demo_path(), required=("text",))]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    """``domainfm serve`` in a subprocess on 127.0.0.1."""
+
+    def __init__(self, domain: str, artifact: Path, batching: bool, args: argparse.Namespace) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        flags = ["--plugins", domain] if domain != "text_classification" else ["--no-autoload"]
+        cmd = domainfm_cmd(
+            *flags, "serve", "--port", str(self.port), "--artifact", f"{domain}={artifact}",
+            "--runs-dir", str(WORK / "no-runs"), "--log-level", "warning",
+            "--torch-threads", str(args.torch_threads), "--max-batch", str(args.max_batch), "--max-wait-ms", str(args.max_wait_ms), "--max-queue", str(args.max_queue),
+        )
+        if not batching:
+            cmd.append("--no-batching")
+        env = {**os.environ, "DOMAINFM_API_KEYS": "", "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
+        self.log = open(WORK / f"server-{'batching' if batching else 'plain'}.log", "w")  # noqa: SIM115
+        self.proc = subprocess.Popen(cmd, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+
+    def wait_ready(self, domain: str, timeout: float = 180) -> dict[str, Any]:
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"server exited with {self.proc.returncode}; see {self.log.name}")
+            try:
+                health = httpx.get(f"{self.base}/health", timeout=5).json()
+                state = health["domains"][domain]
+                if state["status"] == "ready":
+                    return health
+                if state["status"] in ("failed", "no_artifact"):
+                    raise SystemExit(f"server cannot serve {domain}: {state.get('error')}")
+            except httpx.TransportError:
+                pass
+            time.sleep(0.5)
+        raise SystemExit(f"server not ready after {timeout} s")
+
+    def rss_mb(self) -> float:
+        import psutil
+
+        return psutil.Process(self.proc.pid).memory_info().rss / 2**20
+
+    def batching_stats(self, domain: str) -> dict[str, Any]:
+        import httpx
+
+        return dict(httpx.get(f"{self.base}/health", timeout=10).json()["domains"][domain]["batching"])
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+# ------------------------------------------------------------------------------------------- load
+
+
+async def load(base: str, domain: str, texts: list[str], clients: int, seconds: float, max_requests: int) -> dict[str, Any]:
+    """Closed loop: ``clients`` tasks each send a request, wait for the answer, repeat; bounded in time and count."""
+    import httpx
+    import numpy as np
+
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    devices: set[str] = set()
+    sent = 0
+    stop_at = time.perf_counter() + seconds
+    rng = random.Random(0)
+    order = [rng.randrange(len(texts)) for _ in range(4096)]
+
+    async def client(c: httpx.AsyncClient) -> None:
+        nonlocal sent
+        while time.perf_counter() < stop_at and sent < max_requests:
+            i = sent
+            sent += 1
+            body = {"records": [{"id": str(i), "text": texts[order[i % len(order)]]}]}
+            started = time.perf_counter()
+            r = await c.post(f"/{domain}/predict", json=body)
+            latencies.append((time.perf_counter() - started) * 1000)
+            statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+            if r.status_code == 200:
+                devices.add(r.json()["device"])
+
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as c:
+        began = time.perf_counter()
+        await asyncio.gather(*(client(c) for _ in range(clients)))
+        wall = time.perf_counter() - began
+    ok = statuses.get(200, 0)
+    lat = np.asarray(latencies)
+    return {
+        "clients": clients,
+        "requests": len(latencies),
+        "seconds": round(wall, 2),
+        "requests_per_s": round(ok / wall, 2),
+        "p50_ms": round(float(np.percentile(lat, 50)), 2),
+        "p99_ms": round(float(np.percentile(lat, 99)), 2),
+        "error_rate": round(1 - ok / len(latencies), 4) if latencies else None,
+        "statuses": {str(k): v for k, v in sorted(statuses.items())},
+        "devices": sorted(devices),
+    }
+
+
+def measure_mode(domain: str, artifact: Path, texts: list[str], batching: bool, args: argparse.Namespace) -> dict[str, Any]:
+    server = Server(domain, artifact, batching, args)
+    try:
+        server.wait_ready(domain)
+        asyncio.run(load(server.base, domain, texts, 8, args.warmup, 10_000))  # warm caches and allocator
+        points = []
+        for clients in args.clients:
+            before = server.batching_stats(domain)
+            point = asyncio.run(load(server.base, domain, texts, clients, args.seconds, args.max_requests))
+            after = server.batching_stats(domain)
+            batches = after["batches"] - before["batches"]
+            point["mean_batch_records"] = round((after["records"] - before["records"]) / batches, 2) if batches else None
+            point["server_rss_mb"] = round(server.rss_mb(), 1)
+            print(f"  {'batching' if batching else 'plain   '} {clients:3d} clients: {point['requests_per_s']:8.1f} req/s "
+                  f"p50 {point['p50_ms']:7.1f} ms p99 {point['p99_ms']:7.1f} ms batch {point['mean_batch_records']} "
+                  f"errors {point['error_rate']}", flush=True)
+            points.append(point)
+        return {"micro_batching": batching, "points": points}
+    finally:
+        server.stop()
+
+
+def soak(domain: str, artifact: Path, texts: list[str], args: argparse.Namespace) -> dict[str, Any]:
+    """64 clients with micro-batching for ``--soak-seconds``; server RSS sampled every few seconds."""
+    server = Server(domain, artifact, True, args)
+    samples: list[tuple[float, float]] = []
+    try:
+        server.wait_ready(domain)
+        asyncio.run(load(server.base, domain, texts, 64, args.warmup, 10_000))
+        began = time.perf_counter()
+
+        async def sampler(stop: asyncio.Event) -> None:
+            while not stop.is_set():
+                samples.append((time.perf_counter() - began, server.rss_mb()))
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=args.soak_sample_s)
+                except asyncio.TimeoutError:
+                    pass
+
+        async def run() -> dict[str, Any]:
+            stop = asyncio.Event()
+            task = asyncio.create_task(sampler(stop))
+            result = await load(server.base, domain, texts, 64, args.soak_seconds, 10**9)
+            stop.set()
+            await task
+            return result
+
+        result = asyncio.run(run())
+        samples.append((time.perf_counter() - began, server.rss_mb()))
+    finally:
+        server.stop()
+    import numpy as np
+
+    t = np.array([s[0] for s in samples])
+    rss = np.array([s[1] for s in samples])
+    half = len(rss) // 2
+    slope = float(np.polyfit(t / 60.0, rss, 1)[0]) if len(rss) >= 3 else None
+    return {
+        "clients": 64,
+        "seconds": result["seconds"],
+        "requests": result["requests"],
+        "requests_per_s": result["requests_per_s"],
+        "p99_ms": result["p99_ms"],
+        "error_rate": result["error_rate"],
+        "rss_mb_first": round(float(rss[0]), 1),
+        "rss_mb_last": round(float(rss[-1]), 1),
+        "rss_mb_max": round(float(rss.max()), 1),
+        "rss_mb_mean_first_half": round(float(rss[:half].mean()), 1) if half else None,
+        "rss_mb_mean_second_half": round(float(rss[half:].mean()), 1),
+        "rss_growth_fraction_first_to_last": round(float((rss[-1] - rss[0]) / rss[0]), 4),
+        "rss_slope_mb_per_min": round(slope, 3) if slope is not None else None,
+        "samples": [[round(a, 1), round(b, 1)] for a, b in samples],
+    }
+
+
+# ------------------------------------------------------------------------------------------- report
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for dist in ("domainfm", "domainfm-finance-sentiment", "torch", "transformers", "sentence-transformers",
+                 "fastapi", "starlette", "uvicorn", "httpx", "pydantic"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def machine() -> dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--smoke", action="store_true", help="short points and soak, writes results-smoke.json")
+    parser.add_argument("--domain", choices=["auto", "finance_sentiment", "text_classification"], default="auto")
+    parser.add_argument("--artifact", help="artifact or run dir to serve (default: train one with --mode)")
+    parser.add_argument("--mode", choices=["head", "full", "lora"], default="head")
+    parser.add_argument("--clients", type=int, nargs="+", default=[1, 8, 64])
+    parser.add_argument("--seconds", type=float, help="seconds per point (default 20; smoke 4)")
+    parser.add_argument("--max-requests", type=int, default=20_000, help="cap per point")
+    parser.add_argument("--warmup", type=float, default=None, help="warm-up seconds (default 5; smoke 2)")
+    parser.add_argument("--soak-seconds", type=float, help="soak length (default 600; smoke 20; 0 = skip)")
+    parser.add_argument("--soak-sample-s", type=float, default=5.0)
+    parser.add_argument("--max-batch", type=int, default=64)
+    parser.add_argument("--max-wait-ms", type=float, default=5.0)
+    parser.add_argument("--max-queue", type=int, default=256)
+    parser.add_argument("--torch-threads", type=int, default=1, help="server's torch threads (1 leaves a core for HTTP)")
+    parser.add_argument("--output", help="results file (default results.json / results-smoke.json)")
+    args = parser.parse_args()
+    args.seconds = args.seconds or (4.0 if args.smoke else 20.0)
+    args.warmup = args.warmup if args.warmup is not None else (2.0 if args.smoke else 5.0)
+    args.soak_seconds = args.soak_seconds if args.soak_seconds is not None else (20.0 if args.smoke else 600.0)
+
+    WORK.mkdir(parents=True, exist_ok=True)
+    domain = pick_domain() if args.domain == "auto" else args.domain
+    artifact = ensure_artifact(domain, args.mode, args.artifact)
+    texts = load_texts(domain)
+    started = time.perf_counter()
+    print(f"serving {domain} from {artifact}", flush=True)
+    modes = [measure_mode(domain, artifact, texts, batching, args) for batching in (False, True)]
+    by_mode = {("batching" if m["micro_batching"] else "plain"): {p["clients"]: p for p in m["points"]} for m in modes}
+    summary: dict[str, Any] = {}
+    top = max(args.clients)
+    if top in by_mode["batching"] and top in by_mode["plain"]:
+        b, p = by_mode["batching"][top], by_mode["plain"][top]
+        summary = {
+            f"throughput_ratio_batching_vs_plain_at_{top}_clients": round(b["requests_per_s"] / p["requests_per_s"], 2),
+            f"p99_ms_batching_at_{top}_clients": b["p99_ms"],
+            "target": "ratio >= 3 and p99 < 200 ms at 64 clients",
+            "target_met": bool(b["requests_per_s"] / p["requests_per_s"] >= 3 and b["p99_ms"] < 200),
+        }
+        print(json.dumps(summary), flush=True)
+    soak_result = soak(domain, artifact, texts, args) if args.soak_seconds > 0 else None
+    if soak_result:
+        print(f"soak: rss {soak_result['rss_mb_first']} -> {soak_result['rss_mb_last']} MB, "
+              f"slope {soak_result['rss_slope_mb_per_min']} MB/min", flush=True)
+    devices = sorted({d for m in modes for p in m["points"] for d in p["devices"]})
+    meta = json.loads((Path(artifact) / "artifact" / "domainfm-artifact.json").read_text()) if (Path(artifact) / "artifact").is_dir() else {}
+    results = {
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "versions": versions(),
+        "device": devices[0] if len(devices) == 1 else devices,
+        "domain": domain,
+        "fallback": None if domain == "finance_sentiment" or args.domain != "auto" else "finance_sentiment plugin not installed: served text_classification",
+        "artifact": {"path": str(artifact), "kind": meta.get("kind"), "mode": (meta.get("metadata") or {}).get("mode"),
+                     "base_model": meta.get("base_model")},
+        "workload": {
+            "request": "POST /{domain}/predict with one record {id, text}; texts drawn from the domain's demo set",
+            "clients": args.clients, "seconds_per_point": args.seconds, "max_requests_per_point": args.max_requests,
+            "warmup_seconds": args.warmup, "server": "domainfm serve (uvicorn, 1 process) on 127.0.0.1",
+            "load_generator": "httpx.AsyncClient closed loop in one process on the same 2 cores as the server",
+        },
+        "settings": {"torch_threads": args.torch_threads, "max_batch": args.max_batch, "max_wait_ms": args.max_wait_ms, "max_queue": args.max_queue},
+        "modes": modes,
+        "summary": summary,
+        "soak": soak_result,
+        "smoke": args.smoke,
+        "wall_seconds": round(time.perf_counter() - started, 1),
+    }
+    from domainfm.io import atomic_write_json
+
+    out = Path(args.output) if args.output else HERE / ("results-smoke.json" if args.smoke else "results.json")
+    atomic_write_json(out, results)
+    print(f"wrote {out}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
