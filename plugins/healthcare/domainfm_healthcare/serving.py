@@ -4,16 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel, Field
+
+
+# Module level: FastAPI resolves the (string) annotations of the route functions from module globals.
+class TextIn(BaseModel):
+    text: str = Field(min_length=1, max_length=20_000)
+
+
+class TriageIn(BaseModel):
+    records: list[TextIn] = Field(min_length=1, max_length=64)
+
 
 def register_routes(router: Any, get_predictor: Any) -> None:
     """``POST /healthcare/deidentify`` and ``POST /healthcare/triage`` (top-k, abstention, attributions)."""
-    from pydantic import BaseModel, Field
-
-    class TextIn(BaseModel):
-        text: str = Field(min_length=1, max_length=20_000)
-
-    class TriageIn(BaseModel):
-        records: list[TextIn] = Field(min_length=1, max_length=64)
 
     @router.post("/healthcare/deidentify")
     def deidentify(body: TextIn) -> dict[str, Any]:
