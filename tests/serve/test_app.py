@@ -259,6 +259,12 @@ def test_api_keys_when_configured(make_app: Callable[..., Any], headers: dict[st
             assert r.headers["www-authenticate"] == "Bearer"
 
 
+def test_open_health_hides_paths_and_errors_when_keys_are_set(make_app: Callable[..., Any]) -> None:
+    with client(make_app(api_keys=["k-123"], with_tc=False)) as c:
+        tc = c.get("/health").json()["domains"]["text_classification"]
+    assert tc["status"] == "no_artifact" and tc["error"] is None and tc["artifact"] is None
+
+
 def test_plugin_routes_need_the_key_too(make_app: Callable[..., Any]) -> None:
     with client(make_app(FakePlugin("fake_routes", routes=_echo_routes), api_keys=["k-123"])) as c:
         assert c.post("/fake_routes/echo", json={"text": "hello"}).status_code == 401
@@ -281,3 +287,26 @@ def test_cors_is_off_by_default_and_on_for_named_origins(make_app: Callable[...,
         assert r.headers["access-control-allow-origin"] == "https://app.example"
         other = c.options("/text_classification/predict", headers={**preflight, "Origin": "https://evil.example"})
         assert "access-control-allow-origin" not in other.headers
+
+
+def _unresolvable_routes(router: Any, get_predictor: Any) -> None:
+    # Under ``from __future__ import annotations`` (as in this module) a model defined in a function
+    # is a forward reference FastAPI cannot resolve: without the check, /openapi.json would fail for all.
+    from pydantic import BaseModel
+
+    class LocalIn(BaseModel):
+        text: str
+
+    @router.post("/fake_unresolvable/echo")
+    def echo(body: LocalIn) -> dict[str, Any]:
+        return {}
+
+
+def test_a_plugin_route_that_breaks_the_openapi_schema_is_left_out(make_app: Callable[..., Any]) -> None:
+    with client(make_app(FakePlugin("fake_unresolvable", routes=_unresolvable_routes))) as c:
+        schema = c.get("/openapi.json")
+        plugins = {p["name"]: p for p in c.get("/plugins").json()["plugins"]}
+        predict = c.post("/fake_unresolvable/predict", json={"texts": ["still served"]})
+    assert schema.status_code == 200 and "/fake_unresolvable/echo" not in schema.json()["paths"]
+    assert "from __future__ import annotations" in plugins["fake_fake_unresolvable"]["error"]
+    assert predict.status_code == 200

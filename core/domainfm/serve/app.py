@@ -155,13 +155,15 @@ def create_app(
 
     @app.get("/health", response_model=HealthResponse, tags=["core"])
     async def health() -> HealthResponse:
-        """Liveness and per-domain readiness. Always open (no API key needed)."""
+        """Liveness and per-domain readiness. Always open (no API key needed); with API keys configured it
+        leaves out artifact paths and error messages."""
         domains = {}
         for domain in registry.domains:
             batcher = batchers[domain]
-            domains[domain] = DomainHealth(
-                **registry.status(domain), queued=batcher.queued, batching=batcher.stats.as_dict()
-            )
+            state = registry.status(domain)
+            if keys:  # /health is open: without a key, say only whether each domain is ready
+                state = {"status": state["status"], "device": state.get("device")}
+            domains[domain] = DomainHealth(**state, queued=batcher.queued, batching=batcher.stats.as_dict())
         degraded = any(d.status == "failed" for d in domains.values()) or bool(app.state.route_errors)
         return HealthResponse(status="degraded" if degraded else "ok", version=__version__, domains=domains)
 
@@ -291,7 +293,14 @@ def _check_openapi(router: APIRouter, plugin: str) -> None:
     ``/openapi.json`` fail for every plugin."""
     from fastapi.openapi.utils import get_openapi
 
-    get_openapi(title=plugin, version="0", routes=router.routes)
+    try:
+        get_openapi(title=plugin, version="0", routes=router.routes)
+    except Exception as exc:
+        raise RuntimeError(
+            f"its routes' request/response models cannot be resolved ({type(exc).__name__}: {exc}); a model class "
+            "defined inside a function is unresolvable under 'from __future__ import annotations': move it to "
+            "module level or drop that import in the routes module"
+        ) from exc
 
 
 def _install_error_handlers(app: FastAPI) -> None:
