@@ -71,11 +71,11 @@ PATTERNS: list[tuple[str, str, float]] = [
     # record / ID numbers introduced by a keyword: "MRN 00123456", "patient ID: AB-1234", "NHS no. 943 476 5919"
     (
         "HC_ID",
-        r"\b(?:mrn|mr#|medical record(?: number| no\.?)?|record(?: number| no\.?| #)?|patient id|"
+        r"\b(?:mrn|mr#|medical record(?: number| no\.?)?|record (?:number|no\.?|#)|patient id|"
         r"hospital (?:number|no\.?)|nhs(?: number| no\.?)?|ssn|social security(?: number| no\.?)?|"
-        r"insurance(?: number| no\.?| id)?|policy(?: number| no\.?)?|member id|id(?: number| no\.?)?|"
-        r"passport(?: number| no\.?)?|licen[cs]e(?: number| no\.?)?|account(?: number| no\.?)?|case(?: number| no\.?)?)"
-        r"(?:\s*(?:is|was|[:#=]))?\s{0,3}(?P<v>(?=[A-Z\-/ ]{0,8}\d)[A-Z0-9][A-Z0-9\-/ ]{2,18}[0-9A-Z])\b",
+        r"insurance (?:number|no\.?|id)|policy (?:number|no\.?)|member id|id(?: number| no\.?)?|"
+        r"passport (?:number|no\.?)|licen[cs]e (?:number|no\.?)|account (?:number|no\.?)|case (?:number|no\.?|#))"
+        r"(?:\s*(?:is|was|[:#=]))?\s{0,3}(?P<v>[A-Z]{0,4}[\-/]?\d[\dA-Z]*(?:[\-/ ]\d[\dA-Z]*){0,3})\b",
         0.95,
     ),
     ("HC_ID", r"\b\d{3}-\d{2}-\d{4}\b", 0.9),  # SSN layout
@@ -88,7 +88,7 @@ PATTERNS: list[tuple[str, str, float]] = [
     ),
     ("HC_PHONE", r"(?<![\w.])0\d{10}(?!\w)", 0.8),
     # dates: 12/03/2024, 2024-03-12, 3 March 2024, March 3rd, 2024, 12.03.24, Mar 2024
-    ("HC_DATE", r"\b\d{1,2}[/.\-]\d{1,2}[/.\-](?:\d{4}|\d{2})\b", 0.9),
+    ("HC_DATE", r"\b\d{1,2}([/.\-])\d{1,2}\1(?:\d{4}|\d{2})\b", 0.9),  # one separator throughout: not 5.0/10
     ("HC_DATE", r"\b\d{4}-\d{2}-\d{2}\b", 0.95),
     ("HC_DATE", rf"\b\d{{1,2}}(?:st|nd|rd|th)?(?:\s+of)?\s+{_MONTHS}\.?,?(?:\s+\d{{4}})?\b", 0.85),
     ("HC_DATE", rf"\b{_MONTHS}\.?\s+\d{{1,2}}(?:st|nd|rd|th)?(?:,?\s+\d{{4}})?\b", 0.85),
@@ -170,11 +170,19 @@ _NER_STOP = frozenset(
 )
 
 
+_MEDICAL_SUFFIXES = (
+    "ary", "osis", "itis", "oma", "emia", "aemia", "ology", "ous", "ase", "mycin", "cillin", "ectomy", "otomy",
+    "pathy", "plasty", "algia", "uria", "ectasis", "plasia", "trophy",
+)
+
+
 def _ner_false_positive(text: str, start: int, end: int) -> bool:
     """NER person/place spans that are lower case, everyday words, or eponymous disease names."""
     span = text[start:end]
-    if not span[:1].isupper():
-        return True
+    if not span[:1].isupper() or span.isupper() or any(c.isdigit() for c in span):
+        return True  # lower case words, acronyms (CR, GVHD) and codes (VM-26) are not names or places
+    if " " not in span.strip() and span.lower().endswith(_MEDICAL_SUFFIXES):
+        return True  # single medical words tagged by the small model: Pulmonary, Adriamycin
     words = [w.strip(".,'’").lower() for w in span.split()]
     if all(w in _NER_STOP for w in words):
         return True
