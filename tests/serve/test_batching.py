@@ -150,3 +150,23 @@ def test_429_when_the_domain_queue_is_full(make_app: Callable[..., Any]) -> None
             return [rejected.status_code, other.status_code, *[r.status_code for r in done]]
 
     assert asyncio.run(main()) == [429, 200, 200, 200, 200]
+
+
+def test_a_broken_result_fails_its_requests_not_the_consumer() -> None:
+    calls = []
+
+    def flaky(records: Sequence[Mapping[str, Any]]) -> Any:
+        calls.append(len(records))
+        return None if len(calls) == 1 else [r["x"] for r in records]  # None cannot be split per request
+
+    batcher = MicroBatcher("d", flaky, max_queue=10, max_batch=8, max_wait_ms=0)
+
+    async def main() -> list[Any]:
+        try:
+            with pytest.raises(TypeError):
+                await asyncio.wait_for(batcher.submit([{"x": 1}]), 5)
+            return await asyncio.wait_for(batcher.submit([{"x": 2}]), 5)
+        finally:
+            await batcher.close()
+
+    assert asyncio.run(main()) == [2]

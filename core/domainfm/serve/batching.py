@@ -141,7 +141,11 @@ class MicroBatcher:
                     break
                 batch.append(job)
                 size += len(job.records)
-            await self._run(batch)
+            try:
+                await self._run(batch)
+            except Exception as exc:  # never let the consumer die with requests waiting on it
+                for job in batch:
+                    _settle(job.future, exc=exc)
 
     async def _run(self, batch: list[_Job]) -> None:
         loop = asyncio.get_running_loop()
