@@ -196,6 +196,28 @@ def run_kt(args: argparse.Namespace) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------ main
 
 
+def merge(smoke: bool) -> Path:
+    """Merge the part files present into results.json (results-smoke.json under work/ for smoke runs)."""
+    from domainfm.io import atomic_write_json
+
+    suffix = "-smoke" if smoke else ""
+    merged: dict[str, Any] = {"date": datetime.now(timezone.utc).isoformat(), "machine": machine(),
+                              "versions": versions(), "smoke": bool(smoke), "commands": {}, "dates": {}}
+    for part in ("grading", "kt"):
+        path = WORK / f"{part}{suffix}.json"
+        if path.is_file():
+            payload = json.loads(path.read_text())
+            merged["commands"][part] = payload["command"]
+            merged["dates"][part] = payload["date"]
+            merged.update(payload["figures"])
+    merged["command"] = " ; ".join(merged["commands"].values())
+    merged["device"] = {"grading": merged.get("grading_device"), "kt": merged.get("kt_device")}
+    target = WORK / "results-smoke.json" if smoke else HERE / "results.json"
+    atomic_write_json(target, merged)
+    print(f"wrote {target}", flush=True)
+    return target
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--part", choices=["grading", "kt", "all", "merge"], default="all")
@@ -228,20 +250,9 @@ def main(argv: list[str] | None = None) -> int:
             figures[f"{part}_wall_seconds"] = time.perf_counter() - started
             atomic_write_json(WORK / f"{part}{suffix}.json", {
                 "command": command, "date": datetime.now(timezone.utc).isoformat(), "figures": figures})
-    merged: dict[str, Any] = {"date": datetime.now(timezone.utc).isoformat(), "machine": machine(),
-                              "versions": versions(), "smoke": bool(args.smoke), "commands": {}, "dates": {}}
-    for part in ("grading", "kt"):
-        path = WORK / f"{part}{suffix}.json"
-        if path.is_file():
-            payload = json.loads(path.read_text())
-            merged["commands"][part] = payload["command"]
-            merged["dates"][part] = payload["date"]
-            merged.update(payload["figures"])
-    merged["command"] = " ; ".join(merged["commands"].values())
-    merged["device"] = {"grading": merged.get("grading_device"), "kt": merged.get("kt_device")}
-    target = WORK / "results-smoke.json" if args.smoke else HERE / "results.json"
-    atomic_write_json(target, merged)
-    print(f"wrote {target}")
+            merge(args.smoke)  # after every part, so a finished part is never lost
+    if args.part == "merge":
+        merge(args.smoke)
     return 0
 
 

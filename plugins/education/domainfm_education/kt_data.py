@@ -58,6 +58,7 @@ class KTLog:
     sequences: list[KTSequence]
     skill_names: list[str]
     notes: dict[str, int] = field(default_factory=dict)
+    raw_ids: list[str] = field(default_factory=list, repr=False)  # in memory only, for the privacy check
 
     @property
     def skill_index(self) -> dict[str, int]:
@@ -162,7 +163,7 @@ def read_interactions(path: str | Path, key: str, skill_index: Mapping[str, int]
         seq = KTSequence(pseudonymise(student, key), [e[2] for e in events], [e[3] for e in events])
         notes["single_interaction_students"] += int(len(seq) == 1)
         sequences.append(seq)
-    return KTLog(sequences, vocab.names(), notes)
+    return KTLog(sequences, vocab.names(), notes, raw_ids=list(per_student))
 
 
 def read_three_line(
@@ -232,13 +233,14 @@ def read_kt_file(path: str | Path, key: str, skill_index: Mapping[str, int] | No
 
 
 def read_skill_names(path: str | Path) -> dict[str, str]:
-    """ASSISTments ``name<TAB>id`` mapping files -> {id: name}."""
+    """ASSISTments mapping files (``id<TAB>name`` or ``name<TAB>id``; the numeric side is the id) -> {id: name}."""
     out: dict[str, str] = {}
     for lineno, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
             continue
-        parts = line.rsplit("\t", 1)
-        if len(parts) != 2 or not parts[1].strip():
-            raise DataError(f"{path}:{lineno}: expected 'name<TAB>id'")
-        out[parts[1].strip()] = parts[0].strip()
+        parts = [p.strip() for p in line.split("\t")]
+        if len(parts) != 2 or not (parts[0].isdigit() or parts[1].isdigit()):
+            raise DataError(f"{path}:{lineno}: expected 'id<TAB>name' or 'name<TAB>id'")
+        sid, name = (parts[0], parts[1]) if parts[0].isdigit() else (parts[1], parts[0])
+        out[sid] = name
     return out

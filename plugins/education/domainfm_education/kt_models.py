@@ -5,8 +5,8 @@ a window, the logit that the answer at ``t`` is correct given only the answers b
 ``mastery(skills, correct, feats_all)`` returns the probability of a correct next answer on every skill.
 
 - :class:`DKT`: Piech et al. (2015) LSTM over one-hot (skill, answer) interactions; the baseline.
-- :class:`AKT`: an AKT-style attention model (Ghosh et al., 2020): a question encoder and a knowledge
-  encoder (causal self-attention), and a knowledge retriever in which the current question attends to past
+- :class:`AKT`: an AKT-style attention model (Ghosh et al., 2020): a knowledge encoder (LSTM by default,
+  or causal self-attention) and a knowledge retriever in which the current question attends to past
   questions and reads their encoded knowledge. Attention is monotonic: scores decay with the distance in
   steps at a learned per-head rate (AKT's forgetting). The output layer also sees the student's history on
   the target skill (attempts, successes, last answer, steps since the last attempt), as in PFA/DKT with
@@ -103,7 +103,8 @@ class DKT(nn.Module):
         logits = self.out(self.dropout(self.states(skills, correct)))
         return logits.gather(-1, skills.unsqueeze(-1)).squeeze(-1)
 
-    def mastery(self, skills: torch.Tensor, correct: torch.Tensor, feats_all: torch.Tensor | None = None) -> torch.Tensor:
+    def mastery(self, skills: torch.Tensor, correct: torch.Tensor, feats_all: torch.Tensor | None = None,
+                candidates: torch.Tensor | None = None) -> torch.Tensor:
         if skills.shape[1] == 0:
             return torch.sigmoid(self.out.bias)
         h, _ = self.lstm(self.interaction(skills + self.n_skills * correct.long()))
@@ -152,36 +153,51 @@ class Block(nn.Module):
 
 
 class AKT(nn.Module):
-    """Question encoder + knowledge encoder + monotonic knowledge retriever + skill-history features."""
+    """Knowledge encoder + monotonic knowledge retriever + skill-history features.
+
+    The knowledge encoder summarises the interactions before each position: an LSTM by default (fast to
+    train on a CPU), or AKT's causal self-attention with ``encoder="attention"``. The retriever lets the
+    current question attend to the past questions (keys) and read their encoded knowledge (values), with
+    scores decaying in the distance. The head sees the retrieved knowledge, the encoder state, the question
+    embedding and the skill-history features.
+    """
 
     kind = "akt"
 
-    def __init__(self, n_skills: int, d: int = 64, heads: int = 4, layers: int = 1, q_layers: int = 0,
-                 dropout: float = 0.1) -> None:
+    def __init__(self, n_skills: int, d: int = 128, heads: int = 4, layers: int = 1, dropout: float = 0.2,
+                 encoder: str = "lstm") -> None:
         super().__init__()
+        if encoder not in ("lstm", "attention"):
+            raise ValueError(f"encoder: {encoder!r} is not 'lstm' or 'attention'")
         self.n_skills = n_skills
+        self.encoder = encoder
         self.question = nn.Embedding(n_skills + 1, d)  # last index: the start token
         self.answer = nn.Embedding(2 * n_skills + 1, d)
-        self.q_encoder = nn.ModuleList(Block(d, heads, dropout) for _ in range(q_layers))
-        self.k_encoder = nn.ModuleList(Block(d, heads, dropout) for _ in range(layers))
+        if encoder == "lstm":
+            self.lstm = nn.LSTM(d, d, batch_first=True)
+        else:
+            self.k_encoder = nn.ModuleList(Block(d, heads, dropout) for _ in range(layers))
         self.retriever = Block(d, heads, dropout)
+        self.dropout = nn.Dropout(dropout)
         self.head = nn.Sequential(
-            nn.Linear(2 * d + N_FEATURES, d), nn.GELU(), nn.Dropout(dropout), nn.Linear(d, 1)
+            nn.Linear(3 * d + N_FEATURES, d), nn.GELU(), nn.Dropout(dropout), nn.Linear(d, 1)
         )
 
     def _encode_past(self, skills: torch.Tensor, correct: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Encodings of [start] + interactions before each position: keys (questions) and values (knowledge)."""
+        """Keys (past questions) and values (knowledge) for [start] + the interactions before each position."""
         b, length = skills.shape
         start = torch.full((b, 1), self.n_skills, dtype=torch.long, device=skills.device)
-        past_q = torch.cat([start, skills[:, : length - 1]], dim=1) if length else start
+        past_q = torch.cat([start, skills[:, : length - 1]], dim=1)
         past_a = torch.cat([start * 2, (skills + self.n_skills * correct.long())[:, : length - 1]], dim=1)
-        allowed, distance = _causal(past_q.shape[1], skills.device)
         xq = self.question(past_q)
-        xa = self.answer(past_a) + xq
-        for block in self.q_encoder:
-            xq = block(xq, xq, xq, allowed, distance)
-        for block in self.k_encoder:
-            xa = block(xa, xa, xa, allowed, distance)
+        xa = self.answer(past_a)
+        if self.encoder == "lstm":
+            xa, _ = self.lstm(xa)
+        else:
+            allowed, distance = _causal(past_q.shape[1], skills.device)
+            xa = xa + xq
+            for block in self.k_encoder:
+                xa = block(xa, xa, xa, allowed, distance)
         return xq, xa
 
     def forward(self, skills: torch.Tensor, correct: torch.Tensor, feats: torch.Tensor | None = None) -> torch.Tensor:
@@ -192,20 +208,26 @@ class AKT(nn.Module):
         retrieved = self.retriever(query, keys, values, allowed, distance)
         if feats is None:
             feats = torch.zeros(*skills.shape, N_FEATURES, device=skills.device)
-        return self.head(torch.cat([retrieved, query, feats], dim=-1)).squeeze(-1)
+        x = torch.cat([retrieved, self.dropout(values), query, feats], dim=-1)
+        return self.head(x).squeeze(-1)
 
-    def mastery(self, skills: torch.Tensor, correct: torch.Tensor, feats_all: torch.Tensor | None = None) -> torch.Tensor:
-        """P(correct) of a next answer on every skill after the history (one student, batch of 1)."""
+    def mastery(self, skills: torch.Tensor, correct: torch.Tensor, feats_all: torch.Tensor | None = None,
+                candidates: torch.Tensor | None = None) -> torch.Tensor:
+        """P(correct) of a next answer on every skill after the history (one student, batch of 1).
+
+        With ``candidates`` only those skills are computed (the others are NaN)."""
         length = skills.shape[1]
-        s = self.n_skills
+        cand = candidates if candidates is not None else torch.arange(self.n_skills, device=skills.device)
+        s = cand.shape[0]
         # the history plus one candidate next question per skill: S sequences sharing the same past
-        cand = torch.arange(s, device=skills.device).unsqueeze(1)
-        seq = torch.cat([skills.expand(s, length), cand], dim=1)
-        ans = torch.cat([correct.expand(s, length), torch.zeros_like(cand)], dim=1)
+        seq = torch.cat([skills.expand(s, length), cand.unsqueeze(1)], dim=1)
+        ans = torch.cat([correct.expand(s, length), torch.zeros_like(cand).unsqueeze(1)], dim=1)
         feats = torch.zeros(s, length + 1, N_FEATURES, device=skills.device)
         if feats_all is not None:
-            feats[:, -1] = feats_all
-        return torch.sigmoid(self.forward(seq, ans, feats)[:, -1])
+            feats[:, -1] = feats_all[cand]
+        out = torch.full((self.n_skills,), float("nan"), device=skills.device)
+        out[cand] = torch.sigmoid(self.forward(seq, ans, feats)[:, -1])
+        return out
 
 
 def _causal(length: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:

@@ -53,7 +53,7 @@ def domainfm_domains() -> list[DomainSpec]:
             output_space="rankings",
             default_data="demo",
             default_model="domainfm-education/akt",
-            metrics=["auc", "accuracy", "recommendation_hit_rate"],
+            metrics=["auc", "accuracy", "rmse", "recommendation_ndcg_at_3", "mastery_future_auc"],
             key_metric="auc",
             benefit_terms=[
                 BenefitTermInfo(name="remediation_reach", objective="social", unit="students"),

@@ -1,0 +1,130 @@
+"""Load a knowledge-tracing artifact; mastery per skill and study-next recommendations per student.
+
+A request record is ``{"id": <student>, "skills": [...], "correct": [...]}`` (skill names as in training)
+or ``{"id": ..., "interactions": [{"skill": ..., "correct": ...}, ...]}``. Defined behaviour:
+
+- an empty history gives the model's prior mastery; one answer is enough for an estimate;
+- histories longer than the model's window (``max_len``, 200 by default) use their most recent window
+  and say so in ``extra["truncated_to"]`` (10,000 answers cost the same as 200);
+- answers on skills the model does not know are ignored and listed in ``extra["unknown_skills"]``;
+- a ``correct`` value other than 0/1/true/false, or lists of different lengths, raise a DataError naming
+  the record and field.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from domainfm.errors import DataError
+from domainfm.types import Artifact, Prediction, RankedItem
+from domainfm_education.kt_data import parse_correct
+from domainfm_education.recommend import SkillGraph, rank_skills
+
+KIND = "knowledge-tracing"
+CONFIG_FILE = "kt_config.json"
+WEIGHTS_FILE = "model.safetensors"
+
+
+def mastery_vector(model: Any, skills: Sequence[int], correct: Sequence[int], device: str,
+                   candidates: Sequence[int] | None = None) -> np.ndarray:
+    """P(correct next answer) on every skill (or only ``candidates``; others may be NaN) after the history."""
+    import torch
+
+    from domainfm_education.kt_models import next_step_features
+
+    n = int(model.n_skills)
+    with torch.no_grad():
+        s = torch.tensor([list(skills)], dtype=torch.long, device=device)
+        c = torch.tensor([list(correct)], dtype=torch.long, device=device)
+        feats = torch.from_numpy(next_step_features(list(skills), list(correct), n)).to(device)
+        cand = torch.tensor(list(candidates), dtype=torch.long, device=device) if candidates is not None else None
+        return model.mastery(s, c, feats, cand).float().cpu().numpy()
+
+
+def save_kt_artifact(path: Path, model: Any, config: dict[str, Any]) -> None:
+    """Weights (safetensors) and ``kt_config.json`` into ``path`` atomically."""
+    from safetensors.torch import save_file
+
+    from domainfm.io import atomic_directory, atomic_write_json
+
+    with atomic_directory(path) as tmp:
+        save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(tmp / WEIGHTS_FILE))
+        atomic_write_json(tmp / CONFIG_FILE, config)
+
+
+class KTPredictor:
+    """A loaded knowledge-tracing model plus the skill graph used for recommendations."""
+
+    def __init__(self, artifact: Artifact, model: Any, config: dict[str, Any], device: str) -> None:
+        self.artifact = artifact
+        self.domain = artifact.domain
+        self.device = device
+        self.model = model
+        self.config = config
+        self.max_len = int(config.get("max_len", 200))
+        self.graph = SkillGraph.from_json(config["graph"])
+        self.skill_names: list[str] = list(config["skill_names"])
+        self.skill_index = {name: i for i, name in enumerate(self.skill_names)}
+
+    @classmethod
+    def load(cls, artifact: Artifact, device: str = "cpu") -> KTPredictor:
+        import torch
+        from safetensors.torch import load_file
+
+        from domainfm_education.kt_models import build_model
+
+        path = Path(artifact.path)
+        config = json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
+        model = build_model(config["model"], len(config["skill_names"]), **config.get("params", {}))
+        model.load_state_dict(load_file(str(path / WEIGHTS_FILE)))
+        model.to(torch.device(device)).eval()
+        return cls(artifact, model, config, device)
+
+    def encode(self, record: Mapping[str, Any], where: str) -> tuple[list[int], list[int], list[str]]:
+        """Skill indices and answers of a record; unknown skills are returned separately."""
+        if "interactions" in record:
+            pairs = [(str(x.get("skill", "")), x.get("correct")) for x in record["interactions"] or []]
+        else:
+            skills, correct = record.get("skills") or [], record.get("correct") or []
+            if len(skills) != len(correct):
+                raise DataError(f"{where}: fields 'skills' ({len(skills)}) and 'correct' ({len(correct)}) differ in length")
+            pairs = [(str(s), c) for s, c in zip(skills, correct, strict=True)]
+        out_s, out_c, unknown = [], [], []
+        for pos, (skill, value) in enumerate(pairs):
+            answer = parse_correct(value, f"{where}: answer #{pos + 1}")
+            if skill in self.skill_index:
+                out_s.append(self.skill_index[skill])
+                out_c.append(answer)
+            else:
+                unknown.append(skill)
+        return out_s, out_c, unknown
+
+    def predict(self, records: Sequence[Mapping[str, Any]], top: int = 5) -> list[Prediction]:
+        out = []
+        for i, rec in enumerate(records):
+            skills, correct, unknown = self.encode(rec, f"record {i}")
+            extra: dict[str, Any] = {"history_length": len(skills)}
+            if unknown:
+                extra["unknown_skills"] = sorted(set(unknown))
+                extra["note"] = f"{len(unknown)} answers on skills the model does not know were ignored"
+            if len(skills) > self.max_len:
+                extra["truncated_to"] = self.max_len
+                skills, correct = skills[-self.max_len :], correct[-self.max_len :]
+            mastery = mastery_vector(self.model, skills, correct, self.device)
+            ranked = rank_skills(mastery, self.graph, top=top)
+            extra["mastery"] = {self.skill_names[s]: round(float(m), 4) for s, m in enumerate(mastery)}
+            out.append(
+                Prediction(
+                    id=str(rec["id"]) if rec.get("id") is not None else None,
+                    value=float(np.mean(mastery)),
+                    ranking=[RankedItem(id=self.skill_names[s], score=g, reason=r) for s, g, r in ranked],
+                    confidence=float(np.clip(np.mean(np.abs(mastery - 0.5)) * 2, 0.0, 1.0)),
+                    extra=extra,
+                )
+            )
+        return out
