@@ -307,7 +307,10 @@ def bench_encode(args: argparse.Namespace, device: str) -> dict[str, Any]:
         "speedup_vs_encode": rate["serving_batch"] / rate["st_one"],
         "speedup_single_query_vs_encode": rate["serving_one"] / rate["st_one"],
         "encode_settings": {
-            "queries": len(texts), "rounds": rounds, "torch_threads": torch.get_num_threads(), "device": device,
+            "queries": len(texts), "rounds": rounds, "device": device,
+            "torch_threads_st_encode": torch.get_num_threads(), "torch_threads_serving_batched": torch.get_num_threads(),
+            "torch_threads_serving_single_query": qe.single_query_threads,
+            "load_average_before_part": os.getloadavg(),
             "sentences_per_second_st_encode_one_at_a_time": rate["st_one"],
             "sentences_per_second_serving_one_at_a_time": rate["serving_one"],
             "sentences_per_second_serving_batched_64": rate["serving_batch"],

@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 KB_DIR = "kb_index"
 BIENCODER_DIR = "biencoder"
 TEMPLATES_FILE = "templates.json"
+SMALL_BATCH = 4
+SMALL_BATCH_THREADS = 1
 
 
 def in_scope_confidence(probs: np.ndarray, labels: Sequence[str], oos_label: str = OUT_OF_SCOPE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -113,13 +115,17 @@ class CustomerServiceAssistant:
 
     def answer_many(self, queries: Sequence[Any], *, k: int | None = None, threshold: float | None = None) -> list[dict[str, Any]]:
         """Answer a batch of questions. Raises :class:`QueryError` naming the first bad query."""
+        from domainfm_customer_service.serving import cpu_threads
+
         texts = [validate_query(q, where=f"query {i}") for i, q in enumerate(queries)]
         masked = self.masker.mask_many(texts) if self.masker is not None else texts
-        probs = self.classifier.predict_proba(masked)
+        # A chat turn is a tiny forward pass: one intra-op thread is faster than several (see serving.py).
+        with cpu_threads(SMALL_BATCH_THREADS if self.device == "cpu" and len(texts) <= SMALL_BATCH else None):
+            probs = self.classifier.predict_proba(masked)
+            k = k or self.top_k
+            hits_all = self.index.search_many(masked, k=k, fusion=self.fusion) if self.index is not None else [[] for _ in texts]
         best, conf, oos = in_scope_confidence(probs, self.labels, self.oos_label)
         thr = self.threshold if threshold is None else threshold
-        k = k or self.top_k
-        hits_all = self.index.search_many(masked, k=k, fusion=self.fusion) if self.index is not None else [[] for _ in texts]
         out = []
         for i, text in enumerate(masked):
             intent = self.labels[int(best[i])]

@@ -117,3 +117,17 @@ def test_failed_save_leaves_the_old_index_intact(tmp_path: Path, hashing_encoder
     assert after == before
     assert "late" not in KnowledgeIndex.load(tmp_path / "idx", hashing_encoder).doc_chunks
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".idx")]
+
+
+def test_cpu_threads_restores_the_setting() -> None:
+    import torch
+
+    from domainfm_customer_service.serving import cpu_threads
+
+    before = torch.get_num_threads()
+    with cpu_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with pytest.raises(RuntimeError), cpu_threads(1):
+        raise RuntimeError("boom")
+    assert torch.get_num_threads() == before
