@@ -161,6 +161,24 @@ def test_full_contract_with_tiny_model(tmp_path: Path, tiny_model_dir: Path, plu
     probs = report.predictions[0].scores
     assert probs is not None and abs(sum(probs.values()) - 1.0) < 1e-6
 
+    # the monitor labels (and topics) unlabelled events with the trained artifact
+    from domainfm_finance_sentiment.model import FinancePredictor
+    from domainfm_finance_sentiment.monitor.detector import DetectorConfig
+    from domainfm_finance_sentiment.monitor.engine import Monitor
+    from domainfm_finance_sentiment.monitor.store import MonitorStore
+    from domainfm_finance_sentiment.monitor.surge_eval import ListSource
+    from domainfm_finance_sentiment.readers import demo_path
+
+    predictor = FinancePredictor.load(report.artifact, "cpu")
+    events = [json.loads(line) for line in demo_path().read_text(encoding="utf-8").splitlines()][:120]
+    for event in events:
+        del event["label"], event["topic"]
+    mon = Monitor(MonitorStore(tmp_path / "m.sqlite"), DetectorConfig(), classifier=predictor.predict_proba,
+                  topic_fn=predictor.assign_topics)
+    result = mon.run(ListSource(events), batch_size=50)
+    assert result["events"] == 120 and result["skipped"] == 0
+    assert any(k.startswith("topic:") for k in mon.keys)
+
 
 @pytest.mark.slow
 def test_head_mode_on_minilm_learns_the_demo(tmp_path: Path, plugin_manager) -> None:  # type: ignore[no-untyped-def]
