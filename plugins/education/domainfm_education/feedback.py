@@ -26,9 +26,11 @@ def stem(word: str) -> str:
     """A light, deterministic suffix stripper (enough for matching inflections in short answers)."""
     for suffix in ("ing", "edly", "ed", "ies", "es", "s", "ly"):
         if len(word) > len(suffix) + 2 and word.endswith(suffix):
-            base = word[: -len(suffix)]
-            return base + "y" if suffix == "ies" else base
-    return word
+            if suffix == "es" and not word[:-2].endswith(("s", "x", "z", "ch", "sh")):
+                continue  # "moves" -> "move" (then "mov"), but "boxes" -> "box"
+            word = word[: -len(suffix)] + ("y" if suffix == "ies" else "")
+            break
+    return word[:-1] if len(word) > 3 and word.endswith("e") else word
 
 
 def content_terms(text: str) -> list[str]:

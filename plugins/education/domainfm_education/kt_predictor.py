@@ -1,7 +1,7 @@
 """Load a knowledge-tracing artifact; mastery per skill and study-next recommendations per student.
 
-A request record is ``{"id": <student>, "skills": [...], "correct": [...]}`` (skill names as in training)
-or ``{"id": ..., "interactions": [{"skill": ..., "correct": ...}, ...]}``. Defined behaviour:
+A request record is ``{"id": <student>, "skills": [...], "correct": [...]}`` (skill names as in training,
+or integer skill indices as stored in the data tables) or ``{"id": ..., "interactions": [{"skill": ..., "correct": ...}, ...]}``. Defined behaviour:
 
 - an empty history gives the model's prior mastery; one answer is enough for an estimate;
 - histories longer than the model's window (``max_len``, 200 by default) use their most recent window
@@ -88,20 +88,24 @@ class KTPredictor:
     def encode(self, record: Mapping[str, Any], where: str) -> tuple[list[int], list[int], list[str]]:
         """Skill indices and answers of a record; unknown skills are returned separately."""
         if "interactions" in record:
-            pairs = [(str(x.get("skill", "")), x.get("correct")) for x in record["interactions"] or []]
+            pairs = [(x.get("skill", ""), x.get("correct")) for x in record["interactions"] or []]
         else:
             skills, correct = record.get("skills") or [], record.get("correct") or []
             if len(skills) != len(correct):
                 raise DataError(f"{where}: fields 'skills' ({len(skills)}) and 'correct' ({len(correct)}) differ in length")
-            pairs = [(str(s), c) for s, c in zip(skills, correct, strict=True)]
+            pairs = list(zip(skills, correct, strict=True))
         out_s, out_c, unknown = [], [], []
         for pos, (skill, value) in enumerate(pairs):
             answer = parse_correct(value, f"{where}: answer #{pos + 1}")
-            if skill in self.skill_index:
-                out_s.append(self.skill_index[skill])
-                out_c.append(answer)
+            if isinstance(skill, (int, np.integer)) and not isinstance(skill, bool):
+                index = int(skill) if 0 <= int(skill) < len(self.skill_names) else None  # a stored index
             else:
-                unknown.append(skill)
+                index = self.skill_index.get(str(skill).strip())
+            if index is None:
+                unknown.append(str(skill))
+            else:
+                out_s.append(index)
+                out_c.append(answer)
         return out_s, out_c, unknown
 
     def predict(self, records: Sequence[Mapping[str, Any]], top: int = 5) -> list[Prediction]:
@@ -120,7 +124,7 @@ class KTPredictor:
             extra["mastery"] = {self.skill_names[s]: round(float(m), 4) for s, m in enumerate(mastery)}
             out.append(
                 Prediction(
-                    id=str(rec["id"]) if rec.get("id") is not None else None,
+                    id=str(rec.get("id", rec.get("student"))) if rec.get("id", rec.get("student")) is not None else None,
                     value=float(np.mean(mastery)),
                     ranking=[RankedItem(id=self.skill_names[s], score=g, reason=r) for s, g, r in ranked],
                     confidence=float(np.clip(np.mean(np.abs(mastery - 0.5)) * 2, 0.0, 1.0)),

@@ -1,0 +1,107 @@
+"""The grader on a tiny random-init BERT: best match over references, review queue, bad requests, metrics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from domainfm.config import build_config
+from domainfm.runner import Runner
+from domainfm.testing import check_plugin_contract
+from domainfm_education.grader import (
+    GraderPredictor,
+    grading_metrics,
+    label_values,
+    pair_table,
+    quadratic_weighted_kappa,
+)
+from domainfm_education.grading_sources import load_grading_source
+
+
+def _overrides(tiny: Path, out: Path) -> list[str]:
+    return [f"model.base={tiny}", "train.max_steps=4", "train.batch_size=8", "train.eval_batch_size=32",
+            "model.max_length=48", f"output_dir={out}", "device=cpu", "benefit.energy_tracking=false"]
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    from domainfm.manager import PluginManager
+
+    out = tmp_path_factory.mktemp("edu-runs")
+    pm = PluginManager().load()
+    report = check_plugin_contract(pm, "education", overrides=_overrides(tiny_model_dir, out), output_dir=out)
+    return report
+
+
+def test_contract_and_artifact(trained) -> None:  # type: ignore[no-untyped-def]
+    meta = trained.artifact.metadata
+    assert trained.artifact.label_names == ["correct", "contradictory", "incorrect"]
+    assert meta["text_pair_column"] == "student_answer" and meta["grading_mode"] == "labels"
+    assert 0.0 <= meta["review_threshold"] <= 1.01  # chosen on validation
+    ev = trained.evaluation
+    assert {"accuracy", "macro_f1", "weighted_f1", "ece"} <= set(ev.metrics)
+    assert set(ev.outcomes.groups) == {"question", "corpus"}
+    assert {"teacher_hours_saved", "feedback_latency_days_saved", "grading_accuracy_gap_corpus"} <= {
+        c.name for c in trained.contributions}
+
+
+def test_best_match_over_references_and_bad_requests(trained) -> None:  # type: ignore[no-untyped-def]
+    predictor = GraderPredictor.load(trained.artifact, "cpu")
+    records = [
+        {"id": "a", "reference_answers": ["Plants use light for photosynthesis.", "Light makes food."],
+         "student_answer": "light makes food"},
+        {"id": "b", "reference_answers": [], "student_answer": "something"},
+        {"id": "c", "reference_answers": "x || y", "student_answer": "   "},
+    ]
+    a, b, c = predictor.predict(records)
+    assert a.label in predictor.labels and 0.0 <= a.value <= 1.0
+    assert abs(sum(a.scores.values()) - 1.0) < 1e-5
+    assert a.explanation["closest_reference"] in records[0]["reference_answers"]
+    assert a.abstained == (a.confidence < predictor.threshold)
+    # the chosen reference is the one with the highest expected grade among the references
+    graded = predictor.grade([records[0]["reference_answers"]], [records[0]["student_answer"]])
+    singles = [predictor.grade([[r]], ["light makes food"])["value"][0] for r in records[0]["reference_answers"]]
+    assert graded["value"][0] == pytest.approx(max(singles), abs=1e-6)
+    assert b.abstained and b.label is None and "routed to human review" in b.extra["reason"]
+    assert c.label == "incorrect" and c.value == 0.0 and c.extra["rule"].startswith("blank answer")
+
+
+def test_pair_table_uses_the_closest_reference() -> None:
+    bundle = load_grading_source("demo", seed=0)
+    pairs = pair_table(bundle.tables["train"])
+    assert pairs.column_names == ["reference", "student_answer", "label"]
+    assert len(pairs) == len(bundle.tables["train"])
+
+
+def test_label_values_and_metrics() -> None:
+    assert label_values(["correct", "contradictory", "incorrect"]).tolist() == [1.0, 0.0, 0.0]
+    assert label_values(["0", "1", "2", "4"]).tolist() == [0.0, 0.25, 0.5, 1.0]
+    probs = np.eye(3)[[0, 1, 2, 2]]
+    m = grading_metrics(["0", "1", "2"], np.array([0, 1, 2, 1]), probs)["metrics"]
+    assert m["accuracy"] == 0.75 and 0 < m["qwk"] < 1
+    assert quadratic_weighted_kappa([0, 1, 2], [0, 1, 2]) == pytest.approx(1.0)
+    assert quadratic_weighted_kappa([1, 1], [1, 1]) == 0.0
+
+
+def test_evaluation_rejects_labels_outside_the_model(trained, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from datasets import Dataset
+
+    from domainfm.errors import DataError
+    from domainfm.types import DataBundle
+    from domainfm_education.grader import evaluate_grader
+
+    predictor = GraderPredictor.load(trained.artifact, "cpu")
+    table = Dataset.from_dict({"id": ["1"], "question_id": ["q"], "question": ["q"], "reference_answers": [["r"]],
+                               "student_answer": ["a"], "label": ["partially_correct"], "corpus": ["c"]})
+    with pytest.raises(DataError, match="not in the model's label set"):
+        evaluate_grader(predictor, DataBundle(tables={"test": table}, source="t"), "test")
+
+
+def test_runner_names_the_device(tiny_model_dir: Path, tmp_path: Path) -> None:
+    from domainfm.manager import PluginManager
+
+    cfg = build_config(overrides=_overrides(tiny_model_dir, tmp_path))
+    ctx = Runner(PluginManager().load(), cfg).context("education")
+    assert ctx.device == "cpu"
