@@ -115,12 +115,13 @@ class CustomerServiceAssistant:
 
     def answer_many(self, queries: Sequence[Any], *, k: int | None = None, threshold: float | None = None) -> list[dict[str, Any]]:
         """Answer a batch of questions. Raises :class:`QueryError` naming the first bad query."""
-        from domainfm_customer_service.serving import cpu_threads
+        from domainfm_customer_service.serving import cpu_threads, faiss_threads
 
         texts = [validate_query(q, where=f"query {i}") for i, q in enumerate(queries)]
         masked = self.masker.mask_many(texts) if self.masker is not None else texts
         # A chat turn is a tiny forward pass: one intra-op thread is faster than several (see serving.py).
-        with cpu_threads(SMALL_BATCH_THREADS if self.device == "cpu" and len(texts) <= SMALL_BATCH else None):
+        small = SMALL_BATCH_THREADS if self.device == "cpu" and len(texts) <= SMALL_BATCH else None
+        with cpu_threads(small), faiss_threads(small):
             probs = self.classifier.predict_proba(masked)
             k = k or self.top_k
             hits_all = self.index.search_many(masked, k=k, fusion=self.fusion) if self.index is not None else [[] for _ in texts]

@@ -118,6 +118,22 @@ def cpu_threads(n: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+@contextlib.contextmanager
+def faiss_threads(n: int | None) -> Iterator[None]:
+    """Run the block with ``n`` FAISS OpenMP threads (None: unchanged), then restore the default."""
+    if n is None:
+        yield
+        return
+    import faiss
+
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(n)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
+
+
 def load_encoder(model_dir: str | Path, device: str = "cpu", max_length: int = 128, fast: bool = True) -> Any:
     """The encoder used for serving: :class:`QueryEncoder` when ``fast``, else the core's TextEncoder."""
     if fast:
