@@ -27,7 +27,7 @@ KT_DEFAULTS: dict[str, tuple[float, str, str]] = {
     "value_per_student_minute": (0.05, "EUR/min", "placeholder value of a student's study minute"),
     "value_per_weak_spot": (1.0, "weak spots", "each correctly flagged weak spot counts once"),
 }
-LIMITS = {"grading_accuracy_gap": 0.10, "auto_graded_precision": 0.9, "latency_p95_ms": 1000.0,
+LIMITS = {"grading_accuracy_gap": 0.10, "auto_graded_precision": 0.9,
           "kt_accuracy_gap": 0.10, "raw_student_ids_in_artifact": 0.0}
 
 
@@ -58,12 +58,8 @@ def group_accuracy_gap(batch: ItemBatch, group: str, min_items: int, automated_o
     return max(scores) - min(scores) if len(scores) >= 2 else None
 
 
-def _latency(batch: ItemBatch) -> float | None:
-    return batch.resources.latency_ms_p95
-
-
 def grading_terms(ctx: RunContext, evaluation: Evaluation) -> list[Any]:
-    """Teacher hours saved, feedback latency, auto-grading precision, accuracy gaps, latency."""
+    """Teacher hours saved, feedback latency, auto-grading precision, accuracy gaps (the core adds resources)."""
     v, listed = _assumptions(ctx, GRADING_DEFAULTS)
     hours = v["minutes_per_answer"] / 60.0
     fix = v["correction_minutes"] / 60.0
@@ -108,11 +104,6 @@ def grading_terms(ctx: RunContext, evaluation: Evaluation) -> list[Any]:
             limit=_limit(ctx, "grading_accuracy_gap"),
             description=f"Equal grading accuracy across questions with at least {min_items} automated answers.",
             measure=gap("question"),
-        ),
-        Constraint(
-            name="latency_p95_ms", kind="resource", unit="ms", limit=_limit(ctx, "latency_p95_ms"),
-            description="95th percentile latency of grading one answer.", measure=_latency,
-            depends_on_operating_point=False,
         ),
     ]
 

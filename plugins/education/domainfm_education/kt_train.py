@@ -60,7 +60,7 @@ def train_kt(ctx: RunContext, data: DataBundle) -> Artifact:
     artifact = Artifact(
         path=ctx.artifact_dir, domain=ctx.domain, kind=KIND, base_model=f"domainfm-education/{kind}",
         device=ctx.device,
-        metadata={"kt_model": kind, "config_file": CONFIG_FILE, "best_epoch": result.best_epoch,
+        metadata={"kt_model": kind, "variant": f"kt-{kind}", "config_file": CONFIG_FILE, "best_epoch": result.best_epoch,
                   "validation_auc": result.best_valid_auc, "history": result.history,
                   "train_seconds": result.seconds, "parameters": n_params, "max_len": max_len,
                   "data_notes": data.meta.get("notes", {})},
