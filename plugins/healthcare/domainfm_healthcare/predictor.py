@@ -43,6 +43,7 @@ class HealthcarePredictor:
         self.ig_steps = ig_steps
         self.explain_labels = self.top_k if explain_labels is None else max(0, min(explain_labels, self.top_k))
         self._attributor: Any = None
+        self._id_scanner = Deidentifier(use_ner=False)
 
     @property
     def threshold(self) -> float | None:
@@ -101,9 +102,10 @@ class HealthcarePredictor:
                     "method": "integrated gradients (captum), word-embedding layer",
                     "attributions": {self.labels[j]: words for j, words in attributions.items()},
                 }
+            record_id = self._safe_id(rec.get("id"), flags)
             out.append(
                 Prediction(
-                    id=str(rec["id"]) if rec.get("id") is not None else None,
+                    id=record_id,
                     label=self.labels[top],
                     scores={name: float(p) for name, p in zip(self.labels, row, strict=True)},
                     confidence=confidence,
@@ -120,6 +122,18 @@ class HealthcarePredictor:
                 )
             )
         return out
+
+    def _safe_id(self, value: Any, flags: list[str]) -> str | None:
+        """The record id, unless it looks like an identifier (an MRN, a phone, an email): then a hash of it."""
+        if value is None:
+            return None
+        text = str(value)
+        if self._id_scanner.detect(text):
+            import hashlib
+
+            flags.append("id_redacted")
+            return "redacted-" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+        return text
 
     def _truncated(self, texts: Sequence[str]) -> list[bool]:
         tokenizer = getattr(self.inner, "_tokenizer", None)

@@ -125,6 +125,9 @@ def test_abstention_bad_input_and_flags(head_report: Any) -> None:
     assert "123-4567" not in json.dumps([p.model_dump(mode="json") for p in preds])
     assert preds[1].abstained and "non_english" in preds[1].extra["flags"]
     assert "truncated" in preds[2].extra["flags"]
+    redacted = predictor.predict([{"id": "MRN 00482913", "text": "sore throat and fever"}, {"id": "r-7", "text": "cough"}])
+    assert redacted[0].id.startswith("redacted-") and "id_redacted" in redacted[0].extra["flags"]
+    assert redacted[1].id == "r-7"
     with pytest.raises(DataError, match="record 1: field 'text' is missing or empty"):
         predictor.predict([{"text": "cough"}, {"text": "  "}])
     with pytest.raises(DataError, match="record 0: field 'text' has"):
