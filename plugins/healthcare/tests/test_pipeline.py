@@ -134,7 +134,8 @@ def test_abstention_bad_input_and_flags(head_report: Any) -> None:
         predictor.predict([{"text": "x" * 20_001}])
 
 
-def test_identifiers_never_reach_disk(pm: PluginManager, tiny_model_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["full", "lora"])
+def test_identifiers_never_reach_disk(pm: PluginManager, tiny_model_dir: Path, tmp_path: Path, mode: str) -> None:
     rows = []
     labels = ["flu", "sprain", "reflux"]
     for i in range(30):
@@ -148,7 +149,7 @@ def test_identifiers_never_reach_disk(pm: PluginManager, tiny_model_dir: Path, t
     out = tmp_path / "runs"
     report = check_plugin_contract(
         pm, "healthcare", source=str(data), output_dir=out,
-        overrides=[f"model.base={tiny_model_dir}", "model.mode=full", "train.max_steps=2", *BASE_OVERRIDES],
+        overrides=[f"model.base={tiny_model_dir}", f"model.mode={mode}", "train.max_steps=2", *BASE_OVERRIDES],
     )
     assert report.data.meta["identifier_columns"] == {"email": 30}
     written = [p for p in out.rglob("*") if p.is_file()]
