@@ -309,6 +309,7 @@ def main() -> None:
     parser.add_argument("--max-wait-ms", type=float, default=5.0)
     parser.add_argument("--max-queue", type=int, default=256)
     parser.add_argument("--torch-threads", type=int, default=1, help="server's torch threads (1 leaves a core for HTTP)")
+    parser.add_argument("--finish-by", help="UTC ISO time (e.g. 2026-11-29T07:00+00:00) the soak is shortened to end by")
     parser.add_argument("--output", help="results file (default results.json / results-smoke.json)")
     args = parser.parse_args()
     args.seconds = args.seconds or (4.0 if args.smoke else 20.0)
@@ -334,13 +335,32 @@ def main() -> None:
             "target_met": bool(b["requests_per_s"] / p["requests_per_s"] >= 3 and b["p99_ms"] < 200),
         }
         print(json.dumps(summary), flush=True)
+    soak_note = None
+    if args.finish_by and args.soak_seconds > 0:
+        finish = datetime.fromisoformat(args.finish_by)
+        left = (finish - datetime.now(timezone.utc)).total_seconds() - 60  # server start, warm-up, writing
+        if left < args.soak_seconds:
+            soak_note = f"soak shortened from {args.soak_seconds:.0f} s to fit --finish-by {args.finish_by}"
+            args.soak_seconds = max(60.0, left)
+            print(soak_note, flush=True)
+    results = report(args, domain, artifact, modes, summary, None, started)
+    results["soak_note"] = "not run yet (partial results)"
+    write(results, args)
     soak_result = soak(domain, artifact, texts, args) if args.soak_seconds > 0 else None
     if soak_result:
         print(f"soak: rss {soak_result['rss_mb_first']} -> {soak_result['rss_mb_last']} MB, "
               f"slope {soak_result['rss_slope_mb_per_min']} MB/min", flush=True)
+    results = report(args, domain, artifact, modes, summary, soak_result, started)
+    results["soak_note"] = soak_note
+    write(results, args)
+
+
+def report(args: argparse.Namespace, domain: str, artifact: Path, modes: list[dict[str, Any]], summary: dict[str, Any],
+           soak_result: dict[str, Any] | None, started: float) -> dict[str, Any]:
     devices = sorted({d for m in modes for p in m["points"] for d in p["devices"]})
-    meta = json.loads((Path(artifact) / "artifact" / "domainfm-artifact.json").read_text()) if (Path(artifact) / "artifact").is_dir() else {}
-    results = {
+    meta_path = Path(artifact) / "artifact" / "domainfm-artifact.json"
+    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    return {
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": machine(),
@@ -349,20 +369,25 @@ def main() -> None:
         "domain": domain,
         "fallback": None if domain == "finance_sentiment" or args.domain != "auto" else "finance_sentiment plugin not installed: served text_classification",
         "artifact": {"path": str(artifact), "kind": meta.get("kind"), "mode": (meta.get("metadata") or {}).get("mode"),
-                     "base_model": meta.get("base_model")},
+                     "base_model": meta.get("base_model"),
+                     "trained_with": f"domainfm train {domain} --mode {args.mode} (demo data)" if not args.artifact else None},
         "workload": {
             "request": "POST /{domain}/predict with one record {id, text}; texts drawn from the domain's demo set",
             "clients": args.clients, "seconds_per_point": args.seconds, "max_requests_per_point": args.max_requests,
             "warmup_seconds": args.warmup, "server": "domainfm serve (uvicorn, 1 process) on 127.0.0.1",
             "load_generator": "httpx.AsyncClient closed loop in one process on the same 2 cores as the server",
         },
-        "settings": {"torch_threads": args.torch_threads, "max_batch": args.max_batch, "max_wait_ms": args.max_wait_ms, "max_queue": args.max_queue},
+        "settings": {"torch_threads": args.torch_threads, "max_batch": args.max_batch, "max_wait_ms": args.max_wait_ms,
+                     "max_queue": args.max_queue},
         "modes": modes,
         "summary": summary,
         "soak": soak_result,
         "smoke": args.smoke,
         "wall_seconds": round(time.perf_counter() - started, 1),
     }
+
+
+def write(results: dict[str, Any], args: argparse.Namespace) -> None:
     from domainfm.io import atomic_write_json
 
     out = Path(args.output) if args.output else HERE / ("results-smoke.json" if args.smoke else "results.json")
