@@ -121,7 +121,8 @@ def test_cli_imports_neither_fastapi_nor_torch() -> None:
         "import sys; import domainfm.cli.main as m; m.build_cli(); "
         "bad = [x for x in ('fastapi', 'uvicorn', 'torch', 'starlette') if x in sys.modules]; print(bad)"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    env = {**os.environ, "DOMAINFM_DISABLE_PLUGIN_AUTOLOAD": "1"}  # the core's CLI, whatever plugins do
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "[]"
 
