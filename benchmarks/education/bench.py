@@ -164,13 +164,15 @@ def run_kt(args: argparse.Namespace) -> dict[str, Any]:
     test_w = make_windows(seqs(test_log), args.kt_max_len)
     print("kt windows:", len(train_w), len(valid_w), len(test_w), flush=True)
     out: dict[str, Any] = {"kt_device": device, "kt_settings": {
-        "max_len": args.kt_max_len, "batch_size": 32, "lr": 1e-3, "dkt_epochs": args.dkt_epochs,
+        "max_len": args.kt_max_len, "batch_size": 32, "lr": args.kt_lr, "dkt_epochs": args.dkt_epochs,
+        "max_seconds_per_model": args.kt_max_seconds,
         "akt_epochs": args.akt_epochs, "patience": 3, "protocol": "DKVMN assist2009_updated split; validation = "
         "10% of train students; consecutive windows; position 0 of a window not scored"}}
     models = {}
     for kind, epochs, params in (("dkt", args.dkt_epochs, {"hidden": args.dkt_hidden, "embed": args.dkt_hidden}),
                                  ("akt", args.akt_epochs, {})):
         result = fit(kind, n_skills, train_w, valid_w, device=device, epochs=epochs, seed=args.seed, params=params,
+                     lr=args.kt_lr, patience=3,
                      max_seconds=args.kt_max_seconds, progress=lambda m: print(m, flush=True))
         started = time.perf_counter()
         p, y, _ = predict_windows(result.model, test_w, device)
@@ -229,8 +231,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--lr", type=float, default=5e-5)
     parser.add_argument("--kt-max-len", type=int, default=200)
-    parser.add_argument("--dkt-epochs", type=int, default=4)
-    parser.add_argument("--akt-epochs", type=int, default=6)
+    parser.add_argument("--kt-lr", type=float, default=3e-3)
+    parser.add_argument("--dkt-epochs", type=int, default=5)
+    parser.add_argument("--akt-epochs", type=int, default=5)
     parser.add_argument("--dkt-hidden", type=int, default=200)
     parser.add_argument("--kt-max-seconds", type=float, default=None, help="stop a KT model's training after this")
     args = parser.parse_args(argv)

@@ -1,7 +1,7 @@
 """Train a knowledge-tracing model for the ``knowledge_tracing`` domain and save it as an artifact.
 
 Options: ``kt_model`` (``akt`` or ``dkt``), ``kt_epochs`` (default 10), ``kt_max_len`` (200),
-``kt_batch_size`` (32), ``kt_lr`` (1e-3), ``catalogue`` (prerequisite CSV; the demo has its own).
+``kt_batch_size`` (32), ``kt_lr`` (3e-3), ``catalogue`` (prerequisite CSV; the demo has its own).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def train_kt(ctx: RunContext, data: DataBundle) -> Artifact:
     result = fit(
         kind, len(keys), make_windows(train_seq, max_len), make_windows(valid_seq, max_len),
         device=ctx.device, epochs=int(ctx.option("kt_epochs", 10)), batch_size=int(ctx.option("kt_batch_size", 32)),
-        lr=float(ctx.option("kt_lr", 1e-3)), seed=ctx.config.train.seed,
+        lr=float(ctx.option("kt_lr", 3e-3)), seed=ctx.config.train.seed,
     )
     graph = SkillGraph.from_sequences(train_seq, len(keys), titles,
                                       min_students=max(3, min(30, len(train_seq) // 10)))
