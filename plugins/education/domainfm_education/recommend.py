@@ -17,7 +17,9 @@ construction because the share threshold is above one half).
 Evaluation against held-out future answers (:func:`evaluate_recommendations`): each test student's
 history is cut at 70%; the skills they practise in the remaining 30% are ranked by the recommender, and
 the ranking is scored by NDCG@3 with the student's future error rate on each skill as relevance, against
-a non-personal baseline that ranks by the global error rate of the skill in the training data.
+a non-personal baseline that ranks by the global error rate of the skill in the training data, and
+against the model's mastery alone (lowest first; it separates the quality of the mastery estimates from
+the gain formula, which also weighs learnability and prerequisites).
 """
 
 from __future__ import annotations
@@ -175,7 +177,7 @@ def evaluate_recommendations(model: Any, graph: SkillGraph, sequences: Sequence[
     from domainfm.metrics import ndcg_at_k
     from domainfm_education.kt_predictor import mastery_vector
 
-    ours, base, checked = [], [], 0
+    ours, base, weakest, checked = [], [], [], 0
     future_auc_p, future_auc_y = [], []
     error_rate = graph.error_rate if graph.error_rate is not None else np.zeros(len(graph.names))
     eligible = [i for i, (sk, _) in enumerate(sequences) if len(sk) >= min_length]
@@ -198,6 +200,7 @@ def evaluate_recommendations(model: Any, graph: SkillGraph, sequences: Sequence[
         ranked = [s for s, _, _ in rank_skills(mastery, graph, candidates=list(fut))]
         baseline = sorted(fut, key=lambda s: (-error_rate[s], s))
         ours.append(ndcg_at_k(ranked, relevance, k))
+        weakest.append(ndcg_at_k(sorted(fut, key=lambda s: (mastery[s], s)), relevance, k))
         base.append(ndcg_at_k(baseline, relevance, k))
         for s, cs in fut.items():
             future_auc_p.append(float(mastery[s]))
@@ -208,6 +211,7 @@ def evaluate_recommendations(model: Any, graph: SkillGraph, sequences: Sequence[
     return {
         f"ndcg_at_{k}": float(np.mean(ours)) if ours else float("nan"),
         f"baseline_global_difficulty_ndcg_at_{k}": float(np.mean(base)) if base else float("nan"),
+        f"lowest_mastery_first_ndcg_at_{k}": float(np.mean(weakest)) if weakest else float("nan"),
         "future_first_attempt_auc": auc(np.asarray(future_auc_y), np.asarray(future_auc_p)) if future_auc_y else float("nan"),
         "students_checked": float(checked),
     }
