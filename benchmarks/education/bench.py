@@ -236,6 +236,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--akt-epochs", type=int, default=5)
     parser.add_argument("--dkt-hidden", type=int, default=200)
     parser.add_argument("--kt-max-seconds", type=float, default=None, help="stop a KT model's training after this")
+    parser.add_argument("--deadline", default=None,
+                        help="UTC time (ISO, e.g. 2026-11-29T07:03) by which the run must end: parts that cannot "
+                        "finish are skipped (grading needs ~45 min with KT after it), KT training is capped")
     args = parser.parse_args(argv)
     if args.smoke:
         args.epochs, args.dkt_epochs, args.akt_epochs = 1.0, 1, 1
@@ -246,14 +249,29 @@ def main(argv: list[str] | None = None) -> int:
     from domainfm.io import atomic_write_json
 
     suffix = "-smoke" if args.smoke else ""
-    for part, func in (("grading", run_grading), ("kt", run_kt)):
-        if args.part in (part, "all"):
-            started = time.perf_counter()
-            figures = func(args)
-            figures[f"{part}_wall_seconds"] = time.perf_counter() - started
-            atomic_write_json(WORK / f"{part}{suffix}.json", {
-                "command": command, "date": datetime.now(timezone.utc).isoformat(), "figures": figures})
-            merge(args.smoke)  # after every part, so a finished part is never lost
+    parts = [p for p in ("grading", "kt") if args.part in (p, "all")]
+    deadline = datetime.fromisoformat(args.deadline).replace(tzinfo=timezone.utc) if args.deadline else None
+
+    def remaining() -> float:
+        return (deadline - datetime.now(timezone.utc)).total_seconds() if deadline else float("inf")
+
+    if "grading" in parts and remaining() < 45 * 60:
+        print(f"skipping grading: {remaining() / 60:.0f} min left before --deadline", flush=True)
+        parts.remove("grading")
+    for part in parts:
+        if part == "kt":
+            left = remaining() - 240  # evaluation and recommendations after training
+            if left < 120:
+                print(f"skipping kt: {remaining() / 60:.0f} min left before --deadline", flush=True)
+                break
+            cap = left / 2
+            args.kt_max_seconds = min(args.kt_max_seconds or cap, cap)
+        started = time.perf_counter()
+        figures = (run_grading if part == "grading" else run_kt)(args)
+        figures[f"{part}_wall_seconds"] = time.perf_counter() - started
+        atomic_write_json(WORK / f"{part}{suffix}.json", {
+            "command": command, "date": datetime.now(timezone.utc).isoformat(), "figures": figures})
+        merge(args.smoke)  # after every part, so a finished part is never lost
     if args.part == "merge":
         merge(args.smoke)
     return 0
