@@ -49,10 +49,28 @@ def label_values(label_names: Sequence[str]) -> np.ndarray:
     return np.asarray([1.0 if name == "correct" else 0.0 for name in label_names], dtype=float)
 
 
+SMALL_DATA = 500  # below this many training answers, unset epochs/batch size get small-data defaults
+SMALL_DATA_EPOCHS = 10.0
+SMALL_DATA_BATCH = 16
+
+
+def apply_small_data_defaults(ctx: RunContext, n_train: int) -> None:
+    """With fewer than ``SMALL_DATA`` answers (the demo), 3 epochs of 32 are a handful of optimiser steps and
+    the model learns nothing; unless the user set them, use 10 epochs of 16 (recorded in run.json)."""
+    train = ctx.config.train
+    if n_train >= SMALL_DATA or train.max_steps:
+        return
+    if "epochs" not in train.model_fields_set:
+        train.epochs = SMALL_DATA_EPOCHS
+    if "batch_size" not in train.model_fields_set:
+        train.batch_size = min(train.batch_size, SMALL_DATA_BATCH)
+
+
 def train_grader(ctx: RunContext, data: DataBundle) -> Artifact:
     """Fine-tune the cross-encoder, then choose the review threshold on the validation split."""
     from domainfm.engine.text_classifier import fine_tune_text_classifier
 
+    apply_small_data_defaults(ctx, len(data.split("train")))
     label_names = list(data.label_names or [])
     tables = {"train": pair_table(data.split("train"))}
     if "validation" in data.tables and len(data.tables["validation"]):

@@ -105,3 +105,19 @@ def test_runner_names_the_device(tiny_model_dir: Path, tmp_path: Path) -> None:
     cfg = build_config(overrides=_overrides(tiny_model_dir, tmp_path))
     ctx = Runner(PluginManager().load(), cfg).context("education")
     assert ctx.device == "cpu"
+
+
+def test_small_data_defaults_respect_what_the_user_set(tmp_path: Path) -> None:
+    from domainfm.manager import PluginManager
+    from domainfm_education.grader import SMALL_DATA_EPOCHS, apply_small_data_defaults
+
+    runner = Runner(PluginManager().load(), build_config(overrides=[f"output_dir={tmp_path}"]))
+    ctx = runner.context("education")
+    apply_small_data_defaults(ctx, 72)
+    assert ctx.config.train.epochs == SMALL_DATA_EPOCHS and ctx.config.train.batch_size == 16
+    ctx = Runner(PluginManager().load(), build_config(overrides=[f"output_dir={tmp_path}", "train.epochs=2"])).context("education")
+    apply_small_data_defaults(ctx, 72)
+    assert ctx.config.train.epochs == 2 and ctx.config.train.batch_size == 16
+    ctx = runner.context("education")
+    apply_small_data_defaults(ctx, 5000)
+    assert ctx.config.train.epochs == 3.0 and ctx.config.train.batch_size == 32
