@@ -152,11 +152,12 @@ def read_interactions(path: str | Path, key: str, skill_index: Mapping[str, int]
             raise DataError(f"{where}: field {skill_col!r} is empty")
         correct = parse_correct(row.get(correct_col), where)
         stamp = _time_key(row.get(time_col), where) if time_col else math.nan
+        events = per_student.setdefault(student, [])  # a student with only unknown skills still gets a row
         idx = vocab.get(skill)
         if idx is None:
             notes["unknown_skill_interactions"] += 1
             continue
-        per_student.setdefault(student, []).append((stamp, order, idx, correct))
+        events.append((stamp, order, idx, correct))
     sequences = []
     for student, events in per_student.items():
         events.sort(key=lambda e: (math.inf if math.isnan(e[0]) else e[0], e[1]))

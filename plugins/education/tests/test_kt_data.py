@@ -58,9 +58,10 @@ def test_interaction_log_orders_by_time_and_pseudonymises(write) -> None:  # typ
 
 
 def test_unknown_skills_with_a_fixed_vocabulary_are_dropped_and_counted(write) -> None:  # type: ignore[no-untyped-def]
-    path = write("log.csv", "student,skill,correct\na,add,1\na,calculus,0\na,add,0\n")
+    path = write("log.csv", "student,skill,correct\na,add,1\na,calculus,0\na,add,0\nb,topology,1\n")
     log = read_kt_file(path, key="k", skill_index={"add": 0})
-    assert log.sequences[0].skills == [0, 0] and log.notes["unknown_skill_interactions"] == 1
+    assert log.sequences[0].skills == [0, 0] and log.notes["unknown_skill_interactions"] == 2
+    assert len(log.sequences) == 2 and log.sequences[1].skills == []  # kept: gets prior mastery
 
 
 def test_interaction_log_errors(write) -> None:  # type: ignore[no-untyped-def]
