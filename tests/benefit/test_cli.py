@@ -44,7 +44,8 @@ def write_run(root: Path, run_id: str, started: str, quality: list[float] | None
 
 
 def invoke(command: Any, args: list[str]) -> Any:
-    result = CliRunner().invoke(command, args, catch_exceptions=True)
+    # a fixed terminal width: rich wraps table cells to the width it detects, which differs in CI
+    result = CliRunner().invoke(command, args, catch_exceptions=True, env={"COLUMNS": "200"})
     return result
 
 
