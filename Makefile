@@ -9,6 +9,8 @@ PIP := $(PY) -m pip
 TORCH_SPEC ?= torch==2.13.0
 PLUGIN_DIRS := $(sort $(dir $(wildcard plugins/*/pyproject.toml)))
 PLUGIN_EDITABLES := $(foreach p,$(PLUGIN_DIRS),-e $(p))
+# optional plugin extras the test suite exercises (differential-privacy training)
+PLUGIN_EXTRAS := $(if $(wildcard plugins/healthcare/pyproject.toml),-e ./plugins/healthcare[dp])
 DOMAINS ?= customer_service finance_sentiment recommendation education healthcare
 BENCHES := $(sort $(wildcard benchmarks/*/bench.py))
 export HF_HUB_OFFLINE ?= 1
@@ -22,7 +24,7 @@ $(VENV)/.installed: pyproject.toml $(wildcard plugins/*/pyproject.toml)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q "$(TORCH_SPEC)"
-	$(PIP) install -q -e ".[ml,faiss-cpu,benefit,serve,test]" $(PLUGIN_EDITABLES)
+	$(PIP) install -q -e ".[ml,faiss-cpu,benefit,serve,test]" $(PLUGIN_EDITABLES) $(PLUGIN_EXTRAS)
 	touch $@
 
 setup: $(VENV)/.installed
