@@ -60,6 +60,40 @@ def versions() -> dict[str, str]:
     return out
 
 
+# ------------------------------------------------------------------------------------------ time budget
+
+
+def minutes_left(args: argparse.Namespace) -> float | None:
+    """Minutes until ``--finish-by`` (None without a deadline)."""
+    if not args.finish_by:
+        return None
+    return (args.finish_by - datetime.now(timezone.utc)).total_seconds() / 60.0
+
+
+def probe_step_seconds(max_length: int, batch_size: int) -> float:
+    """Seconds per optimiser step of MiniLM sequence classification at this batch size, measured now."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from domainfm.models import resolve_model
+
+    path = str(resolve_model(BASE).path)
+    tok = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=77)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-5)
+    enc = tok(["How long does it take for a transfer to reach my other account?"] * batch_size, return_tensors="pt",
+              padding=True, truncation=True, max_length=max_length)
+    labels = torch.zeros(batch_size, dtype=torch.long)
+    times = []
+    for _ in range(4):
+        t0 = time.perf_counter()
+        model(**enc, labels=labels).loss.backward()
+        opt.step()
+        opt.zero_grad()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times[1:]))
+
+
 # ------------------------------------------------------------------------------------------ intents
 
 
@@ -90,11 +124,27 @@ def bench_intent_full(args: argparse.Namespace, device: str) -> dict[str, Any]:
     from domainfm.types import RunContext
 
     bundle = banking77_bundle(args.seed, 400 if args.smoke else None, 200 if args.smoke else None)
+    epochs = 1 if args.smoke else args.epochs
+    max_steps = None
+    budget_note = None
+    left = minutes_left(args)
+    if left is not None:
+        step_s = probe_step_seconds(args.max_length, args.batch_size)
+        steps_per_epoch = int(np.ceil(len(bundle.split("train")) / args.batch_size))
+        reserve = args.reserve_minutes  # test prediction, the 8-shot part, writing results
+        affordable = int(max(0.0, left - reserve) * 60 / (step_s * 1.25))  # 1.25: per-epoch validation overhead
+        if affordable < epochs * steps_per_epoch:
+            max_steps = max(50, affordable)
+            budget_note = (f"--finish-by: {left:.0f} min left, {step_s:.2f} s/step measured -> training capped at "
+                           f"{max_steps} steps ({max_steps / steps_per_epoch:.2f} epochs)")
+            log(budget_note)
     overrides = [
-        "model.mode=full", f"model.max_length={args.max_length}", f"train.epochs={1 if args.smoke else args.epochs}",
+        "model.mode=full", f"model.max_length={args.max_length}", f"train.epochs={epochs}",
         f"train.batch_size={args.batch_size}", f"train.learning_rate={args.lr}", f"train.seed={args.seed}",
         "train.eval_batch_size=256", "train.early_stopping_patience=2",
     ]
+    if max_steps:
+        overrides += [f"train.max_steps={max_steps}", f"train.eval_steps={max(25, max_steps // 2)}"]
     config = build_config(overrides=overrides)
     config.model.base = BASE
     with tempfile.TemporaryDirectory(prefix="cs-bench-") as tmp:
@@ -116,7 +166,7 @@ def bench_intent_full(args: argparse.Namespace, device: str) -> dict[str, Any]:
         "full_settings": {
             "method": "core engine fine_tune_text_classifier, mode=full (all weights), HF Trainer, early stopping on validation macro-F1",
             "train_rows": len(bundle.split("train")), "validation_rows": len(bundle.split("validation")),
-            "test_rows": len(test), "epochs": 1 if args.smoke else args.epochs, "epochs_run": artifact.metadata.get("epochs_run"),
+            "test_rows": len(test), "epochs": epochs, "max_steps": max_steps, "budget_note": budget_note, "epochs_run": artifact.metadata.get("epochs_run"),
             "max_length": args.max_length, "batch_size": args.batch_size, "learning_rate": args.lr, "seed": args.seed,
             "protocol": "BANKING77 official test; validation = stratified 10% of the official train (seeded)",
             "temperature": artifact.metadata.get("temperature"),
@@ -156,6 +206,11 @@ def bench_intent_8shot(args: argparse.Namespace, device: str) -> dict[str, Any]:
 
     started = time.perf_counter()
     steps = 20 if args.smoke else args.setfit_steps
+    left = minutes_left(args)
+    if left is not None and not args.smoke:
+        step_s = probe_step_seconds(args.max_length, 64)  # a SetFit step encodes 2 x 32 sentences
+        steps = int(min(steps, max(20, (left - 3.0) * 60 / (step_s * 1.2))))
+        log(f"--finish-by: {left:.0f} min left, SetFit capped at {steps} steps")
     with tempfile.TemporaryDirectory(prefix="cs-setfit-") as tmp:
         model = train_setfit(path, texts, labels, device=device, max_steps=steps, batch_size=32,
                              max_length=args.max_length, seed=args.seed, output_dir=tmp)
@@ -355,6 +410,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1,
                         help="torch intra-op threads for training and batch inference (1 is fastest on a busy shared CPU)")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--finish-by", type=lambda v: datetime.fromisoformat(v), default=None,
+                        help="UTC deadline (ISO): training steps are capped from a measured step time to finish by then")
+    parser.add_argument("--reserve-minutes", type=float, default=12.0, help="time kept after full fine-tuning (8-shot part)")
     parser.add_argument("--out", default=None, help="output JSON (default results.json, results.smoke.json for --smoke)")
     args = parser.parse_args()
 
