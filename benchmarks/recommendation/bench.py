@@ -59,10 +59,13 @@ def embed(texts: list[str], base_model: str, device: str, cache: Path | None) ->
 
     from domainfm_recommendation.pipeline import embed_items
 
-    if cache is not None and cache.is_file():
-        arr = np.load(cache)
-        if arr.shape[0] == len(texts):
-            return arr, float("nan"), "cache"
+    import hashlib
+
+    digest = hashlib.sha256("\x1e".join([base_model, *texts]).encode("utf-8")).hexdigest()
+    stamp = cache.with_suffix(".sha256") if cache is not None else None
+    if cache is not None and stamp is not None and cache.is_file() and stamp.is_file():
+        if stamp.read_text(encoding="utf-8").strip() == digest:  # same model and texts, else re-embed
+            return np.load(cache), float("nan"), "cache"
     started = time.perf_counter()
     encoder = TextEncoder(base_model, device=device, max_length=128)
     vectors = embed_items(texts, encoder, batch_size=64)
@@ -70,6 +73,8 @@ def embed(texts: list[str], base_model: str, device: str, cache: Path | None) ->
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
         np.save(cache, vectors)
+        assert stamp is not None
+        stamp.write_text(digest, encoding="utf-8")
     return vectors, seconds, encoder.device
 
 
