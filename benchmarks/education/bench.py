@@ -238,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kt-max-seconds", type=float, default=None, help="stop a KT model's training after this")
     parser.add_argument("--deadline", default=None,
                         help="UTC time (ISO, e.g. 2026-11-29T07:03) by which the run must end: parts that cannot "
-                        "finish are skipped (grading needs ~45 min with KT after it), KT training is capped")
+                        "finish are skipped (grading needs ~35 min), KT training is capped by the time left")
     args = parser.parse_args(argv)
     if args.smoke:
         args.epochs, args.dkt_epochs, args.akt_epochs = 1.0, 1, 1
@@ -255,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     def remaining() -> float:
         return (deadline - datetime.now(timezone.utc)).total_seconds() if deadline else float("inf")
 
-    if "grading" in parts and remaining() < 45 * 60:
+    if "grading" in parts and remaining() < 35 * 60:
         print(f"skipping grading: {remaining() / 60:.0f} min left before --deadline", flush=True)
         parts.remove("grading")
     for part in parts:
