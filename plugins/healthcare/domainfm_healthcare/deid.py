@@ -153,14 +153,16 @@ class Span:
 
 @dataclass
 class DeidResult:
-    """A de-identified text, the spans that were replaced (offsets into the original) and counts by type."""
+    """A de-identified text, the spans replaced in the first pass (offsets into the original) and counts by
+    type (all passes)."""
 
     text: str
     spans: list[Span] = field(default_factory=list)
+    later_passes: Counter[str] = field(default_factory=Counter)
 
     @property
     def counts(self) -> dict[str, int]:
-        return dict(Counter(s.kind for s in self.spans))
+        return dict(Counter(s.kind for s in self.spans) + self.later_passes)
 
 
 # Words the small spaCy model tags as persons or places in symptom descriptions.
@@ -257,16 +259,22 @@ class Deidentifier:
         candidates = [c for c in candidates if c.score >= self.score_threshold and c.kind in self.kinds]
         return _resolve_overlaps(candidates)
 
-    def deidentify(self, text: str) -> DeidResult:
-        """Replace every detected identifier with its typed placeholder."""
+    def deidentify(self, text: str, max_passes: int = 3) -> DeidResult:
+        """Replace every detected identifier with its typed placeholder.
+
+        NER is context dependent: once placeholders are in, it can tag a word it did not tag before. So the
+        output is scanned again (up to ``max_passes`` in all) until nothing more is found; the stored text
+        then passes the residual-identifier check of the privacy constraint.
+        """
         spans = self.detect(text)
-        out, pos = [], 0
-        for s in spans:
-            out.append(text[pos : s.start])
-            out.append(PLACEHOLDERS[s.kind])
-            pos = s.end
-        out.append(text[pos:])
-        return DeidResult(text="".join(out), spans=spans)
+        result = DeidResult(text=_replace(text, spans), spans=spans)
+        for _ in range(max_passes - 1):
+            if not spans:
+                break
+            spans = self.detect(result.text)
+            result.later_passes.update(s.kind for s in spans)
+            result.text = _replace(result.text, spans)
+        return result
 
     def deidentify_many(self, texts: Sequence[str]) -> list[DeidResult]:
         return [self.deidentify(t) for t in texts]
@@ -278,6 +286,16 @@ class Deidentifier:
 
 _EMAIL = re.compile(r"\b[\w.+\-]+@[\w\-]+(?:\.[\w\-]+)+\b")
 _URL = re.compile(r"\b(?:https?://|www\.)\S+?(?=[.,;:)]?(?:\s|$))", re.IGNORECASE)
+
+
+def _replace(text: str, spans: Sequence[Span]) -> str:
+    out, pos = [], 0
+    for s in spans:
+        out.append(text[pos : s.start])
+        out.append(PLACEHOLDERS[s.kind])
+        pos = s.end
+    out.append(text[pos:])
+    return "".join(out)
 
 
 def _resolve_overlaps(candidates: list[Span]) -> list[Span]:
