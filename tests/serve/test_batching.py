@@ -170,3 +170,23 @@ def test_a_broken_result_fails_its_requests_not_the_consumer() -> None:
             await batcher.close()
 
     assert asyncio.run(main()) == [2]
+
+
+def test_a_backlog_is_drained_into_one_batch_without_waiting() -> None:
+    gate = threading.Event()
+    predict = Recorder(gate=gate)
+    batcher = MicroBatcher("d", predict, max_queue=100, max_batch=64, max_wait_ms=0)
+
+    async def main() -> list[Any]:
+        first = asyncio.ensure_future(batcher.submit([{"x": 0}]))
+        while not predict.entered.is_set():  # the worker holds request 0; the next ten queue up
+            await asyncio.sleep(0.005)
+        backlog = [asyncio.ensure_future(batcher.submit([{"x": i}])) for i in range(1, 11)]
+        await asyncio.sleep(0.01)
+        gate.set()
+        out = await asyncio.gather(first, *backlog)
+        await batcher.close()
+        return out
+
+    assert asyncio.run(main()) == [[i * 10] for i in range(11)]
+    assert [len(b) for b in predict.batches] == [1, 10]

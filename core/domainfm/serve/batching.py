@@ -116,6 +116,8 @@ class MicroBatcher:
         while True:
             if carry is not None:
                 batch, carry = [carry], None
+            elif not queue.empty() and getter is None:
+                batch = [queue.get_nowait()]
             else:
                 if getter is None:
                     getter = asyncio.ensure_future(queue.get())
@@ -124,18 +126,25 @@ class MicroBatcher:
             size = len(batch[0].records)
             deadline = loop.time() + self.max_wait
             while self.enabled and size < self.max_batch:
-                # A pending get is kept across batches instead of cancelled, so no job is ever lost.
-                if getter is None:
-                    getter = asyncio.ensure_future(queue.get())
-                remaining = deadline - loop.time()
-                if not getter.done():
+                if getter is not None and getter.done():
+                    job = getter.result()
+                    getter = None
+                elif not queue.empty():
+                    # Drain what is already queued without a trip through the event loop: under load each
+                    # trip waits behind many HTTP callbacks, and the deadline would cut batches short.
+                    # (A pending getter that loses this race just waits on for the next job.)
+                    job = queue.get_nowait()
+                else:
+                    # A pending get is kept across batches instead of cancelled, so no job is ever lost.
+                    if getter is None:
+                        getter = asyncio.ensure_future(queue.get())
+                    remaining = deadline - loop.time()
                     if remaining <= 0:
                         break
                     done, _ = await asyncio.wait({getter}, timeout=remaining)
                     if not done:
                         break
-                job = getter.result()
-                getter = None
+                    continue
                 if size + len(job.records) > self.max_batch:
                     carry = job  # starts the next batch; this one is full
                     break
