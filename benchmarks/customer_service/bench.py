@@ -128,6 +128,8 @@ def bench_intent_full(args: argparse.Namespace, device: str) -> dict[str, Any]:
     max_steps = None
     budget_note = None
     left = minutes_left(args)
+    if left is not None and left < 6:
+        raise TimeoutError(f"skipped: --finish-by leaves {left:.1f} min, too little to fine-tune")
     if left is not None:
         step_s = probe_step_seconds(args.max_length, args.batch_size)
         steps_per_epoch = int(np.ceil(len(bundle.split("train")) / args.batch_size))
@@ -207,6 +209,8 @@ def bench_intent_8shot(args: argparse.Namespace, device: str) -> dict[str, Any]:
     started = time.perf_counter()
     steps = 20 if args.smoke else args.setfit_steps
     left = minutes_left(args)
+    if left is not None and left < 4:
+        raise TimeoutError(f"skipped: --finish-by leaves {left:.1f} min")
     if left is not None and not args.smoke:
         step_s = probe_step_seconds(args.max_length, 64)  # a SetFit step encodes 2 x 32 sentences
         steps = int(min(steps, max(20, (left - 3.0) * 60 / (step_s * 1.2))))
@@ -266,7 +270,13 @@ def bench_retrieval(args: argparse.Namespace) -> dict[str, Any]:
                 "so every size has the same cluster density; queries are fresh draws from the same clusters",
         "latency": "one query per search call with one FAISS thread (the serving setting), after 20 warm-up queries; "
                    "index building and ground truth use all cores"}}
+    need_minutes = {10_000: 0.5, 100_000: 1.5, 1_000_000: 6.0}
     for n in sizes:
+        left = minutes_left(args)
+        if left is not None and left < need_minutes.get(n, 1.0) + 1.0:
+            out.setdefault("retrieval_skipped", {})[str(n)] = f"--finish-by: only {left:.1f} min left"
+            log(f"retrieval n={n} skipped: {left:.1f} min left")
+            continue
         db, centers = synthetic_vectors(n, dim, max(10, n // 50), rng)
         queries, _ = synthetic_vectors(n_queries, dim, len(centers), rng, centers=centers)
         ids = np.arange(n, dtype=np.int64)
@@ -310,7 +320,10 @@ def bench_retrieval(args: argparse.Namespace) -> dict[str, Any]:
         out[f"retrieval_{n}"] = row
         log(f"retrieval n={n}: {json.dumps(row)}")
         del exact, ivf, db
-    big = max(sizes)
+    done = [n for n in sizes if f"retrieval_{n}" in out]
+    if not done:
+        return out
+    big = max(done)
     out[f"recall_at_10_{'1m' if big == 1_000_000 else str(big)}"] = out[f"retrieval_{big}"]["ivf"]["recall_at_10"]
     out[f"p99_ms_{'1m' if big == 1_000_000 else str(big)}"] = out[f"retrieval_{big}"]["ivf"]["p99_ms"]
     out[f"p50_ms_{'1m' if big == 1_000_000 else str(big)}"] = out[f"retrieval_{big}"]["ivf"]["p50_ms"]
@@ -336,6 +349,9 @@ def bench_encode(args: argparse.Namespace, device: str) -> dict[str, Any]:
     path = resolve_model(BASE).path
     test = load_source("banking77").test_utterances or []
     n = 30 if args.smoke else args.encode_queries
+    left = minutes_left(args)
+    if left is not None and left < 6:
+        n = 30
     texts = [r["text"] for r in test[:: max(1, len(test) // n)]][:n]
     st = SentenceTransformer(str(path), device=device)
     qe = QueryEncoder(path, device=device, max_length=128)
