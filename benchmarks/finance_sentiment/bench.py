@@ -291,6 +291,7 @@ def main() -> None:
 
     def fits(part: str) -> bool:
         if part in skip:
+            results["skipped_parts"].append(f"{part} (--skip)")
             return False
         if finish_by is not None and time.time() + estimates[part] > finish_by:
             results["skipped_parts"].append(part)
