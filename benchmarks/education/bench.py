@@ -236,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--akt-epochs", type=int, default=5)
     parser.add_argument("--dkt-hidden", type=int, default=200)
     parser.add_argument("--kt-max-seconds", type=float, default=None, help="stop a KT model's training after this")
+    parser.add_argument("--grading-minutes", type=float, default=35.0,
+                        help="minutes the grading part needs; skipped when less is left before --deadline")
     parser.add_argument("--deadline", default=None,
                         help="UTC time (ISO, e.g. 2026-11-29T07:03) by which the run must end: parts that cannot "
                         "finish are skipped (grading needs ~35 min), KT training is capped by the time left")
@@ -255,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     def remaining() -> float:
         return (deadline - datetime.now(timezone.utc)).total_seconds() if deadline else float("inf")
 
-    if "grading" in parts and remaining() < 35 * 60:
+    if "grading" in parts and remaining() < args.grading_minutes * 60:
         print(f"skipping grading: {remaining() / 60:.0f} min left before --deadline", flush=True)
         parts.remove("grading")
     for part in parts:
