@@ -11,7 +11,7 @@ PLUGIN_DIRS := $(sort $(dir $(wildcard plugins/*/pyproject.toml)))
 PLUGIN_EDITABLES := $(foreach p,$(PLUGIN_DIRS),-e $(p))
 # optional plugin extras the test suite exercises (differential-privacy training)
 PLUGIN_EXTRAS := $(if $(wildcard plugins/healthcare/pyproject.toml),-e ./plugins/healthcare[dp])
-DOMAINS ?= customer_service finance_sentiment recommendation education healthcare
+DOMAINS ?= customer_service finance_sentiment recommendation education knowledge_tracing healthcare
 BENCHES := $(sort $(wildcard benchmarks/*/bench.py))
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1

@@ -306,6 +306,10 @@ class PiiScanner:
         when installed and records why not otherwise in :attr:`ner_reason`.
     :param dates: also report dates (off by default: most dates in business text are not personal data).
     :param kinds: report only these kinds (default: all).
+    :param public_names: names known to be public rather than personal (catalogue titles, company names),
+        which a small NER model tags as people or places. A NER span is not reported when it is one of
+        them or a run of two or more of their words ("Toy Story" in "Toy Story 2"). Regex identifiers
+        (emails, cards, phones...) are always reported.
     """
 
     def __init__(
@@ -315,7 +319,9 @@ class PiiScanner:
         dates: bool = False,
         kinds: Iterable[str] | None = None,
         ner_model: str = NER_MODEL,
+        public_names: Iterable[str] = (),
     ) -> None:
+        self.public_phrases = public_phrases(public_names)
         self.recognizers: list[Recognizer] = list(RECOGNIZERS) + ([DATE_RECOGNIZER] if dates else [])
         self.kinds = set(kinds) if kinds is not None else None
         self._analyzer: Any = None
@@ -386,6 +392,7 @@ class PiiScanner:
                     (PiiSpan(r.entity_type, r.start, r.end, text[r.start : r.end], float(r.score)), 30)
                     for r in found
                     if _plausible_entity(text[r.start : r.end])
+                    and _normalise_phrase(text[r.start : r.end]) not in self.public_phrases
                 ]
             )
         return out
@@ -530,6 +537,33 @@ def _json_strings(obj: Any) -> list[str]:
     if isinstance(obj, list):
         return [s for v in obj for s in _json_strings(v)]
     return []
+
+
+_WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)?")
+MAX_PUBLIC_PHRASE_WORDS = 8
+
+
+def _normalise_phrase(text: str) -> str:
+    return " ".join(w.lower() for w in _WORD.findall(text))
+
+
+def public_phrases(names: Iterable[str]) -> frozenset[str]:
+    """Normalised public names and every run of two or more consecutive words within them.
+
+    Single words inside a longer name are left out on purpose: "John" from "John Wick" is still a
+    person's name elsewhere. Runs are at most :data:`MAX_PUBLIC_PHRASE_WORDS` words long.
+    """
+    phrases: set[str] = set()
+    for name in names:
+        words = _normalise_phrase(str(name)).split()
+        if not words:
+            continue
+        if len(words) == 1:
+            phrases.add(words[0])
+        for i in range(len(words)):
+            for j in range(i + 2, min(len(words), i + MAX_PUBLIC_PHRASE_WORDS) + 1):
+                phrases.add(" ".join(words[i:j]))
+    return frozenset(phrases)
 
 
 _NOT_NAMES = frozenset({"null", "none", "true", "false", "nan", "n/a", "na"})

@@ -230,14 +230,24 @@ class Runner:
 
 
 def _remember_training_texts(ctx: RunContext, data: DataBundle, limit: int = 2000) -> None:
-    """Keep a sample of the training text for the privacy constraint (scanned for personal data)."""
+    """Keep a sample of the training text for the privacy constraint (scanned for personal data).
+
+    The bundle's text column is what the model learns from; label and id columns are not scanned.
+    Without a text column, every string column but the label is.
+    """
     train = data.tables.get("train")
     texts: list[str] = []
-    if train is not None:
-        for column in train.column_names:
-            if len(train) and isinstance(train[0][column], str):
-                texts.extend(str(v) for v in train.select(range(min(limit, len(train))))[column])
+    if train is not None and len(train):
+        sample = train.select(range(min(limit, len(train))))
+        if data.text_column and data.text_column in train.column_names:
+            columns = [data.text_column]
+        else:
+            first = sample[0]
+            columns = [c for c in sample.column_names if c != data.label_column and isinstance(first[c], str)]
+        for column in columns:
+            texts.extend(str(v) for v in sample[column] if v is not None)
     ctx.state.setdefault("privacy_texts", {})["training_data"] = texts
+    ctx.state["privacy_public_names"] = list(data.public_names)
 
 
 class _NullTracker:

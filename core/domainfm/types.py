@@ -149,6 +149,9 @@ class DataBundle:
     Conventional names are ``train``, ``validation`` and ``test``; domains add their own (``items``,
     ``kb``, ``interactions``...). ``group_columns`` name columns that carry group membership for
     fairness checks; an empty list means fairness is "not measurable" for this data.
+    ``text_column`` is the column the privacy check scans for personal data (None: every string column
+    but the label). ``public_names`` are names in the data known to be public rather than personal
+    (catalogue titles, company names) that a name recogniser would otherwise count as people.
     """
 
     tables: dict[str, Dataset]
@@ -158,6 +161,7 @@ class DataBundle:
     label_column: str | None = "label"
     group_columns: list[str] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
+    public_names: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not self.tables:

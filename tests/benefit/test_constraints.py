@@ -120,3 +120,21 @@ def test_measure_latency_percentiles() -> None:
     assert 1.0 <= p50 < 15.0 and p95 >= p50
     with pytest.raises(ValueError):
         measure_latency(lambda d: None, [])
+
+
+def test_training_text_kept_for_the_privacy_scan_is_the_text_column(make_ctx: Any) -> None:
+    from datasets import Dataset
+
+    from domainfm.runner import _remember_training_texts
+    from domainfm.types import DataBundle
+
+    train = Dataset.from_dict(
+        {"text": ["mail a@b.org", "fine"], "label": ["Jordan Smith", "x"], "agent": ["Ann Lee", "Bo Chan"]}
+    )
+    ctx = make_ctx(builtins=True)
+    _remember_training_texts(ctx, DataBundle(tables={"train": train}, source="t", public_names=["Nokia"]))
+    assert ctx.state["privacy_texts"]["training_data"] == ["mail a@b.org", "fine"]
+    assert ctx.state["privacy_public_names"] == ["Nokia"]
+    # without a text column every string column but the label is scanned
+    _remember_training_texts(ctx, DataBundle(tables={"train": train}, source="t", text_column=None))
+    assert ctx.state["privacy_texts"]["training_data"] == ["mail a@b.org", "fine", "Ann Lee", "Bo Chan"]

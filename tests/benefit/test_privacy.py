@@ -9,7 +9,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from domainfm.privacy import PiiScanner, iban_valid, load_ner_analyzer, luhn_valid, mask_spans, ssn_valid
+from domainfm.privacy import (
+    PiiScanner,
+    iban_valid,
+    load_ner_analyzer,
+    luhn_valid,
+    mask_spans,
+    public_phrases,
+    ssn_valid,
+)
 
 
 @pytest.fixture(scope="module")
@@ -233,6 +241,25 @@ def test_ner_in_artifacts_ignores_identifiers_and_literals(ner: PiiScanner, tmp_
     assert report.by_kind == {"LOCATION": 1, "PERSON": 1}
     assert report.files == {"config.json": 2, "log.txt": 0}
     assert ner.find("null") == [] and ner.find('"x": null') == []
+
+
+def test_public_phrases_keep_whole_names_and_word_runs_but_not_lone_words() -> None:
+    phrases = public_phrases(["Toy Story 2 (1999)", "Nokia", "  ", "John Wick"])
+    assert {"toy story 2 1999", "toy story", "story 2", "nokia", "john wick"} <= phrases
+    assert "toy" not in phrases and "john" not in phrases and "wick" not in phrases
+    assert "" not in phrases
+
+
+def test_public_names_are_not_counted_as_people_but_other_names_are(ner: PiiScanner) -> None:
+    text = "Review: Forrest Gump was moving. Maria Gonzalez wrote it."
+    plain = {s.text for s in ner.find(text) if s.kind == "PERSON"}
+    assert {"Forrest Gump", "Maria Gonzalez"} <= plain, plain
+    catalogue = PiiScanner(use_ner=True, public_names=["Forrest Gump (1994)"])
+    people = {s.text for s in catalogue.find(text) if s.kind == "PERSON"}
+    assert "Forrest Gump" not in people and "Maria Gonzalez" in people
+    # identifiers are never excused by a public name
+    card = PiiScanner(use_ner=True, public_names=["maria@example.com"])
+    assert [s.kind for s in card.find("write to maria@example.com")] == ["EMAIL"]
 
 
 # ------------------------------------------------------------------------------- real data

@@ -5,11 +5,14 @@ What the runner leaves for these constraints:
 - ``ctx.state['privacy_texts'] = {'training_data': [...], 'outputs': [...]}``: texts scanned for personal
   data; ``ctx.artifact_dir`` is scanned as files. ``ctx.state['privacy_scans_previous']`` (source -> a
   :class:`~domainfm.privacy.PiiReport` dict) stands in when the texts are gone (``domainfm score``).
+- ``ctx.state['privacy_public_names']``: the data's public names (:attr:`DataBundle.public_names`),
+  which the name recogniser does not count as people.
 - ``ctx.state['dp_epsilon']``: the epsilon of differentially private training, if any.
 - ``ctx.resources``: parameters, train time, latency, memory, energy, CO2 (None = not measured).
 
 Limits below are defaults; users change them with ``benefit.limits.<constraint name>=value``. Options:
-``options.privacy_ner=false`` skips the NER part of the PII scan (regex recognisers only).
+``options.privacy_ner=false`` skips the NER part of the PII scan (regex recognisers only);
+``options.privacy_public_names=[...]`` (or a comma-separated string) adds public names of the user's own.
 """
 
 from __future__ import annotations
@@ -117,7 +120,8 @@ def _scan_sources(ctx: RunContext) -> dict[str, dict[str, Any] | None]:
 
     ner = ctx.option("privacy_ner", None)
     off = ner is not None and str(ner).strip().lower() in ("0", "false", "no", "off")
-    scanner = PiiScanner(use_ner=False if off else None, kinds=COUNTED_KINDS)
+    public = [*ctx.state.get("privacy_public_names", []), *_option_list(ctx.option("privacy_public_names"))]
+    scanner = PiiScanner(use_ner=False if off else None, kinds=COUNTED_KINDS, public_names=public)
     texts = ctx.state.get("privacy_texts") or {}
     previous = ctx.state.get("privacy_scans_previous") or {}
     scans: dict[str, dict[str, Any] | None] = {}
@@ -137,6 +141,15 @@ def _scan_sources(ctx: RunContext) -> dict[str, dict[str, Any] | None]:
         scans["artifacts"] = None
     ctx.state["privacy_scans"] = scans
     return scans
+
+
+def _option_list(value: Any) -> list[str]:
+    """A list option given as a list or as a comma-separated string (``--set options.x=a,b``)."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    return [str(v) for v in value]
 
 
 def scan_texts(scanner: Any, texts: list[Any], max_examples: int = 5) -> dict[str, Any]:

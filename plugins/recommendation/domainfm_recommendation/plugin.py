@@ -99,6 +99,8 @@ def bundle_from_split(split: Any, source: str) -> DataBundle:
         label_column=None,
         group_columns=[],
         meta={"protocol": split.report},
+        # catalogue titles and creators are public metadata, not personal names of users
+        public_names=sorted({n for it in split.items for n in (it.title, it.creator) if n}),
     )
 
 
