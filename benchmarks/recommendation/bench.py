@@ -15,43 +15,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import time
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from domainfm.benchmarking import DEFAULT_PACKAGES, machine_info, package_versions
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path.insert(0, str(REPO / "plugins" / "recommendation"))
-
-
-def _versions() -> dict[str, str]:
-    out = {}
-    for pkg in ("domainfm", "domainfm-recommendation", "torch", "transformers", "sentence-transformers",
-                "faiss-cpu", "implicit", "numpy", "scipy", "scikit-learn"):
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
-
-
-def _machine() -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()}
 
 
 def embed(texts: list[str], base_model: str, device: str, cache: Path | None) -> tuple[np.ndarray, float, str]:
@@ -219,8 +195,10 @@ def main() -> None:
     results = {
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": _machine(),
-        "versions": _versions(),
+        "machine": machine_info(),
+        "versions": package_versions(
+            [*DEFAULT_PACKAGES, "domainfm-recommendation", "faiss-cpu", "implicit", "scipy"]
+        ),
         "device": describe_device(device),
         "embedding_device": embed_device,
         "mode": "smoke" if args.smoke else "full",
