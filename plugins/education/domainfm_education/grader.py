@@ -4,8 +4,11 @@ Training pairs each answer with its closest reference (term overlap, :mod:`domai
 and fine-tunes the base model through the core engine
 (:func:`domainfm.engine.text_classifier.fine_tune_text_classifier` with ``text_pair_column``). At
 prediction time every reference is scored and the best match (highest expected grade) decides the label,
-the continuous score and the feedback. The human-review threshold is chosen on validation data for a
-target precision (``options.target_precision``, default 0.9) and stored in the artifact.
+the continuous score and the feedback. With ``options.question_in_input`` (default true) the first segment is
+``reference [SEP] question`` (the tokenizer's separator), so the model sees what was asked; truncation then cuts
+the question before the reference. Records without a question are graded on the reference alone. The
+human-review threshold is chosen on validation data for a target precision (``options.target_precision``,
+default 0.9) and stored in the artifact.
 
 Defined behaviour for bad requests: no reference answers → routed to human review (``abstained``, no
 label); a blank answer → graded the lowest class by rule, with the rule named in ``extra``.
@@ -29,16 +32,41 @@ ANSWER_COLUMN = "student_answer"
 NO_THRESHOLD = 1.01  # confidence never reaches it: everything goes to review
 
 
-def pair_table(table: Any) -> Any:
-    """One (closest reference, answer, label) row per answer, for training the cross-encoder."""
+def first_segment(reference: str, question: str | None, separator: str | None) -> str:
+    """The cross-encoder's first segment: the reference, followed by the question when ``separator`` is set."""
+    if separator and question and str(question).strip():
+        return f"{reference} {separator} {' '.join(str(question).split())}"
+    return reference
+
+
+def pair_table(table: Any, separator: str | None = None) -> Any:
+    """One (closest reference [+ question], answer, label) row per answer, for training the cross-encoder."""
     from datasets import Dataset
 
+    questions = table["question"] if separator and "question" in table.column_names else [None] * len(table)
     refs, answers, labels = [], [], []
-    for row_refs, answer, label in zip(table["reference_answers"], table["student_answer"], table["label"], strict=True):
-        refs.append(row_refs[closest_reference(row_refs, answer)])
+    for row_refs, answer, label, question in zip(table["reference_answers"], table["student_answer"], table["label"],
+                                                 questions, strict=True):
+        refs.append(first_segment(row_refs[closest_reference(row_refs, answer)], question, separator))
         answers.append(answer)
         labels.append(label)
     return Dataset.from_dict({REFERENCE_COLUMN: refs, ANSWER_COLUMN: answers, "label": labels})
+
+
+def segment_separator(ctx: RunContext) -> str | None:
+    """The base tokenizer's separator token when ``options.question_in_input`` is on (default), else None."""
+    flag = ctx.option("question_in_input", True)
+    if str(flag).lower() in ("0", "false", "no", "off"):
+        return None
+    from transformers import AutoTokenizer
+
+    from domainfm.config import DEFAULT_BASE_MODEL
+    from domainfm.models import resolve_model
+
+    cfg = ctx.config.model
+    resolved = resolve_model(cfg.base or DEFAULT_BASE_MODEL, revision=cfg.revision)
+    tokenizer = AutoTokenizer.from_pretrained(str(resolved.path), trust_remote_code=cfg.trust_remote_code)
+    return tokenizer.sep_token or "|"
 
 
 def label_values(label_names: Sequence[str]) -> np.ndarray:
@@ -72,15 +100,17 @@ def train_grader(ctx: RunContext, data: DataBundle) -> Artifact:
 
     apply_small_data_defaults(ctx, len(data.split("train")))
     label_names = list(data.label_names or [])
-    tables = {"train": pair_table(data.split("train"))}
+    separator = segment_separator(ctx)
+    tables = {"train": pair_table(data.split("train"), separator)}
     if "validation" in data.tables and len(data.tables["validation"]):
-        tables["validation"] = pair_table(data.tables["validation"])
+        tables["validation"] = pair_table(data.tables["validation"], separator)
     pairs = DataBundle(tables=tables, source=data.source, label_names=label_names)
     artifact = fine_tune_text_classifier(
         ctx, pairs, label_names=label_names, text_column=REFERENCE_COLUMN, text_pair_column=ANSWER_COLUMN
     )
     target = float(ctx.option("target_precision", 0.9))
     artifact.metadata["target_precision"] = target
+    artifact.metadata["question_separator"] = separator
     artifact.metadata["grading_mode"] = "scores" if all(n.isdigit() for n in label_names) else "labels"
     if "validation" in tables:
         from domainfm.engine.calibration import threshold_for_precision
@@ -106,6 +136,7 @@ class GraderPredictor:
         self.device = inner.device
         self.labels: list[str] = list(artifact.label_names or [])
         self.values = label_values(self.labels)
+        self.separator: str | None = artifact.metadata.get("question_separator")
         threshold = artifact.metadata.get("review_threshold")
         self.threshold: float | None = float(threshold) if threshold is not None else None
         # a blank answer gets the lowest grade: 'incorrect' in the 3-way scheme, 0 points for scores
@@ -120,12 +151,16 @@ class GraderPredictor:
 
         return cls(TextClassifierPredictor.load(artifact, device), artifact)
 
-    def grade(self, references: Sequence[Sequence[str]], answers: Sequence[str]) -> dict[str, np.ndarray]:
-        """Best-match probabilities: ``probs`` (n, K), ``best`` (index of the chosen reference), ``value``."""
+    def grade(self, references: Sequence[Sequence[str]], answers: Sequence[str],
+              questions: Sequence[str | None] | None = None) -> dict[str, np.ndarray]:
+        """Best-match probabilities: ``probs`` (n, K), ``best`` (index of the chosen reference), ``value``.
+
+        ``questions`` are used when the model was trained with the question in its input."""
+        qs = list(questions) if questions is not None else [None] * len(answers)
         flat_refs, flat_answers, owner = [], [], []
-        for i, (refs, answer) in enumerate(zip(references, answers, strict=True)):
+        for i, (refs, answer, question) in enumerate(zip(references, answers, qs, strict=True)):
             for ref in refs:
-                flat_refs.append(ref)
+                flat_refs.append(first_segment(ref, question, self.separator))
                 flat_answers.append(answer)
                 owner.append(i)
         n = len(answers)
@@ -143,12 +178,13 @@ class GraderPredictor:
         return {"probs": probs, "best": best, "value": np.clip(value, 0.0, 1.0)}
 
     def grade_table(self, table: Any) -> dict[str, np.ndarray]:
-        return self.grade(list(table["reference_answers"]), list(table["student_answer"]))
+        questions = list(table["question"]) if "question" in table.column_names else None
+        return self.grade(list(table["reference_answers"]), list(table["student_answer"]), questions)
 
     def predict(self, records: Sequence[Mapping[str, Any]]) -> list[Prediction]:
         """Grade records with ``reference_answers`` and ``student_answer`` (``question``, ``id`` optional)."""
         out: list[Prediction | None] = [None] * len(records)
-        todo: list[tuple[int, tuple[str, ...], str]] = []
+        todo: list[tuple[int, tuple[str, ...], str, str | None]] = []
         for i, rec in enumerate(records):
             rid = str(rec["id"]) if rec.get("id") is not None else None
             try:
@@ -168,10 +204,11 @@ class GraderPredictor:
                     extra={"review": False, "rule": "blank answer graded the lowest class"},
                 )
                 continue
-            todo.append((i, refs, " ".join(str(answer).split())))
+            question = rec.get("question")
+            todo.append((i, refs, " ".join(str(answer).split()), str(question) if question is not None else None))
         if todo:
-            graded = self.grade([t[1] for t in todo], [t[2] for t in todo])
-            for k, (i, refs, answer) in enumerate(todo):
+            graded = self.grade([t[1] for t in todo], [t[2] for t in todo], [t[3] for t in todo])
+            for k, (i, refs, answer, _) in enumerate(todo):
                 out[i] = self._prediction(records[i], refs, answer, graded["probs"][k], int(graded["best"][k]),
                                           float(graded["value"][k]))
         return [p for p in out if p is not None]

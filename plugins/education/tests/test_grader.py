@@ -12,6 +12,7 @@ from domainfm.runner import Runner
 from domainfm.testing import check_plugin_contract
 from domainfm_education.grader import (
     GraderPredictor,
+    first_segment,
     grading_metrics,
     label_values,
     pair_table,
@@ -40,6 +41,7 @@ def test_contract_and_artifact(trained) -> None:  # type: ignore[no-untyped-def]
     assert trained.artifact.label_names == ["correct", "contradictory", "incorrect"]
     assert meta["text_pair_column"] == "student_answer" and meta["grading_mode"] == "labels"
     assert 0.0 <= meta["review_threshold"] <= 1.01  # chosen on validation
+    assert meta["question_separator"]  # the question is part of the input by default
     ev = trained.evaluation
     assert {"accuracy", "macro_f1", "weighted_f1", "ece"} <= set(ev.metrics)
     assert set(ev.outcomes.groups) == {"question", "corpus"}
@@ -121,3 +123,9 @@ def test_small_data_defaults_respect_what_the_user_set(tmp_path: Path) -> None:
     ctx = runner.context("education")
     apply_small_data_defaults(ctx, 5000)
     assert ctx.config.train.epochs == 3.0 and ctx.config.train.batch_size == 32
+
+
+def test_first_segment_adds_the_question_after_the_reference() -> None:
+    assert first_segment("ref", "What is it?", "[SEP]") == "ref [SEP] What is it?"
+    assert first_segment("ref", "  ", "[SEP]") == "ref"  # no question: the reference alone
+    assert first_segment("ref", "What?", None) == "ref"  # option off
