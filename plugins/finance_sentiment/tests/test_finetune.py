@@ -1,0 +1,109 @@
+"""The plugin's fine-tuning recipe (layer-wise LR decay, unfreezing, seed soup) and inference precisions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from domainfm.config import build_config
+from domainfm.types import RunContext
+from domainfm_finance_sentiment import DOMAIN, LABELS, plugin
+
+
+def make_ctx(tmp_path: Path, *overrides: str) -> RunContext:
+    return RunContext(run_id="t", domain=DOMAIN, config=build_config(None, list(overrides)), run_dir=tmp_path,
+                      device="cpu")
+
+
+def test_length_grouped_batches_cover_every_index_once() -> None:
+    from domainfm_finance_sentiment.finetune import length_grouped_batches
+
+    lengths = list(np.random.default_rng(0).integers(3, 60, size=1000))
+    batches = length_grouped_batches(lengths, 32, np.random.default_rng(1))
+    flat = np.concatenate(batches)
+    assert sorted(flat.tolist()) == list(range(1000))
+    assert all(len(b) <= 32 for b in batches)
+    spread = np.mean([np.ptp(np.asarray(lengths)[b]) for b in batches if len(b) == 32])
+    assert spread < 10  # similar lengths in a batch: little padding
+
+
+def test_layerwise_learning_rates(tiny_model_dir: Path) -> None:
+    from transformers import AutoModelForSequenceClassification
+
+    from domainfm_finance_sentiment.finetune import Recipe, param_groups
+
+    model = AutoModelForSequenceClassification.from_pretrained(str(tiny_model_dir), num_labels=3)
+    n = model.config.num_hidden_layers
+    groups = param_groups(model, Recipe(lr=1e-3, llrd=0.5, head_lr=5e-3), n)
+    by_depth = {g["depth"]: g["lr"] for g in groups}
+    assert by_depth[n + 1] == pytest.approx(5e-3)  # pooler + classifier
+    assert by_depth[n] == pytest.approx(1e-3)  # top layer
+    assert by_depth[0] == pytest.approx(1e-3 * 0.5**n)  # embeddings
+    assert all(g["weight_decay"] == 0.0 for g in groups if all(p.ndim < 2 for p in g["params"]))
+    seen = sum(len(g["params"]) for g in groups)
+    assert seen == sum(1 for p in model.parameters() if p.requires_grad)
+
+
+@pytest.mark.parametrize("mode", ["full", "lora"])
+def test_soup_recipe_trains_calibrates_and_loads(tmp_path: Path, tiny_model_dir: Path, mode: str) -> None:
+    from transformers import AutoModelForSequenceClassification
+
+    from domainfm_finance_sentiment.model import FinancePredictor, train
+
+    ctx = make_ctx(tmp_path, f"model.base={tiny_model_dir}", f"model.mode={mode}", "train.epochs=2",
+                   "train.batch_size=16", "model.max_length=32", "options.topics=off", "options.seeds=[1, 2]",
+                   "options.eval_every=1", "options.unfreeze=true", "train.learning_rate=0.001")
+    data = plugin.domainfm_load_data(ctx, DOMAIN, "demo")
+    assert data is not None
+    artifact = train(ctx, data)
+    meta = artifact.metadata
+    assert meta["recipe"] == "soup" and meta["seeds_trained"] == [1, 2]
+    assert set(meta["soup_seeds"]) <= {1, 2} and meta["soup_seeds"]
+    assert meta["temperature"] > 0 and meta["inference_dtype"] in ("float32", "bfloat16")
+    assert all(h["epoch"] <= 2.0 for r in meta["per_seed"] for h in r["history"])
+    # a plain HF classifier on disk (LoRA merged): the per-sentence pipeline baseline can load it
+    plain = AutoModelForSequenceClassification.from_pretrained(str(artifact.path))
+    assert not any("lora" in name for name, _ in plain.named_parameters())
+    predictor = FinancePredictor.load(artifact, "cpu")
+    probs = predictor.predict_proba(["Profit rose sharply.", "The company cut its outlook."])
+    assert probs.shape == (2, len(LABELS)) and np.allclose(probs.sum(1), 1.0)
+
+
+def test_max_steps_and_budget_stop_training(tmp_path: Path, tiny_model_dir: Path) -> None:
+    from domainfm_finance_sentiment.finetune import fine_tune
+
+    ctx = make_ctx(tmp_path, f"model.base={tiny_model_dir}", "train.max_steps=2", "train.batch_size=8",
+                   "model.max_length=16", "options.seeds=[1, 2, 3]", "options.train_budget_s=0.001")
+    data = plugin.domainfm_load_data(ctx, DOMAIN, "demo")
+    assert data is not None
+    artifact = fine_tune(ctx, data, list(LABELS))
+    assert artifact.metadata["seeds_trained"] == [1]  # the budget stops seeds 2 and 3
+    assert artifact.metadata["per_seed"][0]["steps"] == 2
+
+
+def test_inference_dtypes(tmp_path: Path, tiny_model_dir: Path) -> None:
+    from domainfm.engine.text_classifier import TextClassifierPredictor
+    from domainfm.errors import ConfigError
+    from domainfm_finance_sentiment.finetune import fine_tune
+    from domainfm_finance_sentiment.model import choose_inference_dtype, set_inference_dtype
+
+    ctx = make_ctx(tmp_path, f"model.base={tiny_model_dir}", "train.max_steps=2", "train.batch_size=8",
+                   "model.max_length=16")
+    data = plugin.domainfm_load_data(ctx, DOMAIN, "demo")
+    assert data is not None
+    artifact = fine_tune(ctx, data, list(LABELS))
+    texts = list(data.tables["validation"]["text"])[:20]
+    base = TextClassifierPredictor.load(artifact, "cpu").predict_proba(texts)
+    for dtype in ("bfloat16", "int8"):
+        predictor = TextClassifierPredictor.load(artifact, "cpu")
+        set_inference_dtype(predictor, dtype)
+        probs = predictor.predict_proba(texts)
+        assert probs.shape == base.shape and np.allclose(probs.sum(1), 1.0)
+        assert np.abs(probs - base).max() < 0.1
+    with pytest.raises(ConfigError, match="inference_dtype"):
+        set_inference_dtype(TextClassifierPredictor.load(artifact, "cpu"), "fp4")
+    chosen = choose_inference_dtype(TextClassifierPredictor.load(artifact, "cpu"), data.tables["validation"])
+    assert chosen["inference_dtype"] in ("float32", "bfloat16")
+    assert "float32" in chosen["validation_accuracy_by_dtype"]
