@@ -116,37 +116,13 @@ def banking77_bundle(seed: int, limit_train: int | None, limit_test: int | None)
     return build_bundle(data, seed=seed, masker=None)
 
 
-def bench_intent_full(args: argparse.Namespace, device: str) -> dict[str, Any]:
-    """Full fine-tuning of MiniLM on BANKING77 with the core engine; official test split."""
+def _core_fit_and_test(args: argparse.Namespace, device: str, bundle: Any, overrides: list[str]) -> tuple[Any, dict[str, Any], float, float]:
+    """Train through the core engine with ``overrides``; return (artifact, test report, train s, predict s)."""
     from domainfm.config import build_config
     from domainfm.engine.text_classifier import TextClassifierPredictor, fine_tune_text_classifier
     from domainfm.metrics import classification_metrics
     from domainfm.types import RunContext
 
-    bundle = banking77_bundle(args.seed, 400 if args.smoke else None, 200 if args.smoke else None)
-    epochs = 1 if args.smoke else args.epochs
-    max_steps = None
-    budget_note = None
-    left = minutes_left(args)
-    if left is not None and left < 6:
-        raise TimeoutError(f"skipped: --finish-by leaves {left:.1f} min, too little to fine-tune")
-    if left is not None:
-        step_s = probe_step_seconds(args.max_length, args.batch_size)
-        steps_per_epoch = int(np.ceil(len(bundle.split("train")) / args.batch_size))
-        reserve = args.reserve_minutes  # test prediction, the 8-shot part, writing results
-        affordable = int(max(0.0, left - reserve) * 60 / (step_s * 1.25))  # 1.25: per-epoch validation overhead
-        if affordable < epochs * steps_per_epoch:
-            max_steps = max(50, affordable)
-            budget_note = (f"--finish-by: {left:.0f} min left, {step_s:.2f} s/step measured -> training capped at "
-                           f"{max_steps} steps ({max_steps / steps_per_epoch:.2f} epochs)")
-            log(budget_note)
-    overrides = [
-        "model.mode=full", f"model.max_length={args.max_length}", f"train.epochs={epochs}",
-        f"train.batch_size={args.batch_size}", f"train.learning_rate={args.lr}", f"train.seed={args.seed}",
-        "train.eval_batch_size=256", "train.early_stopping_patience=2",
-    ]
-    if max_steps:
-        overrides += [f"train.max_steps={max_steps}", f"train.eval_steps={max(25, max_steps // 2)}"]
     config = build_config(overrides=overrides)
     config.model.base = BASE
     with tempfile.TemporaryDirectory(prefix="cs-bench-") as tmp:
@@ -160,34 +136,156 @@ def bench_intent_full(args: argparse.Namespace, device: str) -> dict[str, Any]:
         probs = predictor.predict_proba([str(t) for t in test["text"]])
         predict_s = time.perf_counter() - started
     labels = predictor.labels
-    y_pred = [labels[i] for i in probs.argmax(1)]
-    report = classification_metrics([str(v) for v in test["label"]], y_pred, labels)
-    return {
+    report = classification_metrics([str(v) for v in test["label"]], [labels[i] for i in probs.argmax(1)], labels)
+    return artifact, report, train_s, predict_s
+
+
+def bench_intent_full(args: argparse.Namespace, device: str) -> dict[str, Any]:
+    """BANKING77 on full data through the core engine, official test split: the frozen-encoder
+    logistic-regression head (mode=head, C chosen on validation macro-F1) and full fine-tuning (mode=full)."""
+    bundle = banking77_bundle(args.seed, 400 if args.smoke else None, 200 if args.smoke else None)
+    n_train, n_valid, n_test = (len(bundle.split(s)) for s in ("train", "validation", "test"))
+    protocol = "BANKING77 official test; validation = stratified 10% of the official train (seeded)"
+    out: dict[str, Any] = {}
+
+    artifact, report, train_s, predict_s = _core_fit_and_test(args, device, bundle, [
+        "model.mode=head", "model.max_length=128", "train.eval_batch_size=128", f"train.seed={args.seed}"])
+    out.update({
+        "accuracy_full_head_only": report["accuracy"],
+        "macro_f1_full_head_only": report["macro_f1"],
+        "full_head_only_settings": {
+            "method": "core engine fine_tune_text_classifier, mode=head: frozen MiniLM mean-pooled embeddings + "
+                      "logistic regression, C from {0.5, 2, 8, 32} by validation macro-F1",
+            "head_C": artifact.metadata.get("head_C"), "train_rows": n_train, "validation_rows": n_valid,
+            "test_rows": n_test, "protocol": protocol, "train_seconds": round(train_s, 1),
+            "test_predict_seconds": round(predict_s, 1),
+        },
+    })
+    log(f"head-only: accuracy {report['accuracy']:.4f}")
+
+    epochs = 1 if args.smoke else args.epochs
+    max_steps = None
+    budget_note = None
+    left = minutes_left(args)
+    if left is not None and left < 6:
+        raise TimeoutError(f"skipped: --finish-by leaves {left:.1f} min, too little to fine-tune")
+    steps_per_epoch = int(np.ceil(n_train / args.batch_size))
+    if left is not None:
+        step_s = probe_step_seconds(args.max_length, args.batch_size)
+        affordable = int(max(0.0, left - args.reserve_minutes) * 60 / (step_s * 1.2))  # 1.2: evaluation overhead
+        if affordable < epochs * steps_per_epoch:
+            max_steps = max(50, affordable)
+            budget_note = (f"--finish-by: {left:.0f} min left, {step_s:.2f} s/step measured -> training capped at "
+                           f"{max_steps} steps ({max_steps / steps_per_epoch:.2f} epochs); the linear LR schedule "
+                           f"decays to 0 at the cap")
+            log(budget_note)
+    overrides = [
+        "model.mode=full", f"model.max_length={args.max_length}", f"train.epochs={epochs}",
+        f"train.batch_size={args.batch_size}", f"train.learning_rate={args.lr}", f"train.seed={args.seed}",
+        "train.eval_batch_size=256", "train.early_stopping_patience=2",
+    ]
+    if args.head_lr:
+        overrides.append(f"train.head_learning_rate={args.head_lr}")
+    if max_steps:
+        overrides += [f"train.max_steps={max_steps}", f"train.eval_steps={max(25, min(steps_per_epoch, max_steps // 2))}"]
+    artifact, report, train_s, predict_s = _core_fit_and_test(args, device, bundle, overrides)
+    out.update({
         "accuracy_full": report["accuracy"],
         "macro_f1_full": report["macro_f1"],
         "full_settings": {
-            "method": "core engine fine_tune_text_classifier, mode=full (all weights), HF Trainer, early stopping on validation macro-F1",
-            "train_rows": len(bundle.split("train")), "validation_rows": len(bundle.split("validation")),
-            "test_rows": len(test), "epochs": epochs, "max_steps": max_steps, "budget_note": budget_note, "epochs_run": artifact.metadata.get("epochs_run"),
-            "max_length": args.max_length, "batch_size": args.batch_size, "learning_rate": args.lr, "seed": args.seed,
-            "protocol": "BANKING77 official test; validation = stratified 10% of the official train (seeded)",
+            "method": "core engine fine_tune_text_classifier, mode=full (all weights; BertForSequenceClassification "
+                      "on the MiniLM body), HF Trainer, dynamic padding, length-grouped batches, linear warm-up 6% "
+                      "and decay, evaluation each epoch, best checkpoint by validation macro-F1",
+            "train_rows": n_train, "validation_rows": n_valid, "test_rows": n_test, "epochs": epochs,
+            "max_steps": max_steps, "budget_note": budget_note, "epochs_run": artifact.metadata.get("epochs_run"),
+            "global_step": artifact.metadata.get("global_step"),
+            "max_length": args.max_length, "batch_size": args.batch_size, "learning_rate": args.lr,
+            "head_learning_rate": args.head_lr, "seed": args.seed, "protocol": protocol,
             "temperature": artifact.metadata.get("temperature"),
             "validation_accuracy": artifact.metadata.get("validation_accuracy"),
+            "best_validation_macro_f1": artifact.metadata.get("best_validation_macro_f1"),
             "train_seconds": round(train_s, 1), "test_predict_seconds": round(predict_s, 1),
         },
-    }
+    })
+    return out
 
 
-def bench_intent_8shot(args: argparse.Namespace, device: str) -> dict[str, Any]:
-    """8 examples per intent: SetFit vs a frozen-encoder logistic regression, on the official test split."""
+FEWSHOT_C_GRID = (2.0, 8.0, 32.0)
+FEWSHOT_RECIPE = ("contrastive fine-tuning of MiniLM with in-batch negatives (fewshot.contrastive_finetune: each step "
+                  "32 intents x (anchor, positive), symmetric MultipleNegativesRankingLoss, scale 20, AdamW, constant LR "
+                  "after 10 warm-up steps, mean pooling), then a logistic-regression head on the tuned embeddings")
+
+
+def fewshot_selection_data(args: argparse.Namespace) -> tuple[list[str], list[str], list[str], list[str]]:
+    """Training-data-only selection split: a different 8-per-intent sample (seed+1) to train on and 10 other
+    utterances per intent (seed+2) to validate on, all from the official train split; the test split is not read."""
+    from domainfm_customer_service.fewshot import sample_per_class
+    from domainfm_customer_service.readers import load_source
+
+    data = load_source("banking77")
+    texts, labels = [r["text"] for r in data.utterances], [r["intent"] for r in data.utterances]
+    tr_x, tr_y = sample_per_class(texts, labels, 8, args.seed + 1)
+    used = set(tr_x)
+    rest = [(t, lab) for t, lab in zip(texts, labels) if t not in used]
+    va_x, va_y = sample_per_class([t for t, _ in rest], [lab for _, lab in rest], 3 if args.smoke else 10, args.seed + 2)
+    return tr_x, tr_y, va_x, va_y
+
+
+def bench_intent_8shot_select(args: argparse.Namespace, device: str) -> dict[str, Any]:
+    """Choose the few-shot recipe's step count and head C on training data only (see fewshot_selection_data)."""
+    from sklearn.linear_model import LogisticRegression
+
+    from domainfm.models import resolve_model
+
+    from domainfm_customer_service.fewshot import contrastive_finetune
+
+    tr_x, tr_y, va_x, va_y = fewshot_selection_data(args)
+    checkpoints = [0, 10, 20] if args.smoke else [0, 25, 50, 75, 100, 150]
+    curve: dict[str, dict[str, float]] = {}
+
+    def evaluate(step: int, model: Any) -> None:
+        feats_tr, feats_va = model.encode(tr_x), model.encode(va_x)
+        scores = {}
+        for c in FEWSHOT_C_GRID:
+            clf = LogisticRegression(C=c, max_iter=3000, random_state=args.seed).fit(feats_tr, tr_y)
+            scores[str(c)] = float(np.mean(clf.predict(feats_va) == np.asarray(va_y)))
+        curve[str(step)] = scores
+        log(f"8shot selection step {step}: validation accuracy by C {scores}")
+
+    started = time.perf_counter()
+    contrastive_finetune(resolve_model(BASE).path, tr_x, tr_y, steps=max(checkpoints), learning_rate=args.fewshot_lr,
+                         max_length=args.max_length, seed=args.seed, device=device, callback=evaluate,
+                         callback_steps=checkpoints)
+    best_step, best_c = max(((int(st), float(c)) for st, row in curve.items() for c in row),
+                            key=lambda sc: (curve[str(sc[0])][str(sc[1])], -sc[0]))
+    return {"8shot_selection": {
+        "recipe": FEWSHOT_RECIPE, "learning_rate": args.fewshot_lr, "max_length": args.max_length,
+        "train": f"{len(tr_x)} utterances: 8 per intent from the official train split, seed {args.seed + 1}",
+        "validation": f"{len(va_x)} other official-train utterances (seed {args.seed + 2}); the test split is not read",
+        "validation_accuracy_by_step_and_C": curve,
+        "chosen": {"steps": best_step, "C": best_c, "validation_accuracy": curve[str(best_step)][str(best_c)]},
+        "seconds": round(time.perf_counter() - started, 1),
+    }}
+
+
+def bench_intent_8shot(args: argparse.Namespace, device: str, results: dict[str, Any]) -> dict[str, Any]:
+    """8 examples per intent: the contrastive recipe (settings from the training-data-only selection) and a
+    frozen-encoder logistic regression, on the official test split."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import accuracy_score, f1_score
 
-    from domainfm.engine.encoder import TextEncoder
     from domainfm.models import resolve_model
 
-    from domainfm_customer_service.fewshot import predict_labels, sample_per_class, train_setfit
+    from domainfm_customer_service.fewshot import ContrastiveFewShot, contrastive_finetune, sample_per_class
     from domainfm_customer_service.readers import load_source
+
+    out: dict[str, Any] = {}
+    selection = results.get("8shot_selection")
+    if not selection or (selection.get("learning_rate"), selection.get("max_length")) != (args.fewshot_lr, args.max_length):
+        log("no selection for these settings in the results file: running 8shot_select first")
+        out.update(bench_intent_8shot_select(args, device))
+        selection = out["8shot_selection"]
+    steps, c = int(selection["chosen"]["steps"]), float(selection["chosen"]["C"])
 
     data = load_source("banking77")
     texts, labels = sample_per_class([r["text"] for r in data.utterances], [r["intent"] for r in data.utterances], 8, args.seed)
@@ -196,38 +294,32 @@ def bench_intent_8shot(args: argparse.Namespace, device: str) -> dict[str, Any]:
         test = test[:: max(1, len(test) // 200)]
     x_test, y_test = [r["text"] for r in test], [r["intent"] for r in test]
     path = resolve_model(BASE).path
-    out: dict[str, Any] = {}
 
     started = time.perf_counter()
-    encoder = TextEncoder(str(path), device=device, max_length=args.max_length)
-    clf = LogisticRegression(C=8.0, max_iter=2000, random_state=args.seed).fit(encoder.encode(texts), labels)
-    pred = clf.predict(encoder.encode(x_test))
+    frozen = contrastive_finetune(path, texts, labels, steps=0, max_length=args.max_length, seed=args.seed, device=device)
+    clf = LogisticRegression(C=8.0, max_iter=3000, random_state=args.seed).fit(frozen.encode(texts), labels)
+    pred = clf.predict(frozen.encode(x_test))
     out["accuracy_8shot_frozen_logreg"] = float(accuracy_score(y_test, pred))
+    out["macro_f1_8shot_frozen_logreg"] = float(f1_score(y_test, pred, average="macro"))
     out["frozen_logreg_seconds"] = round(time.perf_counter() - started, 1)
-    del encoder
+    del frozen
 
     started = time.perf_counter()
-    steps = 20 if args.smoke else args.setfit_steps
-    left = minutes_left(args)
-    if left is not None and left < 4:
-        raise TimeoutError(f"skipped: --finish-by leaves {left:.1f} min")
-    if left is not None and not args.smoke:
-        step_s = probe_step_seconds(args.max_length, 64)  # a SetFit step encodes 2 x 32 sentences
-        steps = int(min(steps, max(20, (left - 3.0) * 60 / (step_s * 1.2))))
-        log(f"--finish-by: {left:.0f} min left, SetFit capped at {steps} steps")
-    with tempfile.TemporaryDirectory(prefix="cs-setfit-") as tmp:
-        model = train_setfit(path, texts, labels, device=device, max_steps=steps, batch_size=32,
-                             max_length=args.max_length, seed=args.seed, output_dir=tmp)
+    model: ContrastiveFewShot = contrastive_finetune(path, texts, labels, steps=steps, learning_rate=args.fewshot_lr,
+                                                     max_length=args.max_length, seed=args.seed, device=device)
+    model.fit_head(texts, labels, c=c, seed=args.seed)
     train_s = time.perf_counter() - started
-    pred = predict_labels(model, x_test)
+    pred = model.predict(x_test)
     out.update({
         "accuracy_8shot": float(accuracy_score(y_test, pred)),
         "macro_f1_8shot": float(f1_score(y_test, pred, average="macro")),
         "8shot_settings": {
-            "method": "SetFit 1.2 (contrastive pairs, CosineSimilarityLoss, logistic-regression head) on MiniLM",
-            "examples_per_intent": 8, "train_rows": len(texts), "test_rows": len(x_test), "max_steps": steps,
-            "batch_size": 32, "max_length": args.max_length, "seed": args.seed, "train_seconds": round(train_s, 1),
+            "method": FEWSHOT_RECIPE, "steps": steps, "head_C": c, "learning_rate": args.fewshot_lr,
+            "settings_from": "8shot_selection.chosen (training data only)",
+            "examples_per_intent": 8, "train_rows": len(texts), "test_rows": len(x_test),
+            "max_length": args.max_length, "seed": args.seed, "train_seconds": round(train_s, 1),
             "sample": "8 per intent from the official train split, seeded (fewshot.sample_per_class)",
+            "frozen_baseline": "same 616 utterances, frozen MiniLM mean-pooled embeddings, logistic regression C=8",
         },
     })
     return out
@@ -236,23 +328,103 @@ def bench_intent_8shot(args: argparse.Namespace, device: str) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------ retrieval
 
 
-def synthetic_vectors(n: int, dim: int, n_clusters: int, rng: np.random.Generator, centers: np.ndarray | None = None,
-                      noise: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
-    """Unit vectors from a mixture of Gaussians on the sphere (embedding-like structure, unlike uniform noise)."""
-    if centers is None:
-        centers = rng.standard_normal((n_clusters, dim)).astype(np.float32)
-        centers /= np.linalg.norm(centers, axis=1, keepdims=True)
-    out = np.empty((n, dim), dtype=np.float32)
-    for start in range(0, n, 100_000):
+def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
+    """Mean overlap of each row of ``found`` with the same row of ``truth`` (recall@k against exact search)."""
+    k = truth.shape[1]
+    return float(np.mean([len(set(f.tolist()) & set(t.tolist())) / k for f, t in zip(found, truth)]))
+
+
+def set_nprobe(index: Any, nprobe: int) -> None:
+    """Set nprobe on a VectorIndex's FAISS IVF index, CPU or GPU."""
+    import faiss
+
+    inner = index._index
+    if hasattr(faiss, "GpuParameterSpace") and "Gpu" in type(inner).__name__:
+        faiss.GpuParameterSpace().set_index_parameter(inner, "nprobe", nprobe)
+    else:
+        faiss.extract_index_ivf(inner).nprobe = nprobe
+
+
+def embedding_pool(args: argparse.Namespace, device: str) -> dict[str, Any]:
+    """Real MiniLM embeddings: a base set to index and two disjoint sets of real queries.
+
+    Base: BANKING77 train utterances (less 500 held out) + the demo knowledge base, Q&A pairs and utterances.
+    Tuning queries: the 500 held-out train utterances (never indexed). Evaluation queries: BANKING77 test
+    utterances (never indexed, never used for tuning).
+    """
+    from domainfm.models import resolve_model
+
+    from domainfm_customer_service.readers import demo_dir, load_source, read_knowledge_base, read_qa_pairs
+    from domainfm_customer_service.serving import QueryEncoder
+
+    data = load_source("banking77")
+    rng = np.random.default_rng(args.seed)
+    train = [r["text"] for r in data.utterances]
+    test = [r["text"] for r in data.test_utterances or []]
+    n_q = 100 if args.smoke else args.queries
+    perm = rng.permutation(len(train))
+    tune_q = [train[i] for i in perm[:n_q]]
+    base = [train[i] for i in perm[n_q:]]
+    if args.smoke:
+        base = base[:2000]
+    demo = demo_dir()
+    base += [f"{d.title}. {d.text}" for d in read_knowledge_base(demo / "kb.jsonl")]
+    base += [f"{q['question']} {q['answer']}" for q in read_qa_pairs(demo / "qa_pairs.jsonl")]
+    eval_q = [test[i] for i in rng.choice(len(test), n_q, replace=False)]
+    encoder = QueryEncoder(resolve_model(BASE).path, device=device, max_length=128)
+    started = time.perf_counter()
+    vectors = encoder.encode(base + tune_q + eval_q, batch_size=128)
+    return {
+        "base": vectors[: len(base)],
+        "tune": vectors[len(base) : len(base) + n_q],
+        "eval": vectors[len(base) + n_q :],
+        "encode_seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+def perturbed_copies(base: np.ndarray, n: int, sigma: float, rng: np.random.Generator) -> np.ndarray:
+    """``n`` vectors: ``base`` itself (subsampled when n is smaller) plus perturbed copies of random base rows.
+
+    A copy is normalise(b + sigma * (b_j - b_k) / sqrt(2)) for random base rows b, b_j, b_k: the noise has the
+    covariance of the real embeddings (it moves along directions real sentences vary in), unlike isotropic
+    Gaussian noise, which spreads copies into empty directions of the 384-d space.
+    """
+    if n <= len(base):
+        return base[np.sort(rng.choice(len(base), n, replace=False))].copy()
+    out = np.empty((n, base.shape[1]), dtype=np.float32)
+    out[: len(base)] = base
+    for start in range(len(base), n, 100_000):
         m = min(100_000, n - start)
-        assign = rng.integers(0, len(centers), m)
-        block = centers[assign] + noise * rng.standard_normal((m, dim)).astype(np.float32) / np.sqrt(dim)
+        b = base[rng.integers(0, len(base), m)]
+        eps = (base[rng.integers(0, len(base), m)] - base[rng.integers(0, len(base), m)]) / np.sqrt(2.0)
+        block = b + sigma * eps
         out[start : start + m] = block / np.linalg.norm(block, axis=1, keepdims=True)
-    return out, centers
+    return out
 
 
-def bench_retrieval(args: argparse.Namespace) -> dict[str, Any]:
-    """Single-query latency p50/p99 and recall@10 against exact search, for flat and IVF indexes."""
+def choose_sigma(pool: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
+    """The perturbation scale whose copy-to-source cosine matches a real query's cosine to its nearest
+    indexed sentence (median), so copies sit as close to their source as real paraphrases do."""
+    base, tune = pool["base"], pool["tune"]
+    real = float(np.median((tune @ base.T).max(1)))
+    grid = [0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0]
+    medians = {}
+    for sigma in grid:
+        probe = perturbed_copies(base[:2000], 2000 + 1000, sigma, rng)[2000:]
+        # cosine of each copy to its nearest base row = its source (or closer)
+        medians[sigma] = float(np.median((probe @ base.T).max(1)))
+    sigma = min(grid, key=lambda s: abs(medians[s] - real))
+    return {"sigma": sigma, "median_real_query_nn_cosine": real,
+            "median_copy_nn_cosine_by_sigma": {str(k): v for k, v in medians.items()}}
+
+
+def bench_retrieval(args: argparse.Namespace, device: str) -> dict[str, Any]:
+    """Exact flat vs IVF at 10k/100k/1M vectors resembling real embeddings.
+
+    nprobe is chosen per size on the tuning queries as the smallest value reaching ``--recall-target``
+    recall@10 against exact search; recall and single-query latency are then measured at that nprobe on the
+    disjoint evaluation queries.
+    """
     import faiss
 
     from domainfm.engine.vector_index import VectorIndex
@@ -260,16 +432,26 @@ def bench_retrieval(args: argparse.Namespace) -> dict[str, Any]:
     from domainfm_customer_service.serving import faiss_threads
 
     faiss.omp_set_num_threads(os.cpu_count() or 1)
-    sizes = args.sizes or ([10_000] if args.smoke else [10_000, 100_000, 1_000_000])
-    dim, n_queries = 384, (100 if args.smoke else args.queries)
+    sizes = args.sizes or ([10_000, 100_000] if args.smoke else [10_000, 100_000, 1_000_000])
     rng = np.random.default_rng(args.seed)
+    pool = embedding_pool(args, device)
+    calib = choose_sigma(pool, rng)
+    dim = pool["base"].shape[1]
+    target = args.recall_target
     out: dict[str, Any] = {"retrieval_settings": {
-        "dim": dim, "queries": n_queries, "metric": "inner product (cosine)",
-        "data": "synthetic unit vectors per size: a mixture of n/50 Gaussian clusters on the sphere (noise 2.0: "
-                "a point's cosine to its centre is about 0.45), "
-                "so every size has the same cluster density; queries are fresh draws from the same clusters",
-        "latency": "one query per search call with one FAISS thread (the serving setting), after 20 warm-up queries; "
-                   "index building and ground truth use all cores"}}
+        "dim": dim, "metric": "inner product (cosine)", "k": 10, "recall_target": target,
+        "data": "real all-MiniLM-L6-v2 embeddings (serving path) of BANKING77 train utterances (less the tuning "
+                "queries) and the demo knowledge base / Q&A, extended to each size with perturbed copies "
+                "normalise(b + sigma*(b_j - b_k)/sqrt 2) of random real rows b (noise with the real embeddings' "
+                "covariance); sigma chosen so that a copy's cosine to its nearest real row matches a real query's "
+                "cosine to its nearest indexed sentence (medians)",
+        "base_rows_real": int(len(pool["base"])), "embedding_seconds": pool["encode_seconds"], **calib,
+        "tuning_queries": f"{len(pool['tune'])} BANKING77 train utterances held out of the index",
+        "evaluation_queries": f"{len(pool['eval'])} BANKING77 test utterances (not indexed, not used for tuning)",
+        "nprobe_choice": f"smallest nprobe in the sweep whose recall@10 on the tuning queries >= {target}",
+        "latency": "one query per search call with one FAISS thread (the serving setting), evaluation queries, "
+                   "after 20 warm-up queries; index building and ground truth use all cores"}}
+    sweep_values = [1, 2, 4, 8, 16, 32, 64, 128, 256]
     need_minutes = {10_000: 0.5, 100_000: 1.5, 1_000_000: 6.0}
     for n in sizes:
         left = minutes_left(args)
@@ -277,46 +459,51 @@ def bench_retrieval(args: argparse.Namespace) -> dict[str, Any]:
             out.setdefault("retrieval_skipped", {})[str(n)] = f"--finish-by: only {left:.1f} min left"
             log(f"retrieval n={n} skipped: {left:.1f} min left")
             continue
-        db, centers = synthetic_vectors(n, dim, max(10, n // 50), rng)
-        queries, _ = synthetic_vectors(n_queries, dim, len(centers), rng, centers=centers)
+        db = perturbed_copies(pool["base"], n, calib["sigma"], rng)
         ids = np.arange(n, dtype=np.int64)
         exact = VectorIndex.create(dim, "flat")
         exact.add(ids, db)
-        _, truth = exact.search(queries, 10)
-        row: dict[str, Any] = {}
+        _, truth_tune = exact.search(pool["tune"], 10)
+        _, truth_eval = exact.search(pool["eval"], 10)
         nlist = int(min(2048, max(64, 4 * np.sqrt(n))))
-        ivf = VectorIndex.create(dim, "ivf", nlist=nlist, nprobe=args.nprobe)
+        ivf = VectorIndex.create(dim, "ivf", nlist=nlist, nprobe=1)
         started = time.perf_counter()
-        sample = db[rng.choice(n, min(n, 40 * nlist), replace=False)]
-        ivf.train(sample)
+        ivf.train(db[rng.choice(n, min(n, 40 * nlist), replace=False)])
         ivf.add(ids, db)
         build_s = time.perf_counter() - started
-        for name, index in (("flat", exact), ("ivf", ivf)):
-            lat = []
-            found = []
+        sweep = {}
+        for nprobe in [v for v in sweep_values if v <= nlist]:
+            set_nprobe(ivf, nprobe)
+            sweep[nprobe] = recall_at_k(ivf.search(pool["tune"], 10)[1], truth_tune)
+        eval_sweep = {}  # for the record only: the choice above uses the tuning queries
+        for nprobe in sweep:
+            set_nprobe(ivf, nprobe)
+            eval_sweep[str(nprobe)] = recall_at_k(ivf.search(pool["eval"], 10)[1], truth_eval)
+        reaching = [v for v, r in sweep.items() if r >= target]
+        chosen = min(reaching) if reaching else max(sweep)
+        set_nprobe(ivf, chosen)
+        row: dict[str, Any] = {}
+        for name, index, truth in (("flat", exact, truth_eval), ("ivf", ivf, truth_eval)):
+            lat, found = [], []
             with faiss_threads(1):  # the serving setting: one request, one thread (see serving.py)
-                for q in queries[:20]:
+                for q in pool["eval"][:20]:
                     index.search(q[None, :], 10)
-                for q in queries:
+                for q in pool["eval"]:
                     t0 = time.perf_counter()
                     _, got = index.search(q[None, :], 10)
                     lat.append((time.perf_counter() - t0) * 1000)
                     found.append(got[0])
-            recall = float(np.mean([len(set(f.tolist()) & set(t.tolist())) / 10 for f, t in zip(found, truth)]))
-            row[name] = {"p50_ms": float(np.percentile(lat, 50)), "p99_ms": float(np.percentile(lat, 99)), "recall_at_10": recall}
-        row["ivf"].update({"nlist": nlist, "nprobe": args.nprobe, "build_seconds": round(build_s, 1), "device": ivf.device})
-        sweep = {}
-        for nprobe in (8, 32, 128):
-            ivf._index.nprobe = nprobe
-            _, got = ivf.search(queries, 10)
-            sweep[str(nprobe)] = float(np.mean([len(set(f.tolist()) & set(t.tolist())) / 10 for f, t in zip(got, truth)]))
-        ivf._index.nprobe = args.nprobe
-        row["ivf"]["recall_at_10_by_nprobe"] = sweep
-        # deletion without rebuild: remove 1% of ids and check none comes back
-        gone = ids[:: 100]
+            row[name] = {"p50_ms": float(np.percentile(lat, 50)), "p99_ms": float(np.percentile(lat, 99)),
+                         "recall_at_10": recall_at_k(np.asarray(found), truth)}
+        row["ivf"].update({
+            "nlist": nlist, "nprobe": chosen, "nprobe_reached_target": bool(reaching),
+            "recall_at_10_tuning_by_nprobe": {str(k): v for k, v in sweep.items()},
+            "recall_at_10_evaluation_by_nprobe": eval_sweep,
+            "build_seconds": round(build_s, 1), "device": ivf.device,
+        })
+        gone = ids[::100]  # deletion without rebuild: remove 1% of ids and check none comes back
         ivf.remove(gone)
-        _, after = ivf.search(queries, 10)
-        row["ivf"]["deleted_ids_returned_after_remove"] = int(np.isin(after, gone).sum())
+        row["ivf"]["deleted_ids_returned_after_remove"] = int(np.isin(ivf.search(pool["eval"], 10)[1], gone).sum())
         out[f"retrieval_{n}"] = row
         log(f"retrieval n={n}: {json.dumps(row)}")
         del exact, ivf, db
@@ -324,9 +511,11 @@ def bench_retrieval(args: argparse.Namespace) -> dict[str, Any]:
     if not done:
         return out
     big = max(done)
-    out[f"recall_at_10_{'1m' if big == 1_000_000 else str(big)}"] = out[f"retrieval_{big}"]["ivf"]["recall_at_10"]
-    out[f"p99_ms_{'1m' if big == 1_000_000 else str(big)}"] = out[f"retrieval_{big}"]["ivf"]["p99_ms"]
-    out[f"p50_ms_{'1m' if big == 1_000_000 else str(big)}"] = out[f"retrieval_{big}"]["ivf"]["p50_ms"]
+    tag = "1m" if big == 1_000_000 else str(big)
+    out[f"recall_at_10_{tag}"] = out[f"retrieval_{big}"]["ivf"]["recall_at_10"]
+    out[f"p99_ms_{tag}"] = out[f"retrieval_{big}"]["ivf"]["p99_ms"]
+    out[f"p50_ms_{tag}"] = out[f"retrieval_{big}"]["ivf"]["p50_ms"]
+    out[f"nprobe_{tag}"] = out[f"retrieval_{big}"]["ivf"]["nprobe"]
     return out
 
 
@@ -361,7 +550,7 @@ def bench_encode(args: argparse.Namespace, device: str) -> dict[str, Any]:
     for t in texts[:10]:
         st.encode([t], normalize_embeddings=True)
         qe.encode_one(t)
-    times = {"st_one": 0.0, "st_one_1thread": 0.0, "serving_one": 0.0, "serving_batch": 0.0}
+    times = {"st_one": 0.0, "st_one_1thread": 0.0, "st_batch": 0.0, "serving_one": 0.0, "serving_batch": 0.0}
     rounds = 3
     default_threads = os.cpu_count() or 1  # "plain" encode: torch's default of one thread per core
     for _ in range(rounds):
@@ -377,6 +566,9 @@ def bench_encode(args: argparse.Namespace, device: str) -> dict[str, Any]:
         times["st_one_1thread"] += time.perf_counter() - t0
         torch.set_num_threads(args.threads)  # the serving configuration
         t0 = time.perf_counter()
+        st.encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
+        times["st_batch"] += time.perf_counter() - t0
+        t0 = time.perf_counter()
         for t in texts:
             qe.encode_one(t)
         times["serving_one"] += time.perf_counter() - t0
@@ -384,11 +576,14 @@ def bench_encode(args: argparse.Namespace, device: str) -> dict[str, Any]:
         qe.encode(texts, batch_size=64)
         times["serving_batch"] += time.perf_counter() - t0
     rate = {k: rounds * len(texts) / v for k, v in times.items()}
+    plain = max(rate["st_one"], rate["st_one_1thread"])  # the faster thread setting of plain encode
     return {
-        # The server's micro-batcher hands queries that arrive together to the encoder as one batch: that
-        # batched path is the serving path; the single-query figure is reported next to it.
-        "speedup_vs_encode": rate["serving_batch"] / rate["st_one"],
-        "speedup_single_query_vs_encode": rate["serving_one"] / rate["st_one"],
+        # What a chat server gains over calling SentenceTransformer.encode once per incoming query: the
+        # server's micro-batcher hands queries that arrive together to QueryEncoder as one batch. Most of the
+        # gain is batching itself: the like-for-like batched comparison is reported next to it.
+        "speedup_vs_encode": rate["serving_batch"] / plain,
+        "speedup_single_query_vs_encode": rate["serving_one"] / plain,
+        "speedup_batched_vs_st_encode_batched": rate["serving_batch"] / rate["st_batch"],
         "encode_settings": {
             "queries": len(texts), "rounds": rounds, "device": device,
             "torch_threads_st_encode": default_threads, "torch_threads_serving_batched": args.threads,
@@ -398,10 +593,15 @@ def bench_encode(args: argparse.Namespace, device: str) -> dict[str, Any]:
             "sentences_per_second_st_encode_one_at_a_time": rate["st_one"],
             "sentences_per_second_serving_one_at_a_time": rate["serving_one"],
             "sentences_per_second_serving_batched_64": rate["serving_batch"],
+            "sentences_per_second_st_encode_batched_64": rate["st_batch"],
             "min_cosine_serving_vs_st": agreement,
             "serving_path": "domainfm_customer_service.serving.QueryEncoder: tokenizer + AutoModel forward under inference_mode, "
                             "mean pooling, L2 norm; queries arriving together are encoded as one length-sorted batch (batch 64)",
-            "speedup_vs_encode_definition": "sentences/s of the batched serving path / sentences/s of SentenceTransformer.encode called once per query",
+            "speedup_vs_encode_definition": "sentences/s of the batched serving path (batch 64, 1 thread) / sentences/s of "
+                                            "SentenceTransformer.encode called once per query (the faster of 1 and "
+                                            f"{default_threads} torch threads); speedup_batched_vs_st_encode_batched "
+                                            "compares both batched (same batch size and threads): the serving path's "
+                                            "own advantage, without the batching gain",
         },
     }
 
@@ -409,16 +609,43 @@ def bench_encode(args: argparse.Namespace, device: str) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------ main
 
 
+TARGETS = {
+    "accuracy_full": (0.935, "issue 5: >= 93.5 on full BANKING77 (MiniLM base, this CPU)"),
+    "accuracy_8shot": (0.86, "issue 5: >= 86 with 8 examples per intent"),
+}
+
+
+def targets(results: dict[str, Any], recall_target: float) -> dict[str, Any]:
+    """The issue's targets (and the retrieval operating point this benchmark states) against the figures."""
+    out: dict[str, Any] = {}
+    for key, (target, source) in TARGETS.items():
+        value = results.get(key)
+        out[key] = {"target": target, "measured": value, "met": value is not None and value >= target, "source": source}
+    if "accuracy_full_head_only" in results:
+        out["accuracy_full"]["head_only_variant"] = {
+            "measured": results["accuracy_full_head_only"],
+            "met": results["accuracy_full_head_only"] >= TARGETS["accuracy_full"][0]}
+    value = results.get("recall_at_10_1m")
+    out["recall_at_10_1m"] = {
+        "target": recall_target, "measured": value, "met": value is not None and value >= recall_target,
+        "source": "operating point stated by this benchmark (the issue names no figure): nprobe is the smallest "
+                  "reaching it on the tuning queries; measured = recall on the disjoint evaluation queries",
+        "p99_ms_at_this_point": results.get("p99_ms_1m"), "nprobe": results.get("nprobe_1m")}
+    return out
+
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--smoke", action="store_true", help="small subsets: minutes, for development")
-    parser.add_argument("--parts", default="encode,retrieval,8shot,full", help="comma list of encode,retrieval,8shot,full")
-    parser.add_argument("--epochs", type=float, default=2.0)
+    parser.add_argument("--parts", default="full,8shot,retrieval,encode", help="comma list of encode,retrieval,8shot_select,8shot,full")
+    parser.add_argument("--epochs", type=float, default=4.0)
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--max-length", type=int, default=48)
-    parser.add_argument("--setfit-steps", type=int, default=200)
-    parser.add_argument("--nprobe", type=int, default=32)
+    parser.add_argument("--max-length", type=int, default=64)
+    parser.add_argument("--head-lr", type=float, default=3e-3, help="learning rate of the new classifier head (full fine-tuning)")
+    parser.add_argument("--fewshot-lr", type=float, default=3e-5, help="learning rate of the contrastive few-shot recipe")
+    parser.add_argument("--recall-target", type=float, default=0.95, help="recall@10 the IVF nprobe is chosen for (tuning queries)")
     parser.add_argument("--sizes", type=lambda v: [int(x) for x in v.split(",")], default=None, help="index sizes, e.g. 10000,100000")
     parser.add_argument("--queries", type=int, default=500)
     parser.add_argument("--encode-queries", type=int, default=100)
@@ -428,7 +655,8 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--finish-by", type=lambda v: datetime.fromisoformat(v), default=None,
                         help="UTC deadline (ISO): training steps are capped from a measured step time to finish by then")
-    parser.add_argument("--reserve-minutes", type=float, default=12.0, help="time kept after full fine-tuning (8-shot part)")
+    parser.add_argument("--reserve-minutes", type=float, default=9.0, help="minutes kept after full fine-tuning (test prediction and the parts after it)")
+    parser.add_argument("--fresh", action="store_true", help="start the results file afresh (keeps only 8shot_selection)")
     parser.add_argument("--out", default=None, help="output JSON (default results.json, results.smoke.json for --smoke)")
     args = parser.parse_args()
 
@@ -442,6 +670,12 @@ def main() -> None:
     results: dict[str, Any] = {}
     if out_path.is_file():  # keep figures of parts not rerun, so parts can be run one at a time
         results = json.loads(out_path.read_text(encoding="utf-8"))
+        if args.fresh:  # drop every earlier figure except the training-data-only few-shot selection
+            kept = {"8shot_selection": results["8shot_selection"]} if "8shot_selection" in results else {}
+            for key in ("commands_per_part", "part_seconds", "dates_per_part"):
+                if "8shot_select" in results.get(key, {}):
+                    kept[key] = {"8shot_select": results[key]["8shot_select"]}
+            results = kept
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
     results.update({
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
@@ -451,12 +685,15 @@ def main() -> None:
         "device": describe_device(device),
         "smoke": args.smoke,
         "torch_threads": args.threads,
-        "budget_note": "full run sized for ~25 min on 2 shared CPU cores: max_length 48 (BANKING77 utterances are short), 2 epochs, 1 torch thread (measured 2-3x faster than 2 on the busy shared CPU), "
-                       "SetFit capped at a fixed number of steps",
+        "budget_note": "sized for one ~25-minute hold of the shared lock on 2 busy CPU cores: 1 torch thread (2 threads "
+                       "measured several times slower on the contended CPU), max_length 64 with dynamic padding "
+                       "(BANKING77 utterances average 16 tokens), --finish-by caps full fine-tuning steps from a "
+                       "step time measured at the start of the part",
     })
     seconds = results.setdefault("part_seconds", {})
-    runners = {"encode": lambda: bench_encode(args, device), "retrieval": lambda: bench_retrieval(args),
-               "8shot": lambda: bench_intent_8shot(args, device), "full": lambda: bench_intent_full(args, device)}
+    runners = {"encode": lambda: bench_encode(args, device), "retrieval": lambda: bench_retrieval(args, device),
+               "8shot": lambda: bench_intent_8shot(args, device, results),
+               "8shot_select": lambda: bench_intent_8shot_select(args, device), "full": lambda: bench_intent_full(args, device)}
     from domainfm.io import atomic_write_json
 
     for part in parts:
@@ -474,6 +711,8 @@ def main() -> None:
             results.setdefault("errors", {})[part] = f"{type(exc).__name__}: {exc}"
         seconds[part] = round(time.perf_counter() - started, 1)
         results.setdefault("commands_per_part", {})[part] = results["command"]
+        results.setdefault("dates_per_part", {})[part] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        results["targets"] = targets(results, args.recall_target)
         atomic_write_json(out_path, results)
         log(f"part {part} done in {seconds[part]} s -> {out_path}")
 
