@@ -8,13 +8,21 @@ Run (one heavy job at a time on the shared machine):
 Writes benchmarks/healthcare/results.json (the smoke run writes results.smoke.json). Protocol, pinned here:
 - texts are de-identified (presidio + spaCy sm + patterns) before splitting, training or evaluation;
 - Symptom2Disease: near-duplicate-aware 80/10/10 split (TF-IDF cosine >= 0.7 clusters on one side), seed 42;
-- Medical Abstracts: stratified 70/10/20 split of the 2,888 published test abstracts, seed 42; training rows
-  capped (stratified subsample) and max_length capped to fit the CPU budget (see "settings");
+- Medical Abstracts: stratified 50/10/10/30 train/validation/calibration/test split of the 2,888 published
+  test abstracts, seed 42 (1,444 / 289 / 289 / 866); max_length 128 to fit the CPU budget (see "settings").
+  Why not 70/10/20: at 579 test items the 15-bin ECE of a *perfectly calibrated* model of this accuracy is
+  about 0.04 (sampling noise alone), so ECE <= 0.05 could not be measured; the 866-item test split brings
+  that floor to about 0.034 (simulated from validation confidences before this protocol was run). The
+  calibration split is used for nothing but the temperature and the abstention threshold (validation also
+  picks the best checkpoint, which makes it optimistic);
 - baseline: TF-IDF (word 1-2 grams, sublinear tf) + logistic regression, C chosen on validation macro-F1,
   trained on exactly the same training rows;
-- the model: all-MiniLM-L6-v2 fully fine-tuned through the core engine, temperature-scaled on validation;
-  the abstention threshold is chosen on validation for precision 0.9; every figure is on the test split.
-- ``ece`` is the worse (max) of the two data sets, ``precision_at_80_coverage`` the worse (min).
+- the model: all-MiniLM-L6-v2 fully fine-tuned through the core engine; temperature scaling (NLL) and the
+  abstention threshold for precision 0.9 fitted on calibration (Medical Abstracts) or validation
+  (Symptom2Disease); every figure is on the test split.
+- ``ece`` is the worse (max) of the two data sets' test ECE (15 equal-width bins, top-1 confidence);
+  ``precision_at_80_coverage`` the worse (min). Per data set: ECE with 10 bins, a bootstrap 95 % interval,
+  and the ECE a perfectly calibrated model would show at that test size ("ece_noise_floor").
 """
 
 from __future__ import annotations
@@ -62,6 +70,40 @@ def versions() -> dict[str, str]:
     return out
 
 
+def ece_from_confidence(conf: np.ndarray, correct: np.ndarray, n_bins: int = 15) -> float:
+    """Top-1 ECE from confidences and correctness (the core's binning: equal width, first bin closed)."""
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    total = 0.0
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        mask = (conf > lo) & (conf <= hi) if lo > 0 else (conf >= lo) & (conf <= hi)
+        if mask.any():
+            total += mask.mean() * abs(correct[mask].mean() - conf[mask].mean())
+    return float(total)
+
+
+def ece_diagnostics(conf: Any, correct: Any, seed: int = 0, draws: int = 1000) -> dict[str, Any]:
+    """How precisely the test split measures ECE.
+
+    ``ece_bootstrap_ci95``: 2.5/97.5 percentiles over bootstrap resamples of the test items;
+    ``ece_noise_floor``: mean and 90th percentile of the ECE a perfectly calibrated model with these same
+    confidences would show at this test size (correctness drawn as Bernoulli(confidence)).
+    """
+    conf = np.asarray(conf, dtype=float)
+    correct = np.asarray(correct, dtype=float)
+    rng = np.random.default_rng(seed)
+    n = len(conf)
+    boot, floor = [], []
+    for _ in range(draws):
+        idx = rng.integers(0, n, n)
+        boot.append(ece_from_confidence(conf[idx], correct[idx]))
+        floor.append(ece_from_confidence(conf, (rng.random(n) < conf).astype(float)))
+    return {
+        "ece_10_bins": ece_from_confidence(conf, correct, 10),
+        "ece_bootstrap_ci95": [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))],
+        "ece_noise_floor": {"mean": float(np.mean(floor)), "p90": float(np.percentile(floor, 90)), "n": n},
+    }
+
+
 def baseline(bundle: Any) -> dict[str, float]:
     """TF-IDF + logistic regression, C picked on validation macro-F1; test metrics incl. ECE."""
     from sklearn.feature_extraction.text import TfidfVectorizer
@@ -92,8 +134,10 @@ def baseline(bundle: Any) -> dict[str, float]:
         "accuracy": float(accuracy_score(y["test"], pred)),
         "macro_f1": float(f1_score(y["test"], pred, average="macro")),
         "ece": float(expected_calibration_error(probs, y["test"])),
+        "ece_10_bins": ece_from_confidence(probs.max(1), correct, 10),
         "precision_at_80_coverage": float(precision_at_coverage(probs.max(1), correct, 0.8)),
         "C": best[1],
+        "calibration": "none (logistic-regression probabilities as they come)",
     }
 
 
@@ -124,12 +168,24 @@ def run_model(name: str, bundle: Any, overrides: list[str], device: str, deid: A
     y = [bundle.label_names.index(v) for v in test["label"]]
     ece_uncalibrated = expected_calibration_error(softmax(inner.predict_logits(list(test["text"]))), y)
     m = evaluation.metrics
+    conf, correct = evaluation.outcomes.arrays()
+    diagnostics = ece_diagnostics(conf, correct)
+    if abs(ece_from_confidence(conf, correct) - m["ece"]) > 1e-9:  # same binning as the core's ECE
+        raise RuntimeError("ECE from outcomes disagrees with the evaluation's ECE")
+    meta = artifact.metadata
+    fitted_on = meta.get("temperature_fitted_on", "validation")
     return {
         "accuracy": m["accuracy"],
         "macro_f1": m["macro_f1"],
         "top3_accuracy": m["top3_accuracy"],
         "ece": m["ece"],
+        **diagnostics,
         "ece_uncalibrated": float(ece_uncalibrated),
+        "temperature_fitted_on": fitted_on,
+        "calibration_split_ece_before": meta.get(f"{fitted_on}_ece_before"),
+        "calibration_split_ece_after": meta.get(f"{fitted_on}_ece"),
+        "temperature_validation": meta.get("temperature_validation"),
+        "best_validation_macro_f1": meta.get("best_validation_macro_f1"),
         "precision_at_80_coverage": m["precision_at_80_coverage"],
         "coverage_at_threshold": m.get("coverage"),
         "selective_accuracy_at_threshold": m.get("selective_accuracy"),
@@ -143,6 +199,26 @@ def run_model(name: str, bundle: Any, overrides: list[str], device: str, deid: A
     }
 
 
+def targets(s2d: dict[str, Any] | None, med: dict[str, Any] | None, ece: float | None) -> dict[str, Any]:
+    """The issue's targets with the measured figures and whether each is met (None: not measured)."""
+
+    def row(target: str, measured: float | None, ok: bool | None) -> dict[str, Any]:
+        return {"target": target, "measured": measured, "met": ok}
+
+    gap = med["model"]["macro_f1"] - med["baseline"]["macro_f1"] if med else None
+    return {
+        "ece": row("<= 0.05 on both data sets (after calibration)", ece, None if ece is None else ece <= 0.05),
+        "medabs_macro_f1_over_baseline": row(
+            ">= 0.05 (5 points) above TF-IDF + LR", gap, None if gap is None else gap >= 0.05
+        ),
+        "s2d_accuracy": row(
+            ">= 0.95 (near-duplicate-aware split)",
+            s2d["model"]["accuracy"] if s2d else None,
+            None if s2d is None else s2d["model"]["accuracy"] >= 0.95,
+        ),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="small subsets, 1 epoch: checks the pipeline only")
@@ -151,7 +227,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-ner", action="store_true", help="patterns-only de-identification (pipeline checks)")
     parser.add_argument("--s2d-epochs", type=float, default=6.0)
     parser.add_argument("--s2d-lr", type=float, default=1e-4)
-    parser.add_argument("--medabs-epochs", type=float, default=4.0)
+    parser.add_argument("--medabs-epochs", type=float, default=3.0)
+    parser.add_argument(
+        "--medabs-split", default="50/10/10/30",
+        help="train/validation/calibration/test percentages (calibration may be 0: then validation calibrates)",
+    )
     parser.add_argument("--medabs-max-train", type=int, default=None, help="cap training rows (default: all 2,020)")
     parser.add_argument("--medabs-max-length", type=int, default=128)
     parser.add_argument("--skip", choices=["s2d", "medabs"], action="append", default=[])
@@ -198,18 +278,20 @@ def main(argv: list[str] | None = None) -> int:
             "s2d_accuracy": s2d_r["model"]["accuracy"] if s2d_r else None,
             "s2d_baseline_accuracy": s2d_r["baseline"]["accuracy"] if s2d_r else None,
             "ece": max(eces) if eces else None,
+            "s2d_ece": s2d_r["model"]["ece"] if s2d_r else None,
+            "medabs_ece": med_r["model"]["ece"] if med_r else None,
             "precision_at_80_coverage": min(p80) if p80 else None,
             "deid_recall": deid_report["deid_recall"],
             "deid_precision": deid_report["deid_precision"],
             "definitions": {
-                "ece": "max over the two data sets of the test ECE (15 bins) after temperature scaling on validation",
+                "ece": "max over the two data sets of the test ECE (15 equal-width bins, top-1 confidence) after "
+                "temperature scaling fitted by NLL on calibration (Medical Abstracts) / validation (Symptom2Disease); "
+                "per data set as s2d_ece and medabs_ece",
                 "precision_at_80_coverage": "min over the two data sets: accuracy of the 80% most confident test items",
                 "deid_recall": "planted identifiers fully covered by detected spans, project probe set "
                 f"({deid_report['texts']} texts, {deid_report['planted']} identifiers)",
             },
-            "targets": {
-                "ece_max": 0.05, "medabs_macro_f1_over_baseline_min": 0.05, "s2d_accuracy_min": 0.95,
-            },
+            "targets": targets(s2d_r, med_r, max(eces) if eces else None),
             "deid": {**deid_report, "seconds_per_text": deid_seconds / max(deid_report["texts"], 1)},
             "results": results,
             "total_seconds": round(time.perf_counter() - started_all, 1),
@@ -240,7 +322,9 @@ def main(argv: list[str] | None = None) -> int:
     if "medabs" not in args.skip:
         t0 = time.perf_counter()
         max_train = 150 if args.smoke else args.medabs_max_train
-        medabs = load_medical_abstracts(deid, max_train=max_train)
+        shares = [float(v) / 100 for v in args.medabs_split.split("/")]
+        fractions = dict(zip(("train", "validation", "calibration", "test"), shares, strict=True))
+        medabs = load_medical_abstracts(deid, max_train=max_train, fractions=fractions)
         load_s = time.perf_counter() - t0
         if args.smoke:
             medabs.tables["test"] = medabs.tables["test"].select(range(100))

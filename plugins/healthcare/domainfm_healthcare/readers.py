@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,8 @@ SOURCE_ALIASES = {
     "medabs": "medical_abstracts",
 }
 SPLIT_NAMES = ("train", "validation", "test")
+ALL_SPLIT_NAMES = ("train", "validation", "calibration", "test")
+DEFAULT_MEDABS_FRACTIONS: dict[str, float] = {"train": 0.7, "validation": 0.1, "test": 0.2}
 
 _EN_COMMON = frozenset(
     "the and of to in a i my is have has with for on it was been that this are be at or as by from not but me "
@@ -294,12 +296,17 @@ def load_medical_abstracts(
     max_train: int | None = None,
     path: str | Path | None = None,
     labels_path: str | Path | None = None,
+    fractions: Mapping[str, float] | None = None,
 ) -> DataBundle:
-    """Medical Abstracts (5 classes; only the published test split exists here) split 70/10/20, stratified.
+    """Medical Abstracts (5 classes; only the published test split exists here), split stratified by label.
 
-    ``max_train`` caps the training rows (a stratified, seeded subsample) to fit a CPU time budget.
+    ``fractions`` maps split names (``train``, ``validation``, optional ``calibration``, ``test``) to shares
+    summing to 1; the default is 70/10/20 train/validation/test. A ``calibration`` split, when present, is
+    where :func:`~domainfm_healthcare.training.train_classifier` fits the temperature and the abstention
+    threshold (held out from training *and* from checkpoint selection). ``max_train`` caps the training rows
+    (a stratified, seeded subsample) to fit a CPU time budget.
     """
-    from domainfm.data import read_table
+    from domainfm.data import read_table, stratified_split_indices
 
     names = medical_abstracts_label_names(labels_path)
     file = Path(path) if path else _shared_file(MEDABS_FILE)
@@ -312,17 +319,36 @@ def load_medical_abstracts(
         if key not in names:
             raise DataError(f"{where}: field 'condition_label': {redact_for_message(key)!r} is not one of {sorted(names)}")
         rows.append(cleaner.clean({"text": row["medical_abstract"], "label": names[key]}, where, f"medabs-{i}"))
-    parts = _stratified(rows, (0.7, 0.1, 0.2), seed)
+    shares = _check_fractions(fractions or DEFAULT_MEDABS_FRACTIONS)
+    idx = stratified_split_indices([r["label"] for r in rows], tuple(shares.values()), seed)
+    parts = {name: [rows[i] for i in ix] for name, ix in zip(shares, idx, strict=True)}
     full_train = len(parts["train"])
     parts["train"] = _subsample(parts["train"], max_train, seed)
+    described = "/".join(f"{round(100 * v):d}" for v in shares.values())
     meta = {
         "dataset": "medical_abstracts",
-        "split": f"stratified 70/10/20 of the published test split (2,888 abstracts), seed {seed}",
+        "split": (
+            f"stratified {described} {'/'.join(shares)} of the published test split "
+            f"({len(rows):,} abstracts), seed {seed}"
+        ),
         "train_rows_available": full_train,
         "train_rows_used": len(parts["train"]),
         **cleaner.meta(),
     }
     return _bundle(parts, "medical_abstracts", list(names.values()), [], meta)
+
+
+def _check_fractions(fractions: Mapping[str, float]) -> dict[str, float]:
+    """Validated split shares, in the canonical order train, validation, calibration, test."""
+    unknown = sorted(set(fractions) - set(ALL_SPLIT_NAMES))
+    if unknown:
+        raise DataError(f"unknown split name(s) {unknown}; known: {list(ALL_SPLIT_NAMES)}")
+    missing = [n for n in SPLIT_NAMES if not fractions.get(n)]
+    if missing:
+        raise DataError(f"split fractions need a positive share for {missing}")
+    if any(float(v) < 0 for v in fractions.values()) or abs(sum(float(v) for v in fractions.values()) - 1.0) > 1e-6:
+        raise DataError(f"split fractions must be >= 0 and sum to 1, got {dict(fractions)}")
+    return {n: float(fractions[n]) for n in ALL_SPLIT_NAMES if fractions.get(n)}
 
 
 def load_user_data(
@@ -335,7 +361,8 @@ def load_user_data(
     group_columns: Sequence[str] = (),
     label_names: Sequence[str] | None = None,
 ) -> DataBundle:
-    """A ``text,label`` file (split 80/10/10 stratified) or a directory with train/validation/test files."""
+    """A ``text,label`` file (split 80/10/10 stratified) or a directory with train/validation/test files
+    (and optionally a ``calibration`` file: temperature and abstention threshold are then fitted on it)."""
     path = Path(source)
     deid = deid or default_deidentifier()
     cleaner = RowCleaner(
@@ -343,7 +370,7 @@ def load_user_data(
     )
     if path.is_dir():
         parts: dict[str, list[dict[str, Any]]] = {}
-        for name in SPLIT_NAMES:
+        for name in ALL_SPLIT_NAMES:
             found = [p for p in sorted(path.iterdir()) if p.stem.split(".")[0] == name]
             if found:
                 parts[name] = read_labelled_file(found[0], cleaner, id_prefix=name)

@@ -2,9 +2,9 @@
 
 Imported only inside hook functions (it imports torch through the engine).
 
-The abstention threshold is chosen on the *validation* split for a target precision
-(``options.target_precision``, default 0.9) and stored in the artifact, so evaluation on test never sees
-a threshold tuned on test.
+The temperature (by NLL) and the abstention threshold for a target precision (``options.target_precision``,
+default 0.9) are fitted on the bundle's ``calibration`` split when it has one, else on ``validation``, and
+stored in the artifact, so evaluation on test never sees a temperature or threshold tuned on test.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def train_classifier(ctx: RunContext, data: DataBundle) -> Artifact:
     if not data.label_names:
         raise DataError(f"{data.source}: the data bundle has no label_names")
     if "validation" not in data.tables or len(data.split("validation")) == 0:
-        raise DataError(f"{data.source}: a non-empty validation split is needed for calibration and abstention")
+        raise DataError(f"{data.source}: a non-empty validation split is needed for early stopping and calibration")
     adjusted: dict[str, Any] = {}
     if ctx.option("dp", False):
         artifact = train_dp_head(ctx, data)
@@ -41,14 +41,19 @@ def train_classifier(ctx: RunContext, data: DataBundle) -> Artifact:
         adjusted = small_data_defaults(ctx, len(data.split("train")))
         artifact = fine_tune_text_classifier(ctx, data, label_names=data.label_names)
     target = float(ctx.option("target_precision", DEFAULT_TARGET_PRECISION))
+    split = calibration_split(data)
+    if split != "validation":
+        recalibrate(artifact, data, split, ctx.device)
     predictor = TextClassifierPredictor.load(artifact, ctx.device)
-    threshold = choose_abstain_threshold(predictor, data.split("validation"), target_precision=target)
+    threshold = choose_abstain_threshold(predictor, data.split(split), target_precision=target)
     artifact.metadata.update(
         {
             "abstain_threshold": threshold if math.isfinite(threshold) else NEVER_ANSWER,
             "target_precision": target,
-            "target_precision_reachable_on_validation": math.isfinite(threshold),
-            "threshold_chosen_on": "validation",
+            "target_precision_reachable": math.isfinite(threshold),
+            "target_precision_reachable_on_validation": math.isfinite(threshold),  # older key, same value
+            "threshold_chosen_on": split,
+            "temperature_fitted_on": split,
             "data_source": data.source,
             "data_split": data.meta.get("split"),
             "data_sizes": data.sizes(),
@@ -59,6 +64,43 @@ def train_classifier(ctx: RunContext, data: DataBundle) -> Artifact:
     )
     artifact.save_metadata()
     return artifact
+
+
+def calibration_split(data: DataBundle) -> str:
+    """``calibration`` when the bundle has a non-empty one, else ``validation``.
+
+    The validation split also picks the best checkpoint (early stopping), so a temperature fitted on it
+    inherits that selection's optimism; a separate calibration split is seen by nothing else.
+    """
+    table = data.tables.get("calibration")
+    return "calibration" if table is not None and len(table) > 0 else "validation"
+
+
+def recalibrate(artifact: Artifact, data: DataBundle, split: str, device: str) -> None:
+    """Refit the temperature (validation NLL -> ``split`` NLL) and record ECE before/after on ``split``.
+
+    The temperature the engine fitted on validation is kept as ``temperature_validation`` for reference.
+    """
+    from domainfm.data import encode_labels
+    from domainfm.engine.calibration import expected_calibration_error, fit_temperature, softmax
+    from domainfm.engine.text_classifier import TextClassifierPredictor
+
+    table = data.split(split)
+    y = np.asarray(encode_labels(table["label"], list(artifact.label_names or []), f"{data.source}[{split}]"))
+    logits = TextClassifierPredictor.load(artifact, device).predict_logits(list(table["text"]))
+    temperature = fit_temperature(logits, y)
+    probs = softmax(logits, temperature)
+    artifact.metadata.update(
+        {
+            "temperature_validation": artifact.metadata.get("temperature"),
+            "temperature": temperature,
+            f"{split}_ece_before": expected_calibration_error(softmax(logits), y),
+            f"{split}_ece": expected_calibration_error(probs, y),
+            f"{split}_accuracy": float(np.mean(probs.argmax(1) == y)),
+            f"{split}_items": int(len(y)),
+        }
+    )
+    artifact.save_metadata()
 
 
 SMALL_DATA_ROWS = 1000

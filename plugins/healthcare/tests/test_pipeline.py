@@ -161,6 +161,28 @@ def test_identifiers_never_reach_disk(pm: PluginManager, tiny_model_dir: Path, t
     assert report.evaluation.extra["identifiers_in_artifacts"] == 0
 
 
+def test_calibration_split_fits_temperature_and_threshold(pm: PluginManager, tiny_model_dir: Path, tmp_path: Path) -> None:
+    labels = ["flu", "sprain", "reflux"]
+    phrases = {"flu": "fever and aching muscles", "sprain": "swollen ankle after a fall", "reflux": "heartburn at night"}
+    folder = tmp_path / "splits"
+    folder.mkdir()
+    for name, n in (("train", 24), ("validation", 9), ("calibration", 12), ("test", 9)):
+        with (folder / f"{name}.csv").open("w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, fieldnames=["text", "label"])
+            writer.writeheader()
+            for i in range(n):
+                label = labels[i % 3]
+                writer.writerow({"text": f"{phrases[label]} for {i + 1} days", "label": label})
+    report = check_plugin_contract(
+        pm, "healthcare", source=str(folder), output_dir=tmp_path / "runs",
+        overrides=[f"model.base={tiny_model_dir}", "model.mode=head", "options.explain=false", *BASE_OVERRIDES],
+    )
+    meta = report.artifact.metadata
+    assert meta["temperature_fitted_on"] == "calibration" and meta["threshold_chosen_on"] == "calibration"
+    assert meta["calibration_items"] == 12 and meta["temperature_validation"] is not None
+    assert report.evaluation.extra["temperature"] == pytest.approx(meta["temperature"])
+
+
 def test_dp_training_reports_epsilon(pm: PluginManager, tiny_model_dir: Path, tmp_path: Path) -> None:
     pytest.importorskip("opacus")
     report = check_plugin_contract(

@@ -201,3 +201,27 @@ def test_medical_abstracts_labels_and_subsample(shared_data_dir: Path) -> None:
     assert bundle.sizes()["train"] == pytest.approx(500, abs=5)
     assert bundle.meta["train_rows_available"] > 2000
     assert set(bundle.split("test")["label"]) == set(bundle.label_names)
+
+
+def test_split_directory_may_hold_a_calibration_split(tmp_path: Path) -> None:
+    rows = _rows()
+    for name in ("train", "validation", "calibration", "test"):
+        _write_csv(tmp_path / f"{name}.csv", rows)
+    bundle = load_source(str(tmp_path), FAST)
+    assert set(bundle.tables) == {"train", "validation", "calibration", "test"}
+
+
+@pytest.mark.shared_data
+def test_medical_abstracts_with_a_calibration_split(shared_data_dir: Path) -> None:
+    shares = {"train": 0.5, "validation": 0.1, "calibration": 0.1, "test": 0.3}
+    bundle = load_medical_abstracts(FAST, fractions=shares)
+    sizes = bundle.sizes()
+    assert list(sizes) == ["train", "validation", "calibration", "test"]
+    assert sum(sizes.values()) == 2888 and sizes["test"] == pytest.approx(866, abs=5)
+    ids = [set(bundle.split(n)["id"]) for n in sizes]
+    assert all(a.isdisjoint(b) for i, a in enumerate(ids) for b in ids[i + 1 :])
+    assert "50/10/10/30 train/validation/calibration/test" in bundle.meta["split"]
+    with pytest.raises(DataError, match="sum to 1"):
+        load_medical_abstracts(FAST, fractions={"train": 0.5, "validation": 0.1, "test": 0.3})
+    with pytest.raises(DataError, match="unknown split"):
+        load_medical_abstracts(FAST, fractions={"train": 0.7, "validation": 0.1, "holdout": 0.2})
