@@ -67,6 +67,35 @@ def _subset(table: Any, n: int | None, seed: int) -> Any:
 # ------------------------------------------------------------------------------------------ grading
 
 
+def probe_train_rate(pairs: Any, base: str, max_length: int, batch_size: int, steps: int = 4, seed: int = 42) -> float:
+    """Training examples per second of full fine-tuning on this machine, now: a few optimiser steps on random
+    training batches (the first step, a warm-up, is not timed). Used to size the number of training steps."""
+    import numpy as np
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from domainfm.models import resolve_model
+
+    path = str(resolve_model(base).path)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=3, use_safetensors=True)
+    optim = torch.optim.AdamW(model.parameters(), lr=1e-5)
+    rng = np.random.default_rng(seed)
+    refs, answers = list(pairs["reference"]), list(pairs["student_answer"])
+    started = 0.0
+    for step in range(steps + 1):
+        if step == 1:
+            started = time.perf_counter()
+        idx = rng.choice(len(refs), batch_size, replace=False)
+        enc = tokenizer([refs[i] for i in idx], [answers[i] for i in idx], truncation=True, max_length=max_length,
+                        padding=True, return_tensors="pt")
+        loss = model(**enc, labels=torch.zeros(batch_size, dtype=torch.long)).loss
+        loss.backward()
+        optim.step()
+        optim.zero_grad()
+    return steps * batch_size / (time.perf_counter() - started)
+
+
 def run_grading(args: argparse.Namespace) -> dict[str, Any]:
     import numpy as np
     from sklearn.metrics import accuracy_score, f1_score
@@ -79,20 +108,33 @@ def run_grading(args: argparse.Namespace) -> dict[str, Any]:
     from domainfm_education.grader import GraderPredictor, evaluate_grader, train_grader
     from domainfm_education.grading_sources import load_semeval
 
+    from domainfm_education.grader import pair_table
+
     seed = args.seed
+    data = load_semeval(None, seed)
+    if args.smoke:
+        data.tables = {k: _subset(v, 200 if k == "train" else 40, seed) for k, v in data.tables.items()}
+    print("grading data:", data.sizes(), flush=True)
+    steps_per_epoch = -(-len(data.split("train")) // args.batch_size)
+    max_steps = int(steps_per_epoch * args.epochs)
+    rate = None
+    if args.grading_train_seconds and not args.smoke:
+        # size training to the time budget on this machine (the CPU is shared): a probe of the step rate
+        rate = probe_train_rate(pair_table(data.split("train")), "sentence-transformers/all-MiniLM-L6-v2",
+                                args.max_length, args.batch_size)
+        max_steps = max(20, min(max_steps, int(args.grading_train_seconds * rate / args.batch_size)))
+        print(f"probe: {rate:.1f} training examples/s -> {max_steps} steps of {args.batch_size}", flush=True)
+    eval_steps = max(1, -(-max_steps // 2)) if not args.smoke else args.eval_steps
     overrides = [
         f"train.epochs={args.epochs}", f"train.batch_size={args.batch_size}", f"model.max_length={args.max_length}",
         f"train.learning_rate={args.lr}", f"train.seed={seed}", f"output_dir={WORK / 'runs'}",
         f"device={args.device}", "train.early_stopping_patience=2", "train.save_total_limit=1",
-        f"options.question_in_input={str(args.question).lower()}",
+        f"options.question_in_input={str(args.question).lower()}", f"train.eval_steps={eval_steps}",
+        f"train.max_steps={max_steps}", f"options.int8_inference={str(args.int8).lower()}",
     ]
     cfg = build_config(overrides=overrides, run_name=f"bench-{'smoke' if args.smoke else 'full'}-{int(time.time())}")
     runner = Runner(get_plugin_manager(), cfg)
     ctx = runner.context("education")
-    data = load_semeval(None, seed)
-    if args.smoke:
-        data.tables = {k: _subset(v, 300 if k == "train" else 80, seed) for k, v in data.tables.items()}
-    print("grading data:", data.sizes(), flush=True)
     started = time.perf_counter()
     artifact = train_grader(ctx, data)
     train_seconds = time.perf_counter() - started
@@ -106,11 +148,17 @@ def run_grading(args: argparse.Namespace) -> dict[str, Any]:
         "grading_train_seconds": train_seconds,
         "grading_train_examples": len(data.split("train")),
         "grading_epochs_run": artifact.metadata.get("epochs_run"),
+        "grading_optimizer_steps": artifact.metadata.get("global_step"),
         "grading_settings": {"epochs": args.epochs, "batch_size": args.batch_size, "max_length": args.max_length,
                              "learning_rate": args.lr, "mode": "full", "base_model": cfg.model.base or artifact.base_model,
                              "input": "[CLS] closest reference" + (" [SEP] question" if args.question else "")
                              + " [SEP] student answer [SEP]; prediction: best match over all references",
-                             "early_stopping": "per epoch on validation macro-F1, patience 2, best epoch kept",
+                             "max_steps": max_steps, "steps_per_epoch": steps_per_epoch,
+                             "train_seconds_budget": args.grading_train_seconds,
+                             "probed_train_examples_per_second": rate,
+                             "int8_inference": bool(args.int8),
+                             "eval_steps": eval_steps,
+                             "early_stopping": "validation macro-F1 every eval_steps, patience 2, best checkpoint kept",
                              "train": "SciEntsBank + Beetle train (90%), validation 10% of train (stratified, seeded)"},
         "grading_best_validation_macro_f1": artifact.metadata.get("best_validation_macro_f1"),
         "grading_temperature": artifact.metadata.get("temperature"),
@@ -269,26 +317,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true", help="small subsets, one epoch: a quick check")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--epochs", type=float, default=2.0)
+    parser.add_argument("--epochs", type=float, default=1.0)
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--max-length", type=int, default=128)
-    parser.add_argument("--lr", type=float, default=5e-5)
-    parser.add_argument("--question", action=argparse.BooleanOptionalAction, default=True,
-                        help="put the question after the reference in the cross-encoder's first segment")
+    parser.add_argument("--max-length", type=int, default=96)
+    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--question", action=argparse.BooleanOptionalAction, default=False,
+                        help="put the question after the reference in the cross-encoder's first segment "
+                        "(doubles the input length and the CPU time)")
+    parser.add_argument("--eval-steps", type=int, default=6, help="smoke runs only: validation every N steps "
+                        "(full runs evaluate at half and at the end of training and keep the better checkpoint)")
+    parser.add_argument("--grading-train-seconds", type=float, default=540.0,
+                        help="training time budget: the number of steps is sized to it from a probe of the step "
+                        "rate (at most --epochs epochs); 0 = train --epochs epochs whatever it takes")
+    parser.add_argument("--int8", action=argparse.BooleanOptionalAction, default=True,
+                        help="grade with int8 dynamically quantized linear layers on CPU")
     parser.add_argument("--kt-max-len", type=int, default=200)
     parser.add_argument("--kt-lr", type=float, default=3e-3)
     parser.add_argument("--dkt-epochs", type=int, default=5)
-    parser.add_argument("--akt-epochs", type=int, default=5)
+    parser.add_argument("--akt-epochs", type=int, default=6)
     parser.add_argument("--dkt-hidden", type=int, default=200)
     parser.add_argument("--kt-max-seconds", type=float, default=None, help="stop a KT model's training after this")
-    parser.add_argument("--grading-minutes", type=float, default=35.0,
+    parser.add_argument("--grading-minutes", type=float, default=20.0,
                         help="minutes the grading part needs; skipped when less is left before --deadline")
     parser.add_argument("--deadline", default=None,
                         help="UTC time (ISO, e.g. 2026-11-29T07:03) by which the run must end: parts that cannot "
-                        "finish are skipped (grading needs ~35 min), KT training is capped by the time left")
+                        "finish are skipped (grading needs ~20 min), KT training is capped by the time left")
     args = parser.parse_args(argv)
     if args.smoke:
-        args.epochs, args.dkt_epochs, args.akt_epochs = 1.0, 1, 1
+        args.epochs, args.dkt_epochs, args.akt_epochs, args.eval_steps = 1.0, 1, 1, 6
     os.environ.setdefault("DOMAINFM_NO_PROGRESS", "1")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     WORK.mkdir(parents=True, exist_ok=True)

@@ -4,11 +4,16 @@ Training pairs each answer with its closest reference (term overlap, :mod:`domai
 and fine-tunes the base model through the core engine
 (:func:`domainfm.engine.text_classifier.fine_tune_text_classifier` with ``text_pair_column``). At
 prediction time every reference is scored and the best match (highest expected grade) decides the label,
-the continuous score and the feedback. With ``options.question_in_input`` (default true) the first segment is
-``reference [SEP] question`` (the tokenizer's separator), so the model sees what was asked; truncation then cuts
-the question before the reference. Records without a question are graded on the reference alone. The
+the continuous score and the feedback. With ``options.question_in_input=true`` (default false: it doubles the
+input length and the CPU time) the first segment is ``reference [SEP] question`` (the tokenizer's separator), so
+the model sees what was asked; truncation then cuts the question before the reference. Records without a
+question are then graded on the reference alone. The
 human-review threshold is chosen on validation data for a target precision (``options.target_precision``,
 default 0.9) and stored in the artifact.
+
+With ``options.int8_inference=true`` (default false) the fine-tuned model's linear layers are dynamically
+quantized to int8 for grading on a CPU (about twice as fast; the flag is stored in the artifact and ignored on
+GPU); the engine's temperature is still fitted on the float model.
 
 Defined behaviour for bad requests: no reference answers → routed to human review (``abstained``, no
 label); a blank answer → graded the lowest class by rule, with the rule named in ``extra``.
@@ -53,10 +58,24 @@ def pair_table(table: Any, separator: str | None = None) -> Any:
     return Dataset.from_dict({REFERENCE_COLUMN: refs, ANSWER_COLUMN: answers, "label": labels})
 
 
+def _flag(value: Any) -> bool:
+    return str(value).lower() not in ("0", "false", "no", "off", "none", "")
+
+
+def quantize_int8(model: Any) -> Any:
+    """Dynamic int8 quantization of the linear layers (CPU inference)."""
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # torch 2.13 flags quantized tensors as deprecated
+        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+
+
 def segment_separator(ctx: RunContext) -> str | None:
-    """The base tokenizer's separator token when ``options.question_in_input`` is on (default), else None."""
-    flag = ctx.option("question_in_input", True)
-    if str(flag).lower() in ("0", "false", "no", "off"):
+    """The base tokenizer's separator token when ``options.question_in_input`` is on, else None (default)."""
+    if not _flag(ctx.option("question_in_input", False)):
         return None
     from transformers import AutoTokenizer
 
@@ -111,6 +130,7 @@ def train_grader(ctx: RunContext, data: DataBundle) -> Artifact:
     target = float(ctx.option("target_precision", 0.9))
     artifact.metadata["target_precision"] = target
     artifact.metadata["question_separator"] = separator
+    artifact.metadata["int8_inference"] = _flag(ctx.option("int8_inference", False))
     artifact.metadata["grading_mode"] = "scores" if all(n.isdigit() for n in label_names) else "labels"
     if "validation" in tables:
         from domainfm.engine.calibration import threshold_for_precision
@@ -149,7 +169,12 @@ class GraderPredictor:
     def load(cls, artifact: Artifact, device: str = "cpu") -> GraderPredictor:
         from domainfm.engine.text_classifier import TextClassifierPredictor
 
-        return cls(TextClassifierPredictor.load(artifact, device), artifact)
+        inner = TextClassifierPredictor.load(artifact, device)
+        model = getattr(inner, "_model", None)  # the engine has no quantization switch: applied here
+        if artifact.metadata.get("int8_inference") and str(device).startswith("cpu") and model is not None \
+                and hasattr(model, "named_modules"):
+            inner._model = quantize_int8(model)
+        return cls(inner, artifact)
 
     def grade(self, references: Sequence[Sequence[str]], answers: Sequence[str],
               questions: Sequence[str | None] | None = None) -> dict[str, np.ndarray]:
@@ -168,7 +193,12 @@ class GraderPredictor:
         best = np.zeros(n, dtype=int)
         value = np.full(n, -1.0)
         if flat_refs:
-            flat = self.inner.predict_proba(flat_refs, flat_answers)
+            # identical (reference, answer) pairs are scored once (repeated answers are common in class sets)
+            unique: dict[tuple[str, str], int] = {}
+            slot = [unique.setdefault(pair, len(unique)) for pair in zip(flat_refs, flat_answers, strict=True)]
+            pairs = list(unique)
+            scored = self.inner.predict_proba([r for r, _ in pairs], [a for _, a in pairs])
+            flat = scored[np.asarray(slot)]
             expected = flat @ self.values
             counter = np.zeros(n, dtype=int)
             for row, i in enumerate(owner):

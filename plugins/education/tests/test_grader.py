@@ -41,7 +41,7 @@ def test_contract_and_artifact(trained) -> None:  # type: ignore[no-untyped-def]
     assert trained.artifact.label_names == ["correct", "contradictory", "incorrect"]
     assert meta["text_pair_column"] == "student_answer" and meta["grading_mode"] == "labels"
     assert 0.0 <= meta["review_threshold"] <= 1.01  # chosen on validation
-    assert meta["question_separator"]  # the question is part of the input by default
+    assert meta["question_separator"] is None  # reference + answer only by default
     ev = trained.evaluation
     assert {"accuracy", "macro_f1", "weighted_f1", "ece"} <= set(ev.metrics)
     assert set(ev.outcomes.groups) == {"question", "corpus"}
@@ -129,3 +129,16 @@ def test_first_segment_adds_the_question_after_the_reference() -> None:
     assert first_segment("ref", "What is it?", "[SEP]") == "ref [SEP] What is it?"
     assert first_segment("ref", "  ", "[SEP]") == "ref"  # no question: the reference alone
     assert first_segment("ref", "What?", None) == "ref"  # option off
+
+
+def test_int8_inference_grades_like_the_float_model(trained) -> None:  # type: ignore[no-untyped-def]
+    from domainfm.types import Artifact
+
+    artifact = Artifact.load(trained.artifact.path)
+    records = [{"reference_answers": ["Light makes food.", "Plants use light."], "student_answer": "light makes food"}]
+    ref = GraderPredictor.load(artifact, "cpu").predict(records)[0]
+    artifact.metadata["int8_inference"] = True
+    quant = GraderPredictor.load(artifact, "cpu")
+    assert "quantized" in type(quant.inner._model.classifier).__module__
+    got = quant.predict(records)[0]
+    assert got.label in quant.labels and abs(got.value - ref.value) < 0.2
