@@ -17,14 +17,13 @@ Writes ``benchmarks/serve/results.json`` (the smoke run writes ``results-smoke.j
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import platform
-import random
 import socket
 import subprocess
 import sys
+import threading
 import time
 from datetime import datetime, timezone
 from importlib import metadata
@@ -97,7 +96,9 @@ class Server:
         cmd = domainfm_cmd(
             *flags, "serve", "--port", str(self.port), "--artifact", f"{domain}={artifact}",
             "--runs-dir", str(WORK / "no-runs"), "--log-level", "warning",
-            "--torch-threads", str(args.torch_threads), "--max-batch", str(args.max_batch), "--max-wait-ms", str(args.max_wait_ms), "--max-queue", str(args.max_queue),
+            "--torch-threads", str(args.torch_threads), "--threads-min-records", str(args.threads_min_records),
+            "--forward-batch", str(args.forward_batch), "--precision", args.precision,
+            "--max-batch", str(args.max_batch), "--max-wait-ms", str(args.max_wait_ms), "--max-queue", str(args.max_queue),
         )
         if not batching:
             cmd.append("--no-batching")
@@ -146,61 +147,38 @@ class Server:
 # ------------------------------------------------------------------------------------------- load
 
 
-async def load(base: str, domain: str, texts: list[str], clients: int, seconds: float, max_requests: int) -> dict[str, Any]:
-    """Closed loop: ``clients`` tasks each send a request, wait for the answer, repeat; bounded in time and count."""
-    import httpx
-    import numpy as np
+def load(server: Server, domain: str, texts_file: Path, clients: int, seconds: float, max_requests: int) -> dict[str, Any]:
+    """Closed loop from ``loadgen.py`` in its own process (raw keep-alive HTTP/1.1, uvloop when installed),
+    with the server's CPU use over the point and the machine's load average (other processes) around it."""
+    import psutil
 
-    latencies: list[float] = []
-    statuses: dict[int, int] = {}
-    devices: set[str] = set()
-    sent = 0
-    stop_at = time.perf_counter() + seconds
-    rng = random.Random(0)
-    order = [rng.randrange(len(texts)) for _ in range(4096)]
-
-    async def client(c: httpx.AsyncClient) -> None:
-        nonlocal sent
-        while time.perf_counter() < stop_at and sent < max_requests:
-            i = sent
-            sent += 1
-            body = {"records": [{"id": str(i), "text": texts[order[i % len(order)]]}]}
-            started = time.perf_counter()
-            r = await c.post(f"/{domain}/predict", json=body)
-            latencies.append((time.perf_counter() - started) * 1000)
-            statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
-            if r.status_code == 200:
-                devices.add(r.json()["device"])
-
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as c:
-        began = time.perf_counter()
-        await asyncio.gather(*(client(c) for _ in range(clients)))
-        wall = time.perf_counter() - began
-    ok = statuses.get(200, 0)
-    lat = np.asarray(latencies)
-    return {
-        "clients": clients,
-        "requests": len(latencies),
-        "seconds": round(wall, 2),
-        "requests_per_s": round(ok / wall, 2),
-        "p50_ms": round(float(np.percentile(lat, 50)), 2),
-        "p99_ms": round(float(np.percentile(lat, 99)), 2),
-        "error_rate": round(1 - ok / len(latencies), 4) if latencies else None,
-        "statuses": {str(k): v for k, v in sorted(statuses.items())},
-        "devices": sorted(devices),
-    }
+    proc = psutil.Process(server.proc.pid)
+    load_before = os.getloadavg()[0]
+    cpu0, wall0 = proc.cpu_times(), time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, str(HERE / "loadgen.py"), "--port", str(server.port), "--domain", domain,
+         "--texts", str(texts_file), "--clients", str(clients), "--seconds", str(seconds),
+         "--max-requests", str(max_requests)],
+        capture_output=True, text=True,
+    )
+    cpu1, wall1 = proc.cpu_times(), time.perf_counter()
+    if done.returncode != 0:
+        raise SystemExit(f"load generator failed:\n{done.stderr[-3000:]}")
+    point: dict[str, Any] = json.loads(done.stdout)
+    point["server_cpu_cores"] = round((cpu1.user + cpu1.system - cpu0.user - cpu0.system) / (wall1 - wall0), 2)
+    point["loadavg_1min_before_after"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
+    return point
 
 
-def measure_mode(domain: str, artifact: Path, texts: list[str], batching: bool, args: argparse.Namespace) -> dict[str, Any]:
+def measure_mode(domain: str, artifact: Path, texts: Path, batching: bool, args: argparse.Namespace) -> dict[str, Any]:
     server = Server(domain, artifact, batching, args)
     try:
-        server.wait_ready(domain)
-        asyncio.run(load(server.base, domain, texts, 8, args.warmup, 10_000))  # warm caches and allocator
+        health = server.wait_ready(domain)
+        load(server, domain, texts, 8, args.warmup, 10_000)  # warm caches and allocator
         points = []
         for clients in args.clients:
             before = server.batching_stats(domain)
-            point = asyncio.run(load(server.base, domain, texts, clients, args.seconds, args.max_requests))
+            point = load(server, domain, texts, clients, args.seconds, args.max_requests)
             after = server.batching_stats(domain)
             batches = after["batches"] - before["batches"]
             point["mean_batch_records"] = round((after["records"] - before["records"]) / batches, 2) if batches else None
@@ -209,38 +187,32 @@ def measure_mode(domain: str, artifact: Path, texts: list[str], batching: bool, 
                   f"p50 {point['p50_ms']:7.1f} ms p99 {point['p99_ms']:7.1f} ms batch {point['mean_batch_records']} "
                   f"errors {point['error_rate']}", flush=True)
             points.append(point)
-        return {"micro_batching": batching, "points": points}
+        return {"micro_batching": batching, "precision": args.precision, "server_runtime": health.get("runtime"),
+                "points": points}
     finally:
         server.stop()
 
 
-def soak(domain: str, artifact: Path, texts: list[str], args: argparse.Namespace) -> dict[str, Any]:
+def soak(domain: str, artifact: Path, texts: Path, args: argparse.Namespace) -> dict[str, Any]:
     """64 clients with micro-batching for ``--soak-seconds``; server RSS sampled every few seconds."""
     server = Server(domain, artifact, True, args)
     samples: list[tuple[float, float]] = []
     try:
         server.wait_ready(domain)
-        asyncio.run(load(server.base, domain, texts, 64, args.warmup, 10_000))
+        load(server, domain, texts, 64, args.warmup, 10_000)
+        result: dict[str, Any] = {}
+        worker = threading.Thread(
+            target=lambda: result.update(load(server, domain, texts, 64, args.soak_seconds, 10**9)), daemon=True
+        )
         began = time.perf_counter()
-
-        async def sampler(stop: asyncio.Event) -> None:
-            while not stop.is_set():
-                samples.append((time.perf_counter() - began, server.rss_mb()))
-                try:
-                    await asyncio.wait_for(stop.wait(), timeout=args.soak_sample_s)
-                except asyncio.TimeoutError:
-                    pass
-
-        async def run() -> dict[str, Any]:
-            stop = asyncio.Event()
-            task = asyncio.create_task(sampler(stop))
-            result = await load(server.base, domain, texts, 64, args.soak_seconds, 10**9)
-            stop.set()
-            await task
-            return result
-
-        result = asyncio.run(run())
+        worker.start()
+        while worker.is_alive():
+            samples.append((time.perf_counter() - began, server.rss_mb()))
+            worker.join(timeout=args.soak_sample_s)
         samples.append((time.perf_counter() - began, server.rss_mb()))
+        if not result:
+            raise SystemExit("soak load generator failed")
+        result["batching"] = server.batching_stats(domain)
     finally:
         server.stop()
     import numpy as np
@@ -254,8 +226,13 @@ def soak(domain: str, artifact: Path, texts: list[str], args: argparse.Namespace
         "seconds": result["seconds"],
         "requests": result["requests"],
         "requests_per_s": result["requests_per_s"],
+        "p50_ms": result["p50_ms"],
         "p99_ms": result["p99_ms"],
         "error_rate": result["error_rate"],
+        "statuses": result["statuses"],
+        "server_cpu_cores": result["server_cpu_cores"],
+        "loadavg_1min_before_after": result["loadavg_1min_before_after"],
+        "mean_batch_records": (result["batching"] or {}).get("mean_batch_records"),
         "rss_mb_first": round(float(rss[0]), 1),
         "rss_mb_last": round(float(rss[-1]), 1),
         "rss_mb_max": round(float(rss.max()), 1),
@@ -273,7 +250,7 @@ def soak(domain: str, artifact: Path, texts: list[str], args: argparse.Namespace
 def versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
     for dist in ("domainfm", "domainfm-finance-sentiment", "torch", "transformers", "sentence-transformers",
-                 "fastapi", "starlette", "uvicorn", "httpx", "pydantic"):
+                 "fastapi", "starlette", "uvicorn", "uvloop", "httptools", "httpx", "pydantic"):
         try:
             out[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
@@ -308,7 +285,12 @@ def main() -> None:
     parser.add_argument("--max-batch", type=int, default=64)
     parser.add_argument("--max-wait-ms", type=float, default=5.0)
     parser.add_argument("--max-queue", type=int, default=256)
-    parser.add_argument("--torch-threads", type=int, default=1, help="server's torch threads (1 leaves a core for HTTP)")
+    parser.add_argument("--torch-threads", type=int, default=2, help="server's torch threads for large forward passes")
+    parser.add_argument("--threads-min-records", type=int, default=16, help="smaller forward passes use 1 thread")
+    parser.add_argument("--forward-batch", type=int, default=32, help="records per forward pass (sorted by length)")
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
+    parser.add_argument("--rss-flat-growth", type=float, default=0.05, help="'flat': RSS grows at most this fraction")
+    parser.add_argument("--rss-flat-slope", type=float, default=1.0, help="'flat': RSS slope at most this MB/min")
     parser.add_argument("--finish-by", help="UTC ISO time (e.g. 2026-11-29T07:00+00:00) the soak is shortened to end by")
     parser.add_argument("--output", help="results file (default results.json / results-smoke.json)")
     args = parser.parse_args()
@@ -319,7 +301,8 @@ def main() -> None:
     WORK.mkdir(parents=True, exist_ok=True)
     domain = pick_domain() if args.domain == "auto" else args.domain
     artifact = ensure_artifact(domain, args.mode, args.artifact)
-    texts = load_texts(domain)
+    texts = WORK / f"texts-{domain}.json"
+    texts.write_text(json.dumps(load_texts(domain)), encoding="utf-8")
     started = time.perf_counter()
     print(f"serving {domain} from {artifact}", flush=True)
     modes = [measure_mode(domain, artifact, texts, batching, args) for batching in (False, True)]
@@ -352,7 +335,33 @@ def main() -> None:
               f"slope {soak_result['rss_slope_mb_per_min']} MB/min", flush=True)
     results = report(args, domain, artifact, modes, summary, soak_result, started)
     results["soak_note"] = soak_note
+    results["targets"] = targets(by_mode, top, soak_result, args)
     write(results, args)
+
+
+def targets(by_mode: dict[str, dict[int, dict[str, Any]]], top: int, soak_result: dict[str, Any] | None,
+            args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Issue 9's targets against what was measured (same server settings in both modes)."""
+    out: list[dict[str, Any]] = []
+    b, p = by_mode["batching"].get(top), by_mode["plain"].get(top)
+    if b and p and p["requests_per_s"]:
+        ratio = round(b["requests_per_s"] / p["requests_per_s"], 2)
+        out.append({"target": f"throughput with micro-batching >= 3x without, at {top} clients",
+                    "measured": ratio, "met": ratio >= 3})
+    if b:
+        out.append({"target": f"p99 latency < 200 ms with micro-batching at {top} clients",
+                    "measured": b["p99_ms"], "met": b["p99_ms"] is not None and b["p99_ms"] < 200})
+    if soak_result:
+        growth, slope = soak_result["rss_growth_fraction_first_to_last"], soak_result["rss_slope_mb_per_min"]
+        out.append({
+            "target": f"memory flat over a {soak_result['seconds'] / 60:.0f}-minute soak at 64 clients (issue: 10 minutes); "
+                      f"flat = RSS growth first->last <= {args.rss_flat_growth:.0%} and slope <= {args.rss_flat_slope} MB/min",
+            "measured": {"rss_mb_first": soak_result["rss_mb_first"], "rss_mb_last": soak_result["rss_mb_last"],
+                         "rss_growth_fraction_first_to_last": growth, "rss_slope_mb_per_min": slope},
+            "met": growth <= args.rss_flat_growth and slope is not None and slope <= args.rss_flat_slope
+                   and soak_result["seconds"] >= 600,
+        })
+    return out
 
 
 def report(args: argparse.Namespace, domain: str, artifact: Path, modes: list[dict[str, Any]], summary: dict[str, Any],
@@ -375,10 +384,14 @@ def report(args: argparse.Namespace, domain: str, artifact: Path, modes: list[di
             "request": "POST /{domain}/predict with one record {id, text}; texts drawn from the domain's demo set",
             "clients": args.clients, "seconds_per_point": args.seconds, "max_requests_per_point": args.max_requests,
             "warmup_seconds": args.warmup, "server": "domainfm serve (uvicorn, 1 process) on 127.0.0.1",
-            "load_generator": "httpx.AsyncClient closed loop in one process on the same 2 cores as the server",
+            "load_generator": "benchmarks/serve/loadgen.py: closed loop over keep-alive connections (raw HTTP/1.1 on "
+                              "asyncio streams, uvloop when installed) in its own process, on the same 2 cores as the server",
+            "requests_per_s": "successful (200) answers per second of the point's wall time",
         },
-        "settings": {"torch_threads": args.torch_threads, "max_batch": args.max_batch, "max_wait_ms": args.max_wait_ms,
-                     "max_queue": args.max_queue},
+        "settings": {"torch_threads": args.torch_threads, "threads_min_records": args.threads_min_records,
+                     "forward_batch": args.forward_batch, "precision": args.precision, "max_batch": args.max_batch,
+                     "max_wait_ms": args.max_wait_ms, "max_queue": args.max_queue,
+                     "same_settings_in_both_modes": True},
         "modes": modes,
         "summary": summary,
         "soak": soak_result,

@@ -29,6 +29,8 @@ def test_health_lists_domains_and_stays_up_without_models(make_app: Callable[...
     assert body["status"] == "ok"
     tc = body["domains"]["text_classification"]
     assert tc["status"] == "no_artifact" and "--artifact text_classification=PATH" in tc["error"]
+    assert body["runtime"]["precision"] == "fp32" and body["runtime"]["forward_batch"] == 32
+    assert "tuned" in body["runtime"]["allocator"]
 
 
 def test_plugins_lists_name_version_status_domains(make_app: Callable[..., Any]) -> None:

@@ -25,7 +25,12 @@ import click
 @click.option("--max-body-bytes", type=click.IntRange(min=256), help="Request body limit (default 1000000).")
 @click.option("--max-records", type=click.IntRange(min=1), help="Records per request (default 256).")
 @click.option("--max-text-chars", type=click.IntRange(min=1), help="Characters per text (default 10000).")
-@click.option("--torch-threads", type=click.IntRange(min=1), help="torch intra-op threads (default: torch's).")
+@click.option("--torch-threads", type=click.IntRange(min=1), help="torch intra-op threads for large forward passes (default: torch's).")
+@click.option("--threads-min-records", type=click.IntRange(min=1), help="Smaller forward passes run on 1 thread (default 16).")
+@click.option("--forward-batch", type=click.IntRange(min=0), help="Records per forward pass, sorted by length (default 32; 0 = no split).")
+@click.option("--precision", type=click.Choice(["fp32", "bf16"]), help="fp32 (default, the model as trained) or bf16 autocast.")
+@click.option("--malloc-trim-s", type=click.FloatRange(min=0), help="glibc malloc_trim at most this often (default 5; 0 = never).")
+@click.option("--malloc-tuning/--no-malloc-tuning", default=None, help="glibc mmap threshold / arena tuning (default on).")
 @click.option("--preload/--lazy", default=True, show_default=True, help="Load every model at startup, or on first use.")
 @click.option("--log-level", default="info", show_default=True, type=click.Choice(["critical", "error", "warning", "info", "debug"]))
 def serve_command(
@@ -46,7 +51,14 @@ def serve_command(
     Select plugins with the global --plugins a,b. OpenAPI docs at /docs. API keys (X-API-Key or
     Authorization: Bearer) are required when $DOMAINFM_API_KEYS or --api-keys-file gives any.
     """
+    import os
+    import sys
     from pathlib import Path
+
+    if "torch" not in sys.modules:
+        # OpenMP threads sleep instead of spinning between parallel regions: on a small or shared CPU a
+        # spinning worker steals the core the event loop (or another process) needs.
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
     from domainfm.config import RunConfig
     from domainfm.manager import get_plugin_manager

@@ -24,6 +24,7 @@ from domainfm.serve.auth import make_auth_dependency
 from domainfm.serve.batching import MicroBatcher, QueueFullError
 from domainfm.serve.limits import BodySizeLimit
 from domainfm.serve.predictors import DomainUnavailableError, InputError, PredictorRegistry
+from domainfm.serve.runtime import BatchRunner, HeapTrimmer, tune_allocator
 from domainfm.serve.schemas import (
     DomainHealth,
     ErrorResponse,
@@ -111,10 +112,19 @@ def create_app(
             if found != domain:
                 raise ConfigError(f"--artifact {domain}={explicit[domain]}: {path / ARTIFACT_METADATA} is for domain {found!r}")
     registry = PredictorRegistry(pm, config, resolved, runs_dir=runs_dir)
+    trimmer = HeapTrimmer(settings.malloc_trim_s)
     batchers = {
         domain: MicroBatcher(
             domain,
-            lambda records, d=domain: registry.predict(d, records),
+            BatchRunner(
+                lambda records, d=domain: registry.predict(d, records),
+                forward_batch=settings.forward_batch,
+                torch_threads=settings.torch_threads,
+                threads_min_records=settings.threads_min_records,
+                precision=settings.precision,
+                device=lambda d=domain: str(getattr(registry.loaded(d), "device", "cpu")),
+                trimmer=trimmer,
+            ),
             max_queue=settings.max_queue,
             max_batch=settings.max_batch,
             max_wait_ms=settings.max_wait_ms,
@@ -123,9 +133,19 @@ def create_app(
         )
         for domain in resolved
     }
+    runtime: dict[str, Any] = {
+        "precision": settings.precision,
+        "torch_threads": settings.torch_threads,
+        "threads_min_records": settings.threads_min_records,
+        "forward_batch": settings.forward_batch,
+        "allocator": {"tuned": False},
+        "malloc_trim_s": settings.malloc_trim_s,
+    }
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if settings.malloc_tuning:  # before the models allocate anything
+            runtime["allocator"] = tune_allocator()
         set_threads = _torch_threads_setter(settings.torch_threads)
         if set_threads is not None:
             set_threads()
@@ -146,6 +166,8 @@ def create_app(
     )
     app.state.registry = registry
     app.state.batchers = batchers
+    app.state.runtime = runtime
+    app.state.trimmer = trimmer
     app.state.settings = settings
     app.state.route_errors = {}
     _install_error_handlers(app)
@@ -165,7 +187,10 @@ def create_app(
                 state = {"status": state["status"], "device": state.get("device")}
             domains[domain] = DomainHealth(**state, queued=batcher.queued, batching=batcher.stats.as_dict())
         degraded = any(d.status == "failed" for d in domains.values()) or bool(app.state.route_errors)
-        return HealthResponse(status="degraded" if degraded else "ok", version=__version__, domains=domains)
+        return HealthResponse(
+            status="degraded" if degraded else "ok", version=__version__, domains=domains,
+            runtime={**runtime, "malloc_trims": trimmer.trims},
+        )
 
     core = APIRouter(dependencies=guard, responses={401: ERROR_RESPONSES[401]} if guard else {})
 

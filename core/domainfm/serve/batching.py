@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 PredictFn = Callable[[Sequence[Mapping[str, Any]]], list[Any]]
@@ -40,7 +40,6 @@ class BatchStats:
     requests: int = 0
     rejected: int = 0
     max_batch_seen: int = 0
-    sizes: dict[int, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -67,6 +67,9 @@ class HealthResponse(BaseModel):
     status: str
     version: str
     domains: dict[str, DomainHealth]
+    runtime: dict[str, Any] = Field(
+        default_factory=dict, description="how batches run: precision, torch threads, forward batch, allocator tuning"
+    )
 
 
 class PluginOut(BaseModel):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from domainfm.errors import ConfigError
@@ -27,8 +29,22 @@ class ServeSettings(BaseModel):
     api_keys: list[SecretStr] = Field(default_factory=list, description="empty = no authentication")
     cors_origins: list[str] = Field(default_factory=list, description="empty = CORS off")
     torch_threads: int | None = Field(
-        default=None, ge=1, description="torch intra-op threads for the process (None = torch's default)"
+        default=None, ge=1,
+        description="torch intra-op threads for forward passes of threads_min_records or more (None = torch's default)",
     )
+    threads_min_records: int = Field(
+        default=16, ge=1, description="smaller forward passes run on one torch thread (threads only pay on large ones)"
+    )
+    forward_batch: int = Field(
+        default=32, ge=0, description="records per forward pass: a merged batch is sorted by text length and split (0 = no split)"
+    )
+    precision: Literal["fp32", "bf16"] = Field(
+        default="fp32", description="fp32 = the model as trained; bf16 = autocast (faster on bf16 CPUs, may differ slightly)"
+    )
+    malloc_tuning: bool = Field(
+        default=True, description="glibc: fixed mmap threshold and at most 2 arenas, so RSS stays flat under load"
+    )
+    malloc_trim_s: float = Field(default=5.0, ge=0.0, description="glibc malloc_trim at most this often (0 = never)")
     preload: bool = Field(default=False, description="load every predictor at startup instead of on first use")
     runs_dir: Path | None = Field(
         default=None, description="where the newest finished run per domain is found; None = the config's output_dir"
