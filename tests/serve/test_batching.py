@@ -190,3 +190,20 @@ def test_a_backlog_is_drained_into_one_batch_without_waiting() -> None:
 
     assert asyncio.run(main()) == [[i * 10] for i in range(11)]
     assert [len(b) for b in predict.batches] == [1, 10]
+
+
+def test_a_lone_request_is_not_held_back_for_the_max_wait() -> None:
+    predict = Recorder()
+    batcher = MicroBatcher("d", predict, max_queue=100, max_batch=64, max_wait_ms=500)
+
+    async def main() -> float:
+        try:
+            started = asyncio.get_running_loop().time()
+            for i in range(3):  # one client, one request at a time: nothing to merge with
+                assert await batcher.submit([{"x": i}]) == [i * 10]
+            return asyncio.get_running_loop().time() - started
+        finally:
+            await batcher.close()
+
+    assert asyncio.run(main()) < 0.5  # 3 x 500 ms if each waited
+    assert predict.batches == [[0], [1], [2]]

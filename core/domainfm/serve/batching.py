@@ -2,7 +2,8 @@
 
 Each domain has a bounded ``asyncio.Queue`` of jobs (one job = one request's records) and a consumer task.
 The consumer takes the first waiting job, then keeps taking jobs until the batch holds ``max_batch``
-records or ``max_wait_ms`` has passed, and runs the batch in the domain's single worker thread (torch
+records or ``max_wait_ms`` has passed (it waits only while requests are arriving together: when the last
+batch held one request, a lone request is not held back waiting for company that is not coming), and runs the batch in the domain's single worker thread (torch
 releases the GIL; one thread per domain also keeps non-thread-safe tokenizers safe). A full queue raises
 :class:`QueueFullError` at once (the server answers 429), so memory stays bounded under overload.
 
@@ -79,6 +80,7 @@ class MicroBatcher:
         self._queue: asyncio.Queue[_Job] | None = None
         self._consumer: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._merging = False  # did the last batch merge several requests? (then waiting for more pays)
 
     def _ensure_started(self) -> asyncio.Queue[_Job]:
         loop = asyncio.get_running_loop()
@@ -123,7 +125,7 @@ class MicroBatcher:
                 batch = [await getter]
                 getter = None
             size = len(batch[0].records)
-            deadline = loop.time() + self.max_wait
+            deadline = loop.time() + (self.max_wait if self._merging else 0.0)
             while self.enabled and size < self.max_batch:
                 if getter is not None and getter.done():
                     job = getter.result()
@@ -149,6 +151,7 @@ class MicroBatcher:
                     break
                 batch.append(job)
                 size += len(job.records)
+            self._merging = len(batch) > 1
             try:
                 await self._run(batch)
             except Exception as exc:  # never let the consumer die with requests waiting on it
