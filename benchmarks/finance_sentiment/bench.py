@@ -78,6 +78,19 @@ def make_ctx(run_dir: Path, mode: str, epochs: float, lr: float | None, max_leng
                       device=resolve_device("auto"))
 
 
+def recipe_overrides(s: dict[str, Any]) -> list[str]:
+    """``--set`` overrides of one ladder rung's settings (the plugin's soup recipe options)."""
+    out = []
+    for key in ("llrd", "head_lr", "eval_every", "patience", "train_budget_s", "unfreeze"):
+        if key in s:
+            out.append(f"options.{key}={s[key]}")
+    if "seeds" in s:
+        out.append(f"options.seeds={json.dumps(s['seeds'])}")
+    if "lora_r" in s:
+        out += [f"model.lora_r={s['lora_r']}", f"model.lora_alpha={2 * s['lora_r']}"]
+    return out
+
+
 def subsample(data: Any, n_train: int | None) -> Any:
     if not n_train:
         return data
@@ -115,6 +128,14 @@ def train_eval(source: str, mode: str, epochs: float, lr: float | None, max_leng
         "train_examples": len(data.tables["train"]),
         "test_examples": ev.n_items,
         "epochs_run": artifact.metadata.get("epochs_run"),
+        "recipe": artifact.metadata.get("recipe", "engine"),
+        "seeds_trained": artifact.metadata.get("seeds_trained"),
+        "soup_seeds": artifact.metadata.get("soup_seeds"),
+        "validation_accuracy": artifact.metadata.get("validation_accuracy"),
+        "validation_accuracy_by_dtype": artifact.metadata.get("validation_accuracy_by_dtype"),
+        "inference_dtype": predictor.inner.artifact.metadata.get("inference_dtype_used"),
+        "per_seed_validation": [{k: r[k] for k in ("seed", "accuracy", "macro_f1", "step", "steps", "seconds")}
+                                for r in artifact.metadata.get("per_seed", [])],
         "learning_rate": artifact.metadata.get("learning_rate") or lr,
         "trainable_parameters": artifact.metadata.get("trainable_parameters"),
         "per_class": ev.per_class,
@@ -126,27 +147,56 @@ def train_eval(source: str, mode: str, epochs: float, lr: float | None, max_leng
     return figures, (predictor, data, artifact)
 
 
-def inference_speed(predictor: Any, artifact: Any, texts: list[str], repeats: int) -> dict[str, Any]:
-    """Sentences/s of the plugin's batched predictor vs a per-sentence transformers pipeline, same model."""
+def inference_speed(predictor: Any, artifact: Any, texts: list[str], repeats: int,
+                    test_texts: list[str], test_labels: list[str]) -> dict[str, Any]:
+    """Sentences/s of the plugin's batched predictor vs a per-sentence transformers pipeline, same model.
+
+    ``ours`` is the predictor exactly as the plugin loads it (its precision chosen on validation at training
+    time). Other precisions of the same artifact are timed alongside, each with its accuracy on the whole test
+    split (reported only; nothing is chosen on it). Timings interleave all variants in every repeat, so that
+    load from other processes hits them alike; the best repeat counts.
+    """
+    import numpy as np
+    from domainfm.engine.text_classifier import TextClassifierPredictor
+    from domainfm_finance_sentiment.model import set_inference_dtype
     from transformers import pipeline
 
     pipe = pipeline("text-classification", model=str(artifact.path), device=-1)
+    variants: dict[str, Any] = {"ours": predictor.inner}
+    for dtype in ("float32", "bfloat16", "int8"):
+        if dtype == "int8" and predictor.device != "cpu":
+            continue
+        inner = TextClassifierPredictor.load(artifact, predictor.device)
+        set_inference_dtype(inner, dtype)
+        variants[dtype] = inner
+    y = np.asarray([predictor.labels.index(v) for v in test_labels])
+    accuracy = {name: round(float((p.predict_proba(test_texts).argmax(1) == y).mean()), 4)
+                for name, p in variants.items()}
     pipe(texts[:4])
-    predictor.predict_proba(texts[:4])
-    ours, theirs = [], []
-    for _ in range(repeats):  # interleaved so that machine load hits both alike
-        t = time.perf_counter()
-        predictor.predict_proba(texts)
-        ours.append(time.perf_counter() - t)
+    times: dict[str, list[float]] = {name: [] for name in [*variants, "pipeline"]}
+    for _ in range(repeats):
+        for name, p in variants.items():
+            t = time.perf_counter()
+            p.predict_proba(texts)
+            times[name].append(time.perf_counter() - t)
         t = time.perf_counter()
         for text in texts:
             pipe(text)
-        theirs.append(time.perf_counter() - t)
-    ours_rate, pipe_rate = len(texts) / min(ours), len(texts) / min(theirs)
-    return {"sentences": len(texts), "repeats": repeats, "ours_sentences_per_s": round(ours_rate, 1),
-            "pipeline_sentences_per_s": round(pipe_rate, 1), "speedup_vs_pipeline": round(ours_rate / pipe_rate, 2),
-            "ours": "FinancePredictor.predict_proba (length-sorted batches of 64, inference_mode)",
-            "pipeline": "transformers.pipeline('text-classification') called per sentence"}
+        times["pipeline"].append(time.perf_counter() - t)
+    rate = {name: len(texts) / min(ts) for name, ts in times.items()}
+    return {
+        "sentences": len(texts), "repeats": repeats,
+        "ours_sentences_per_s": round(rate["ours"], 1), "pipeline_sentences_per_s": round(rate["pipeline"], 1),
+        "speedup_vs_pipeline": round(rate["ours"] / rate["pipeline"], 2),
+        "ours_dtype": predictor.inner.artifact.metadata.get("inference_dtype_used"),
+        "by_dtype": {name: {"sentences_per_s": round(rate[name], 1),
+                            "speedup_vs_pipeline": round(rate[name] / rate["pipeline"], 2),
+                            "test_accuracy": accuracy[name]} for name in variants},
+        "ours": "FinancePredictor.predict_proba as loaded (length-sorted batches of 64, inference_mode, precision "
+                "chosen on validation at training time)",
+        "pipeline": "transformers.pipeline('text-classification') on the float32 artifact, called per sentence",
+        "seconds_per_repeat": {name: [round(v, 3) for v in ts] for name, ts in times.items()},
+    }
 
 
 def write_big_stream(path: Path, n: int, seed: int = 3) -> None:
@@ -198,7 +248,11 @@ def surge_detection(classifier: Any | None, label: str) -> dict[str, Any]:
     from domainfm_finance_sentiment.monitor.detector import DetectorConfig
     from domainfm_finance_sentiment.monitor.engine import Monitor
     from domainfm_finance_sentiment.monitor.store import MonitorStore
-    from domainfm_finance_sentiment.monitor.surge_eval import ListSource, alert_metrics, build_stream
+    from domainfm_finance_sentiment.monitor.surge_eval import (
+        ListSource,
+        alert_metrics,
+        build_stream,
+    )
     from domainfm_finance_sentiment.readers import read_source
 
     rows, _ = read_source("tfns")
@@ -207,7 +261,7 @@ def surge_detection(classifier: Any | None, label: str) -> dict[str, Any]:
 
         texts = sorted({" ".join(r["text"].split()) for r in rows})
         cache = dict(zip(texts, classifier(texts), strict=True))
-        classifier = lambda batch: np.stack([cache[t] for t in batch])  # noqa: E731
+        classifier = lambda batch: np.stack([cache[t] for t in batch])
     per_seed = []
     tp = alerts = found = surges_total = 0
     delays: list[float] = []
@@ -236,6 +290,28 @@ def surge_detection(classifier: Any | None, label: str) -> dict[str, Any]:
             "per_seed": per_seed, "false_alarm_rate": 1e-3, "bucket": "1h", "grace_hours": 6.0}
 
 
+def targets(results: dict[str, Any]) -> dict[str, Any]:
+    """The issue's targets against what this run measured (missing figures count as not met)."""
+
+    def row(target: str, key: str, measured: Any, ok: bool | None) -> dict[str, Any]:
+        return {"target": target, "key": key, "measured": measured, "met": bool(ok) if measured is not None else False}
+
+    acc50, acc_all = results.get("accuracy_50agree"), results.get("accuracy_allagree")
+    train_s, speed = results.get("train_seconds"), results.get("speedup_vs_pipeline")
+    return {
+        "accuracy_50agree": row(">= 0.86 (FinBERT anchor 0.86)", "accuracy_50agree", acc50,
+                                acc50 is not None and acc50 >= 0.86),
+        "accuracy_allagree": row(">= 0.95", "accuracy_allagree", acc_all, acc_all is not None and acc_all >= 0.95),
+        "train_seconds": row("<= 1200 s of training (50agree headline model)", "train_seconds", train_s,
+                             train_s is not None and train_s <= 1200),
+        "speedup_vs_pipeline": row(">= 3x vs per-sentence transformers pipeline, same model, side by side",
+                                   "speedup_vs_pipeline", speed, speed is not None and speed >= 3.0),
+        "monitor_1m_events": row("1M-event stream: throughput and memory reported", "monitor_events_per_s",
+                                 results.get("monitor_events_per_s"),
+                                 (results.get("monitor") or {}).get("events") == 1_000_000),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     group = ap.add_mutually_exclusive_group()
@@ -252,14 +328,19 @@ def main() -> None:
     torch.manual_seed(0)
     smoke = args.smoke
     n_train = 400 if smoke else None
-    # epochs / learning rates chosen to fit the ~20 min training budget on 2 CPU cores (max_length 64 covers
-    # 98% of PhraseBank sentences untruncated).
-    settings = {
-        "max_length": 64,
+    # Settings chosen on validation only (see README "How the settings were chosen"); they fit the 20-minute
+    # training budget on 2 CPU cores. max_length 128 leaves 0.1% of PhraseBank sentences truncated (64: 2%).
+    # full / lora use the plugin's soup recipe (layer-wise LR decay, early stopping and a greedy soup of seeds
+    # on validation); head is the engine's frozen-encoder logistic regression.
+    settings: dict[str, Any] = {
+        "max_length": 128,
         "head": {"epochs": 1},
-        "lora": {"epochs": 1 if smoke else 2, "lr": 1e-3},
-        "full": {"epochs": 1 if smoke else 3, "lr": 1e-4},
-        "full_allagree": {"epochs": 1 if smoke else 4, "lr": 1e-4},
+        "lora": {"epochs": 1 if smoke else 3, "lr": 2e-3, "llrd": 1.0, "lora_r": 8, "eval_every": 0.5,
+                 "patience": 3, "seeds": [42]},
+        "full": {"epochs": 1 if smoke else 4, "lr": 1e-4, "head_lr": 5e-4, "llrd": 0.9, "eval_every": 0.5,
+                 "patience": 4, "seeds": [42, 43] if smoke else [42, 43, 44], "train_budget_s": 840},
+        "full_allagree": {"epochs": 1 if smoke else 5, "lr": 1e-4, "head_lr": 5e-4, "llrd": 0.9,
+                          "eval_every": 0.5, "patience": 4, "seeds": [42, 43], "train_budget_s": 300},
         "n_train": n_train,
         "monitor_events": 50_000 if smoke else 1_000_000,
     }
@@ -305,7 +386,8 @@ def main() -> None:
         skip.update({"full", "head", "lora"})
     if fits("full"):
         s = settings["full"]
-        ladder["full"], full_pred = train_eval("phrasebank:50agree", "full", s["epochs"], s["lr"], ml, n_train, [])
+        ladder["full"], full_pred = train_eval("phrasebank:50agree", "full", s["epochs"], s["lr"], ml, n_train,
+                                               recipe_overrides(s))
         results["ladder_50agree"] = ladder
         results["device"] = ladder["full"]["device"]
         results["accuracy_50agree"] = ladder["full"]["accuracy"]
@@ -314,8 +396,10 @@ def main() -> None:
         save()
     if full_pred is not None and fits("speed"):
         predictor, data, artifact = full_pred
-        texts = list(data.tables["test"]["text"])[: 100 if smoke else 300]
-        results["inference"] = inference_speed(predictor, artifact, texts, repeats=1 if smoke else 2)
+        test = data.tables["test"]
+        texts = list(test["text"])[: 100 if smoke else 300]
+        results["inference"] = inference_speed(predictor, artifact, texts, 1 if smoke else 3, list(test["text"]),
+                                               list(test["label"]))
         results["speedup_vs_pipeline"] = results["inference"]["speedup_vs_pipeline"]
         save()
     if fits("monitor"):
@@ -330,7 +414,7 @@ def main() -> None:
         save()
     if fits("allagree"):
         s = settings["full_allagree"]
-        figures, _ = train_eval("phrasebank:allagree", "full", s["epochs"], s["lr"], ml, n_train, [])
+        figures, _ = train_eval("phrasebank:allagree", "full", s["epochs"], s["lr"], ml, n_train, recipe_overrides(s))
         results["allagree_full"] = figures
         results["accuracy_allagree"] = figures["accuracy"]
         results["macro_f1_allagree"] = figures["macro_f1"]
@@ -342,12 +426,13 @@ def main() -> None:
     for mode in ("head", "lora"):
         if fits(mode):
             s = settings[mode]
-            ladder[mode], _ = train_eval("phrasebank:50agree", mode, s["epochs"], s.get("lr"), ml, n_train, [])
+            ladder[mode], _ = train_eval("phrasebank:50agree", mode, s["epochs"], s.get("lr"), ml, n_train,
+                                         recipe_overrides(s))
             results["ladder_50agree"] = ladder
             results["train_seconds_ladder"] = {m: ladder[m]["train_seconds"] for m in ("head", "lora", "full")
                                                if m in ladder}
             save()
-    save()
+    results["targets"] = targets(results)
     save()
     print(f"wrote {out}")
 
