@@ -307,9 +307,9 @@ class PiiScanner:
     :param dates: also report dates (off by default: most dates in business text are not personal data).
     :param kinds: report only these kinds (default: all).
     :param public_names: names known to be public rather than personal (catalogue titles, company names),
-        which a small NER model tags as people or places. A NER span is not reported when it is one of
-        them or a run of two or more of their words ("Toy Story" in "Toy Story 2"). Regex identifiers
-        (emails, cards, phones...) are always reported.
+        which a small NER model tags as people or places. A NER span is not reported when, in its text,
+        it lies within one of them or a run of two or more of their words ("Map" in "Map and Compass
+        Navigation", "Toy Story" in "Toy Story 2"). Regex identifiers (emails, cards...) always are.
     """
 
     def __init__(
@@ -392,7 +392,7 @@ class PiiScanner:
                     (PiiSpan(r.entity_type, r.start, r.end, text[r.start : r.end], float(r.score)), 30)
                     for r in found
                     if _plausible_entity(text[r.start : r.end])
-                    and _normalise_phrase(text[r.start : r.end]) not in self.public_phrases
+                    and not within_public_name(text, r.start, r.end, self.public_phrases)
                 ]
             )
         return out
@@ -564,6 +564,27 @@ def public_phrases(names: Iterable[str]) -> frozenset[str]:
             for j in range(i + 2, min(len(words), i + MAX_PUBLIC_PHRASE_WORDS) + 1):
                 phrases.add(" ".join(words[i:j]))
     return frozenset(phrases)
+
+
+def within_public_name(text: str, start: int, end: int, phrases: frozenset[str]) -> bool:
+    """Whether ``text[start:end]`` lies inside words of ``text`` that spell a public phrase.
+
+    Only the words around the span are tried (windows of up to :data:`MAX_PUBLIC_PHRASE_WORDS` words
+    that cover it), so the cost does not grow with the number of public names.
+    """
+    if not phrases:
+        return False
+    spans = [(m.start(), m.end(), m.group().lower()) for m in _WORD.finditer(text)]
+    inside = [i for i, (s, e, _) in enumerate(spans) if s < end and e > start]
+    if not inside:
+        return False
+    first, last = inside[0], inside[-1]
+    words = [w for _, _, w in spans]
+    for a in range(max(0, last - MAX_PUBLIC_PHRASE_WORDS + 1), first + 1):
+        for b in range(last + 1, min(len(words), a + MAX_PUBLIC_PHRASE_WORDS) + 1):
+            if " ".join(words[a:b]) in phrases:
+                return True
+    return False
 
 
 _NOT_NAMES = frozenset({"null", "none", "true", "false", "nan", "n/a", "na"})

@@ -17,6 +17,7 @@ from domainfm.privacy import (
     mask_spans,
     public_phrases,
     ssn_valid,
+    within_public_name,
 )
 
 
@@ -248,6 +249,23 @@ def test_public_phrases_keep_whole_names_and_word_runs_but_not_lone_words() -> N
     assert {"toy story 2 1999", "toy story", "story 2", "nokia", "john wick"} <= phrases
     assert "toy" not in phrases and "john" not in phrases and "wick" not in phrases
     assert "" not in phrases
+
+
+@pytest.mark.parametrize(
+    ("text", "span", "public"),
+    [
+        ("liked together with 'Map and Compass Navigation' (item w40)", "Map", True),
+        ("John Wick is back", "John", True),
+        ("John called yesterday", "John", False),
+        ("Nokia shares fell", "Nokia", True),
+        ("Map the route", "Map", False),
+        ("watched Toy Story 2 again", "Toy Story", True),
+    ],
+)
+def test_a_span_is_public_only_inside_a_public_name_in_its_text(text: str, span: str, public: bool) -> None:
+    phrases = public_phrases(["Map and Compass Navigation", "John Wick", "Nokia", "Toy Story 2 (1999)"])
+    start = text.index(span)
+    assert within_public_name(text, start, start + len(span), phrases) is public
 
 
 def test_public_names_are_not_counted_as_people_but_other_names_are(ner: PiiScanner) -> None:
