@@ -89,7 +89,8 @@ def free_port() -> int:
 class Server:
     """``domainfm serve`` in a subprocess on 127.0.0.1."""
 
-    def __init__(self, domain: str, artifact: Path, batching: bool, args: argparse.Namespace) -> None:
+    def __init__(self, domain: str, artifact: Path, batching: bool, args: argparse.Namespace, precision: str | None = None) -> None:
+        precision = precision or args.precision
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         flags = ["--plugins", domain] if domain != "text_classification" else ["--no-autoload"]
@@ -97,13 +98,13 @@ class Server:
             *flags, "serve", "--port", str(self.port), "--artifact", f"{domain}={artifact}",
             "--runs-dir", str(WORK / "no-runs"), "--log-level", "warning",
             "--torch-threads", str(args.torch_threads), "--threads-min-records", str(args.threads_min_records),
-            "--forward-batch", str(args.forward_batch), "--precision", args.precision,
+            "--forward-batch", str(args.forward_batch), "--precision", precision,
             "--max-batch", str(args.max_batch), "--max-wait-ms", str(args.max_wait_ms), "--max-queue", str(args.max_queue),
         )
         if not batching:
             cmd.append("--no-batching")
         env = {**os.environ, "DOMAINFM_API_KEYS": "", "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
-        self.log = open(WORK / f"server-{'batching' if batching else 'plain'}.log", "w")  # noqa: SIM115
+        self.log = open(WORK / f"server-{'batching' if batching else 'plain'}-{precision}.log", "w")  # noqa: SIM115
         self.proc = subprocess.Popen(cmd, env=env, stdout=self.log, stderr=subprocess.STDOUT)
 
     def wait_ready(self, domain: str, timeout: float = 180) -> dict[str, Any]:
@@ -170,27 +171,49 @@ def load(server: Server, domain: str, texts_file: Path, clients: int, seconds: f
     return point
 
 
-def measure_mode(domain: str, artifact: Path, texts: Path, batching: bool, args: argparse.Namespace) -> dict[str, Any]:
-    server = Server(domain, artifact, batching, args)
+def measure_mode(domain: str, artifact: Path, texts: Path, batching: bool, args: argparse.Namespace,
+                 precision: str | None = None, clients: list[int] | None = None) -> dict[str, Any]:
+    precision = precision or args.precision
+    server = Server(domain, artifact, batching, args, precision)
     try:
         health = server.wait_ready(domain)
         load(server, domain, texts, 8, args.warmup, 10_000)  # warm caches and allocator
         points = []
-        for clients in args.clients:
+        for n_clients in clients or args.clients:
             before = server.batching_stats(domain)
-            point = load(server, domain, texts, clients, args.seconds, args.max_requests)
+            point = load(server, domain, texts, n_clients, args.seconds, args.max_requests)
             after = server.batching_stats(domain)
             batches = after["batches"] - before["batches"]
             point["mean_batch_records"] = round((after["records"] - before["records"]) / batches, 2) if batches else None
             point["server_rss_mb"] = round(server.rss_mb(), 1)
-            print(f"  {'batching' if batching else 'plain   '} {clients:3d} clients: {point['requests_per_s']:8.1f} req/s "
+            print(f"  {'batching' if batching else 'plain   '} {precision} {n_clients:3d} clients: {point['requests_per_s']:8.1f} req/s "
                   f"p50 {point['p50_ms']:7.1f} ms p99 {point['p99_ms']:7.1f} ms batch {point['mean_batch_records']} "
                   f"errors {point['error_rate']}", flush=True)
             points.append(point)
-        return {"micro_batching": batching, "precision": args.precision, "server_runtime": health.get("runtime"),
-                "points": points}
+        return {"micro_batching": batching, "precision": precision, "server_runtime": health.get("runtime"),
+                "points": points, "demo_predictions": predict_all(server, domain, texts)}
     finally:
         server.stop()
+
+
+def predict_all(server: Server, domain: str, texts: Path) -> list[list[Any]]:
+    """Every demo text once through the server (label, topic, abstained): to compare precisions."""
+    import httpx
+
+    all_texts = json.loads(texts.read_text(encoding="utf-8"))
+    out: list[list[Any]] = []
+    for start in range(0, len(all_texts), 128):
+        records = [{"id": str(start + i), "text": t} for i, t in enumerate(all_texts[start : start + 128])]
+        r = httpx.post(f"{server.base}/{domain}/predict", json={"records": records}, timeout=120)
+        r.raise_for_status()
+        out += [[p.get("label"), (p.get("extra") or {}).get("topic"), p.get("abstained")] for p in r.json()["predictions"]]
+    return out
+
+
+def agreement(a: list[list[Any]], b: list[list[Any]]) -> dict[str, float]:
+    n = min(len(a), len(b))
+    return {name: round(sum(x[k] == y[k] for x, y in zip(a, b, strict=False)) / n, 4) if n else 0.0
+            for k, name in enumerate(("label", "topic", "abstained"))}
 
 
 def soak(domain: str, artifact: Path, texts: Path, args: argparse.Namespace) -> dict[str, Any]:
@@ -289,6 +312,8 @@ def main() -> None:
     parser.add_argument("--threads-min-records", type=int, default=16, help="smaller forward passes use 1 thread")
     parser.add_argument("--forward-batch", type=int, default=32, help="records per forward pass (sorted by length)")
     parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
+    parser.add_argument("--extra-precision", choices=["", "fp32", "bf16"], default="bf16",
+                        help="also measure micro-batching at the top client count with this precision ('' = skip)")
     parser.add_argument("--rss-flat-growth", type=float, default=0.05, help="'flat': RSS grows at most this fraction")
     parser.add_argument("--rss-flat-slope", type=float, default=1.0, help="'flat': RSS slope at most this MB/min")
     parser.add_argument("--finish-by", help="UTC ISO time (e.g. 2026-11-29T07:00+00:00) the soak is shortened to end by")
@@ -306,6 +331,21 @@ def main() -> None:
     started = time.perf_counter()
     print(f"serving {domain} from {artifact}", flush=True)
     modes = [measure_mode(domain, artifact, texts, batching, args) for batching in (False, True)]
+    extra: dict[str, Any] | None = None
+    if args.extra_precision and args.extra_precision != args.precision:
+        top_only = [max(args.clients)]
+        alt = measure_mode(domain, artifact, texts, True, args, precision=args.extra_precision, clients=top_only)
+        extra = {
+            "what": f"micro-batching with precision={args.extra_precision} at {top_only[0]} clients, otherwise the same "
+                    "settings; NOT the configuration the targets are judged on (that is fp32, the model as trained)",
+            "mode": alt,
+            f"agreement_with_{args.precision}_on_demo_texts": agreement(modes[1]["demo_predictions"], alt["demo_predictions"]),
+        }
+        alt.pop("demo_predictions", None)
+        print(json.dumps({k: v for k, v in extra.items() if k != "mode"}), flush=True)
+    plain_vs_batching = agreement(modes[0]["demo_predictions"], modes[1]["demo_predictions"])
+    for m in modes:
+        m.pop("demo_predictions", None)
     by_mode = {("batching" if m["micro_batching"] else "plain"): {p["clients"]: p for p in m["points"]} for m in modes}
     summary: dict[str, Any] = {}
     top = max(args.clients)
@@ -327,6 +367,8 @@ def main() -> None:
             args.soak_seconds = max(60.0, left)
             print(soak_note, flush=True)
     results = report(args, domain, artifact, modes, summary, None, started)
+    results["predictions_agree_plain_vs_batching_on_demo_texts"] = plain_vs_batching
+    results["extra_precision"] = extra
     results["soak_note"] = "not run yet (partial results)"
     write(results, args)
     soak_result = soak(domain, artifact, texts, args) if args.soak_seconds > 0 else None
@@ -334,6 +376,8 @@ def main() -> None:
         print(f"soak: rss {soak_result['rss_mb_first']} -> {soak_result['rss_mb_last']} MB, "
               f"slope {soak_result['rss_slope_mb_per_min']} MB/min", flush=True)
     results = report(args, domain, artifact, modes, summary, soak_result, started)
+    results["predictions_agree_plain_vs_batching_on_demo_texts"] = plain_vs_batching
+    results["extra_precision"] = extra
     results["soak_note"] = soak_note
     results["targets"] = targets(by_mode, top, soak_result, args)
     write(results, args)
