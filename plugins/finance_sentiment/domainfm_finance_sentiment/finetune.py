@@ -8,7 +8,8 @@ What the core engine's Trainer path does not offer and this recipe adds, all cho
   (ULMFiT); a layer not yet unfrozen has learning rate 0;
 - evaluation on validation every ``eval_every`` epochs, keeping the best state (accuracy, ties broken by lower
   validation loss) and stopping early after ``patience`` evaluations without improvement;
-- several seeds from one initialisation (the new head is initialised with a fixed seed, the seeds change data
+- several seeds from one initialisation (optionally each with its own learning-rate scale, ``lr_scales``: a
+  small sweep, as in the model-soups paper) (the new head is initialised with a fixed seed, the seeds change data
   order and dropout) combined into a *greedy model soup* (Wortsman et al., 2022): the seeds' best states are
   averaged weight by weight, each one kept only if validation accuracy does not drop. The result is one model,
   so inference costs the same as for a single fine-tune;
@@ -25,7 +26,7 @@ import logging
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -61,6 +62,7 @@ class Recipe:
     eval_every: float = 0.5
     patience: int = 3
     seeds: list[int] = field(default_factory=lambda: [42])
+    lr_scales: list[float] | None = None
     soup: bool = True
     unfreeze: bool = False
     freeze_embeddings: bool = False
@@ -90,12 +92,13 @@ def recipe_from_ctx(ctx: RunContext) -> Recipe:
     if cfg.train.early_stopping_patience:
         r.patience = cfg.train.early_stopping_patience
     for name in ("llrd", "eval_every", "train_budget_s", "head_lr", "patience", "soup", "unfreeze",
-                 "freeze_embeddings", "seeds"):
+                 "freeze_embeddings", "seeds", "lr_scales"):
         value = ctx.option(name)
         if value is None:
             continue
-        if name == "seeds":
-            value = [int(v) for v in (value if isinstance(value, (list, tuple)) else str(value).split(","))]
+        if name in ("seeds", "lr_scales"):
+            cast = int if name == "seeds" else float
+            value = [cast(v) for v in (value if isinstance(value, (list, tuple)) else str(value).split(","))]
         elif name in ("soup", "unfreeze", "freeze_embeddings"):
             value = value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes", "on")
         elif name == "patience":
@@ -364,7 +367,12 @@ def fine_tune(ctx: RunContext, data: DataBundle, label_names: Sequence[str], rec
             log.info("budget: seed %s not started (%.0fs used of %.0fs)", seed, elapsed, recipe.train_budget_s)
             break
         model = _build_model(str(resolved.path), labels, recipe)
-        runs.append(train_one_seed(model, recipe, seed, x, y, xv, yv, pad_id, device))
+        run_recipe = recipe
+        if recipe.lr_scales:  # a small learning-rate sweep across the seeds; the soup chooses on validation
+            scale = recipe.lr_scales[i % len(recipe.lr_scales)]
+            run_recipe = replace(recipe, lr=recipe.lr * scale, head_lr=recipe.head_lr * scale if recipe.head_lr else None)
+        run = train_one_seed(model, run_recipe, seed, x, y, xv, yv, pad_id, device)
+        runs.append({**run, "lr": run_recipe.lr})
     assert model is not None
     if recipe.soup and len(runs) > 1:
         state, kept, soup_acc = greedy_soup(model, runs, xv, yv, pad_id, device)
@@ -396,7 +404,7 @@ def fine_tune(ctx: RunContext, data: DataBundle, label_names: Sequence[str], rec
             "parameters": int(total_params), "trainable_parameters": int(trainable),
             "learning_rate": recipe.lr, "seeds_trained": [r["seed"] for r in runs], "soup_seeds": kept,
             "epochs_run": round(sum(r["steps"] for r in runs) / math.ceil(len(x) / recipe.batch_size), 3),
-            "per_seed": [{k: r[k] for k in ("seed", "accuracy", "macro_f1", "nll", "step", "steps", "seconds",
+            "per_seed": [{k: r[k] for k in ("seed", "lr", "accuracy", "macro_f1", "nll", "step", "steps", "seconds",
                                              "history")} for r in runs],
             "best_validation_accuracy": soup_acc, "temperature": temperature,
             "validation_ece_before": expected_calibration_error(softmax(logits), yv),
