@@ -83,6 +83,8 @@ def domainfm_load_data(ctx: RunContext, domain: str, source: str) -> DataBundle 
         label_names=list(LABELS),
         group_columns=groups,
         meta={**meta, "label_counts": counts, "split": list(SPLIT), "split_seed": seed},
+        # the companies the texts are about are public names, not personal data
+        public_names=sorted({str(r["entity"]) for r in rows if r.get("entity")}),
     )
 
 
