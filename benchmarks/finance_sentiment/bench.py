@@ -135,7 +135,7 @@ def train_eval(source: str, mode: str, epochs: float, lr: float | None, max_leng
         "validation_accuracy": artifact.metadata.get("validation_accuracy"),
         "validation_accuracy_by_dtype": artifact.metadata.get("validation_accuracy_by_dtype"),
         "inference_dtype": predictor.inner.artifact.metadata.get("inference_dtype_used"),
-        "per_seed_validation": [{k: r[k] for k in ("seed", "accuracy", "macro_f1", "step", "steps", "seconds")}
+        "per_seed_validation": [{k: r.get(k) for k in ("seed", "lr", "accuracy", "macro_f1", "step", "steps", "seconds")}
                                 for r in artifact.metadata.get("per_seed", [])],
         "learning_rate": artifact.metadata.get("learning_rate") or lr,
         "trainable_parameters": artifact.metadata.get("trainable_parameters"),
@@ -174,6 +174,7 @@ def inference_speed(predictor: Any, artifact: Any, texts: list[str], repeats: in
     accuracy = {name: round(float((p.predict_proba(test_texts).argmax(1) == y).mean()), 4)
                 for name, p in variants.items()}
     pipe(texts[:4])
+    load_before = os.getloadavg()[0]
     times: dict[str, list[float]] = {name: [] for name in [*variants, "pipeline"]}
     for _ in range(repeats):
         for name, p in variants.items():
@@ -197,6 +198,7 @@ def inference_speed(predictor: Any, artifact: Any, texts: list[str], repeats: in
                 "chosen on validation at training time)",
         "pipeline": "transformers.pipeline('text-classification') on the float32 artifact, called per sentence",
         "seconds_per_repeat": {name: [round(v, 3) for v in ts] for name, ts in times.items()},
+        "loadavg_1m_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
     }
 
 

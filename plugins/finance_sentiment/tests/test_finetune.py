@@ -52,9 +52,9 @@ def test_soup_recipe_trains_calibrates_and_loads(tmp_path: Path, tiny_model_dir:
 
     from domainfm_finance_sentiment.model import FinancePredictor, train
 
-    ctx = make_ctx(tmp_path, f"model.base={tiny_model_dir}", f"model.mode={mode}", "train.epochs=2",
+    ctx = make_ctx(tmp_path, f"model.base={tiny_model_dir}", f"model.mode={mode}", "train.epochs=1",
                    "train.batch_size=16", "model.max_length=32", "options.topics=off", "options.seeds=[1, 2]",
-                   "options.eval_every=1", "options.unfreeze=true", "train.learning_rate=0.001",
+                   "options.eval_every=0.5", "options.unfreeze=true", "train.learning_rate=0.001",
                    "options.lr_scales=[1.0, 2.0]")
     data = plugin.domainfm_load_data(ctx, DOMAIN, "demo")
     assert data is not None
@@ -64,7 +64,7 @@ def test_soup_recipe_trains_calibrates_and_loads(tmp_path: Path, tiny_model_dir:
     assert [r["lr"] for r in meta["per_seed"]] == pytest.approx([1e-3, 2e-3])
     assert set(meta["soup_seeds"]) <= {1, 2} and meta["soup_seeds"]
     assert meta["temperature"] > 0 and meta["inference_dtype"] in ("float32", "bfloat16")
-    assert all(h["epoch"] <= 2.0 for r in meta["per_seed"] for h in r["history"])
+    assert all(h["epoch"] <= 1.0 for r in meta["per_seed"] for h in r["history"])
     # a plain HF classifier on disk (LoRA merged): the per-sentence pipeline baseline can load it
     plain = AutoModelForSequenceClassification.from_pretrained(str(artifact.path))
     assert not any("lora" in name for name, _ in plain.named_parameters())
