@@ -445,6 +445,7 @@ def bench_retrieval(args: argparse.Namespace, device: str) -> dict[str, Any]:
                 "normalise(b + sigma*(b_j - b_k)/sqrt 2) of random real rows b (noise with the real embeddings' "
                 "covariance); sigma chosen so that a copy's cosine to its nearest real row matches a real query's "
                 "cosine to its nearest indexed sentence (medians)",
+        "caveat": "the extended sets hold about 9.5k real sentences plus perturbed copies of them, so a query's neighbours are mostly copies of its nearest real sentences and sit in few IVF cells; a corpus of 1M distinct real sentences is likely to need a larger nprobe for the same recall (the sweeps are kept for that reason)",
         "base_rows_real": int(len(pool["base"])), "embedding_seconds": pool["encode_seconds"], **calib,
         "tuning_queries": f"{len(pool['tune'])} BANKING77 train utterances held out of the index",
         "evaluation_queries": f"{len(pool['eval'])} BANKING77 test utterances (not indexed, not used for tuning)",
