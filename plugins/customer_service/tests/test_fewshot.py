@@ -71,3 +71,40 @@ def test_contrastive_finetune_needs_two_labels(tiny_model: Path) -> None:
 
     with pytest.raises(ValueError, match="two labels"):
         contrastive_finetune(tiny_model, ["a card", "the card"], ["card", "card"], steps=1)
+
+
+class _Stop(Exception):
+    pass
+
+
+class _Bundle:
+    label_names = ["a", "b"]
+
+    def split(self, name: str) -> list[int]:
+        return list(range(600))
+
+
+@pytest.mark.parametrize(("overrides", "expected"), [
+    (["model.mode=full"], 3e-3),
+    (["model.mode=full", "train.head_learning_rate=0.01"], 0.01),
+    (["model.mode=lora"], None),
+])
+def test_full_fine_tuning_gets_a_head_learning_rate(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, overrides, expected) -> None:  # noqa: ANN001
+    import domainfm.engine.text_classifier as tc
+    from domainfm.config import build_config
+    from domainfm.types import RunContext
+
+    from domainfm_customer_service.training import train_customer_service
+
+    seen = {}
+
+    def fake(ctx, data, label_names):  # noqa: ANN001
+        seen["head_lr"] = ctx.config.train.head_learning_rate
+        raise _Stop
+
+    monkeypatch.setattr(tc, "fine_tune_text_classifier", fake)
+    ctx = RunContext(run_id="t", domain="customer_service", config=build_config(overrides=overrides), run_dir=tmp_path, device="cpu")
+    with pytest.raises(_Stop):
+        train_customer_service(ctx, _Bundle())
+    assert seen["head_lr"] == expected
+    assert ctx.config.train.head_learning_rate == (0.01 if expected == 0.01 else None)  # the caller's config is untouched
