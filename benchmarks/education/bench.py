@@ -288,6 +288,21 @@ def targets(figures: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def notes(figures: dict[str, Any]) -> list[str]:
+    """Plain statements about what the merged figures are (derived from the figures, never hand-written)."""
+    out = []
+    if "grading_settings" in figures:
+        g = figures["grading_settings"]
+        out.append(f"grading: MiniLM fine-tuned for {figures.get('grading_optimizer_steps')} steps of "
+                   f"{g.get('batch_size')} ({figures.get('grading_epochs_run')} epochs; budget "
+                   f"{g.get('train_seconds_budget')} s of training on this CPU); validation macro-F1 (best "
+                   f"checkpoint) {figures.get('grading_best_validation_macro_f1')}")
+    if "kt_auc" in figures and "kt_blend_akt_weight" not in figures:
+        out.append("kt: figures from a run of an earlier bench.py, in which kt_auc is the AKT-style model alone "
+                   "(no validation-chosen blend with DKT); the blend of the current code has not been run")
+    return out
+
+
 def merge(smoke: bool) -> Path:
     """Merge the part files present into results.json (results-smoke.json under work/ for smoke runs)."""
     from domainfm.io import atomic_write_json
@@ -305,6 +320,7 @@ def merge(smoke: bool) -> Path:
     merged["command"] = " ; ".join(merged["commands"].values())
     merged["device"] = {"grading": merged.get("grading_device"), "kt": merged.get("kt_device")}
     merged["targets"] = targets(merged)
+    merged["notes"] = notes(merged)
     target = WORK / "results-smoke.json" if smoke else HERE / "results.json"
     atomic_write_json(target, merged)
     print(f"wrote {target}", flush=True)
