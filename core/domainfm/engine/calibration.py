@@ -40,14 +40,19 @@ def expected_calibration_error(probs: np.ndarray, labels: Sequence[int], n_bins:
     y = np.asarray(labels, dtype=int)
     if probs.shape[0] == 0:
         return 0.0
-    conf = probs.max(axis=1)
-    correct = (probs.argmax(axis=1) == y).astype(float)
+    return ece_from_confidence(probs.max(axis=1), (probs.argmax(axis=1) == y).astype(float), n_bins)
+
+
+def ece_from_confidence(confidence: Sequence[float], correct: Sequence[float], n_bins: int = 15) -> float:
+    """ECE from top-1 confidences and 0/1 correctness: equal-width bins, the first one closed on the left."""
+    conf = np.asarray(confidence, dtype=np.float64)
+    corr = np.asarray(correct, dtype=np.float64)
     edges = np.linspace(0.0, 1.0, n_bins + 1)
     ece = 0.0
     for lo, hi in zip(edges[:-1], edges[1:], strict=True):
         mask = (conf > lo) & (conf <= hi) if lo > 0 else (conf >= lo) & (conf <= hi)
         if mask.any():
-            ece += mask.mean() * abs(correct[mask].mean() - conf[mask].mean())
+            ece += mask.mean() * abs(corr[mask].mean() - conf[mask].mean())
     return float(ece)
 
 
