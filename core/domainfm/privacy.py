@@ -543,10 +543,6 @@ _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)?")
 MAX_PUBLIC_PHRASE_WORDS = 8
 
 
-def _normalise_phrase(text: str) -> str:
-    return " ".join(w.lower() for w in _WORD.findall(text))
-
-
 def public_phrases(names: Iterable[str]) -> frozenset[str]:
     """Normalised public names and every run of two or more consecutive words within them.
 
@@ -555,7 +551,7 @@ def public_phrases(names: Iterable[str]) -> frozenset[str]:
     """
     phrases: set[str] = set()
     for name in names:
-        words = _normalise_phrase(str(name)).split()
+        words = [w.lower() for w in _WORD.findall(str(name))]
         if not words:
             continue
         if len(words) == 1:
