@@ -159,7 +159,6 @@ def inference_speed(predictor: Any, artifact: Any, texts: list[str], repeats: in
     """
     import numpy as np
     from domainfm.engine.text_classifier import TextClassifierPredictor
-    from domainfm_finance_sentiment.model import set_inference_dtype
     from transformers import pipeline
 
     pipe = pipeline("text-classification", model=str(artifact.path), device=-1)
@@ -167,9 +166,7 @@ def inference_speed(predictor: Any, artifact: Any, texts: list[str], repeats: in
     for dtype in ("float32", "bfloat16", "int8"):
         if dtype == "int8" and predictor.device != "cpu":
             continue
-        inner = TextClassifierPredictor.load(artifact, predictor.device)
-        set_inference_dtype(inner, dtype)
-        variants[dtype] = inner
+        variants[dtype] = TextClassifierPredictor.load(artifact, predictor.device, precision=dtype)
     y = np.asarray([predictor.labels.index(v) for v in test_labels])
     accuracy = {name: round(float((p.predict_proba(test_texts).argmax(1) == y).mean()), 4)
                 for name, p in variants.items()}

@@ -37,6 +37,7 @@ from domainfm.engine.calibration import (
     softmax,
     threshold_for_precision,
 )
+from domainfm.engine.precision import precision_for_device
 from domainfm.errors import DataError
 from domainfm.io import atomic_directory, atomic_write_json
 from domainfm.metrics import classification_metrics, top_k_accuracy
@@ -457,9 +458,43 @@ class TextClassifierPredictor:
         self._model = model
         self._tokenizer = tokenizer
         self._head = head
+        self.precision = "float32"
+
+    @property
+    def is_head(self) -> bool:
+        """A frozen sentence encoder with a linear head (``embedding-linear-head``) rather than a fine-tuned model."""
+        return self._head is not None
+
+    @property
+    def torch_model(self) -> Any:
+        """The torch module that runs: the fine-tuned model, or the head kind's ``SentenceTransformer``."""
+        return self._model.model if self.is_head else self._model
+
+    @property
+    def tokenizer(self) -> Any:
+        return self.torch_model.tokenizer if self.is_head else self._tokenizer
+
+    @property
+    def head(self) -> dict[str, np.ndarray] | None:
+        """The head kind's ``weight`` (labels x features) and ``bias``; None for fine-tuned models."""
+        return self._head
+
+    def set_precision(self, dtype: str) -> None:
+        """Run the model in ``float32`` (as trained), ``bfloat16`` or ``int8`` (dynamic quantisation of the
+        Linear layers, CPU only). Converting the weights (not autocast) is what makes bf16 fast on a CPU."""
+        from domainfm.engine.precision import convert_module
+
+        converted = convert_module(self.torch_model, dtype, self.device)
+        if self.is_head:
+            self._model.model = converted
+        else:
+            self._model = converted
+        self.precision = dtype
 
     @classmethod
-    def load(cls, artifact: Artifact | str | Path, device: str = "cpu") -> TextClassifierPredictor:
+    def load(cls, artifact: Artifact | str | Path, device: str = "cpu", precision: str | None = None) -> TextClassifierPredictor:
+        """Load an artifact of either kind on ``device``, at ``precision`` (default: the artifact's
+        ``inference_dtype`` chosen on validation, float32 where that is bfloat16 but bf16 is slow here)."""
         if not isinstance(artifact, Artifact):
             artifact = Artifact.load(artifact)
         if artifact.kind == KIND_HEAD:
@@ -470,23 +505,28 @@ class TextClassifierPredictor:
             resolved = resolve_model(artifact.base_model)
             encoder = TextEncoder(str(resolved.path), device=device, max_length=artifact.metadata.get("max_length"))
             head = load_file(str(Path(artifact.path) / "head.safetensors"))
-            return cls(artifact, device, encoder, head=head)
-        if artifact.kind == KIND_HF:
+            predictor = cls(artifact, device, encoder, head=head)
+        elif artifact.kind == KIND_HF:
             from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
             tokenizer = AutoTokenizer.from_pretrained(str(artifact.path))
             model = AutoModelForSequenceClassification.from_pretrained(str(artifact.path), use_safetensors=True)
             model.to(device).eval()
-            return cls(artifact, device, model, tokenizer=tokenizer)
-        raise DataError(f"{artifact.path}: unknown artifact kind {artifact.kind!r} for a text classifier")
+            predictor = cls(artifact, device, model, tokenizer=tokenizer)
+        else:
+            raise DataError(f"{artifact.path}: unknown artifact kind {artifact.kind!r} for a text classifier")
+        if precision is None:
+            precision = precision_for_device(str(artifact.metadata.get("inference_dtype", "float32")), device)
+        if precision != "float32":
+            predictor.set_precision(precision)
+        return predictor
 
     def predict_logits(self, texts: Sequence[str], pairs: Sequence[str] | None = None) -> np.ndarray:
         """Uncalibrated logits, batches sorted by length so that padding stays small."""
         if len(texts) == 0:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
         if self._head is not None:
-            feats = _pair_features(self._model, list(texts), list(pairs) if pairs is not None else None, self.batch_size)
-            return feats @ self._head["weight"].T + self._head["bias"]
+            return self.logits_from_features(self.features(texts, pairs))
         import torch
 
         order = np.argsort([len(t) + (len(pairs[i]) if pairs is not None else 0) for i, t in enumerate(texts)])
@@ -505,11 +545,27 @@ class TextClassifierPredictor:
                 out[idx] = self._model(**enc).logits.float().cpu().numpy()
         return out
 
+    def features(self, texts: Sequence[str], pairs: Sequence[str] | None = None) -> np.ndarray:
+        """The head kind's input features: L2-normalised sentence embeddings (with pair features for pairs)."""
+        if self._head is None:
+            raise TypeError(f"{self.artifact.path}: a fine-tuned model has no frozen features; only the head kind does")
+        return _pair_features(self._model, list(texts), list(pairs) if pairs is not None else None, self.batch_size)
+
+    def logits_from_features(self, features: np.ndarray) -> np.ndarray:
+        """The head kind's logits for features from :meth:`features`."""
+        assert self._head is not None
+        return features @ self._head["weight"].T + self._head["bias"]
+
     def predict_proba(self, texts: Sequence[str], pairs: Sequence[str] | None = None) -> np.ndarray:
         """Temperature-calibrated class probabilities, shape (n, len(labels))."""
         return softmax(self.predict_logits(texts, pairs), self.temperature)
 
     def predict(self, records: Sequence[Mapping[str, Any]]) -> list[Prediction]:
+        return self.predict_with_features(records)[0]
+
+    def predict_with_features(self, records: Sequence[Mapping[str, Any]]) -> tuple[list[Prediction], np.ndarray | None]:
+        """Predictions, and for the head kind the sentence embeddings they came from (one row per record), so
+        a caller needing embeddings of the same texts (topics, retrieval) does not run the encoder twice."""
         text_col = self.artifact.metadata.get("text_column") or "text"
         pair_col = self.artifact.metadata.get("text_pair_column")
         texts, pairs = [], [] if pair_col else None
@@ -523,8 +579,10 @@ class TextClassifierPredictor:
                 if pv is None or not str(pv).strip():
                     raise DataError(f"record {i}: field 'text_pair' is missing or empty")
                 pairs.append(str(pv))
-        probs = self.predict_proba(texts, pairs)
-        return [self._prediction(rec, row) for rec, row in zip(records, probs, strict=True)]
+        feats = self.features(texts, pairs) if self._head is not None else None
+        logits = self.logits_from_features(feats) if feats is not None else self.predict_logits(texts, pairs)
+        probs = softmax(logits, self.temperature)
+        return [self._prediction(rec, row) for rec, row in zip(records, probs, strict=True)], feats
 
     def _prediction(self, record: Mapping[str, Any], row: np.ndarray) -> Prediction:
         top = int(row.argmax())

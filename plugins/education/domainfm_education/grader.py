@@ -62,17 +62,6 @@ def _flag(value: Any) -> bool:
     return str(value).lower() not in ("0", "false", "no", "off", "none", "")
 
 
-def quantize_int8(model: Any) -> Any:
-    """Dynamic int8 quantization of the linear layers (CPU inference)."""
-    import warnings
-
-    import torch
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # torch 2.13 flags quantized tensors as deprecated
-        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
-
-
 def segment_separator(ctx: RunContext) -> str | None:
     """The base tokenizer's separator token when ``options.question_in_input`` is on, else None (default)."""
     if not _flag(ctx.option("question_in_input", False)):
@@ -169,11 +158,8 @@ class GraderPredictor:
     def load(cls, artifact: Artifact, device: str = "cpu") -> GraderPredictor:
         from domainfm.engine.text_classifier import TextClassifierPredictor
 
-        inner = TextClassifierPredictor.load(artifact, device)
-        model = getattr(inner, "_model", None)  # the engine has no quantization switch: applied here
-        if artifact.metadata.get("int8_inference") and str(device).startswith("cpu") and model is not None \
-                and hasattr(model, "named_modules"):
-            inner._model = quantize_int8(model)
+        int8 = bool(artifact.metadata.get("int8_inference")) and str(device).startswith("cpu")
+        inner = TextClassifierPredictor.load(artifact, device, precision="int8" if int8 else None)
         return cls(inner, artifact)
 
     def grade(self, references: Sequence[Sequence[str]], answers: Sequence[str],

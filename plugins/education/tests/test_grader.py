@@ -139,6 +139,6 @@ def test_int8_inference_grades_like_the_float_model(trained) -> None:  # type: i
     ref = GraderPredictor.load(artifact, "cpu").predict(records)[0]
     artifact.metadata["int8_inference"] = True
     quant = GraderPredictor.load(artifact, "cpu")
-    assert "quantized" in type(quant.inner._model.classifier).__module__
+    assert "quantized" in type(quant.inner.torch_model.classifier).__module__ and quant.inner.precision == "int8"
     got = quant.predict(records)[0]
     assert got.label in quant.labels and abs(got.value - ref.value) < 0.2

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 from domainfm.config import DEFAULT_BASE_MODEL
+from domainfm.engine.precision import bf16_is_fast, choose_inference_dtype, convert_module  # noqa: F401 (bf16_is_fast re-exported)
 from domainfm.engine.text_classifier import (
-    KIND_HF,
     TextClassifierPredictor,
     choose_abstain_threshold,
     fine_tune_text_classifier,
@@ -49,9 +49,9 @@ def train(ctx: RunContext, data: DataBundle) -> Artifact:
         artifact = fine_tune_text_classifier(ctx, data, label_names=list(LABELS))
     valid = data.tables.get("validation")
     predictor = TextClassifierPredictor.load(artifact, ctx.device)
-    if valid is not None and len(valid) and artifact.kind == KIND_HF:
+    if valid is not None and len(valid):
         artifact.metadata.update(choose_inference_dtype(predictor, valid, str(ctx.option("inference_dtype", "auto"))))
-        set_inference_dtype(predictor, artifact.metadata["inference_dtype"])
+        predictor.set_precision(artifact.metadata["inference_dtype"])
     if valid is not None and len(valid):
         artifact.metadata["abstain_threshold"] = choose_abstain_threshold(
             predictor, valid, target_precision=float(ctx.option("target_precision", 0.9))
@@ -76,66 +76,9 @@ def train(ctx: RunContext, data: DataBundle) -> Artifact:
     return artifact
 
 
-def bf16_is_fast(device: str) -> bool:
-    """bf16 matmuls have hardware support: a CUDA device with bf16, or a CPU with AVX512-BF16 / AMX."""
-    import torch
-
-    if device.startswith("cuda"):
-        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
 def set_inference_dtype(predictor: TextClassifierPredictor, dtype: str) -> None:
-    """Convert the loaded classifier in place: ``float32`` (as trained), ``bfloat16``, or ``int8`` (dynamic
-    quantisation of the Linear layers, CPU only). Head-only artifacts are left as they are."""
-    import torch
-
-    model = getattr(predictor, "_model", None)
-    if model is None or predictor.artifact.kind != KIND_HF or dtype == "float32":
-        return
-    if dtype == "bfloat16":
-        predictor._model = model.to(torch.bfloat16)
-    elif dtype == "int8":
-        if predictor.device != "cpu":
-            raise ConfigError("inference_dtype=int8 (dynamic quantisation) runs on the CPU only")
-        predictor._model = torch.ao.quantization.quantize_dynamic(model.float(), {torch.nn.Linear}, dtype=torch.qint8)
-    else:
-        raise ConfigError(f"inference_dtype: {dtype!r} is not one of auto, float32, bfloat16, int8")
-
-
-def choose_inference_dtype(predictor: TextClassifierPredictor, valid: Any, wanted: str = "auto",
-                           tolerance: float = 0.002) -> dict[str, Any]:
-    """The inference precision, chosen on validation only.
-
-    ``auto``: bfloat16 where the hardware runs it fast and validation accuracy stays within ``tolerance`` of
-    float32 (and the predicted labels change for at most 1% of sentences), else float32. int8 is never chosen
-    automatically (dynamic quantisation cost ~2.7 points of validation accuracy on PhraseBank); ask for it
-    explicitly. Returns metadata: the choice and the validation accuracy of each precision tried."""
-    import copy
-
-    texts = [str(t) for t in valid["text"]]
-    y = np.asarray([predictor.labels.index(str(v)) for v in valid["label"]])
-    fp32 = predictor.predict_logits(texts).argmax(1)
-    out: dict[str, Any] = {"validation_accuracy_by_dtype": {"float32": float((fp32 == y).mean())}}
-    if wanted != "auto":
-        out["inference_dtype"] = wanted
-        return out
-    choice = "float32"
-    if bf16_is_fast(predictor.device):
-        trial = copy.copy(predictor)
-        trial._model = copy.deepcopy(predictor._model)
-        set_inference_dtype(trial, "bfloat16")
-        bf = trial.predict_logits(texts).argmax(1)
-        acc = float((bf == y).mean())
-        out["validation_accuracy_by_dtype"]["bfloat16"] = acc
-        out["validation_label_changes_bf16"] = float((bf != fp32).mean())
-        if acc >= float((fp32 == y).mean()) - tolerance and (bf != fp32).mean() <= 0.01:
-            choice = "bfloat16"
-    out["inference_dtype"] = choice
-    return out
+    """Kept for callers of earlier versions: :meth:`TextClassifierPredictor.set_precision`."""
+    predictor.set_precision(dtype)
 
 
 class FinancePredictor:
@@ -152,15 +95,16 @@ class FinancePredictor:
 
     @classmethod
     def load(cls, artifact: Artifact, device: str = "cpu") -> FinancePredictor:
-        inner = TextClassifierPredictor.load(artifact, device)
-        dtype = str(artifact.metadata.get("inference_dtype", "float32"))
-        if dtype == "bfloat16" and not bf16_is_fast(device):
-            dtype = "float32"  # chosen where bf16 was fast; elsewhere it would be slower than float32
-        set_inference_dtype(inner, dtype)
-        inner.artifact.metadata["inference_dtype_used"] = dtype
+        inner = TextClassifierPredictor.load(artifact, device)  # runs at the precision chosen on validation
+        inner.artifact.metadata["inference_dtype_used"] = inner.precision
         topics = TopicModel.load(artifact.path)
         base = (artifact.metadata.get("topics") or {}).get("base_model") or artifact.base_model
         return cls(inner, topics, base)
+
+    @property
+    def shares_encoder(self) -> bool:
+        """The classifier is a head on the same frozen encoder the topics were fitted on: one encode serves both."""
+        return self.inner.is_head and self._topic_base == self.inner.artifact.base_model and not self.inner.artifact.metadata.get("pair_features")
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Temperature-calibrated probabilities in LABELS order."""
@@ -169,15 +113,23 @@ class FinancePredictor:
     def assign_topics(self, texts: Sequence[str]) -> list[str] | None:
         if self.topics is None:
             return None
+        if self.shares_encoder:
+            return self.topics.assign(self.inner.features(list(texts)))
         if self._encoder is None:
             self._encoder = _encoder(self._topic_base or DEFAULT_BASE_MODEL, self.device,
                                      int(self.inner.artifact.metadata.get("max_length", 128)))
+            if self.inner.precision == "bfloat16":  # int8 is the classifier's own choice, not the topics'
+                self._encoder.model = convert_module(self._encoder.model, "bfloat16", self.device)
         return self.topics.assign(self._encoder.encode(list(texts)))
 
     def predict(self, records: Sequence[Mapping[str, Any]]) -> list[Prediction]:
-        predictions = self.inner.predict(records)
+        predictions, features = self.inner.predict_with_features(records)
         missing = [i for i, r in enumerate(records) if not r.get("topic")]
-        assigned = self.assign_topics([str(records[i]["text"]) for i in missing]) if missing else None
+        assigned: list[str] | None = None
+        if missing and self.topics is not None and features is not None and self.shares_encoder:
+            assigned = self.topics.assign(features[missing])
+        elif missing:
+            assigned = self.assign_topics([str(records[i]["text"]) for i in missing])
         found = dict(zip(missing, assigned or [], strict=False))
         for i, (record, pred) in enumerate(zip(records, predictions, strict=True)):
             topic = record.get("topic") or found.get(i)

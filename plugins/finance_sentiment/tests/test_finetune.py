@@ -97,15 +97,17 @@ def test_inference_dtypes(tmp_path: Path, tiny_model_dir: Path) -> None:
     assert data is not None
     artifact = fine_tune(ctx, data, list(LABELS))
     texts = list(data.tables["validation"]["text"])[:20]
-    base = TextClassifierPredictor.load(artifact, "cpu").predict_proba(texts)
+    base = TextClassifierPredictor.load(artifact, "cpu", precision="float32").predict_proba(texts)
     for dtype in ("bfloat16", "int8"):
-        predictor = TextClassifierPredictor.load(artifact, "cpu")
-        set_inference_dtype(predictor, dtype)
+        predictor = TextClassifierPredictor.load(artifact, "cpu", precision=dtype)
+        assert predictor.precision == dtype
         probs = predictor.predict_proba(texts)
         assert probs.shape == base.shape and np.allclose(probs.sum(1), 1.0)
         assert np.abs(probs - base).max() < 0.1
     with pytest.raises(ConfigError, match="inference_dtype"):
         set_inference_dtype(TextClassifierPredictor.load(artifact, "cpu"), "fp4")
+    with pytest.raises(ConfigError, match="inference_dtype"):
+        TextClassifierPredictor.load(artifact, "cpu", precision="fp16")
     chosen = choose_inference_dtype(TextClassifierPredictor.load(artifact, "cpu"), data.tables["validation"])
     assert chosen["inference_dtype"] in ("float32", "bfloat16")
     assert "float32" in chosen["validation_accuracy_by_dtype"]

@@ -22,15 +22,15 @@ class TokenAttributor:
         self.top_n = top_n
         self.device = predictor.device
         self.temperature = float(predictor.temperature)
-        if predictor._head is None:
-            self.model = predictor._model
-            self.tokenizer = predictor._tokenizer
+        if not predictor.is_head:
+            self.model = predictor.torch_model
+            self.tokenizer = predictor.tokenizer
             self.embeddings = self.model.get_input_embeddings()
             self._forward = self._forward_hf
         else:
             import torch
 
-            st = predictor._model.model  # the SentenceTransformer inside the engine's TextEncoder
+            st = predictor.torch_model  # the head kind's SentenceTransformer
             self.model = st[0].auto_model
             self.tokenizer = st.tokenizer
             self.embeddings = self.model.get_input_embeddings()
@@ -39,8 +39,8 @@ class TokenAttributor:
                 raise ValueError(f"attributions support mean or cls pooling, not {pooling!r}")
             self.pooling = pooling
             self.normalize = any(type(m).__name__ == "Normalize" for m in st)
-            self.weight = torch.as_tensor(predictor._head["weight"], device=self.device)
-            self.bias = torch.as_tensor(predictor._head["bias"], device=self.device)
+            self.weight = torch.as_tensor(predictor.head["weight"], device=self.device)
+            self.bias = torch.as_tensor(predictor.head["bias"], device=self.device)
             self._forward = self._forward_head
         self.max_length = int(predictor.max_length)
 

@@ -136,9 +136,7 @@ class HealthcarePredictor:
         return text
 
     def _truncated(self, texts: Sequence[str]) -> list[bool]:
-        tokenizer = getattr(self.inner, "_tokenizer", None)
-        if tokenizer is None and getattr(self.inner, "_model", None) is not None:
-            tokenizer = getattr(getattr(self.inner._model, "model", None), "tokenizer", None)
+        tokenizer = getattr(self.inner, "tokenizer", None)
         if tokenizer is None:
             return [False] * len(texts)
         lengths = [len(ids) for ids in tokenizer(list(texts), truncation=False, verbose=False)["input_ids"]]

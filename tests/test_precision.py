@@ -1,0 +1,96 @@
+"""Inference precision and shared features of the engine's text classifier, on tiny models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from domainfm.engine.precision import choose_inference_dtype, precision_for_device
+from domainfm.engine.text_classifier import TextClassifierPredictor
+from domainfm.errors import ConfigError
+from domainfm.types import Artifact
+
+from .test_engine import run_stages
+
+TEXTS = ["the parcel arrived broken", "great friendly staff", "refund took three weeks"]
+
+
+@pytest.fixture(scope="module", params=["head", "full"])
+def trained(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path):  # type: ignore[no-untyped-def]
+    tmp = tmp_path_factory.mktemp(f"precision-{request.param}")
+    ctx, artifact, predictor, _ = run_stages(tmp, tiny_model_dir, request.param, ["train.epochs=1"])
+    return ctx, Artifact.load(artifact.path)
+
+
+def test_predict_with_features_matches_predict_and_exposes_head_features(trained) -> None:  # type: ignore[no-untyped-def]
+    _, artifact = trained
+    predictor = TextClassifierPredictor.load(artifact, "cpu", precision="float32")
+    records = [{"id": str(i), "text": t} for i, t in enumerate(TEXTS)]
+    predictions, features = predictor.predict_with_features(records)
+    plain = predictor.predict(records)
+    assert [p.scores for p in predictions] == [p.scores for p in plain]
+    if predictor.is_head:
+        assert features is not None and features.shape[0] == len(TEXTS)
+        np.testing.assert_allclose(np.linalg.norm(features, axis=1), 1.0, rtol=1e-4)
+        logits = predictor.logits_from_features(features)
+        np.testing.assert_allclose(logits, predictor.predict_logits(TEXTS), rtol=1e-4, atol=1e-5)
+    else:
+        assert features is None
+        with pytest.raises(TypeError, match="head kind"):
+            predictor.features(TEXTS)
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "int8"])
+def test_lower_precisions_keep_probabilities_close(trained, dtype: str) -> None:  # type: ignore[no-untyped-def]
+    import torch
+
+    _, artifact = trained
+    reference = TextClassifierPredictor.load(artifact, "cpu", precision="float32").predict_proba(TEXTS)
+    predictor = TextClassifierPredictor.load(artifact, "cpu", precision=dtype)
+    assert predictor.precision == dtype
+    if dtype == "bfloat16":
+        assert next(predictor.torch_model.parameters()).dtype == torch.bfloat16
+    probs = predictor.predict_proba(TEXTS)
+    assert probs.shape == reference.shape and np.allclose(probs.sum(1), 1.0)
+    assert np.abs(probs - reference).max() < 0.1
+
+
+def test_artifact_precision_is_applied_at_load_and_unknown_ones_are_refused(trained) -> None:  # type: ignore[no-untyped-def]
+    _, artifact = trained
+    artifact.metadata["inference_dtype"] = "int8"
+    assert TextClassifierPredictor.load(artifact, "cpu").precision == "int8"
+    artifact.metadata["inference_dtype"] = "fp4"
+    with pytest.raises(ConfigError, match="inference_dtype: 'fp4'"):
+        TextClassifierPredictor.load(artifact, "cpu")
+    with pytest.raises(ConfigError, match="inference_dtype"):
+        TextClassifierPredictor.load(artifact, "cpu", precision="fp16")
+
+
+def test_bf16_falls_back_to_float32_where_it_is_slow(monkeypatch: pytest.MonkeyPatch) -> None:
+    import domainfm.engine.precision as precision
+
+    monkeypatch.setattr(precision, "bf16_is_fast", lambda device: False)
+    assert precision_for_device("bfloat16", "cpu") == "float32"
+    assert precision_for_device("int8", "cpu") == "int8"
+    monkeypatch.setattr(precision, "bf16_is_fast", lambda device: True)
+    assert precision_for_device("bfloat16", "cpu") == "bfloat16"
+
+
+def test_choose_inference_dtype_uses_validation_and_honours_an_explicit_choice(trained, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    import domainfm.engine.precision as precision
+
+    _, artifact = trained
+    valid = {"text": TEXTS, "label": [artifact.label_names[0]] * len(TEXTS)}
+    predictor = TextClassifierPredictor.load(artifact, "cpu", precision="float32")
+    monkeypatch.setattr(precision, "bf16_is_fast", lambda device: True)
+    chosen = choose_inference_dtype(predictor, valid)
+    assert chosen["inference_dtype"] in ("float32", "bfloat16")
+    assert set(chosen["validation_accuracy_by_dtype"]) == {"float32", "bfloat16"}
+    assert predictor.precision == "float32"  # the trial ran on a copy
+    monkeypatch.setattr(precision, "bf16_is_fast", lambda device: False)
+    assert choose_inference_dtype(predictor, valid)["inference_dtype"] == "float32"
+    assert choose_inference_dtype(predictor, valid, "int8")["inference_dtype"] == "int8"
+    with pytest.raises(ConfigError):
+        choose_inference_dtype(predictor, valid, "fp8")
