@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import socket
 import subprocess
 import sys
@@ -55,8 +56,12 @@ def ensure_artifact(domain: str, mode: str, given: str | None) -> Path:
     if given:
         return Path(given)
     run_dir = WORK / "runs" / domain / f"bench-{mode}"
-    if (run_dir / "artifact" / "domainfm-artifact.json").is_file():
-        return run_dir
+    meta_path = run_dir / "artifact" / "domainfm-artifact.json"
+    if meta_path.is_file():
+        if "inference_dtype" in (json.loads(meta_path.read_text()).get("metadata") or {}) or domain != "finance_sentiment":
+            return run_dir
+        print("the cached artifact predates inference-precision selection: training it again", flush=True)
+        shutil.rmtree(run_dir)
     print(f"training {domain} ({mode}) on its demo data into {run_dir} ...", flush=True)
     done = subprocess.run(
         domainfm_cmd("train", domain, "--mode", mode, "--output-dir", str(WORK / "runs"),
@@ -66,6 +71,23 @@ def ensure_artifact(domain: str, mode: str, given: str | None) -> Path:
     if done.returncode != 0:
         raise SystemExit(f"training failed:\n{done.stderr[-3000:]}")
     return run_dir
+
+
+def float32_copy(run_dir: Path) -> Path | None:
+    """A copy of the run whose artifact is served at float32 (the model as trained), or None when the artifact
+    already runs at float32: the side-by-side baseline for the precision chosen on validation."""
+    meta_path = run_dir / "artifact" / "domainfm-artifact.json"
+    meta = json.loads(meta_path.read_text())
+    if (meta.get("metadata") or {}).get("inference_dtype", "float32") == "float32":
+        return None
+    copy_dir = WORK / "runs" / meta["domain"] / f"{run_dir.name}-float32"
+    shutil.rmtree(copy_dir, ignore_errors=True)
+    shutil.copytree(run_dir, copy_dir)
+    copy_meta = copy_dir / "artifact" / "domainfm-artifact.json"
+    meta["metadata"]["inference_dtype"] = "float32"
+    meta["path"] = str(copy_dir / "artifact")
+    copy_meta.write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    return copy_dir
 
 
 def load_texts(domain: str) -> list[str]:
@@ -177,9 +199,11 @@ def measure_mode(domain: str, artifact: Path, texts: Path, batching: bool, args:
     server = Server(domain, artifact, batching, args, precision)
     try:
         health = server.wait_ready(domain)
-        load(server, domain, texts, 8, args.warmup, 10_000)  # warm caches and allocator
         points = []
         for n_clients in clients or args.clients:
+            # warm-up at the point's own concurrency (not measured): batch shapes new to this point would
+            # otherwise pay oneDNN kernel creation and allocator growth inside the measurement
+            load(server, domain, texts, n_clients, args.warmup, 10_000)
             before = server.batching_stats(domain)
             point = load(server, domain, texts, n_clients, args.seconds, args.max_requests)
             after = server.batching_stats(domain)
@@ -311,9 +335,10 @@ def main() -> None:
     parser.add_argument("--torch-threads", type=int, default=2, help="server's torch threads for large forward passes")
     parser.add_argument("--threads-min-records", type=int, default=16, help="smaller forward passes use 1 thread")
     parser.add_argument("--forward-batch", type=int, default=32, help="records per forward pass (sorted by length)")
-    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
-    parser.add_argument("--extra-precision", choices=["", "fp32", "bf16"], default="bf16",
-                        help="also measure micro-batching at the top client count with this precision ('' = skip)")
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                        help="server runtime autocast (fp32 = none: the model runs at its artifact's inference_dtype)")
+    parser.add_argument("--no-float32-baseline", dest="float32_baseline", action="store_false",
+                        help="skip serving the artifact at float32 alongside (when its training chose bf16)")
     parser.add_argument("--rss-flat-growth", type=float, default=0.05, help="'flat': RSS grows at most this fraction")
     parser.add_argument("--rss-flat-slope", type=float, default=1.0, help="'flat': RSS slope at most this MB/min")
     parser.add_argument("--finish-by", help="UTC ISO time (e.g. 2026-11-29T07:00+00:00) the soak is shortened to end by")
@@ -332,14 +357,15 @@ def main() -> None:
     print(f"serving {domain} from {artifact}", flush=True)
     modes = [measure_mode(domain, artifact, texts, batching, args) for batching in (False, True)]
     extra: dict[str, Any] | None = None
-    if args.extra_precision and args.extra_precision != args.precision:
+    fp32_run = float32_copy(Path(artifact)) if args.float32_baseline else None
+    if fp32_run is not None:
         top_only = [max(args.clients)]
-        alt = measure_mode(domain, artifact, texts, True, args, precision=args.extra_precision, clients=top_only)
+        alt = measure_mode(domain, fp32_run, texts, True, args, clients=top_only)
         extra = {
-            "what": f"micro-batching with precision={args.extra_precision} at {top_only[0]} clients, otherwise the same "
-                    "settings; NOT the configuration the targets are judged on (that is fp32, the model as trained)",
+            "what": f"micro-batching at {top_only[0]} clients with the same artifact served at float32 (the model as "
+                    "trained) instead of the inference precision its training chose on validation",
             "mode": alt,
-            f"agreement_with_{args.precision}_on_demo_texts": agreement(modes[1]["demo_predictions"], alt["demo_predictions"]),
+            "agreement_with_chosen_precision_on_demo_texts": agreement(modes[1]["demo_predictions"], alt["demo_predictions"]),
         }
         alt.pop("demo_predictions", None)
         print(json.dumps({k: v for k, v in extra.items() if k != "mode"}), flush=True)
@@ -368,7 +394,7 @@ def main() -> None:
             print(soak_note, flush=True)
     results = report(args, domain, artifact, modes, summary, None, started)
     results["predictions_agree_plain_vs_batching_on_demo_texts"] = plain_vs_batching
-    results["extra_precision"] = extra
+    results["float32_baseline"] = extra
     results["soak_note"] = "not run yet (partial results)"
     write(results, args)
     soak_result = soak(domain, artifact, texts, args) if args.soak_seconds > 0 else None
@@ -377,7 +403,7 @@ def main() -> None:
               f"slope {soak_result['rss_slope_mb_per_min']} MB/min", flush=True)
     results = report(args, domain, artifact, modes, summary, soak_result, started)
     results["predictions_agree_plain_vs_batching_on_demo_texts"] = plain_vs_batching
-    results["extra_precision"] = extra
+    results["float32_baseline"] = extra
     results["soak_note"] = soak_note
     results["targets"] = targets(by_mode, top, soak_result, args)
     write(results, args)
@@ -423,6 +449,9 @@ def report(args: argparse.Namespace, domain: str, artifact: Path, modes: list[di
         "fallback": None if domain == "finance_sentiment" or args.domain != "auto" else "finance_sentiment plugin not installed: served text_classification",
         "artifact": {"path": str(artifact), "kind": meta.get("kind"), "mode": (meta.get("metadata") or {}).get("mode"),
                      "base_model": meta.get("base_model"),
+                     "inference_dtype": (meta.get("metadata") or {}).get("inference_dtype", "float32"),
+                     "inference_dtype_choice": {k: v for k, v in (meta.get("metadata") or {}).items()
+                                                if k.startswith("validation_accuracy_by_dtype") or k.startswith("validation_label_changes")},
                      "trained_with": f"domainfm train {domain} --mode {args.mode} (demo data)" if not args.artifact else None},
         "workload": {
             "request": "POST /{domain}/predict with one record {id, text}; texts drawn from the domain's demo set",

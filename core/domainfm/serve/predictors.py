@@ -15,6 +15,22 @@ from domainfm.manager import PluginManager
 from domainfm.types import Artifact, Prediction, Predictor, RunContext
 
 
+def freeze_loaded_objects() -> int:
+    """Move every object alive now (a loaded model's Python objects included) out of the garbage collector's
+    reach (``gc.freeze``); returns how many are frozen.
+
+    Measured on the serving benchmark: without it, every ~5 s a full collection walked the hundreds of
+    thousands of objects torch/transformers keep alive and stalled one 64-request batch from ~150 to ~450 ms,
+    which alone set the p99. Frozen objects are long-lived by construction (models stay loaded for the
+    process's life), so nothing is leaked that would otherwise be freed.
+    """
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()
+
+
 class DomainUnavailableError(DomainfmError):
     """A domain cannot answer: no artifact, its plugin failed to load the model, or its predict failed.
 
@@ -114,6 +130,7 @@ class PredictorRegistry:
                 ctx = self.runner.context(domain, run_dir=Path(slot.artifact_path).parent)
                 slot.predictor = self.runner.load_predictor(ctx, artifact)
                 slot.ctx = ctx
+                freeze_loaded_objects()
             except Exception as exc:  # any plugin failure: this domain only
                 slot.error = f"loading the model failed: {type(exc).__name__}: {exc}"
                 raise DomainUnavailableError(domain, slot.error) from exc
