@@ -43,7 +43,7 @@ def run_stages(tmp_path: Path, model_dir: Path, mode: str, extra: list[str] | No
     return ctx, artifact, predictor, evaluation
 
 
-@pytest.mark.parametrize("mode", ["full", "lora", "head"])
+@pytest.mark.parametrize("mode", ["full", "lora", "head", "lpft"])
 def test_fine_tuning_modes_produce_loadable_calibrated_artifacts(tmp_path: Path, tiny_model_dir: Path, mode: str) -> None:
     ctx, artifact, predictor, evaluation = run_stages(tmp_path, tiny_model_dir, mode)
     assert artifact.metadata["mode"] == mode
@@ -52,14 +52,60 @@ def test_fine_tuning_modes_produce_loadable_calibrated_artifacts(tmp_path: Path,
     if mode == "lora":
         assert artifact.metadata["trainable_parameters"] < artifact.metadata["parameters"] / 2
         assert not list(Path(artifact.path).glob("adapter_*"))  # merged: loads as a plain model
-    if mode != "head":
+    if mode in ("full", "lora"):
         assert (Path(artifact.path) / "model.safetensors").is_file()
+    if mode == "lpft":  # a head artifact carrying its own fine-tuned encoder
+        assert artifact.kind == "embedding-linear-head" and artifact.metadata["encoder"] == "encoder"
+        assert (Path(artifact.path) / "encoder" / "model.safetensors").is_file()
+        assert artifact.metadata["probe_C"] > 0 and "validation_macro_f1_probe" in artifact.metadata
     probs = predictor.predict_proba(["the parcel arrived broken", "great friendly staff"])
     assert probs.shape == (2, 3) and np.allclose(probs.sum(1), 1.0)
     assert evaluation.n_items == len(evaluation.outcomes) > 0
     assert set(evaluation.outcomes.groups) == {"channel"}
     assert evaluation.device == ctx.device == "cpu"
     assert ctx.resources.train_seconds and ctx.resources.train_seconds > 0
+
+
+def test_lpft_starts_from_the_probe_and_serves_its_own_encoder(tmp_path: Path, tiny_model_dir: Path) -> None:
+    import torch
+
+    from domainfm.engine import lpft
+    from domainfm.engine.encoder import TextEncoder
+    from domainfm.engine.text_classifier import TextClassifierPredictor
+
+    texts = ["the parcel arrived broken", "great friendly staff", "refund took three weeks"]
+    encoder = TextEncoder(str(tiny_model_dir), device="cpu", max_length=32)
+    feats = encoder.encode(texts)
+    rng = np.random.default_rng(0)
+    weight, bias = rng.normal(size=(3, feats.shape[1])).astype(np.float32), np.array([0.5, -1e4, 0.0], np.float32)
+    model = lpft.build_model(encoder.model, weight, bias).eval()
+    batch = encoder.model.tokenizer(texts, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        logits = model(**batch)["logits"].numpy()
+    expected = feats @ weight.T + np.maximum(bias, -30.0)
+    np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-4)  # step 0 = the probe exactly
+    out = model(**batch, labels=torch.tensor([0, 2, 0]))
+    assert out["loss"].item() > 0
+
+    _, artifact, predictor, _ = run_stages(tmp_path, tiny_model_dir, "lpft", ["train.learning_rate=0.01"])
+    assert isinstance(predictor, TextClassifierPredictor) and predictor.is_head
+    tuned = predictor.features(texts)
+    assert not np.allclose(tuned, encoder.encode(texts), atol=1e-3)  # it runs the fine-tuned encoder
+
+
+def test_lpft_rejects_text_pairs(tmp_path: Path, tiny_model_dir: Path) -> None:
+    from domainfm.engine.text_classifier import fine_tune_text_classifier
+    from domainfm.errors import DataError
+    from domainfm.types import DataBundle, RunContext
+
+    cfg = build_config(None, [f"output_dir={tmp_path}", f"model.base={tiny_model_dir}", "model.mode=lpft"])
+    ctx = RunContext(run_id="pairs", domain="d", config=cfg, run_dir=tmp_path / "r", device="cpu")
+    from datasets import Dataset
+
+    table = Dataset.from_dict({"text": ["a b", "c d"], "pair": ["e", "f"], "label": ["x", "y"]})
+    data = DataBundle(tables={"train": table}, source="pairs.csv", label_names=["x", "y"])
+    with pytest.raises(DataError, match="lpft classifies single texts"):
+        fine_tune_text_classifier(ctx, data, label_names=["x", "y"], text_pair_column="pair")
 
 
 def test_training_is_deterministic_given_the_seed(tmp_path: Path, tiny_model_dir: Path) -> None:

@@ -22,8 +22,10 @@ class _Section(BaseModel):
 
 class ModelConfig(_Section):
     base: str | None = Field(default=None, description="hub id or local path; None = the domain's default")
-    mode: Literal["full", "head", "lora"] = Field(
-        default="full", description="full fine-tuning, head-only on frozen embeddings, or LoRA (peft)"
+    mode: Literal["full", "head", "lora", "lpft"] = Field(
+        default="full",
+        description="full fine-tuning, head-only on frozen embeddings, LoRA (peft), or lpft (linear probe on frozen "
+        "sentence embeddings, then fine-tuning every weight under it)",
     )
     max_length: int = Field(default=128, ge=8, le=8192)
     lora_r: int = Field(default=8, ge=1)
@@ -68,7 +70,7 @@ class RunConfig(_Section):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     output_dir: Path = Path("runs")
     run_name: str | None = None
-    variants: list[Literal["full", "head", "lora"]] | None = Field(
+    variants: list[Literal["full", "head", "lora", "lpft"]] | None = Field(
         default=None, description="train and compare several fine-tuning modes in one run, e.g. [head, lora, full]"
     )
     model: ModelConfig = Field(default_factory=ModelConfig)

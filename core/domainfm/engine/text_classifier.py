@@ -1,12 +1,14 @@
 """Fine-tuning and inference for transformer text classifiers (single texts or text pairs).
 
-Three modes, chosen by ``ctx.config.model.mode``:
+Four modes, chosen by ``ctx.config.model.mode``:
 
 - ``full``: every weight trains (Hugging Face ``Trainer``);
 - ``lora``: low-rank adapters via peft on the attention projections, merged into the weights at the end so
   the artifact loads as a plain model;
 - ``head``: the encoder stays frozen; sentence embeddings are computed once and a multinomial logistic
-  regression head is fitted on them (minutes on a CPU instead of hours).
+  regression head is fitted on them (minutes on a CPU instead of hours);
+- ``lpft``: that head first, then every weight fine-tuned under it through the sentence encoder's own pooling
+  (:mod:`domainfm.engine.lpft`); saved as a head artifact with its own encoder.
 
 Trainer runs get dynamic padding, length-grouped batches, AMP on GPU, gradient accumulation, early
 stopping on validation macro-F1, seeds, and checkpoints under ``ctx.checkpoint_dir`` that a re-run resumes
@@ -31,6 +33,7 @@ import numpy as np
 from domainfm.config import DEFAULT_BASE_MODEL
 from domainfm.data import encode_labels
 from domainfm.engine.calibration import (
+    Calibrator,
     expected_calibration_error,
     fit_temperature,
     risk_coverage_curve,
@@ -49,7 +52,8 @@ log = logging.getLogger(__name__)
 COMPLETE_MARKER = "domainfm-checkpoint-complete"
 KIND_HF = "hf-sequence-classification"
 KIND_HEAD = "embedding-linear-head"
-DEFAULT_LR = {"full": 5e-5, "lora": 5e-4, "head": 1.0}
+DEFAULT_LR = {"full": 5e-5, "lora": 5e-4, "head": 1.0, "lpft": 3e-5}
+PROBE_C_GRID = [0.5, 2.0, 8.0, 32.0]
 
 
 # ----------------------------------------------------------------------------------- helpers
@@ -144,6 +148,11 @@ def fine_tune_text_classifier(
     if cfg.model.mode == "head":
         metadata = _fit_head(ctx, resolved.path, labels, x_train, p_train, y_train, x_valid, p_valid, y_valid)
         kind = KIND_HEAD
+    elif cfg.model.mode == "lpft":
+        if p_train is not None:
+            raise DataError(f"{data.source}: model.mode=lpft classifies single texts; for text pairs use full or lora")
+        metadata = _fit_transformer(ctx, resolved.path, labels, x_train, None, y_train, x_valid, None, y_valid)
+        kind = KIND_HEAD
     else:
         metadata = _fit_transformer(ctx, resolved.path, labels, x_train, p_train, y_train, x_valid, p_valid, y_valid)
         kind = KIND_HF
@@ -211,35 +220,16 @@ def _fit_head(
 ) -> dict[str, Any]:
     """Frozen encoder + logistic-regression head, its C chosen on validation macro-F1."""
     from safetensors.numpy import save_file
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import f1_score
 
     from domainfm.engine.encoder import TextEncoder
+    from domainfm.engine.lpft import fit_probe
 
     encoder = TextEncoder(str(base_path), device=ctx.device, max_length=ctx.config.model.max_length)
     feats_train = _pair_features(encoder, x_train, p_train, ctx.config.train.eval_batch_size)
     feats_valid = _pair_features(encoder, x_valid, p_valid, ctx.config.train.eval_batch_size) if x_valid else None
-    best: tuple[float, float, Any] | None = None
-    grid = [ctx.config.train.learning_rate] if ctx.config.train.learning_rate else [0.5, 2.0, 8.0, 32.0]
-    for c in grid:
-        clf = LogisticRegression(C=c, max_iter=2000, random_state=ctx.config.train.seed)
-        clf.fit(feats_train, y_train)
-        score = (
-            f1_score(y_valid, clf.predict(feats_valid), average="macro") if feats_valid is not None else 0.0
-        )
-        if best is None or score > best[0]:
-            best = (score, c, clf)
-    assert best is not None
-    clf = best[2]
-    weight = np.zeros((len(labels), feats_train.shape[1]), dtype=np.float32)
-    bias = np.zeros(len(labels), dtype=np.float32)
-    classes = clf.classes_.astype(int)
-    if len(classes) == 2 and clf.coef_.shape[0] == 1:  # sklearn's binary form: one row of coefficients
-        weight[classes[1]], bias[classes[1]] = clf.coef_[0], clf.intercept_[0]
-    else:
-        weight[classes], bias[classes] = clf.coef_, clf.intercept_
-    missing = sorted(set(range(len(labels))) - set(classes.tolist()))
-    bias[missing] = -1e4  # a label never seen in training can never be predicted
+    grid = [ctx.config.train.learning_rate] if ctx.config.train.learning_rate else PROBE_C_GRID
+    probe = fit_probe(feats_train, y_train, feats_valid, y_valid, len(labels), grid, ctx.config.train.seed)
+    weight, bias = probe["weight"], probe["bias"]
     if _is_main_process():
         with atomic_directory(ctx.artifact_dir) as tmp:
             save_file({"weight": weight, "bias": bias}, str(tmp / "head.safetensors"))
@@ -247,8 +237,8 @@ def _fit_head(
     return {
         "parameters": int(total + weight.size + bias.size),
         "trainable_parameters": int(weight.size + bias.size),
-        "head_C": best[1],
-        "validation_macro_f1_head": best[0],
+        "head_C": probe["C"],
+        "validation_macro_f1_head": probe["validation_macro_f1"],
         "pair_features": bool(p_train),
     }
 
@@ -287,15 +277,19 @@ def _fit_transformer(
 
     cfg = ctx.config
     set_seed(cfg.train.seed)  # the new classifier head is initialised below, before the Trainer seeds
-    tokenizer = AutoTokenizer.from_pretrained(str(base_path), trust_remote_code=cfg.model.trust_remote_code)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        str(base_path),
-        num_labels=len(labels),
-        id2label=dict(enumerate(labels)),
-        label2id={name: i for i, name in enumerate(labels)},
-        trust_remote_code=cfg.model.trust_remote_code,
-        use_safetensors=True,
-    )
+    probe_meta: dict[str, Any] = {}
+    if cfg.model.mode == "lpft":
+        model, tokenizer, probe_meta = _probe_then_model(ctx, base_path, len(labels), x_train, y_train, x_valid, y_valid)
+    else:
+        tokenizer = AutoTokenizer.from_pretrained(str(base_path), trust_remote_code=cfg.model.trust_remote_code)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            str(base_path),
+            num_labels=len(labels),
+            id2label=dict(enumerate(labels)),
+            label2id={name: i for i, name in enumerate(labels)},
+            trust_remote_code=cfg.model.trust_remote_code,
+            use_safetensors=True,
+        )
     if cfg.model.mode == "lora":
         from peft import LoraConfig, TaskType, get_peft_model
 
@@ -391,9 +385,10 @@ def _fit_transformer(
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.train.early_stopping_patience))
 
     optimizers: tuple[Any, Any] = (None, None)
-    if cfg.train.head_learning_rate and cfg.model.mode == "full":
-        head = [p for n, p in model.named_parameters() if n.startswith("classifier") and p.requires_grad]
-        body = [p for n, p in model.named_parameters() if not n.startswith("classifier") and p.requires_grad]
+    if cfg.train.head_learning_rate and cfg.model.mode in ("full", "lpft"):
+        head_prefix = ("classifier", "head.")
+        head = [p for n, p in model.named_parameters() if n.startswith(head_prefix) and p.requires_grad]
+        body = [p for n, p in model.named_parameters() if not n.startswith(head_prefix) and p.requires_grad]
         optimizers = (
             torch.optim.AdamW(
                 [{"params": body, "lr": lr}, {"params": head, "lr": cfg.train.head_learning_rate}],
@@ -425,8 +420,13 @@ def _fit_transformer(
     best_metric = trainer.state.best_metric
     if trainer.is_world_process_zero():
         with atomic_directory(ctx.artifact_dir) as tmp:
-            final.save_pretrained(str(tmp), safe_serialization=True)
-            tokenizer.save_pretrained(str(tmp))
+            if cfg.model.mode == "lpft":
+                from domainfm.engine import lpft
+
+                lpft.save(final, tmp, never_seen=sorted(set(range(len(labels))) - set(y_train)))
+            else:
+                final.save_pretrained(str(tmp), safe_serialization=True)
+                tokenizer.save_pretrained(str(tmp))
         atomic_write_json(ctx.checkpoint_dir / "trainer_state_summary.json", {"log_history": trainer.state.log_history})
     return {
         "parameters": total,
@@ -437,7 +437,27 @@ def _fit_transformer(
         "learning_rate": lr,
         "resumed_from": ctx.state.get("resumed_from"),
         "world_size": int(os.environ.get("WORLD_SIZE", "1")),
+        **probe_meta,
     }
+
+
+def _probe_then_model(
+    ctx: RunContext, base_path: Path, n_labels: int, x_train: list[str], y_train: list[int],
+    x_valid: list[str], y_valid: list[int],
+) -> tuple[Any, Any, dict[str, Any]]:
+    """LP-FT's first stage: the linear probe on frozen embeddings, and the module to fine-tune under it."""
+    from domainfm.engine import lpft
+    from domainfm.engine.encoder import TextEncoder
+
+    cfg = ctx.config
+    encoder = TextEncoder(str(base_path), device=ctx.device, max_length=cfg.model.max_length)
+    feats_train = encoder.encode(x_train, batch_size=cfg.train.eval_batch_size)
+    feats_valid = encoder.encode(x_valid, batch_size=cfg.train.eval_batch_size) if x_valid else None
+    probe = lpft.fit_probe(feats_train, y_train, feats_valid, y_valid, n_labels, PROBE_C_GRID, cfg.train.seed)
+    model = lpft.build_model(encoder.model, probe["weight"], probe["bias"])
+    meta = {"encoder": lpft.ENCODER_DIR, "probe_C": probe["C"], "validation_macro_f1_probe": probe["validation_macro_f1"],
+            "pooling": "the base sentence-transformer's own (mean for MiniLM)"}
+    return model, encoder.model.tokenizer, meta
 
 
 # ----------------------------------------------------------------------------------- inference
@@ -451,7 +471,8 @@ class TextClassifierPredictor:
         self.domain = artifact.domain
         self.device = device
         self.labels = list(artifact.label_names or [])
-        self.temperature = float(artifact.metadata.get("temperature", 1.0))
+        self.calibrator = Calibrator.from_metadata(artifact.metadata)
+        self.temperature = self.calibrator.temperature
         self.threshold = artifact.metadata.get("abstain_threshold")
         self.max_length = int(artifact.metadata.get("max_length", 128))
         self.batch_size = 64
@@ -502,8 +523,9 @@ class TextClassifierPredictor:
 
             from domainfm.engine.encoder import TextEncoder
 
-            resolved = resolve_model(artifact.base_model)
-            encoder = TextEncoder(str(resolved.path), device=device, max_length=artifact.metadata.get("max_length"))
+            own = artifact.metadata.get("encoder")  # LP-FT: the fine-tuned encoder lives in the artifact
+            path = Path(artifact.path) / str(own) if own else resolve_model(artifact.base_model).path
+            encoder = TextEncoder(str(path), device=device, max_length=artifact.metadata.get("max_length"))
             head = load_file(str(Path(artifact.path) / "head.safetensors"))
             predictor = cls(artifact, device, encoder, head=head)
         elif artifact.kind == KIND_HF:
@@ -557,8 +579,8 @@ class TextClassifierPredictor:
         return features @ self._head["weight"].T + self._head["bias"]
 
     def predict_proba(self, texts: Sequence[str], pairs: Sequence[str] | None = None) -> np.ndarray:
-        """Temperature-calibrated class probabilities, shape (n, len(labels))."""
-        return softmax(self.predict_logits(texts, pairs), self.temperature)
+        """Calibrated class probabilities (the artifact's calibrator), shape (n, len(labels))."""
+        return self.calibrator.apply(self.predict_logits(texts, pairs))
 
     def predict(self, records: Sequence[Mapping[str, Any]]) -> list[Prediction]:
         return self.predict_with_features(records)[0]
@@ -581,7 +603,7 @@ class TextClassifierPredictor:
                 pairs.append(str(pv))
         feats = self.features(texts, pairs) if self._head is not None else None
         logits = self.logits_from_features(feats) if feats is not None else self.predict_logits(texts, pairs)
-        probs = softmax(logits, self.temperature)
+        probs = self.calibrator.apply(logits)
         return [self._prediction(rec, row) for rec, row in zip(records, probs, strict=True)], feats
 
     def _prediction(self, record: Mapping[str, Any], row: np.ndarray) -> Prediction:
@@ -690,7 +712,8 @@ def evaluate_text_classifier(
         },
         device=predictor.device,
         seconds=seconds,
-        extra={"items_per_second": len(texts) / seconds if seconds > 0 else None, "temperature": predictor.temperature},
+        extra={"items_per_second": len(texts) / seconds if seconds > 0 else None, "temperature": predictor.temperature,
+               "calibrator": predictor.calibrator.kind},
     )
 
 

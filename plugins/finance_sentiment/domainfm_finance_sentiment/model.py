@@ -104,7 +104,9 @@ class FinancePredictor:
     @property
     def shares_encoder(self) -> bool:
         """The classifier is a head on the same frozen encoder the topics were fitted on: one encode serves both."""
-        return self.inner.is_head and self._topic_base == self.inner.artifact.base_model and not self.inner.artifact.metadata.get("pair_features")
+        meta = self.inner.artifact.metadata
+        return (self.inner.is_head and self._topic_base == self.inner.artifact.base_model
+                and not meta.get("pair_features") and not meta.get("encoder"))  # lpft: the encoder was fine-tuned
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Temperature-calibrated probabilities in LABELS order."""

@@ -2,15 +2,17 @@
 
 Imported only inside hook functions (it imports torch through the engine).
 
-The temperature (by NLL) and the abstention threshold for a target precision (``options.target_precision``,
+The calibrator (none, temperature or per-class vector scaling, chosen by cross-validated ECE; see
+:func:`recalibrate`) and the abstention threshold for a target precision (``options.target_precision``,
 default 0.9) are fitted on the bundle's ``calibration`` split when it has one, else on ``validation``, and
-stored in the artifact, so evaluation on test never sees a temperature or threshold tuned on test.
+stored in the artifact, so evaluation on test never sees a calibrator or threshold tuned on test.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -19,6 +21,7 @@ from domainfm.errors import DataError
 from domainfm.types import Artifact, DataBundle, RunContext
 
 DEFAULT_TARGET_PRECISION = 0.9
+CALIBRATORS = ("none", "temperature", "vector")  # chosen among by cross-validated ECE on the calibration split
 NEVER_ANSWER = 1.000001  # above any probability: the target precision was not reachable on validation
 
 
@@ -42,8 +45,9 @@ def train_classifier(ctx: RunContext, data: DataBundle) -> Artifact:
         artifact = fine_tune_text_classifier(ctx, data, label_names=data.label_names)
     target = float(ctx.option("target_precision", DEFAULT_TARGET_PRECISION))
     split = calibration_split(data)
-    if split != "validation":
-        recalibrate(artifact, data, split, ctx.device)
+    kinds = calibrator_kinds(ctx.option("calibrators", None))
+    if split != "validation" or kinds != ("temperature",):
+        recalibrate(artifact, data, split, ctx.device, kinds)
     predictor = TextClassifierPredictor.load(artifact, ctx.device)
     threshold = choose_abstain_threshold(predictor, data.split(split), target_precision=target)
     artifact.metadata.update(
@@ -54,6 +58,7 @@ def train_classifier(ctx: RunContext, data: DataBundle) -> Artifact:
             "target_precision_reachable_on_validation": math.isfinite(threshold),  # older key, same value
             "threshold_chosen_on": split,
             "temperature_fitted_on": split,
+            "calibrator_fitted_on": split,
             "data_source": data.source,
             "data_split": data.meta.get("split"),
             "data_sizes": data.sizes(),
@@ -66,6 +71,20 @@ def train_classifier(ctx: RunContext, data: DataBundle) -> Artifact:
     return artifact
 
 
+def calibrator_kinds(option: Any) -> tuple[str, ...]:
+    """``options.calibrators``: the calibrator kinds to choose from (a list or comma-separated string)."""
+    from domainfm.engine.calibration import CALIBRATOR_KINDS
+    from domainfm.errors import ConfigError
+
+    if option is None:
+        return CALIBRATORS
+    kinds = tuple(k.strip() for k in (option.split(",") if isinstance(option, str) else option) if str(k).strip())
+    unknown = [k for k in kinds if k not in CALIBRATOR_KINDS]
+    if not kinds or unknown:
+        raise ConfigError(f"options.calibrators: {unknown or option!r} not among {', '.join(CALIBRATOR_KINDS)}")
+    return kinds
+
+
 def calibration_split(data: DataBundle) -> str:
     """``calibration`` when the bundle has a non-empty one, else ``validation``.
 
@@ -76,24 +95,32 @@ def calibration_split(data: DataBundle) -> str:
     return "calibration" if table is not None and len(table) > 0 else "validation"
 
 
-def recalibrate(artifact: Artifact, data: DataBundle, split: str, device: str) -> None:
-    """Refit the temperature (validation NLL -> ``split`` NLL) and record ECE before/after on ``split``.
+def recalibrate(artifact: Artifact, data: DataBundle, split: str, device: str,
+                kinds: Sequence[str] = CALIBRATORS) -> None:
+    """Choose and fit the calibrator on ``split``: the kind (none, temperature or vector scaling) with the lowest
+    5-fold cross-validated ECE on ``split`` (:func:`~domainfm.engine.calibration.choose_calibrator`), refitted
+    on all of it. Records every kind's cross-validated ECE/NLL and the split's ECE before/after.
 
-    The temperature the engine fitted on validation is kept as ``temperature_validation`` for reference.
+    Why not temperature alone: on Medical Abstracts the NLL-fitted temperature *raised* held-out ECE (5-fold
+    CV over validation + calibration: none 0.062, temperature 0.086, vector scaling 0.051); the model's
+    over/under-confidence differs by class, which one temperature cannot undo. The temperature the engine
+    fitted on validation is kept as ``temperature_validation`` for reference.
     """
     from domainfm.data import encode_labels
-    from domainfm.engine.calibration import expected_calibration_error, fit_temperature, softmax
+    from domainfm.engine.calibration import choose_calibrator, expected_calibration_error, softmax
     from domainfm.engine.text_classifier import TextClassifierPredictor
 
     table = data.split(split)
     y = np.asarray(encode_labels(table["label"], list(artifact.label_names or []), f"{data.source}[{split}]"))
     logits = TextClassifierPredictor.load(artifact, device).predict_logits(list(table["text"]))
-    temperature = fit_temperature(logits, y)
-    probs = softmax(logits, temperature)
+    calibrator, report = choose_calibrator(logits, y, kinds)
+    probs = calibrator.apply(logits)
     artifact.metadata.update(
         {
             "temperature_validation": artifact.metadata.get("temperature"),
-            "temperature": temperature,
+            "temperature": calibrator.temperature,
+            "calibrator": calibrator.to_metadata(),
+            "calibrator_choice": report,
             f"{split}_ece_before": expected_calibration_error(softmax(logits), y),
             f"{split}_ece": expected_calibration_error(probs, y),
             f"{split}_accuracy": float(np.mean(probs.argmax(1) == y)),
