@@ -181,6 +181,24 @@ def test_calibration_split_fits_temperature_and_threshold(pm: PluginManager, tin
     assert meta["temperature_fitted_on"] == "calibration" and meta["threshold_chosen_on"] == "calibration"
     assert meta["calibration_items"] == 12 and meta["temperature_validation"] is not None
     assert report.evaluation.extra["temperature"] == pytest.approx(meta["temperature"])
+    # the calibrator is chosen among the kinds by cross-validated ECE on the calibration split, and served
+    choice = meta["calibrator_choice"]
+    assert meta["calibrator_fitted_on"] == "calibration" and choice["items"] == 12
+    assert set(choice["cv_ece"]) == {"none", "temperature", "vector"}
+    assert choice["chosen"] == meta["calibrator"]["kind"] == report.evaluation.extra["calibrator"]
+    assert choice["cv_ece"][choice["chosen"]] == min(choice["cv_ece"].values())
+
+
+def test_calibrator_kinds_option() -> None:
+    from domainfm.errors import ConfigError
+    from domainfm_healthcare.training import CALIBRATORS, calibrator_kinds
+
+    assert calibrator_kinds(None) == CALIBRATORS
+    assert calibrator_kinds("temperature, vector") == ("temperature", "vector")
+    assert calibrator_kinds(["none"]) == ("none",)
+    for bad in ("isotonic", "", []):
+        with pytest.raises(ConfigError, match="options.calibrators"):
+            calibrator_kinds(bad)
 
 
 def test_dp_training_reports_epsilon(pm: PluginManager, tiny_model_dir: Path, tmp_path: Path) -> None:
