@@ -58,7 +58,7 @@ def test_lower_precisions_keep_probabilities_close(trained, dtype: str) -> None:
 
 
 def test_artifact_precision_is_applied_at_load_and_unknown_ones_are_refused(trained) -> None:  # type: ignore[no-untyped-def]
-    _, artifact = trained
+    artifact = trained[1].model_copy(deep=True)  # the fixture is shared: change a copy
     artifact.metadata["inference_dtype"] = "int8"
     assert TextClassifierPredictor.load(artifact, "cpu").precision == "int8"
     artifact.metadata["inference_dtype"] = "fp4"
@@ -94,3 +94,15 @@ def test_choose_inference_dtype_uses_validation_and_honours_an_explicit_choice(t
     assert choose_inference_dtype(predictor, valid, "int8")["inference_dtype"] == "int8"
     with pytest.raises(ConfigError):
         choose_inference_dtype(predictor, valid, "fp8")
+
+
+def test_a_broken_calibrator_in_metadata_names_the_artifact(trained) -> None:  # type: ignore[no-untyped-def]
+    from domainfm.errors import DataError
+
+    artifact = trained[1].model_copy(deep=True)
+    artifact.metadata["calibrator"] = {"kind": "vector", "scale": [1.0, 2.0]}
+    with pytest.raises(DataError, match="metadata field 'calibrator'.*scale and a bias"):
+        TextClassifierPredictor.load(artifact, "cpu")
+    artifact.metadata["calibrator"] = {"kind": "isotonic"}
+    with pytest.raises(DataError, match=str(artifact.path)):
+        TextClassifierPredictor.load(artifact, "cpu")

@@ -471,7 +471,10 @@ class TextClassifierPredictor:
         self.domain = artifact.domain
         self.device = device
         self.labels = list(artifact.label_names or [])
-        self.calibrator = Calibrator.from_metadata(artifact.metadata)
+        try:
+            self.calibrator = Calibrator.from_metadata(artifact.metadata)
+        except (ValueError, TypeError) as exc:
+            raise DataError(f"{artifact.path}: metadata field 'calibrator': {exc}") from exc
         self.temperature = self.calibrator.temperature
         self.threshold = artifact.metadata.get("abstain_threshold")
         self.max_length = int(artifact.metadata.get("max_length", 128))
@@ -483,7 +486,8 @@ class TextClassifierPredictor:
 
     @property
     def is_head(self) -> bool:
-        """A frozen sentence encoder with a linear head (``embedding-linear-head``) rather than a fine-tuned model."""
+        """A sentence encoder with a linear head (``embedding-linear-head``: head-only, or LP-FT with its own
+        fine-tuned encoder) rather than a sequence-classification model."""
         return self._head is not None
 
     @property
@@ -570,7 +574,7 @@ class TextClassifierPredictor:
     def features(self, texts: Sequence[str], pairs: Sequence[str] | None = None) -> np.ndarray:
         """The head kind's input features: L2-normalised sentence embeddings (with pair features for pairs)."""
         if self._head is None:
-            raise TypeError(f"{self.artifact.path}: a fine-tuned model has no frozen features; only the head kind does")
+            raise TypeError(f"{self.artifact.path}: a sequence-classification model has no sentence features; only the head kind does")
         return _pair_features(self._model, list(texts), list(pairs) if pairs is not None else None, self.batch_size)
 
     def logits_from_features(self, features: np.ndarray) -> np.ndarray:
