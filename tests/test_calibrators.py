@@ -11,6 +11,7 @@ from hypothesis.extra.numpy import arrays
 from domainfm.engine.calibration import (
     Calibrator,
     choose_calibrator,
+    ece_noise_floor,
     expected_calibration_error,
     fit_calibrator,
     softmax,
@@ -89,3 +90,12 @@ def test_calibrated_rows_are_probability_distributions(logits: np.ndarray, kind:
     }[kind]
     probs = calibrator.apply(logits)
     assert probs.shape == logits.shape and np.all(probs >= 0) and np.allclose(probs.sum(1), 1.0)
+
+
+def test_ece_noise_floor_shrinks_with_the_sample_and_is_seeded() -> None:
+    conf = np.full(30, 0.9)
+    small, large = ece_noise_floor(conf), ece_noise_floor(np.full(3000, 0.9))
+    assert small == ece_noise_floor(conf) and small["n"] == 30
+    # |mean of 30 Bernoulli(0.9) - 0.9| has a standard deviation of 0.055
+    assert 0.03 < small["mean"] < 0.06 < small["p90"] and large["p90"] < 0.015
+    assert ece_noise_floor([])["n"] == 0

@@ -69,19 +69,20 @@ def ece_diagnostics(conf: Any, correct: Any, seed: int = 0, draws: int = 1000) -
     ``ece_noise_floor``: mean and 90th percentile of the ECE a perfectly calibrated model with these same
     confidences would show at this test size (correctness drawn as Bernoulli(confidence)).
     """
+    from domainfm.engine.calibration import ece_noise_floor
+
     conf = np.asarray(conf, dtype=float)
     correct = np.asarray(correct, dtype=float)
     rng = np.random.default_rng(seed)
     n = len(conf)
-    boot, floor = [], []
+    boot = []
     for _ in range(draws):
         idx = rng.integers(0, n, n)
         boot.append(ece_from_confidence(conf[idx], correct[idx]))
-        floor.append(ece_from_confidence(conf, (rng.random(n) < conf).astype(float)))
     return {
         "ece_10_bins": ece_from_confidence(conf, correct, 10),
         "ece_bootstrap_ci95": [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))],
-        "ece_noise_floor": {"mean": float(np.mean(floor)), "p90": float(np.percentile(floor, 90)), "n": n},
+        "ece_noise_floor": ece_noise_floor(conf, draws=draws, seed=seed + 1),
     }
 
 

@@ -190,6 +190,23 @@ def ece_from_confidence(confidence: Sequence[float], correct: Sequence[float], n
     return float(ece)
 
 
+def ece_noise_floor(
+    confidence: Sequence[float], n_bins: int = 15, draws: int = 500, seed: int = 0
+) -> dict[str, float]:
+    """The ECE a *perfectly calibrated* model with these top-1 confidences would show on this many items:
+    correctness drawn as Bernoulli(confidence), ``draws`` times. Returns ``mean``, ``p90`` and ``n``.
+
+    ECE is biased upwards on small samples; when ``p90`` exceeds an ECE limit, that limit cannot be checked
+    on this many items (a perfectly calibrated model would fail it more than one time in ten).
+    """
+    conf = np.asarray(confidence, dtype=np.float64)
+    if conf.size == 0:
+        return {"mean": float("nan"), "p90": float("nan"), "n": 0}
+    rng = np.random.default_rng(seed)
+    floor = [ece_from_confidence(conf, (rng.random(conf.size) < conf).astype(float), n_bins) for _ in range(draws)]
+    return {"mean": float(np.mean(floor)), "p90": float(np.percentile(floor, 90)), "n": int(conf.size)}
+
+
 def risk_coverage_curve(confidence: Sequence[float], correct: Sequence[float]) -> dict[str, list[float]]:
     """Accuracy of the answered items at every coverage level (answer the most confident first)."""
     conf = np.asarray(confidence, dtype=float)

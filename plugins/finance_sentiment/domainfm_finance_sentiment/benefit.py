@@ -79,13 +79,31 @@ def negative_miss_rate(batch: ItemBatch) -> float | None:
     return float(missed.sum() / neg.sum())
 
 
+def measurable_ece(evaluation: Evaluation, limit: float) -> tuple[float | None, str]:
+    """The evaluation's ECE, or None when its split is too small to check ``limit``: a perfectly calibrated
+    model with the same confidences would exceed the limit more than one time in ten (ECE's small-sample bias;
+    the authored demo's test split has ~36 items). Returns the value and a sentence saying which it is."""
+    ece = evaluation.metrics.get("ece")
+    if ece is None or evaluation.outcomes is None or len(evaluation.outcomes) == 0:
+        return None, "Not measured: the evaluation has no ECE or no per-item confidences."
+    from domainfm.engine.calibration import ece_noise_floor
+
+    confidence, _ = evaluation.outcomes.arrays()
+    floor = ece_noise_floor(confidence)
+    if floor["p90"] > limit:
+        return None, (f"Not measurable on {floor['n']} items: ECE {float(ece):.3f} measured, but a perfectly "
+                      f"calibrated model would show {floor['mean']:.3f} on average (90th percentile "
+                      f"{floor['p90']:.3f}) at this size, above the limit {limit:g}.")
+    return float(ece), f"Measured on {floor['n']} items (noise floor at this size {floor['mean']:.3f})."
+
+
 def terms(ctx: RunContext, evaluation: Evaluation) -> list[Any]:
     """The domain's business and social terms and its constraints."""
     seconds, rate, err = (_value(ctx, n) for n in ("reading_seconds_per_item", "analyst_hourly_cost", "error_cost"))
     backlog, per_hour = _value(ctx, "manual_backlog_hours"), _value(ctx, "value_per_warning_hour")
     readers = _value(ctx, "retail_readers_per_item")
     per_item = seconds / 3600.0 * rate
-    ece = evaluation.metrics.get("ece")
+    ece, ece_note = measurable_ece(evaluation, _limit(ctx, "calibration_ece"))
     return [
         BenefitTerm(
             name="analyst_hours_saved",
@@ -134,7 +152,8 @@ def terms(ctx: RunContext, evaluation: Evaluation) -> list[Any]:
             name="calibration_ece",
             kind="safety",
             unit="ECE",
-            description="Transparency: the probabilities shown to analysts are calibrated (expected calibration error).",
+            description=("Transparency: the probabilities shown to analysts are calibrated (expected calibration "
+                         f"error). {ece_note}"),
             limit=_limit(ctx, "calibration_ece"),
             measure=lambda b: None if ece is None else float(ece),
             depends_on_operating_point=False,
