@@ -53,13 +53,18 @@ HERE = Path(__file__).resolve().parent
 WORK = HERE / "work"
 
 
-def machine() -> dict[str, Any]:
-    return machine_info()
+def run_header(device: str) -> dict[str, Any]:
+    """What every results file here starts with: command, date, machine, package versions, device."""
+    from domainfm.device import describe_device
 
-
-def versions() -> dict[str, str]:
     found = package_versions(VERSIONED_PACKAGES)
-    return {name: found.get(name, "not installed") for name in VERSIONED_PACKAGES}
+    return {
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine_info(),
+        "versions": {name: found.get(name, "not installed") for name in VERSIONED_PACKAGES},
+        "device": describe_device(device),
+    }
 
 
 def ece_diagnostics(conf: Any, correct: Any, seed: int = 0, draws: int = 1000) -> dict[str, Any]:
@@ -226,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("DOMAINFM_NO_PROGRESS", "1")
-    from domainfm.device import describe_device, resolve_device
+    from domainfm.device import resolve_device
     from domainfm.io import atomic_write_json
     from domainfm_healthcare.deid import Deidentifier, default_deidentifier
     from domainfm_healthcare.deid_eval import evaluate_deidentifier
@@ -251,11 +256,7 @@ def main(argv: list[str] | None = None) -> int:
         eces = [r["model"]["ece"] for r in results.values()]
         p80 = [r["model"]["precision_at_80_coverage"] for r in results.values()]
         out = {
-            "command": " ".join([Path(sys.executable).name, *sys.argv]),
-            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "machine": machine(),
-            "versions": versions(),
-            "device": describe_device(device),
+            **run_header(device),
             "settings": settings,
             "medabs_macro_f1": med_r["model"]["macro_f1"] if med_r else None,
             "medabs_baseline_macro_f1": med_r["baseline"]["macro_f1"] if med_r else None,
