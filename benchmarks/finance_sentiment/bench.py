@@ -121,7 +121,7 @@ def train_eval(source: str, mode: str, epochs: float, lr: float | None, max_leng
         "soup_seeds": artifact.metadata.get("soup_seeds"),
         "validation_accuracy": artifact.metadata.get("validation_accuracy"),
         "validation_accuracy_by_dtype": artifact.metadata.get("validation_accuracy_by_dtype"),
-        "inference_dtype": predictor.inner.artifact.metadata.get("inference_dtype_used"),
+        "inference_dtype": predictor.inner.precision,
         "per_seed_validation": [{k: r.get(k) for k in ("seed", "lr", "accuracy", "macro_f1", "step", "steps", "seconds")}
                                 for r in artifact.metadata.get("per_seed", [])],
         "learning_rate": artifact.metadata.get("learning_rate") or lr,
@@ -174,7 +174,7 @@ def inference_speed(predictor: Any, artifact: Any, texts: list[str], repeats: in
         "sentences": len(texts), "repeats": repeats,
         "ours_sentences_per_s": round(rate["ours"], 1), "pipeline_sentences_per_s": round(rate["pipeline"], 1),
         "speedup_vs_pipeline": round(rate["ours"] / rate["pipeline"], 2),
-        "ours_dtype": predictor.inner.artifact.metadata.get("inference_dtype_used"),
+        "ours_dtype": predictor.inner.precision,
         "by_dtype": {name: {"sentences_per_s": round(rate[name], 1),
                             "speedup_vs_pipeline": round(rate[name] / rate["pipeline"], 2),
                             "test_accuracy": accuracy[name]} for name in variants},

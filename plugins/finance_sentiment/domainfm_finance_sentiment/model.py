@@ -96,7 +96,6 @@ class FinancePredictor:
     @classmethod
     def load(cls, artifact: Artifact, device: str = "cpu") -> FinancePredictor:
         inner = TextClassifierPredictor.load(artifact, device)  # runs at the precision chosen on validation
-        inner.artifact.metadata["inference_dtype_used"] = inner.precision
         topics = TopicModel.load(artifact.path)
         base = (artifact.metadata.get("topics") or {}).get("base_model") or artifact.base_model
         return cls(inner, topics, base)
