@@ -28,7 +28,7 @@ import click
 @click.option("--torch-threads", type=click.IntRange(min=1), help="torch intra-op threads for large forward passes (default: torch's).")
 @click.option("--threads-min-records", type=click.IntRange(min=1), help="Smaller forward passes run on 1 thread (default 16).")
 @click.option("--forward-batch", type=click.IntRange(min=0), help="Records per forward pass, sorted by length (default 32; 0 = no split).")
-@click.option("--precision", type=click.Choice(["fp32", "bf16"]), help="fp32 (default, the model as trained) or bf16 autocast.")
+@click.option("--precision", type=click.Choice(["fp32", "bf16"]), help="fp32 (default: no autocast, each model at its artifact's own precision) or bf16 autocast.")
 @click.option("--malloc-trim-s", type=click.FloatRange(min=0), help="glibc malloc_trim at most this often (default 5; 0 = never).")
 @click.option("--malloc-tuning/--no-malloc-tuning", default=None, help="glibc mmap threshold / arena tuning (default on).")
 @click.option("--preload/--lazy", default=True, show_default=True, help="Load every model at startup, or on first use.")

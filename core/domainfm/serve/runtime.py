@@ -100,8 +100,8 @@ class BatchRunner:
     :param forward_batch: records per forward pass after sorting by length (0 = the whole batch at once).
     :param torch_threads: torch intra-op threads for passes of ``threads_min_records`` records or more
         (None = leave torch's setting alone); smaller passes run on one thread.
-    :param precision: ``fp32`` (the model as trained) or ``bf16`` (autocast; faster on CPUs with bf16
-        instructions, predictions may differ slightly: measure before you use it).
+    :param precision: ``fp32`` (no autocast: the model runs at its artifact's own precision) or ``bf16``
+        (autocast; faster on CPUs with bf16 instructions, predictions may differ slightly: measure first).
     :param device: where the model runs (autocast's device type).
     """
 

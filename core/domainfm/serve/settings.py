@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
@@ -39,7 +38,9 @@ class ServeSettings(BaseModel):
         default=32, ge=0, description="records per forward pass: a merged batch is sorted by text length and split (0 = no split)"
     )
     precision: Literal["fp32", "bf16"] = Field(
-        default="fp32", description="fp32 = the model as trained; bf16 = autocast (faster on bf16 CPUs, may differ slightly)"
+        default="fp32",
+        description="fp32 = no autocast: each model runs at its artifact's own precision (float32, or the bf16/int8 "
+        "set at training time); bf16 = autocast on top (faster on bf16 CPUs, may differ slightly)",
     )
     malloc_tuning: bool = Field(
         default=True, description="glibc: fixed mmap threshold and at most 2 arenas, so RSS stays flat under load"
