@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from domainfm.engine.onnx_int8 import onnxruntime_available
 from domainfm.engine.precision import choose_inference_dtype, precision_for_device
 from domainfm.engine.text_classifier import TextClassifierPredictor
 from domainfm.errors import ConfigError
@@ -86,10 +87,13 @@ def test_choose_inference_dtype_uses_validation_and_honours_an_explicit_choice(t
     predictor = TextClassifierPredictor.load(artifact, "cpu", precision="float32")
     monkeypatch.setattr(precision, "bf16_is_fast", lambda device: True)
     chosen = choose_inference_dtype(predictor, valid)
-    assert chosen["inference_dtype"] in ("float32", "bfloat16")
-    assert set(chosen["validation_accuracy_by_dtype"]) == {"float32", "bfloat16"}
+    tried = set(chosen["validation_accuracy_by_dtype"])
+    assert {"float32", "bfloat16"} <= tried <= {"float32", "bfloat16", "int8-ort"}
+    assert chosen["inference_dtype"] in tried
+    timed = chosen["validation_seconds_by_dtype"]
+    assert chosen["inference_dtype"] == min(timed, key=timed.__getitem__)  # the fastest of those within tolerance
     assert predictor.precision == "float32"  # the trial ran on a copy
-    monkeypatch.setattr(precision, "bf16_is_fast", lambda device: False)
+    monkeypatch.setattr(precision, "_candidates", lambda device: [])  # nothing but float32 can run here
     assert choose_inference_dtype(predictor, valid)["inference_dtype"] == "float32"
     assert choose_inference_dtype(predictor, valid, "int8")["inference_dtype"] == "int8"
     with pytest.raises(ConfigError):
@@ -106,3 +110,75 @@ def test_a_broken_calibrator_in_metadata_names_the_artifact(trained) -> None:  #
     artifact.metadata["calibrator"] = {"kind": "isotonic"}
     with pytest.raises(DataError, match=str(artifact.path)):
         TextClassifierPredictor.load(artifact, "cpu")
+
+
+needs_ort = pytest.mark.skipif(not onnxruntime_available(), reason="onnxruntime/onnx not installed (pip install 'domainfm[onnx]')")
+
+
+@needs_ort
+def test_int8_ort_keeps_probabilities_close_and_caches_its_export(trained, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    from domainfm.engine import onnx_int8
+
+    _, artifact = trained
+    reference = TextClassifierPredictor.load(artifact, "cpu", precision="float32").predict_proba(TEXTS)
+    predictor = TextClassifierPredictor.load(artifact, "cpu", precision="int8-ort")
+    assert predictor.precision == "int8-ort"
+    probs = predictor.predict_proba(TEXTS)
+    assert probs.shape == reference.shape and np.allclose(probs.sum(1), 1.0)
+    assert np.abs(probs - reference).max() < 0.1
+    assert probs.argmax(1).tolist() == reference.argmax(1).tolist()
+    exported = list((Path(artifact.path) / onnx_int8.ONNX_DIR).glob("model_int8-*.onnx"))
+    assert len(exported) == 1
+    if predictor.is_head:  # the embeddings stay unit vectors and the torch model stays reachable
+        np.testing.assert_allclose(np.linalg.norm(predictor.features(TEXTS), axis=1), 1.0, rtol=1e-4)
+    assert predictor.torch_model is not None and predictor.tokenizer is not None
+
+    def no_export(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise AssertionError("the cached export should have been reused")
+
+    monkeypatch.setattr(onnx_int8, "export_int8", no_export)
+    again = TextClassifierPredictor.load(artifact, "cpu", precision="int8-ort").predict_proba(TEXTS)
+    np.testing.assert_allclose(again, probs, rtol=1e-5, atol=1e-6)
+
+
+@needs_ort
+def test_int8_ort_export_is_keyed_by_the_weights(tmp_path: Path, trained) -> None:  # type: ignore[no-untyped-def]
+    import torch
+
+    from domainfm.engine import onnx_int8
+
+    _, artifact = trained
+    model = TextClassifierPredictor.load(artifact, "cpu", precision="float32").torch_model
+    before = onnx_int8.weights_fingerprint(model)
+    with torch.no_grad():
+        next(model.parameters()).add_(0.5)
+    assert onnx_int8.weights_fingerprint(model) != before
+
+
+def test_int8_ort_falls_back_where_it_cannot_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    import domainfm.engine.onnx_int8 as onnx_int8
+    import domainfm.engine.precision as precision
+
+    monkeypatch.setattr(precision, "bf16_is_fast", lambda device: True)
+    assert precision_for_device("int8-ort", "cuda:0") == "bfloat16"  # ONNX Runtime's CPU build only
+    monkeypatch.setattr(onnx_int8, "onnxruntime_available", lambda: False)
+    assert precision_for_device("int8-ort", "cpu") == "float32"
+    with pytest.raises(ConfigError, match="onnxruntime"):
+        onnx_int8.OrtSession("missing.onnx", ["input_ids"])
+
+
+@needs_ort
+def test_choose_inference_dtype_refuses_a_precision_that_moves_labels(trained, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    import domainfm.engine.precision as precision
+
+    _, artifact = trained
+    valid = {"text": TEXTS, "label": [artifact.label_names[0]] * len(TEXTS)}
+    predictor = TextClassifierPredictor.load(artifact, "cpu", precision="float32")
+    monkeypatch.setattr(precision, "bf16_is_fast", lambda device: False)
+    fake_seconds = {"float32": 1.0, "int8-ort": 0.1}
+    monkeypatch.setattr(precision, "_seconds", lambda trial, texts: fake_seconds[trial.precision])
+    assert choose_inference_dtype(predictor, valid)["inference_dtype"] == "int8-ort"
+    # no label may change and accuracy must not drop at all: a precision that fails either is never timed
+    chosen = choose_inference_dtype(predictor, valid, max_label_changes=-1.0)
+    assert chosen["inference_dtype"] == "float32"
+    assert set(chosen["validation_seconds_by_dtype"]) == {"float32"}

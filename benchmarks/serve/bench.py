@@ -60,9 +60,9 @@ def ensure_artifact(domain: str, mode: str, given: str | None) -> Path:
     run_dir = WORK / "runs" / domain / f"bench-{mode}"
     meta_path = run_dir / "artifact" / "domainfm-artifact.json"
     if meta_path.is_file():
-        if "inference_dtype" in (json.loads(meta_path.read_text()).get("metadata") or {}) or domain != "finance_sentiment":
+        if "validation_seconds_by_dtype" in (json.loads(meta_path.read_text()).get("metadata") or {}) or domain != "finance_sentiment":
             return run_dir
-        print("the cached artifact predates inference-precision selection: training it again", flush=True)
+        print("the cached artifact predates timed inference-precision selection: training it again", flush=True)
         shutil.rmtree(run_dir)
     print(f"training {domain} ({mode}) on its demo data into {run_dir} ...", flush=True)
     done = subprocess.run(

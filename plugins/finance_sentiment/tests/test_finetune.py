@@ -63,7 +63,7 @@ def test_soup_recipe_trains_calibrates_and_loads(tmp_path: Path, tiny_model_dir:
     assert meta["recipe"] == "soup" and meta["seeds_trained"] == [1, 2]
     assert [r["lr"] for r in meta["per_seed"]] == pytest.approx([1e-3, 2e-3])
     assert set(meta["soup_seeds"]) <= {1, 2} and meta["soup_seeds"]
-    assert meta["temperature"] > 0 and meta["inference_dtype"] in ("float32", "bfloat16")
+    assert meta["temperature"] > 0 and meta["inference_dtype"] in ("float32", "bfloat16", "int8-ort")
     assert all(h["epoch"] <= 1.0 for r in meta["per_seed"] for h in r["history"])
     # a plain HF classifier on disk (LoRA merged): the per-sentence pipeline baseline can load it
     plain = AutoModelForSequenceClassification.from_pretrained(str(artifact.path))
@@ -109,5 +109,5 @@ def test_inference_dtypes(tmp_path: Path, tiny_model_dir: Path) -> None:
     with pytest.raises(ConfigError, match="inference_dtype"):
         TextClassifierPredictor.load(artifact, "cpu", precision="fp16")
     chosen = choose_inference_dtype(TextClassifierPredictor.load(artifact, "cpu"), data.tables["validation"])
-    assert chosen["inference_dtype"] in ("float32", "bfloat16")
+    assert chosen["inference_dtype"] in ("float32", "bfloat16", "int8-ort")
     assert "float32" in chosen["validation_accuracy_by_dtype"]
