@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from domainfm.config import apply_override, build_config, parse_config
 from domainfm.errors import ConfigError, DataError
-from domainfm.io import atomic_write_text, read_records
+from domainfm.io import atomic_write_text, read_records, save_arrays
 
 
 def test_yaml_and_toml_configs_with_overrides(tmp_path: Path) -> None:
@@ -125,3 +125,20 @@ def test_atomic_writes_get_ordinary_permissions(tmp_path: Path) -> None:
     finally:
         os.umask(old)
     assert stat.S_IMODE(target.stat().st_mode) == 0o644
+
+
+@settings(max_examples=30, deadline=None)
+@given(rows=st.integers(1, 6), cols=st.integers(1, 6), fortran=st.booleans(), dtype=st.sampled_from(["float32", "float64", "int64"]))
+def test_saved_arrays_load_back_equal_whatever_their_memory_order(
+    tmp_path_factory: pytest.TempPathFactory, rows: int, cols: int, fortran: bool, dtype: str
+) -> None:
+    import numpy as np
+    from safetensors.numpy import load_file
+
+    array = np.arange(rows * cols, dtype=dtype).reshape(rows, cols)
+    if fortran:
+        array = np.asfortranarray(array)
+    path = save_arrays(tmp_path_factory.mktemp("arrays") / "a.safetensors", {"w": array, "v": array[0]})
+    loaded = load_file(str(path))
+    np.testing.assert_array_equal(loaded["w"], array)
+    np.testing.assert_array_equal(loaded["v"], array[0])

@@ -6,7 +6,7 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,19 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
             os.unlink(tmp)
         raise
     return path
+
+
+def save_arrays(path: str | Path, arrays: Mapping[str, Any]) -> Path:
+    """Write numpy arrays as a safetensors file, atomically, each array in C order.
+
+    ``safetensors.numpy.save_file`` writes an array's memory as it lies: a Fortran-ordered array (scikit-learn's
+    ``LogisticRegression.coef_`` is one) loads back with its values scrambled, silently. Save numpy weights
+    through this function, never ``save_file`` directly.
+    """
+    import numpy as np
+    from safetensors.numpy import save
+
+    return atomic_write_bytes(path, save({name: np.ascontiguousarray(value) for name, value in arrays.items()}))
 
 
 def _umask() -> int:

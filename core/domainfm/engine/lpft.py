@@ -92,10 +92,10 @@ def build_model(encoder: Any, weight: np.ndarray, bias: np.ndarray) -> Any:
 
 def save(model: Any, directory: Path, never_seen: Sequence[int]) -> None:
     """Write the fine-tuned encoder to ``directory/encoder`` and the head to ``directory/head.safetensors``."""
-    from safetensors.numpy import save_file
+    from domainfm.io import save_arrays
 
     model.encoder.save(str(directory / ENCODER_DIR))
     weight = model.head.weight.detach().float().cpu().numpy()
     bias = model.head.bias.detach().float().cpu().numpy()
     bias[list(never_seen)] = -1e4
-    save_file({"weight": weight.astype(np.float32), "bias": bias.astype(np.float32)}, str(directory / "head.safetensors"))
+    save_arrays(directory / "head.safetensors", {"weight": weight.astype(np.float32), "bias": bias.astype(np.float32)})

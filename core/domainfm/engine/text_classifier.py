@@ -42,7 +42,7 @@ from domainfm.engine.calibration import (
 )
 from domainfm.engine.precision import precision_for_device
 from domainfm.errors import ConfigError, DataError
-from domainfm.io import atomic_directory, atomic_write_json
+from domainfm.io import atomic_directory, atomic_write_json, save_arrays
 from domainfm.metrics import classification_metrics, top_k_accuracy
 from domainfm.models import resolve_model
 from domainfm.types import Artifact, Curve, DataBundle, Evaluation, Outcomes, Prediction, RunContext
@@ -219,8 +219,6 @@ def _fit_head(
     y_valid: list[int],
 ) -> dict[str, Any]:
     """Frozen encoder + logistic-regression head, its C chosen on validation macro-F1."""
-    from safetensors.numpy import save_file
-
     from domainfm.engine.encoder import TextEncoder
     from domainfm.engine.lpft import fit_probe
 
@@ -232,7 +230,7 @@ def _fit_head(
     weight, bias = probe["weight"], probe["bias"]
     if _is_main_process():
         with atomic_directory(ctx.artifact_dir) as tmp:
-            save_file({"weight": weight, "bias": bias}, str(tmp / "head.safetensors"))
+            save_arrays(tmp / "head.safetensors", {"weight": weight, "bias": bias})
     total = sum(p.numel() for p in encoder.model.parameters())
     return {
         "parameters": int(total + weight.size + bias.size),

@@ -39,14 +39,12 @@ class TopicModel:
         return [self.names[i] for i in scores.argmax(axis=1)]
 
     def save(self, directory: str | Path) -> Path:
-        from safetensors.numpy import save_file
-
-        from domainfm.io import atomic_write_json
+        from domainfm.io import atomic_write_json, save_arrays
 
         directory = Path(directory) / TOPIC_DIR
         directory.mkdir(parents=True, exist_ok=True)
-        save_file({"weight": self.weight.astype(np.float32), "bias": self.bias.astype(np.float32)},
-                  str(directory / "topics.safetensors"))
+        save_arrays(directory / "topics.safetensors",
+                    {"weight": self.weight.astype(np.float32), "bias": self.bias.astype(np.float32)})
         atomic_write_json(directory / "topics.json", {"kind": self.kind, "names": self.names, "terms": self.terms})
         return directory
 

@@ -91,6 +91,21 @@ def test_labelled_topics_are_learned(tmp_path: Path) -> None:
     assert two.assign(emb[:10]) == topics[:10]
 
 
+def test_labelled_topics_survive_save_and_load(tmp_path: Path) -> None:
+    # scikit-learn's coef_ is Fortran-ordered; saved as it lay in memory it loaded back scrambled
+    rng = np.random.default_rng(0)
+    centers = rng.normal(size=(4, 24))
+    emb = np.vstack([c + 0.3 * rng.normal(size=(30, 24)) for c in centers]).astype(np.float32)
+    topics = [name for name in ("credit", "deals", "earnings", "labour") for _ in range(30)]
+    model = fit_topics(["t"] * len(topics), emb, topics)
+    assert np.mean(np.asarray(model.assign(emb)) == np.asarray(topics)) > 0.95
+    model.save(tmp_path)
+    again = TopicModel.load(tmp_path)
+    assert again is not None
+    np.testing.assert_array_equal(again.weight, model.weight)
+    assert again.assign(emb) == model.assign(emb)
+
+
 def _evaluation(quality: list[float], labels: list[str], sources: list[str]) -> Evaluation:
     n = len(quality)
     return Evaluation(

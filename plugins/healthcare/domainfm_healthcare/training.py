@@ -158,7 +158,6 @@ def train_dp_head(ctx: RunContext, data: DataBundle) -> Artifact:
     """
     import torch
     from opacus import PrivacyEngine
-    from safetensors.numpy import save_file
     from torch.utils.data import DataLoader, TensorDataset
 
     from domainfm.config import DEFAULT_BASE_MODEL
@@ -166,7 +165,7 @@ def train_dp_head(ctx: RunContext, data: DataBundle) -> Artifact:
     from domainfm.engine.calibration import expected_calibration_error, fit_temperature, softmax
     from domainfm.engine.encoder import TextEncoder
     from domainfm.engine.text_classifier import KIND_HEAD
-    from domainfm.io import atomic_directory
+    from domainfm.io import atomic_directory, save_arrays
     from domainfm.models import resolve_model
 
     cfg = ctx.config
@@ -219,7 +218,7 @@ def train_dp_head(ctx: RunContext, data: DataBundle) -> Artifact:
     weight = module.weight.detach().cpu().numpy().astype(np.float32)
     bias = module.bias.detach().cpu().numpy().astype(np.float32)
     with atomic_directory(ctx.artifact_dir) as tmp:
-        save_file({"weight": weight, "bias": bias}, str(tmp / "head.safetensors"))
+        save_arrays(tmp / "head.safetensors", {"weight": weight, "bias": bias})
     logits = x_valid @ weight.T + bias
     temperature = fit_temperature(logits, y_valid)
     probs = softmax(logits, temperature)

@@ -366,14 +366,13 @@ class TextRecommender:
         """Write the model directory (config.json, safetensors, npz, parquet, index/); ids only, no PII."""
         import pyarrow as pa
         import pyarrow.parquet as pq
-        from safetensors.numpy import save_file
 
-        from domainfm.io import atomic_write_bytes, atomic_write_json
+        from domainfm.io import atomic_write_bytes, atomic_write_json, save_arrays
 
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        save_file({"embeddings": self.embeddings, "popularity": self.popularity.astype(np.float64)},
-                  str(path / "item_embeddings.safetensors"))
+        save_arrays(path / "item_embeddings.safetensors",
+                    {"embeddings": self.embeddings, "popularity": self.popularity.astype(np.float64)})
         buf = _npz_bytes(self.similarity)
         atomic_write_bytes(path / "similarity.npz", buf)
         pq.write_table(pa.table({"item": self.item_ids, "title": self.titles, "creator": self.creators}),
