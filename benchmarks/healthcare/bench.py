@@ -17,7 +17,8 @@ Writes benchmarks/healthcare/results.json (the smoke run writes results.smoke.js
   picks the best checkpoint, which makes it optimistic);
 - baseline: TF-IDF (word 1-2 grams, sublinear tf) + logistic regression, C chosen on validation macro-F1,
   trained on exactly the same training rows;
-- the model: all-MiniLM-L6-v2 fully fine-tuned through the core engine; the calibrator and the abstention
+- the model: all-MiniLM-L6-v2 fine-tuned through the core engine (Medical Abstracts: each of ``--medabs-modes``,
+  default full and lpft, the one with the best validation macro-F1 reported); the calibrator and the abstention
   threshold for precision 0.9 fitted on calibration (Medical Abstracts) or validation (Symptom2Disease). The
   calibrator is the kind (none / temperature / per-class vector scaling, each fitted by NLL) with the lowest
   5-fold cross-validated ECE on that split (``domainfm.engine.calibration.choose_calibrator``; pinned from

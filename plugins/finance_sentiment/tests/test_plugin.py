@@ -209,4 +209,5 @@ def test_head_mode_on_minilm_learns_the_demo(tmp_path: Path, plugin_manager) -> 
         overrides=["model.mode=head", "model.max_length=64", "benefit.energy_tracking=false"],
     )
     assert report.evaluation.metrics["accuracy"] >= 0.8
+    assert report.evaluation.metrics["topic_accuracy"] >= 0.8  # the labelled topic model, saved and loaded
     assert report.artifact.metadata["abstain_threshold"] is not None
