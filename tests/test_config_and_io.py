@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from domainfm.config import apply_override, build_config, parse_config
+from domainfm.config import apply_override, build_config, parse_config, parse_flag
 from domainfm.errors import ConfigError, DataError
 from domainfm.io import atomic_write_text, read_records, save_arrays
 
@@ -142,3 +142,29 @@ def test_saved_arrays_load_back_equal_whatever_their_memory_order(
     loaded = load_file(str(path))
     np.testing.assert_array_equal(loaded["w"], array)
     np.testing.assert_array_equal(loaded["v"], array[0])
+
+
+@given(value=st.sampled_from(["true", "Yes", " ON ", "1", 1, True]))
+def test_flags_read_yes(value: object) -> None:
+    assert parse_flag(value, "options.x") is True
+
+
+@given(value=st.sampled_from(["false", "No", "off", "0", "", "none", 0, False]))
+def test_flags_read_no(value: object) -> None:
+    assert parse_flag(value, "options.x") is False
+
+
+@given(value=st.one_of(st.text().filter(lambda t: t.strip().lower() not in ("1", "true", "yes", "on", "0", "false", "no", "off", "none", "")),
+                       st.integers().filter(lambda i: i not in (0, 1)), st.floats(allow_nan=False)))
+def test_anything_else_is_not_a_flag_and_the_error_names_the_option(value: object) -> None:
+    with pytest.raises(ConfigError, match="options.use_ner"):
+        parse_flag(value, "options.use_ner")
+
+
+def test_run_context_flag_reads_options(tmp_path: Path) -> None:
+    from domainfm.types import RunContext
+
+    ctx = RunContext(run_id="t", domain="d", config=build_config(None, ["options.dp=yes", "options.typo=ture"]), run_dir=tmp_path, device="cpu")
+    assert ctx.flag("dp") is True and ctx.flag("missing") is False and ctx.flag("missing", True) is True
+    with pytest.raises(ConfigError, match="options.typo: 'ture'"):
+        ctx.flag("typo")

@@ -169,3 +169,24 @@ def _set(data: dict[str, Any], dotted: str, value: Any) -> None:
     for part in parts[:-1]:
         node = node.setdefault(part, {})
     node[parts[-1]] = value
+
+
+_YES = ("1", "true", "yes", "on")
+_NO = ("0", "false", "no", "off", "none", "")
+
+
+def parse_flag(value: Any, name: str) -> bool:
+    """A yes/no setting: a bool, 0/1, or one of true/false, yes/no, on/off, 1/0 (any case). Anything else is a
+    :class:`ConfigError` naming ``name``, so a typo is never read as "on"."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        key = value.strip().lower()
+        if key in _YES:
+            return True
+        if key in _NO:
+            return False
+    raise ConfigError(f"{name}: {value!r} is not a yes/no value (true/false, yes/no, on/off, 1/0)")
+

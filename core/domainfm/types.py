@@ -137,6 +137,13 @@ class RunContext:
         """A domain-specific option from ``config.options`` (plugins document their own)."""
         return self.config.options.get(name, default)
 
+    def flag(self, name: str, default: bool = False) -> bool:
+        """A yes/no option from ``config.options`` (see :func:`domainfm.config.parse_flag`); a value that is not
+        yes/no raises :class:`~domainfm.errors.ConfigError` naming ``options.<name>``."""
+        from domainfm.config import parse_flag
+
+        return parse_flag(self.option(name, default), f"options.{name}")
+
 
 # ------------------------------------------------------------------------------------------------ data
 

@@ -70,7 +70,7 @@ def domainfm_load_data(ctx: RunContext, domain: str, source: str) -> DataBundle 
     data = load_source(source)
     fb_path = feedback_path(ctx)
     feedback = FeedbackStore(fb_path).training_rows() if fb_path.is_file() else []
-    masker = Masker(use_ner=_ner_option(ctx)) if ctx.option("mask_training_text", True) else None
+    masker = Masker(use_ner=_ner_option(ctx)) if ctx.flag("mask_training_text", True) else None
     return build_bundle(data, seed=ctx.config.train.seed, masker=masker, feedback_rows=feedback)
 
 

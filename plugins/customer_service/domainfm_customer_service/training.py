@@ -91,7 +91,7 @@ def train_customer_service(ctx: RunContext, data: DataBundle) -> Artifact:
 
     documents = documents_from_bundle(data)
     encoder_dir = resolve_model(artifact.base_model).path
-    if documents and _truthy(ctx.option("biencoder", True)):
+    if documents and ctx.flag("biencoder", True):
         from domainfm_customer_service.biencoder import build_pairs, fine_tune_biencoder
 
         train_rows = [{"text": t, "intent": i} for t, i in zip(data.tables["train"]["text"], data.tables["train"]["label"], strict=True)]
@@ -132,15 +132,11 @@ def _small_data_mode(ctx: RunContext, data: DataBundle) -> str | None:
     head on frozen sentence embeddings is the right tool. ``options.auto_small_data=false`` turns this off.
     """
     n = len(data.split("train"))
-    if ctx.config.model.mode == "head" or n >= SMALL_DATA_ROWS or not _truthy(ctx.option("auto_small_data", True)):
+    if ctx.config.model.mode == "head" or n >= SMALL_DATA_ROWS or not ctx.flag("auto_small_data", True):
         return None
     return f"{n} training rows < {SMALL_DATA_ROWS}: head-only classifier (options.auto_small_data=false to disable)"
 
 
-def _truthy(value: Any) -> bool:
-    return str(value).strip().lower() not in ("0", "false", "no", "off", "none")
-
-
 def _ner_option(ctx: RunContext) -> bool | None:
     value = ctx.option("use_ner", None)
-    return None if value is None or str(value).lower() == "auto" else _truthy(value)
+    return None if value is None or str(value).lower() == "auto" else ctx.flag("use_ner")

@@ -58,13 +58,9 @@ def pair_table(table: Any, separator: str | None = None) -> Any:
     return Dataset.from_dict({REFERENCE_COLUMN: refs, ANSWER_COLUMN: answers, "label": labels})
 
 
-def _flag(value: Any) -> bool:
-    return str(value).lower() not in ("0", "false", "no", "off", "none", "")
-
-
 def segment_separator(ctx: RunContext) -> str | None:
     """The base tokenizer's separator token when ``options.question_in_input`` is on, else None (default)."""
-    if not _flag(ctx.option("question_in_input", False)):
+    if not ctx.flag("question_in_input"):
         return None
     from transformers import AutoTokenizer
 
@@ -119,7 +115,7 @@ def train_grader(ctx: RunContext, data: DataBundle) -> Artifact:
     target = float(ctx.option("target_precision", 0.9))
     artifact.metadata["target_precision"] = target
     artifact.metadata["question_separator"] = separator
-    artifact.metadata["int8_inference"] = _flag(ctx.option("int8_inference", False))
+    artifact.metadata["int8_inference"] = ctx.flag("int8_inference")
     artifact.metadata["grading_mode"] = "scores" if all(n.isdigit() for n in label_names) else "labels"
     if "validation" in tables:
         from domainfm.engine.calibration import threshold_for_precision

@@ -86,7 +86,7 @@ def domainfm_register_commands(cli: Any) -> None:
 def _deidentifier(ctx: RunContext) -> Any:
     from domainfm_healthcare.deid import Deidentifier, default_deidentifier
 
-    return default_deidentifier() if ctx.option("deid_ner", True) else Deidentifier(use_ner=False)
+    return default_deidentifier() if ctx.flag("deid_ner", True) else Deidentifier(use_ner=False)
 
 
 @hookimpl
@@ -122,7 +122,7 @@ def domainfm_load_predictor(ctx: RunContext, domain: str, artifact: Artifact) ->
         inner,
         _deidentifier(ctx),
         top_k=int(ctx.option("top_k", 3)),
-        explain=bool(ctx.option("explain", True)),
+        explain=ctx.flag("explain", True),
         ig_steps=int(ctx.option("ig_steps", 16)),
     )
 

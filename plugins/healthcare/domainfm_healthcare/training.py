@@ -38,7 +38,7 @@ def train_classifier(ctx: RunContext, data: DataBundle) -> Artifact:
     if "validation" not in data.tables or len(data.split("validation")) == 0:
         raise DataError(f"{data.source}: a non-empty validation split is needed for early stopping and calibration")
     adjusted: dict[str, Any] = {}
-    if ctx.option("dp", False):
+    if ctx.flag("dp"):
         artifact = train_dp_head(ctx, data)
     else:
         adjusted = small_data_defaults(ctx, len(data.split("train")))

@@ -171,7 +171,7 @@ def domainfm_train(ctx: RunContext, domain: str, data: DataBundle) -> Artifact |
     started = time.perf_counter()
     artifact = fit_artifact(
         data, ctx.artifact_dir, base_model=ctx.config.model.base or DEFAULT_BASE_MODEL, device=ctx.device,
-        quick=bool(ctx.option("quick", False)), batch_size=int(ctx.option("batch_size", 64)),
+        quick=ctx.flag("quick"), batch_size=int(ctx.option("batch_size", 64)),
         max_length=ctx.config.model.max_length,
     )
     ctx.resources.train_seconds = time.perf_counter() - started
