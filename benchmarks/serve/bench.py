@@ -222,6 +222,41 @@ def measure_mode(domain: str, artifact: Path, texts: Path, batching: bool, args:
         server.stop()
 
 
+def interleaved_ratio(domain: str, artifact: Path, texts: Path, args: argparse.Namespace, clients: int) -> dict[str, Any]:
+    """The micro-batching throughput ratio measured side by side: a plain and a batching server alive together,
+    their points at ``clients`` alternating (plain, batching, then batching, plain, ...) for ``--ratio-rounds``
+    rounds, so that the machine's speed drifting over minutes (other tenants, thermal) does not land on one mode.
+    """
+    import statistics
+
+    servers = {"plain": Server(domain, artifact, False, args), "batching": Server(domain, artifact, True, args)}
+    rounds: list[dict[str, Any]] = []
+    try:
+        for server in servers.values():
+            server.wait_ready(domain)
+        for r in range(args.ratio_rounds):
+            order = ("plain", "batching") if r % 2 == 0 else ("batching", "plain")
+            points: dict[str, dict[str, Any]] = {}
+            for name in order:
+                load(servers[name], domain, texts, clients, args.warmup, 10_000)
+                points[name] = load(servers[name], domain, texts, clients, args.seconds, args.max_requests)
+            ratio = points["batching"]["requests_per_s"] / max(points["plain"]["requests_per_s"], 1e-9)
+            rounds.append({"order": list(order), "ratio": round(ratio, 3),
+                           **{f"{name}_{key}": points[name][key] for name in order
+                              for key in ("requests_per_s", "p50_ms", "p99_ms", "error_rate")}})
+            print(f"  side by side round {r + 1}: plain {points['plain']['requests_per_s']:.1f} req/s, batching "
+                  f"{points['batching']['requests_per_s']:.1f} req/s (p99 {points['batching']['p99_ms']:.1f} ms), "
+                  f"ratio {ratio:.2f}", flush=True)
+    finally:
+        for server in servers.values():
+            server.stop()
+    ratios = [row["ratio"] for row in rounds]
+    p99s = [row["batching_p99_ms"] for row in rounds]
+    return {"clients": clients, "rounds": rounds, "median_ratio": round(statistics.median(ratios), 2),
+            "min_ratio": min(ratios), "max_ratio": max(ratios), "worst_batching_p99_ms": max(p99s),
+            "median_batching_p99_ms": round(statistics.median(p99s), 2)}
+
+
 def predict_all(server: Server, domain: str, texts: Path) -> list[list[Any]]:
     """Every demo text once through the server (label, topic, abstained): to compare precisions."""
     import httpx
@@ -329,6 +364,8 @@ def main() -> None:
                         help="server runtime autocast (fp32 = none: the model runs at its artifact's inference_dtype)")
     parser.add_argument("--no-float32-baseline", dest="float32_baseline", action="store_false",
                         help="skip serving the artifact at float32 alongside (when its training chose bf16)")
+    parser.add_argument("--ratio-rounds", type=int, default=None,
+                        help="side-by-side rounds for the throughput ratio (default 3; smoke 1; 0 = skip)")
     parser.add_argument("--rss-flat-growth", type=float, default=0.05, help="'flat': RSS grows at most this fraction")
     parser.add_argument("--rss-flat-slope", type=float, default=1.0, help="'flat': RSS slope at most this MB/min")
     parser.add_argument("--finish-by", help="UTC ISO time (e.g. 2026-11-29T07:00+00:00) the soak is shortened to end by")
@@ -337,6 +374,7 @@ def main() -> None:
     args.seconds = args.seconds or (4.0 if args.smoke else 20.0)
     args.warmup = args.warmup if args.warmup is not None else (2.0 if args.smoke else 5.0)
     args.soak_seconds = args.soak_seconds if args.soak_seconds is not None else (20.0 if args.smoke else 600.0)
+    args.ratio_rounds = args.ratio_rounds if args.ratio_rounds is not None else (1 if args.smoke else 3)
 
     WORK.mkdir(parents=True, exist_ok=True)
     domain = pick_domain() if args.domain == "auto" else args.domain
@@ -365,13 +403,20 @@ def main() -> None:
     by_mode = {("batching" if m["micro_batching"] else "plain"): {p["clients"]: p for p in m["points"]} for m in modes}
     summary: dict[str, Any] = {}
     top = max(args.clients)
+    side_by_side = interleaved_ratio(domain, artifact, texts, args, top) if args.ratio_rounds > 0 else None
     if top in by_mode["batching"] and top in by_mode["plain"]:
         b, p = by_mode["batching"][top], by_mode["plain"][top]
+        sequential = round(b["requests_per_s"] / p["requests_per_s"], 2)
+        ratio = side_by_side["median_ratio"] if side_by_side else sequential
+        p99 = max(b["p99_ms"], side_by_side["worst_batching_p99_ms"]) if side_by_side else b["p99_ms"]
         summary = {
-            f"throughput_ratio_batching_vs_plain_at_{top}_clients": round(b["requests_per_s"] / p["requests_per_s"], 2),
-            f"p99_ms_batching_at_{top}_clients": b["p99_ms"],
+            f"throughput_ratio_batching_vs_plain_at_{top}_clients": ratio,
+            "throughput_ratio_from": "median of the side-by-side rounds" if side_by_side else "the sequential points",
+            "throughput_ratio_sequential_points": sequential,
+            f"p99_ms_batching_at_{top}_clients": p99,
+            "p99_from": "worst of the sequential point and the side-by-side rounds" if side_by_side else "the sequential point",
             "target": "ratio >= 3 and p99 < 200 ms at 64 clients",
-            "target_met": bool(b["requests_per_s"] / p["requests_per_s"] >= 3 and b["p99_ms"] < 200),
+            "target_met": bool(ratio >= 3 and p99 < 200),
         }
         print(json.dumps(summary), flush=True)
     soak_note = None
@@ -385,6 +430,7 @@ def main() -> None:
     results = report(args, domain, artifact, modes, summary, None, started)
     results["predictions_agree_plain_vs_batching_on_demo_texts"] = plain_vs_batching
     results["float32_baseline"] = extra
+    results["side_by_side"] = side_by_side
     results["soak_note"] = "not run yet (partial results)"
     write(results, args)
     soak_result = soak(domain, artifact, texts, args) if args.soak_seconds > 0 else None
@@ -394,23 +440,24 @@ def main() -> None:
     results = report(args, domain, artifact, modes, summary, soak_result, started)
     results["predictions_agree_plain_vs_batching_on_demo_texts"] = plain_vs_batching
     results["float32_baseline"] = extra
+    results["side_by_side"] = side_by_side
     results["soak_note"] = soak_note
-    results["targets"] = targets(by_mode, top, soak_result, args)
+    results["targets"] = targets(summary, top, soak_result, args)
     write(results, args)
 
 
-def targets(by_mode: dict[str, dict[int, dict[str, Any]]], top: int, soak_result: dict[str, Any] | None,
+def targets(summary: dict[str, Any], top: int, soak_result: dict[str, Any] | None,
             args: argparse.Namespace) -> list[dict[str, Any]]:
     """Issue 9's targets against what was measured (same server settings in both modes)."""
     out: list[dict[str, Any]] = []
-    b, p = by_mode["batching"].get(top), by_mode["plain"].get(top)
-    if b and p and p["requests_per_s"]:
-        ratio = round(b["requests_per_s"] / p["requests_per_s"], 2)
+    ratio = summary.get(f"throughput_ratio_batching_vs_plain_at_{top}_clients")
+    if ratio is not None:
         out.append({"target": f"throughput with micro-batching >= 3x without, at {top} clients",
-                    "measured": ratio, "met": ratio >= 3})
-    if b:
+                    "measured": ratio, "from": summary["throughput_ratio_from"], "met": ratio >= 3})
+    p99 = summary.get(f"p99_ms_batching_at_{top}_clients")
+    if p99 is not None:
         out.append({"target": f"p99 latency < 200 ms with micro-batching at {top} clients",
-                    "measured": b["p99_ms"], "met": b["p99_ms"] is not None and b["p99_ms"] < 200})
+                    "measured": p99, "from": summary["p99_from"], "met": p99 < 200})
     if soak_result:
         growth, slope = soak_result["rss_growth_fraction_first_to_last"], soak_result["rss_slope_mb_per_min"]
         out.append({
