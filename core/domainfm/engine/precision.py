@@ -21,7 +21,7 @@ import numpy as np
 from domainfm.errors import ConfigError
 
 if TYPE_CHECKING:
-    from domainfm.engine.text_classifier import TextClassifierPredictor
+    from domainfm.engine.classifier_predictor import TextClassifierPredictor
 
 log = logging.getLogger(__name__)
 

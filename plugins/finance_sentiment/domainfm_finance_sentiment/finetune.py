@@ -37,13 +37,15 @@ from domainfm.engine.calibration import (
     fit_temperature,
     softmax,
 )
+from domainfm.engine.classifier_predictor import (
+    KIND_HF,  # the engine's artifact kind: its predictor loads ours
+)
 from domainfm.io import atomic_directory
 from domainfm.models import resolve_model
 from domainfm.types import Artifact, DataBundle, RunContext
 
 log = logging.getLogger(__name__)
 
-KIND_HF = "hf-sequence-classification"  # the engine's artifact kind, so that its predictor loads ours
 HEAD_INIT_SEED = 1234
 
 
