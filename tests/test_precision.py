@@ -182,3 +182,9 @@ def test_choose_inference_dtype_refuses_a_precision_that_moves_labels(trained, m
     chosen = choose_inference_dtype(predictor, valid, max_label_changes=-1.0)
     assert chosen["inference_dtype"] == "float32"
     assert set(chosen["validation_seconds_by_dtype"]) == {"float32"}
+    # a plugin's other outputs (e.g. topics from the embeddings) are held to the same rule as the labels
+    steady = choose_inference_dtype(predictor, valid, other_outputs=lambda trial, texts: ["same"] * len(texts))
+    assert steady["inference_dtype"] == "int8-ort" and steady["validation_other_output_changes_by_dtype"]["int8-ort"] == 0.0
+    moving = choose_inference_dtype(predictor, valid, other_outputs=lambda trial, texts: [trial.precision] * len(texts))
+    assert moving["inference_dtype"] == "float32"
+    assert moving["validation_other_output_changes_by_dtype"]["int8-ort"] == 1.0

@@ -488,7 +488,8 @@ def report(args: argparse.Namespace, domain: str, artifact: Path, modes: list[di
                      "base_model": meta.get("base_model"),
                      "inference_dtype": (meta.get("metadata") or {}).get("inference_dtype", "float32"),
                      "inference_dtype_choice": {k: v for k, v in (meta.get("metadata") or {}).items()
-                                                if k.startswith("validation_accuracy_by_dtype") or k.startswith("validation_label_changes")},
+                                                if k.startswith(("validation_accuracy_by_dtype", "validation_label_changes",
+                                                                "validation_other_output_changes", "validation_seconds_by_dtype"))},
                      "trained_with": f"domainfm train {domain} --mode {args.mode} (demo data)" if not args.artifact else None},
         "workload": {
             "request": "POST /{domain}/predict with one record {id, text}; texts drawn from the domain's demo set",

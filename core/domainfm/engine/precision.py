@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -90,15 +91,19 @@ def choose_inference_dtype(
     text_column: str = "text",
     label_column: str = "label",
     timing_texts: int = 256,
+    other_outputs: Callable[[TextClassifierPredictor, list[str]], Sequence[Any]] | None = None,
 ) -> dict[str, Any]:
     """The inference precision for ``predictor``, chosen on the validation table ``valid`` only.
 
     ``auto``: among float32 and the candidates this machine can run (bfloat16 where the hardware runs it fast,
     int8-ort on a CPU with onnxruntime installed), those whose validation accuracy stays within ``tolerance``
     of float32 and that change at most ``max_label_changes`` of the predicted labels are timed on up to
-    ``timing_texts`` validation texts, and the fastest wins. Any other value is taken as given. Returns artifact
-    metadata: ``inference_dtype``, and each candidate's validation accuracy, label changes and seconds. The
-    predictor itself is left at its current precision.
+    ``timing_texts`` validation texts, and the fastest wins. ``other_outputs`` lets a plugin hold its other
+    outputs computed from the model to the same rule (e.g. topics assigned from the classifier's embeddings): a
+    function of (predictor, validation texts) returning one discrete value per text, of which at most
+    ``max_label_changes`` may change either. Any other ``wanted`` is taken as given. Returns artifact metadata:
+    ``inference_dtype``, and each candidate's validation accuracy, label (and other-output) changes and seconds.
+    The predictor itself is left at its current precision.
     """
     if wanted != "auto" and wanted not in DTYPES:
         raise ConfigError(f"inference_dtype: {wanted!r} is not one of auto, {', '.join(DTYPES)}")
@@ -116,6 +121,8 @@ def choose_inference_dtype(
     sample = texts[:timing_texts]
     seconds = {predictor.precision: _seconds(predictor, sample)}
     changes_by_dtype: dict[str, float] = {}
+    other_changes_by_dtype: dict[str, float] = {}
+    reference_other = list(other_outputs(predictor, texts)) if other_outputs is not None else None
     for dtype in _candidates(predictor.device):
         trial = _copy_predictor(predictor)
         trial.set_precision(dtype)
@@ -124,11 +131,18 @@ def choose_inference_dtype(
         changes = float((labels != reference).mean())
         out["validation_accuracy_by_dtype"][dtype] = accuracy
         changes_by_dtype[dtype] = changes
-        if accuracy >= reference_accuracy - tolerance and changes <= max_label_changes:
+        other_changes = 0.0
+        if other_outputs is not None and reference_other is not None:
+            other = list(other_outputs(trial, texts))
+            other_changes = float(np.mean([a != b for a, b in zip(other, reference_other, strict=True)]))
+            other_changes_by_dtype[dtype] = other_changes
+        if accuracy >= reference_accuracy - tolerance and changes <= max_label_changes and other_changes <= max_label_changes:
             seconds[dtype] = _seconds(trial, sample)
     if "bfloat16" in changes_by_dtype:
         out["validation_label_changes_bf16"] = changes_by_dtype["bfloat16"]  # the key earlier artifacts carry
     out["validation_label_changes_by_dtype"] = changes_by_dtype
+    if other_outputs is not None:
+        out["validation_other_output_changes_by_dtype"] = other_changes_by_dtype
     out["validation_seconds_by_dtype"] = {k: round(v, 4) for k, v in seconds.items()}
     out["inference_dtype"] = min(seconds, key=seconds.__getitem__)
     return out

@@ -49,31 +49,51 @@ def train(ctx: RunContext, data: DataBundle) -> Artifact:
         artifact = fine_tune_text_classifier(ctx, data, label_names=list(LABELS))
     valid = data.tables.get("validation")
     predictor = TextClassifierPredictor.load(artifact, ctx.device)
+    topics = fit_topic_model(ctx, data, artifact) if str(ctx.option("topics", "auto")) != "off" else None
     if valid is not None and len(valid):
-        artifact.metadata.update(choose_inference_dtype(predictor, valid, str(ctx.option("inference_dtype", "auto"))))
+        artifact.metadata.update(choose_inference_dtype(predictor, valid, str(ctx.option("inference_dtype", "auto")),
+                                                        other_outputs=_topics_from_features(predictor, topics)))
         predictor.set_precision(artifact.metadata["inference_dtype"])
-    if valid is not None and len(valid):
         artifact.metadata["abstain_threshold"] = choose_abstain_threshold(
             predictor, valid, target_precision=float(ctx.option("target_precision", 0.9))
         )
-    if str(ctx.option("topics", "auto")) != "off":
-        train_table = data.split("train")
-        texts = list(train_table["text"])
-        topics = list(train_table["topic"]) if "topic" in train_table.column_names else None
-        base = ctx.config.model.base or DEFAULT_BASE_MODEL
-        encoder = _encoder(base, ctx.device, ctx.config.model.max_length)
-        model = fit_topics(
-            texts,
-            encoder.encode(texts, batch_size=ctx.config.train.eval_batch_size),
-            topics,
-            n_topics=ctx.option("n_topics"),
-            pinned_names=ctx.option("topic_names"),
-            seed=ctx.config.train.seed,
-        )
-        model.save(artifact.path)
-        artifact.metadata["topics"] = {"kind": model.kind, "names": model.names, "base_model": base}
     artifact.save_metadata()
     return artifact
+
+
+def _topics_from_features(predictor: TextClassifierPredictor, topics: TopicModel | None) -> Any:
+    """When topics are assigned from the classifier's own embeddings, a function giving them (so that the
+    precision choice holds them to the same rule as the labels); None otherwise."""
+    if topics is None:
+        return None
+    base = predictor.artifact.metadata.get("topics", {}).get("base_model")
+    if not FinancePredictor(predictor, topics, base).shares_encoder:
+        return None
+
+    def assign(trial: TextClassifierPredictor, texts: list[str]) -> list[str]:
+        return topics.assign(trial.features(texts))
+
+    return assign
+
+
+def fit_topic_model(ctx: RunContext, data: DataBundle, artifact: Artifact) -> TopicModel:
+    """Fit the topic model on the training texts' base-encoder embeddings and save it into the artifact."""
+    train_table = data.split("train")
+    texts = list(train_table["text"])
+    topics = list(train_table["topic"]) if "topic" in train_table.column_names else None
+    base = ctx.config.model.base or DEFAULT_BASE_MODEL
+    encoder = _encoder(base, ctx.device, ctx.config.model.max_length)
+    model = fit_topics(
+        texts,
+        encoder.encode(texts, batch_size=ctx.config.train.eval_batch_size),
+        topics,
+        n_topics=ctx.option("n_topics"),
+        pinned_names=ctx.option("topic_names"),
+        seed=ctx.config.train.seed,
+    )
+    model.save(artifact.path)
+    artifact.metadata["topics"] = {"kind": model.kind, "names": model.names, "base_model": base}
+    return model
 
 
 def set_inference_dtype(predictor: TextClassifierPredictor, dtype: str) -> None:
