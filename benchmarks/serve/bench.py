@@ -427,23 +427,17 @@ def main() -> None:
             soak_note = f"soak shortened from {args.soak_seconds:.0f} s to fit --finish-by {args.finish_by}"
             args.soak_seconds = max(60.0, left)
             print(soak_note, flush=True)
-    results = report(args, domain, artifact, modes, summary, None, started)
-    results["predictions_agree_plain_vs_batching_on_demo_texts"] = plain_vs_batching
-    results["float32_baseline"] = extra
-    results["side_by_side"] = side_by_side
-    results["soak_note"] = "not run yet (partial results)"
-    write(results, args)
+    measured = {"predictions_agree_plain_vs_batching_on_demo_texts": plain_vs_batching, "float32_baseline": extra,
+                "side_by_side": side_by_side}
+    # written before the soak as well, so that a run cut short keeps the points
+    write({**report(args, domain, artifact, modes, summary, None, started), **measured,
+           "soak_note": "not run yet (partial results)"}, args)
     soak_result = soak(domain, artifact, texts, args) if args.soak_seconds > 0 else None
     if soak_result:
         print(f"soak: rss {soak_result['rss_mb_first']} -> {soak_result['rss_mb_last']} MB, "
               f"slope {soak_result['rss_slope_mb_per_min']} MB/min", flush=True)
-    results = report(args, domain, artifact, modes, summary, soak_result, started)
-    results["predictions_agree_plain_vs_batching_on_demo_texts"] = plain_vs_batching
-    results["float32_baseline"] = extra
-    results["side_by_side"] = side_by_side
-    results["soak_note"] = soak_note
-    results["targets"] = targets(summary, top, soak_result, args)
-    write(results, args)
+    write({**report(args, domain, artifact, modes, summary, soak_result, started), **measured,
+           "soak_note": soak_note, "targets": targets(summary, top, soak_result, args)}, args)
 
 
 def targets(summary: dict[str, Any], top: int, soak_result: dict[str, Any] | None,
