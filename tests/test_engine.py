@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from domainfm.config import build_config
+from domainfm.errors import DataError
 from domainfm.engine.calibration import (
     expected_calibration_error,
     fit_temperature,
@@ -43,7 +44,7 @@ def run_stages(tmp_path: Path, model_dir: Path, mode: str, extra: list[str] | No
     return ctx, artifact, predictor, evaluation
 
 
-@pytest.mark.parametrize("mode", ["full", "lora", "head", "lpft"])
+@pytest.mark.parametrize("mode", ["full", "lora", "head", "lpft", "contrastive"])
 def test_fine_tuning_modes_produce_loadable_calibrated_artifacts(tmp_path: Path, tiny_model_dir: Path, mode: str) -> None:
     ctx, artifact, predictor, evaluation = run_stages(tmp_path, tiny_model_dir, mode)
     assert artifact.metadata["mode"] == mode
@@ -54,10 +55,13 @@ def test_fine_tuning_modes_produce_loadable_calibrated_artifacts(tmp_path: Path,
         assert not list(Path(artifact.path).glob("adapter_*"))  # merged: loads as a plain model
     if mode in ("full", "lora"):
         assert (Path(artifact.path) / "model.safetensors").is_file()
-    if mode == "lpft":  # a head artifact carrying its own fine-tuned encoder
+    if mode in ("lpft", "contrastive"):  # a head artifact carrying its own fine-tuned encoder
         assert artifact.kind == "embedding-linear-head" and artifact.metadata["encoder"] == "encoder"
         assert (Path(artifact.path) / "encoder" / "model.safetensors").is_file()
+    if mode == "lpft":
         assert artifact.metadata["probe_C"] > 0 and "validation_macro_f1_probe" in artifact.metadata
+    if mode == "contrastive":
+        assert artifact.metadata["head_C"] > 0 and "0" in artifact.metadata["validation_macro_f1_by_step"]
     probs = predictor.predict_proba(["the parcel arrived broken", "great friendly staff"])
     assert probs.shape == (2, 3) and np.allclose(probs.sum(1), 1.0)
     assert evaluation.n_items == len(evaluation.outcomes) > 0
@@ -93,9 +97,54 @@ def test_lpft_starts_from_the_probe_and_serves_its_own_encoder(tmp_path: Path, t
     assert not np.allclose(tuned, encoder.encode(texts), atol=1e-3)  # it runs the fine-tuned encoder
 
 
+def test_contrastive_tuning_keeps_the_best_validated_step_and_pulls_labels_apart(tmp_path: Path, tiny_model_dir: Path) -> None:
+    from domainfm.engine import contrastive
+    from domainfm.engine.encoder import TextEncoder
+
+    texts = ["card arrived", "card delivery", "card in the post", "refund please", "money back", "refund status",
+             "open an account", "new account", "account sign up"]
+    labels = [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    encoder = TextEncoder(str(tiny_model_dir), device="cpu", max_length=16)
+    before = encoder.encode(texts)
+
+    def margin() -> float:  # mean same-label cosine minus mean other-label cosine
+        emb = encoder.encode(texts)
+        sims = emb @ emb.T
+        same = np.equal.outer(labels, labels) & ~np.eye(len(texts), dtype=bool)
+        return float(sims[same].mean() - sims[~np.equal.outer(labels, labels)].mean())
+
+    start = margin()
+    scores = iter([0.5, 0.9, 0.1, 0.2, 0.3])  # step 10 is the best; patience 3 stops after step 40
+    seen: list[int] = []
+    state_at: dict[int, np.ndarray] = {}
+
+    def score(step: int) -> float:
+        seen.append(step)
+        state_at[step] = encoder.encode(texts)
+        return next(scores)
+
+    out = contrastive.tune(encoder.model, texts, labels, steps=60, learning_rate=1e-3, pairs_per_step=3, seed=0,
+                           device="cpu", score=score, eval_every=10, patience=3)
+    assert seen == [0, 10, 20, 30, 40] and out["steps_run"] == 40 and out["best_step"] == 10
+    np.testing.assert_allclose(encoder.encode(texts), state_at[10], atol=1e-5)  # the best step's weights restored
+    assert not np.allclose(state_at[10], before, atol=1e-4)
+    assert margin() > start  # same-label texts moved together
+
+    with pytest.raises(DataError, match="at least two labels"):
+        contrastive.tune(encoder.model, ["a", "b", "c"], [0, 1, 2], steps=2, learning_rate=1e-3, pairs_per_step=2,
+                         seed=0, device="cpu")
+
+
+def test_contrastive_evaluation_steps() -> None:
+    from domainfm.engine.contrastive import evaluation_steps, label_groups
+
+    assert evaluation_steps(100, 25) == [0, 25, 50, 75, 100]
+    assert evaluation_steps(30, 25) == [0, 25, 30]
+    assert label_groups(["a", "b", "c"], [0, 0, 1]) == {0: ["a", "b"]}
+
+
 def test_lpft_rejects_text_pairs(tmp_path: Path, tiny_model_dir: Path) -> None:
     from domainfm.engine.text_classifier import fine_tune_text_classifier
-    from domainfm.errors import DataError
     from domainfm.types import DataBundle, RunContext
 
     cfg = build_config(None, [f"output_dir={tmp_path}", f"model.base={tiny_model_dir}", "model.mode=lpft"])
@@ -225,7 +274,6 @@ def test_vector_index_add_remove_search_save_load(tmp_path: Path, kind: str) -> 
 
 def test_corrupted_index_gives_a_clear_error(tmp_path: Path) -> None:
     from domainfm.engine.vector_index import VectorIndex
-    from domainfm.errors import DataError
 
     index = VectorIndex.create(8)
     index.add([1, 2], np.eye(2, 8, dtype=np.float32))

@@ -252,93 +252,58 @@ def choose_full_variant(results: dict[str, Any]) -> None:
     }
 
 
-FEWSHOT_C_GRID = (2.0, 8.0, 32.0)
-FEWSHOT_RECIPE = ("contrastive fine-tuning of MiniLM with in-batch negatives (fewshot.contrastive_finetune: each step "
-                  "32 intents x (anchor, positive), symmetric MultipleNegativesRankingLoss, scale 20, AdamW, constant LR "
-                  "after 10 warm-up steps, mean pooling), then a logistic-regression head on the tuned embeddings")
+FEWSHOT_RECIPE = ("model.mode=contrastive through the core engine (domainfm.engine.contrastive): the encoder tuned with "
+                  "in-batch negatives (each step 32 intents x (anchor, positive), symmetric MultipleNegativesRankingLoss, "
+                  "scale 20, AdamW, constant LR after 10 warm-up steps, the encoder's own mean pooling), the step count "
+                  "(every 25 up to 150, early stopping patience 2) and the logistic-regression head's C chosen on "
+                  "validation macro-F1")
 
 
-def fewshot_selection_data(args: argparse.Namespace) -> tuple[list[str], list[str], list[str], list[str]]:
-    """Training-data-only selection split: a different 8-per-intent sample (seed+1) to train on and 10 other
-    utterances per intent (seed+2) to validate on, all from the official train split; the test split is not read."""
+def fewshot_bundle(args: argparse.Namespace) -> Any:
+    """8 utterances per intent from the official train split (seed) to train on, 10 other official-train
+    utterances per intent (seed+2) as validation, the official test split as test."""
+    from datasets import Dataset
+
+    from domainfm.types import DataBundle
+
     from domainfm_customer_service.fewshot import sample_per_class
     from domainfm_customer_service.readers import load_source
 
     data = load_source("banking77")
     texts, labels = [r["text"] for r in data.utterances], [r["intent"] for r in data.utterances]
-    tr_x, tr_y = sample_per_class(texts, labels, 8, args.seed + 1)
+    tr_x, tr_y = sample_per_class(texts, labels, 8, args.seed)
     used = set(tr_x)
     rest = [(t, lab) for t, lab in zip(texts, labels) if t not in used]
     va_x, va_y = sample_per_class([t for t, _ in rest], [lab for _, lab in rest], 3 if args.smoke else 10, args.seed + 2)
-    return tr_x, tr_y, va_x, va_y
-
-
-def bench_intent_8shot_select(args: argparse.Namespace, device: str) -> dict[str, Any]:
-    """Choose the few-shot recipe's step count and head C on training data only (see fewshot_selection_data)."""
-    from sklearn.linear_model import LogisticRegression
-
-    from domainfm.models import resolve_model
-
-    from domainfm_customer_service.fewshot import contrastive_finetune
-
-    tr_x, tr_y, va_x, va_y = fewshot_selection_data(args)
-    checkpoints = [0, 10, 20] if args.smoke else [0, 25, 50, 75, 100, 150]
-    curve: dict[str, dict[str, float]] = {}
-
-    def evaluate(step: int, model: Any) -> None:
-        feats_tr, feats_va = model.encode(tr_x), model.encode(va_x)
-        scores = {}
-        for c in FEWSHOT_C_GRID:
-            clf = LogisticRegression(C=c, max_iter=3000, random_state=args.seed).fit(feats_tr, tr_y)
-            scores[str(c)] = float(np.mean(clf.predict(feats_va) == np.asarray(va_y)))
-        curve[str(step)] = scores
-        log(f"8shot selection step {step}: validation accuracy by C {scores}")
-
-    started = time.perf_counter()
-    contrastive_finetune(resolve_model(BASE).path, tr_x, tr_y, steps=max(checkpoints), learning_rate=args.fewshot_lr,
-                         max_length=args.max_length, seed=args.seed, device=device, callback=evaluate,
-                         callback_steps=checkpoints)
-    best_step, best_c = max(((int(st), float(c)) for st, row in curve.items() for c in row),
-                            key=lambda sc: (curve[str(sc[0])][str(sc[1])], -sc[0]))
-    return {"8shot_selection": {
-        "recipe": FEWSHOT_RECIPE, "learning_rate": args.fewshot_lr, "max_length": args.max_length,
-        "train": f"{len(tr_x)} utterances: 8 per intent from the official train split, seed {args.seed + 1}",
-        "validation": f"{len(va_x)} other official-train utterances (seed {args.seed + 2}); the test split is not read",
-        "validation_accuracy_by_step_and_C": curve,
-        "chosen": {"steps": best_step, "C": best_c, "validation_accuracy": curve[str(best_step)][str(best_c)]},
-        "seconds": round(time.perf_counter() - started, 1),
-    }}
-
-
-def bench_intent_8shot(args: argparse.Namespace, device: str, results: dict[str, Any]) -> dict[str, Any]:
-    """8 examples per intent: the contrastive recipe (settings from the training-data-only selection) and a
-    frozen-encoder logistic regression, on the official test split."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import accuracy_score, f1_score
-
-    from domainfm.models import resolve_model
-
-    from domainfm_customer_service.fewshot import ContrastiveFewShot, contrastive_finetune, sample_per_class
-    from domainfm_customer_service.readers import load_source
-
-    out: dict[str, Any] = {}
-    selection = results.get("8shot_selection")
-    if not selection or (selection.get("learning_rate"), selection.get("max_length")) != (args.fewshot_lr, args.max_length):
-        log("no selection for these settings in the results file: running 8shot_select first")
-        out.update(bench_intent_8shot_select(args, device))
-        selection = out["8shot_selection"]
-    steps, c = int(selection["chosen"]["steps"]), float(selection["chosen"]["C"])
-
-    data = load_source("banking77")
-    texts, labels = sample_per_class([r["text"] for r in data.utterances], [r["intent"] for r in data.utterances], 8, args.seed)
     test = data.test_utterances or []
     if args.smoke:
         test = test[:: max(1, len(test) // 200)]
-    x_test, y_test = [r["text"] for r in test], [r["intent"] for r in test]
-    path = resolve_model(BASE).path
 
+    def table(x: list[str], y: list[str]) -> Any:
+        return Dataset.from_dict({"text": x, "label": y})
+
+    return DataBundle(
+        tables={"train": table(tr_x, tr_y), "validation": table(va_x, va_y),
+                "test": table([r["text"] for r in test], [r["intent"] for r in test])},
+        source="banking77 (8 per intent)", label_names=sorted(set(labels)),
+    )
+
+
+def bench_intent_8shot(args: argparse.Namespace, device: str) -> dict[str, Any]:
+    """8 examples per intent: ``model.mode=contrastive`` through the core engine (its step count and head chosen on
+    training-data-only validation), and a frozen-encoder logistic regression, on the official test split."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import accuracy_score, f1_score
+
+    from domainfm.engine.encoder import TextEncoder
+    from domainfm.models import resolve_model
+
+    bundle = fewshot_bundle(args)
+    train, test = bundle.split("train"), bundle.split("test")
+    texts, labels, x_test, y_test = list(train["text"]), list(train["label"]), list(test["text"]), list(test["label"])
+    out: dict[str, Any] = {}
     started = time.perf_counter()
-    frozen = contrastive_finetune(path, texts, labels, steps=0, max_length=args.max_length, seed=args.seed, device=device)
+    frozen = TextEncoder(str(resolve_model(BASE).path), device=device, max_length=args.max_length)
     clf = LogisticRegression(C=8.0, max_iter=3000, random_state=args.seed).fit(frozen.encode(texts), labels)
     pred = clf.predict(frozen.encode(x_test))
     out["accuracy_8shot_frozen_logreg"] = float(accuracy_score(y_test, pred))
@@ -346,22 +311,26 @@ def bench_intent_8shot(args: argparse.Namespace, device: str, results: dict[str,
     out["frozen_logreg_seconds"] = round(time.perf_counter() - started, 1)
     del frozen
 
-    started = time.perf_counter()
-    model: ContrastiveFewShot = contrastive_finetune(path, texts, labels, steps=steps, learning_rate=args.fewshot_lr,
-                                                     max_length=args.max_length, seed=args.seed, device=device)
-    model.fit_head(texts, labels, c=c, seed=args.seed)
-    train_s = time.perf_counter() - started
-    pred = model.predict(x_test)
+    steps = 20 if args.smoke else 150
+    overrides = ["model.mode=contrastive", f"model.max_length={args.max_length}", f"train.max_steps={steps}",
+                 f"train.eval_steps={10 if args.smoke else 25}", "train.batch_size=32",
+                 f"train.learning_rate={args.fewshot_lr}", f"train.seed={args.seed}", "benefit.energy_tracking=false"]
+    artifact, report, train_s, predict_s = _core_fit_and_test(args, device, bundle, overrides)
+    meta = artifact.metadata
     out.update({
-        "accuracy_8shot": float(accuracy_score(y_test, pred)),
-        "macro_f1_8shot": float(f1_score(y_test, pred, average="macro")),
+        "accuracy_8shot": report["accuracy"],
+        "macro_f1_8shot": report["macro_f1"],
         "8shot_settings": {
-            "method": FEWSHOT_RECIPE, "steps": steps, "head_C": c, "learning_rate": args.fewshot_lr,
-            "settings_from": "8shot_selection.chosen (training data only)",
-            "examples_per_intent": 8, "train_rows": len(texts), "test_rows": len(x_test),
-            "max_length": args.max_length, "seed": args.seed, "train_seconds": round(train_s, 1),
-            "sample": "8 per intent from the official train split, seeded (fewshot.sample_per_class)",
-            "frozen_baseline": "same 616 utterances, frozen MiniLM mean-pooled embeddings, logistic regression C=8",
+            "method": FEWSHOT_RECIPE, "overrides": overrides,
+            "chosen_steps": meta.get("contrastive_steps"), "steps_run": meta.get("contrastive_steps_run"),
+            "head_C": meta.get("head_C"), "validation_macro_f1_by_step": meta.get("validation_macro_f1_by_step"),
+            "validation_macro_f1": meta.get("best_validation_macro_f1"), "validation_accuracy": meta.get("validation_accuracy"),
+            "examples_per_intent": 8, "train_rows": len(texts), "validation_rows": len(bundle.split("validation")),
+            "test_rows": len(x_test), "max_length": args.max_length, "seed": args.seed,
+            "train_seconds": round(train_s, 1), "test_predict_seconds": round(predict_s, 1),
+            "sample": "8 per intent from the official train split, seeded (fewshot.sample_per_class); validation: 10 "
+                      "other official-train utterances per intent (seed+2); the test split is read only for the figure",
+            "frozen_baseline": "same 616 utterances, frozen MiniLM embeddings, logistic regression C=8",
         },
     })
     return out
@@ -681,7 +650,7 @@ def targets(results: dict[str, Any], recall_target: float) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--smoke", action="store_true", help="small subsets: minutes, for development")
-    parser.add_argument("--parts", default="full,8shot,retrieval,encode", help="comma list of encode,retrieval,8shot_select,8shot,full,lpft")
+    parser.add_argument("--parts", default="full,8shot,retrieval,encode", help="comma list of encode,retrieval,8shot,full,lpft")
     parser.add_argument("--epochs", type=float, default=4.0)
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--batch-size", type=int, default=32)
@@ -701,7 +670,7 @@ def main() -> None:
     parser.add_argument("--finish-by", type=lambda v: datetime.fromisoformat(v), default=None,
                         help="UTC deadline (ISO): training steps are capped from a measured step time to finish by then")
     parser.add_argument("--reserve-minutes", type=float, default=9.0, help="minutes kept after full fine-tuning (test prediction and the parts after it)")
-    parser.add_argument("--fresh", action="store_true", help="start the results file afresh (keeps only 8shot_selection)")
+    parser.add_argument("--fresh", action="store_true", help="start the results file afresh")
     parser.add_argument("--out", default=None, help="output JSON (default results.json, results.smoke.json for --smoke)")
     args = parser.parse_args()
 
@@ -715,13 +684,13 @@ def main() -> None:
     results: dict[str, Any] = {}
     if out_path.is_file():  # keep figures of parts not rerun, so parts can be run one at a time
         results = json.loads(out_path.read_text(encoding="utf-8"))
-        if args.fresh:  # drop every earlier figure except the training-data-only few-shot selection
-            kept = {"8shot_selection": results["8shot_selection"]} if "8shot_selection" in results else {}
-            for key in ("commands_per_part", "part_seconds", "dates_per_part"):
-                if "8shot_select" in results.get(key, {}):
-                    kept[key] = {"8shot_select": results[key]["8shot_select"]}
-            results = kept
+        if args.fresh:
+            results = {}
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
+    if "8shot" in parts:  # the older protocol's separate selection part (now inside model.mode=contrastive)
+        results.pop("8shot_selection", None)
+        for key in ("commands_per_part", "part_seconds", "dates_per_part"):
+            results.get(key, {}).pop("8shot_select", None)
     results.update({
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -737,8 +706,7 @@ def main() -> None:
     })
     seconds = results.setdefault("part_seconds", {})
     runners = {"encode": lambda: bench_encode(args, device), "retrieval": lambda: bench_retrieval(args, device),
-               "8shot": lambda: bench_intent_8shot(args, device, results),
-               "8shot_select": lambda: bench_intent_8shot_select(args, device), "full": lambda: bench_intent_full(args, device),
+               "8shot": lambda: bench_intent_8shot(args, device), "full": lambda: bench_intent_full(args, device),
                "lpft": lambda: bench_intent_lpft(args, device)}
     from domainfm.io import atomic_write_json
 

@@ -7,7 +7,7 @@ for choices, the allowed values.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -20,12 +20,17 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
 
 
+Mode = Literal["full", "head", "lora", "lpft", "contrastive"]
+MODES: tuple[str, ...] = get_args(Mode)
+
+
 class ModelConfig(_Section):
     base: str | None = Field(default=None, description="hub id or local path; None = the domain's default")
-    mode: Literal["full", "head", "lora", "lpft"] = Field(
+    mode: Mode = Field(
         default="full",
-        description="full fine-tuning, head-only on frozen embeddings, LoRA (peft), or lpft (linear probe on frozen "
-        "sentence embeddings, then fine-tuning every weight under it)",
+        description="full fine-tuning, head-only on frozen embeddings, LoRA (peft), lpft (linear probe on frozen "
+        "sentence embeddings, then fine-tuning every weight under it), or contrastive (few examples per label: the "
+        "sentence encoder tuned with in-batch negatives, then the head)",
     )
     max_length: int = Field(default=128, ge=8, le=8192)
     lora_r: int = Field(default=8, ge=1)
@@ -70,7 +75,7 @@ class RunConfig(_Section):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     output_dir: Path = Path("runs")
     run_name: str | None = None
-    variants: list[Literal["full", "head", "lora", "lpft"]] | None = Field(
+    variants: list[Mode] | None = Field(
         default=None, description="train and compare several fine-tuning modes in one run, e.g. [head, lora, full]"
     )
     model: ModelConfig = Field(default_factory=ModelConfig)

@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from domainfm import __version__
+from domainfm.config import MODES
 from domainfm.errors import DomainfmError
 
 EARLY_FLAGS = {
@@ -125,7 +126,7 @@ def config_options(func: Any) -> Any:
         click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config field."),
         click.option("--data", help="Data source (path, 'demo', 'hf:<id>'); default: the domain's."),
         click.option("--base-model", help="Base model hub id or local path."),
-        click.option("--mode", type=click.Choice(["full", "head", "lora", "lpft"]), help="Fine-tuning mode."),
+        click.option("--mode", type=click.Choice(MODES), help="Fine-tuning mode."),
         click.option("--epochs", type=float, help="Training epochs."),
         click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="Device (default auto)."),
         click.option("--output-dir", type=click.Path(file_okay=False), help="Where run directories go."),

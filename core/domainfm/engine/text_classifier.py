@@ -1,6 +1,6 @@
 """Fine-tuning and inference for transformer text classifiers (single texts or text pairs).
 
-Four modes, chosen by ``ctx.config.model.mode``:
+Five modes, chosen by ``ctx.config.model.mode``:
 
 - ``full``: every weight trains (Hugging Face ``Trainer``);
 - ``lora``: low-rank adapters via peft on the attention projections, merged into the weights at the end so
@@ -8,7 +8,10 @@ Four modes, chosen by ``ctx.config.model.mode``:
 - ``head``: the encoder stays frozen; sentence embeddings are computed once and a multinomial logistic
   regression head is fitted on them (minutes on a CPU instead of hours);
 - ``lpft``: that head first, then every weight fine-tuned under it through the sentence encoder's own pooling
-  (:mod:`domainfm.engine.lpft`); saved as a head artifact with its own encoder.
+  (:mod:`domainfm.engine.lpft`); saved as a head artifact with its own encoder;
+- ``contrastive``: for a few examples per label, the encoder tuned with in-batch negatives (same-label texts
+  together), its step count chosen on validation, then that head (:mod:`domainfm.engine.contrastive`); saved
+  like ``lpft``.
 
 Trainer runs get dynamic padding, length-grouped batches, AMP on GPU, gradient accumulation, early
 stopping on validation macro-F1, seeds, and checkpoints under ``ctx.checkpoint_dir`` that a re-run resumes
@@ -62,7 +65,7 @@ from domainfm.types import (
 log = logging.getLogger(__name__)
 
 COMPLETE_MARKER = "domainfm-checkpoint-complete"
-DEFAULT_LR = {"full": 5e-5, "lora": 5e-4, "head": 1.0, "lpft": 3e-5}
+DEFAULT_LR = {"full": 5e-5, "lora": 5e-4, "head": 1.0, "lpft": 3e-5, "contrastive": 3e-5}
 PROBE_C_GRID = [0.5, 2.0, 8.0, 32.0]
 
 
@@ -163,6 +166,11 @@ def fine_tune_text_classifier(
             raise DataError(f"{data.source}: model.mode=lpft classifies single texts; for text pairs use full or lora")
         metadata = _fit_transformer(ctx, resolved.path, labels, x_train, None, y_train, x_valid, None, y_valid)
         kind = KIND_HEAD
+    elif cfg.model.mode == "contrastive":
+        if p_train is not None:
+            raise DataError(f"{data.source}: model.mode=contrastive classifies single texts; for text pairs use full or lora")
+        metadata = _fit_contrastive(ctx, resolved.path, labels, x_train, y_train, x_valid, y_valid)
+        kind = KIND_HEAD
     else:
         metadata = _fit_transformer(ctx, resolved.path, labels, x_train, p_train, y_train, x_valid, p_valid, y_valid)
         kind = KIND_HF
@@ -248,6 +256,64 @@ def _fit_head(
         "head_C": probe["C"],
         "validation_macro_f1_head": probe["validation_macro_f1"],
         "pair_features": bool(p_train),
+    }
+
+
+def _fit_contrastive(
+    ctx: RunContext,
+    base_path: Path,
+    labels: list[str],
+    x_train: list[str],
+    y_train: list[int],
+    x_valid: list[str],
+    y_valid: list[int],
+) -> dict[str, Any]:
+    """Contrastive tuning of the sentence encoder, then the head on its embeddings; the step count and the
+    head's C chosen on validation macro-F1 (:mod:`domainfm.engine.contrastive`)."""
+    from domainfm.engine import contrastive, lpft
+    from domainfm.engine.encoder import TextEncoder
+
+    cfg = ctx.config
+    encoder = TextEncoder(str(base_path), device=ctx.device, max_length=cfg.model.max_length)
+    batch = cfg.train.eval_batch_size
+    fitted: dict[int, dict[str, Any]] = {}
+
+    def fit_head(step: int) -> float:
+        feats_valid = encoder.encode(x_valid, batch_size=batch) if x_valid else None
+        fitted[step] = lpft.fit_probe(encoder.encode(x_train, batch_size=batch), y_train, feats_valid, y_valid,
+                                      len(labels), PROBE_C_GRID, cfg.train.seed)
+        return fitted[step]["validation_macro_f1"]
+
+    steps = cfg.train.max_steps or contrastive.DEFAULT_STEPS
+    tuning = contrastive.tune(
+        encoder.model, x_train, y_train, steps=steps,
+        learning_rate=cfg.train.learning_rate or DEFAULT_LR["contrastive"], pairs_per_step=cfg.train.batch_size,
+        seed=cfg.train.seed, device=ctx.device, score=fit_head if x_valid else None,
+        eval_every=cfg.train.eval_steps or contrastive.DEFAULT_EVAL_EVERY, patience=cfg.train.early_stopping_patience,
+    )
+    probe = fitted.get(tuning["best_step"]) if x_valid else None
+    if probe is None:  # no validation data: the last step's encoder, the grid's first C
+        fit_head(tuning["best_step"])
+        probe = fitted[tuning["best_step"]]
+    if _is_main_process():
+        with atomic_directory(ctx.artifact_dir) as tmp:
+            encoder.model.save(str(tmp / lpft.ENCODER_DIR))
+            save_arrays(tmp / "head.safetensors", {"weight": probe["weight"], "bias": probe["bias"]})
+    total = sum(p.numel() for p in encoder.model.parameters())
+    return {
+        "encoder": lpft.ENCODER_DIR,
+        "parameters": int(total + probe["weight"].size + probe["bias"].size),
+        "trainable_parameters": int(total + probe["weight"].size + probe["bias"].size),
+        "head_C": probe["C"],
+        "validation_macro_f1_head": probe["validation_macro_f1"],
+        "best_validation_macro_f1": probe["validation_macro_f1"] if x_valid else None,
+        "contrastive_steps": tuning["best_step"],
+        "contrastive_steps_run": tuning["steps_run"],
+        "validation_macro_f1_by_step": tuning["score_by_step"],
+        "learning_rate": cfg.train.learning_rate or DEFAULT_LR["contrastive"],
+        "pairs_per_step": min(cfg.train.batch_size, len(set(y_train))),
+        "pooling": "the base sentence-transformer's own (mean for MiniLM)",
+        "pair_features": False,
     }
 
 

@@ -129,10 +129,11 @@ def _small_data_mode(ctx: RunContext, data: DataBundle) -> str | None:
     """Why the classifier is trained head-only on small data (None: train as configured).
 
     With a few dozen examples per run, a handful of optimiser steps cannot move a transformer; a logistic
-    head on frozen sentence embeddings is the right tool. ``options.auto_small_data=false`` turns this off.
+    head on frozen sentence embeddings is the right tool (``model.mode=contrastive``, made for a few examples
+    per label, is kept). ``options.auto_small_data=false`` turns this off.
     """
     n = len(data.split("train"))
-    if ctx.config.model.mode == "head" or n >= SMALL_DATA_ROWS or not ctx.flag("auto_small_data", True):
+    if ctx.config.model.mode in ("head", "contrastive") or n >= SMALL_DATA_ROWS or not ctx.flag("auto_small_data", True):
         return None
     return f"{n} training rows < {SMALL_DATA_ROWS}: head-only classifier (options.auto_small_data=false to disable)"
 
