@@ -135,6 +135,70 @@ def test_contrastive_tuning_keeps_the_best_validated_step_and_pulls_labels_apart
                          seed=0, device="cpu")
 
 
+@pytest.mark.parametrize("mode", ["full"])
+def test_an_ensemble_averages_its_members_probabilities(tmp_path: Path, tiny_model_dir: Path, mode: str) -> None:
+    from domainfm.engine.ensemble import EnsemblePredictor
+    from domainfm.engine.text_classifier import TextClassifierPredictor
+
+    ctx, artifact, predictor, evaluation = run_stages(tmp_path, tiny_model_dir, mode, ["train.ensemble_size=2", "train.epochs=1"])
+    assert artifact.kind == "text-classifier-ensemble" and artifact.metadata["members"] == ["members/0", "members/1"]
+    assert artifact.metadata["member_seeds"] == [42, 43] and artifact.metadata["mode"] == mode
+    assert artifact.metadata["temperature"] > 0 and 0 <= artifact.metadata["best_validation_macro_f1"] <= 1
+    assert not (ctx.run_dir / "members").exists()  # the members' training folders are gone once assembled
+    assert isinstance(predictor, EnsemblePredictor) and len(predictor.members) == 2
+    texts = ["the parcel arrived broken", "great friendly staff", "refund took three weeks"]
+    members = [TextClassifierPredictor.load(Path(artifact.path) / m, "cpu") for m in artifact.metadata["members"]]
+    member_logits = [m.predict_logits(texts) for m in members]
+    assert not np.allclose(member_logits[0], member_logits[1], atol=1e-4)  # different seeds, different models
+    expected = np.log(np.mean([softmax(z) for z in member_logits], axis=0))
+    np.testing.assert_allclose(predictor.predict_logits(texts), expected, rtol=1e-4, atol=1e-5)
+    probs = predictor.predict_proba(texts)
+    assert probs.shape == (3, 3) and np.allclose(probs.sum(1), 1.0)
+    assert evaluation.n_items > 0
+    with pytest.raises(TypeError, match="one torch model per member"):
+        _ = predictor.torch_model
+
+
+def test_an_ensemble_of_frozen_heads_is_refused(tmp_path: Path, tiny_model_dir: Path) -> None:
+    from domainfm.errors import ConfigError, PluginError
+
+    with pytest.raises((ConfigError, PluginError), match="members would be identical"):
+        run_stages(tmp_path, tiny_model_dir, "head", ["train.ensemble_size=2"])
+
+
+class _Killed(Exception):
+    pass
+
+
+def test_an_ensemble_run_skips_members_finished_before_a_kill(tmp_path: Path) -> None:
+    from domainfm.engine import ensemble
+    from domainfm.types import RunContext
+
+    cfg = build_config(None, [f"output_dir={tmp_path}", "train.ensemble_size=3", "train.seed=7"])
+    ctx = RunContext(run_id="e", domain="d", config=cfg, run_dir=tmp_path / "run", device="cpu")
+    trained: list[int] = []
+    kill_at = {8}  # the first call is killed while training the second member (seed 8)
+
+    def train_one(member_ctx: RunContext) -> Artifact:
+        trained.append(member_ctx.config.train.seed)
+        assert member_ctx.config.train.ensemble_size == 1
+        if member_ctx.config.train.seed in kill_at:
+            raise _Killed
+        artifact = Artifact(path=member_ctx.artifact_dir, domain="d", kind="embedding-linear-head", base_model="tiny", label_names=["a", "b"])
+        member_ctx.artifact_dir.mkdir(parents=True)
+        artifact.save_metadata()
+        return artifact
+
+    with pytest.raises(_Killed):
+        ensemble.train_members(ctx, train_one)
+    assert trained == [7, 8]
+    trained.clear()
+    kill_at.clear()
+    members = ensemble.train_members(ctx, train_one)
+    assert trained == [8, 9] and len(members) == 3  # member 0 (seed 7) was picked up, not retrained
+    assert ctx.config.train.seed == 7 and ctx.config.train.ensemble_size == 3  # the caller's config is untouched
+
+
 def test_contrastive_evaluation_steps() -> None:
     from domainfm.engine.contrastive import evaluation_steps, label_groups
 

@@ -54,6 +54,10 @@ class TrainConfig(_Section):
     early_stopping_patience: int | None = Field(default=2, ge=1)
     eval_steps: int | None = Field(default=None, ge=1, description="None = evaluate once per epoch")
     seed: int = 42
+    ensemble_size: int = Field(
+        default=1, ge=1, le=16,
+        description="train this many models (seeds seed, seed+1, ...) and average their probabilities (a deep ensemble)",
+    )
     group_by_length: bool = True
     save_total_limit: int = Field(default=2, ge=1)
     num_workers: int = Field(default=0, ge=0)

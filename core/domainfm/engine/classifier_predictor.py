@@ -1,8 +1,9 @@
 """A loaded text classifier (either artifact kind): calibrated probabilities, labels and abstention.
 
 The artifact kinds: ``hf-sequence-classification`` (a Hugging Face model saved with ``save_pretrained``:
-full or LoRA fine-tuning) and ``embedding-linear-head`` (a sentence encoder with a linear head: head-only, or
-LP-FT with its own fine-tuned encoder). :mod:`domainfm.engine.text_classifier` trains and evaluates them.
+full or LoRA fine-tuning), ``embedding-linear-head`` (a sentence encoder with a linear head: head-only, or
+LP-FT / contrastive with its own fine-tuned encoder) and ``text-classifier-ensemble`` (members of those kinds,
+:mod:`domainfm.engine.ensemble`). :mod:`domainfm.engine.text_classifier` trains and evaluates them.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from domainfm.types import Artifact, Prediction
 
 KIND_HF = "hf-sequence-classification"
 KIND_HEAD = "embedding-linear-head"
+KIND_ENSEMBLE = "text-classifier-ensemble"  # members of either kind (domainfm.engine.ensemble)
 
 
 def pair_features(encoder: Any, texts: list[str], pairs: list[str] | None, batch_size: int) -> np.ndarray:
@@ -104,6 +106,10 @@ class TextClassifierPredictor:
         ``inference_dtype`` chosen on validation, float32 where that is bfloat16 but bf16 is slow here)."""
         if not isinstance(artifact, Artifact):
             artifact = Artifact.load(artifact)
+        if artifact.kind == KIND_ENSEMBLE:
+            from domainfm.engine.ensemble import EnsemblePredictor
+
+            return EnsemblePredictor.load_members(artifact, device, precision)
         if artifact.kind == KIND_HEAD:
             from safetensors.numpy import load_file
 

@@ -49,7 +49,7 @@ from domainfm.engine.classifier_predictor import (  # noqa: F401 (re-exported: t
     TextClassifierPredictor,
 )
 from domainfm.engine.classifier_predictor import pair_features as _pair_features
-from domainfm.errors import DataError
+from domainfm.errors import ConfigError, DataError
 from domainfm.io import atomic_directory, atomic_write_json, save_arrays
 from domainfm.metrics import classification_metrics, top_k_accuracy
 from domainfm.models import resolve_model
@@ -158,6 +158,14 @@ def fine_tune_text_classifier(
         y_valid, x_valid, p_valid = [], [], None
 
     started = time.perf_counter()
+    if cfg.train.ensemble_size > 1:
+        if cfg.model.mode == "head":
+            raise ConfigError("train.ensemble_size > 1 with model.mode=head: a frozen encoder's logistic head is the same "
+                              "for every seed, so the members would be identical; use full, lora, lpft or contrastive")
+        columns = {"text_column": text_column, "label_column": label_column, "text_pair_column": text_pair_column,
+                   "train_split": train_split, "eval_split": eval_split}
+        artifact = _train_ensemble(ctx, data, labels, columns, started)
+        return _calibrate_on_validation(ctx, artifact, x_valid, p_valid, y_valid, with_macro_f1=True)
     if cfg.model.mode == "head":
         metadata = _fit_head(ctx, resolved.path, labels, x_train, p_train, y_train, x_valid, p_valid, y_valid)
         kind = KIND_HEAD
@@ -199,6 +207,16 @@ def fine_tune_text_classifier(
     )
     if _is_main_process():
         artifact.save_metadata()
+    return _calibrate_on_validation(ctx, artifact, x_valid, p_valid, y_valid)
+
+
+def _calibrate_on_validation(
+    ctx: RunContext, artifact: Artifact, x_valid: list[str], p_valid: list[str] | None, y_valid: list[int],
+    *, with_macro_f1: bool = False,
+) -> Artifact:
+    """Fit the artifact's temperature on validation and record validation ECE/accuracy (and macro-F1 when
+    asked: an ensemble has no training-time best score of its own); DDP ranks other than 0 load the result."""
+    if _is_main_process():
         predictor = TextClassifierPredictor.load(artifact, ctx.device)
         if x_valid:
             logits = predictor.predict_logits(x_valid, p_valid)
@@ -208,11 +226,44 @@ def fine_tune_text_classifier(
             artifact.metadata["validation_ece_before"] = expected_calibration_error(softmax(logits), y_valid)
             artifact.metadata["validation_ece"] = expected_calibration_error(probs, y_valid)
             artifact.metadata["validation_accuracy"] = float(np.mean(probs.argmax(1) == np.asarray(y_valid)))
+            if with_macro_f1:
+                from sklearn.metrics import f1_score
+
+                artifact.metadata["best_validation_macro_f1"] = float(f1_score(y_valid, probs.argmax(1), average="macro"))
         artifact.save_metadata()
     _barrier()
     if not _is_main_process():  # other DDP ranks pick up what rank 0 wrote
         artifact = Artifact.load(ctx.artifact_dir)
     return artifact
+
+
+def _train_ensemble(ctx: RunContext, data: DataBundle, labels: list[str], columns: dict[str, Any], started: float) -> Artifact:
+    """``train.ensemble_size`` members of the configured mode, seeds ``train.seed + i`` (:mod:`domainfm.engine.ensemble`)."""
+    from domainfm.engine import ensemble
+
+    cfg = ctx.config
+    members = ensemble.train_members(ctx, lambda member_ctx: fine_tune_text_classifier(member_ctx, data, label_names=labels, **columns))
+    seconds = time.perf_counter() - started
+    parameters = sum(int(m.metadata.get("parameters") or 0) for m in members)
+    trainable = sum(int(m.metadata.get("trainable_parameters") or 0) for m in members)
+    ctx.resources.train_seconds = seconds
+    ctx.resources.parameters = parameters
+    ctx.resources.trainable_parameters = trainable
+    metadata = {
+        "mode": cfg.model.mode,
+        "ensemble_size": len(members),
+        "max_length": cfg.model.max_length,
+        "text_column": columns["text_column"],
+        "text_pair_column": columns["text_pair_column"],
+        "train_seconds": seconds,
+        "train_examples": members[0].metadata.get("train_examples"),
+        "resolved_from": members[0].metadata.get("resolved_from"),
+        "parameters": parameters,
+        "trainable_parameters": trainable,
+    }
+    artifact = ensemble.assemble(ctx, members, metadata) if _is_main_process() else None
+    _barrier()
+    return artifact if artifact is not None else Artifact.load(ctx.artifact_dir)
 
 
 def _barrier() -> None:

@@ -1,7 +1,8 @@
 """Token attributions with captum's layer integrated gradients on the word-embedding layer.
 
 Works for both artifact kinds of the engine's text classifier: a fine-tuned sequence-classification model
-and a frozen sentence encoder with a linear head (mean or CLS pooling). The baseline keeps [CLS]/[SEP]
+and a frozen sentence encoder with a linear head (mean or CLS pooling); an ensemble is explained through its
+first member (one model's reasons, not the average's). The baseline keeps [CLS]/[SEP]
 and replaces every other token by [PAD]; attributions are summed over the embedding dimension, word
 pieces are merged into words, and scores are normalised so that their absolute values sum to 1.
 """
@@ -17,6 +18,7 @@ class TokenAttributor:
     """Integrated-gradients attributions of the (temperature-scaled) logit of a chosen label."""
 
     def __init__(self, predictor: Any, n_steps: int = 16, top_n: int = 8) -> None:
+        predictor = getattr(predictor, "members", [predictor])[0]  # an ensemble is explained through its first member
         self.predictor = predictor
         self.n_steps = n_steps
         self.top_n = top_n

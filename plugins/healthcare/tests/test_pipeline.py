@@ -189,6 +189,21 @@ def test_calibration_split_fits_temperature_and_threshold(pm: PluginManager, tin
     assert choice["cv_ece"][choice["chosen"]] == min(choice["cv_ece"].values())
 
 
+def test_a_deep_ensemble_runs_every_stage_and_is_explained_through_its_first_member(
+    pm: PluginManager, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    report = check_plugin_contract(
+        pm, "healthcare", source="demo", output_dir=tmp_path / "runs",
+        overrides=[f"model.base={tiny_model_dir}", "model.mode=full", "train.ensemble_size=2", *BASE_OVERRIDES],
+    )
+    meta = report.artifact.metadata
+    assert report.artifact.kind == "text-classifier-ensemble" and meta["ensemble_size"] == 2
+    assert meta["calibrator_fitted_on"] == "validation" and 0.0 <= meta["abstain_threshold"] <= 1.000001
+    for pred in report.predictions:
+        assert sum(pred.scores.values()) == pytest.approx(1.0, abs=1e-5)
+        assert set(pred.explanation["attributions"]) == {s["label"] for s in pred.extra["top_k"]}
+
+
 def test_calibrator_kinds_option() -> None:
     from domainfm.errors import ConfigError
     from domainfm_healthcare.training import CALIBRATORS, calibrator_kinds
