@@ -23,7 +23,6 @@ Every model is temperature-calibrated on the validation split. The loaded model 
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -39,26 +38,26 @@ from domainfm.data import encode_labels
 from domainfm.engine.calibration import (
     expected_calibration_error,
     fit_temperature,
-    risk_coverage_curve,
     softmax,
-    threshold_for_precision,
 )
 from domainfm.engine.classifier_predictor import (  # noqa: F401 (re-exported: the predictor lived here)
     KIND_HEAD,
     KIND_HF,
     TextClassifierPredictor,
 )
+from domainfm.engine.classifier_evaluation import (  # noqa: F401 (re-exported: they lived here)
+    choose_abstain_threshold,
+    evaluate_text_classifier,
+    save_evaluation,
+)
+from domainfm.engine.classifier_evaluation import table_texts as _texts
 from domainfm.engine.classifier_predictor import pair_features as _pair_features
 from domainfm.errors import ConfigError, DataError
 from domainfm.io import atomic_directory, atomic_write_json, save_arrays
-from domainfm.metrics import classification_metrics, top_k_accuracy
 from domainfm.models import resolve_model
 from domainfm.types import (
     Artifact,
-    Curve,
     DataBundle,
-    Evaluation,
-    Outcomes,
     RunContext,
 )
 
@@ -92,17 +91,6 @@ def last_complete_checkpoint(folder: Path) -> Path | None:
             except ValueError:
                 continue
     return max(done)[1] if done else None
-
-
-def _texts(table: Any, column: str, where: str) -> list[str]:
-    if column not in table.column_names:
-        raise DataError(f"{where}: missing column {column!r}; has {table.column_names}")
-    out = []
-    for i, value in enumerate(table[column]):
-        if value is None or not str(value).strip():
-            raise DataError(f"{where}: row {i}: empty {column!r}")
-        out.append(str(value))
-    return out
 
 
 def count_parameters(model: Any) -> tuple[int, int]:
@@ -575,108 +563,6 @@ def _probe_then_model(
     meta = {"encoder": lpft.ENCODER_DIR, "probe_C": probe["C"], "validation_macro_f1_probe": probe["validation_macro_f1"],
             "pooling": "the base sentence-transformer's own (mean for MiniLM)"}
     return model, encoder.model.tokenizer, meta
-
-
-# ----------------------------------------------------------------------------------- evaluation
-
-
-def choose_abstain_threshold(
-    predictor: TextClassifierPredictor,
-    valid: Any,
-    *,
-    target_precision: float,
-    text_column: str = "text",
-    label_column: str = "label",
-    text_pair_column: str | None = None,
-) -> float:
-    """The confidence threshold reaching ``target_precision`` on the validation table (never the test)."""
-    texts = _texts(valid, text_column, "validation")
-    pairs = _texts(valid, text_pair_column, "validation") if text_pair_column else None
-    y = _label_ids(valid[label_column], predictor.labels)
-    probs = predictor.predict_proba(texts, pairs)
-    correct = (probs.argmax(1) == np.asarray(y)).astype(float)
-    return threshold_for_precision(probs.max(1), correct, target_precision)
-
-
-def _label_ids(raw: Sequence[Any], labels: list[str]) -> list[int]:
-    if raw and isinstance(raw[0], (int, np.integer)):
-        return [int(v) for v in raw]
-    return encode_labels(raw, labels)
-
-
-def evaluate_text_classifier(
-    predictor: TextClassifierPredictor,
-    data: DataBundle,
-    split: str,
-    *,
-    key_metric: str = "macro_f1",
-    text_column: str = "text",
-    label_column: str = "label",
-    text_pair_column: str | None = None,
-    id_column: str | None = "id",
-) -> Evaluation:
-    """Metrics, per-item outcomes (confidence, correctness, groups) and curves on one split."""
-    table = data.split(split)
-    started = time.perf_counter()
-    texts = _texts(table, text_column, f"{data.source}[{split}]")
-    pairs = _texts(table, text_pair_column, f"{data.source}[{split}]") if text_pair_column else None
-    y = _label_ids(table[label_column], predictor.labels)
-    probs = predictor.predict_proba(texts, pairs)
-    seconds = time.perf_counter() - started
-    y_hat = probs.argmax(1)
-    labels = predictor.labels
-    report = classification_metrics([labels[i] for i in y], [labels[i] for i in y_hat], labels)
-    confidence = probs.max(1)
-    correct = (y_hat == np.asarray(y)).astype(float)
-    metrics = {k: report[k] for k in ("accuracy", "macro_f1", "weighted_f1", "macro_precision", "macro_recall")}
-    metrics["ece"] = expected_calibration_error(probs, y)
-    metrics["top3_accuracy"] = top_k_accuracy(probs, y, 3)
-    threshold = predictor.threshold
-    if threshold is not None:
-        answered = confidence >= float(threshold)
-        metrics["coverage"] = float(answered.mean())
-        metrics["selective_accuracy"] = float(correct[answered].mean()) if answered.any() else 0.0
-    curve = risk_coverage_curve(confidence, correct)
-    ids = (
-        [str(v) for v in table[id_column]]
-        if id_column and id_column in table.column_names
-        else [str(i) for i in range(len(table))]
-    )
-    groups = {
-        col: [str(v) for v in table[col]] for col in data.group_columns if col in table.column_names
-    }
-    outcomes = Outcomes(
-        ids=ids,
-        confidence=np.clip(confidence, 0.0, 1.0).tolist(),
-        quality=correct.tolist(),
-        groups=groups,
-        extra={"label": [labels[i] for i in y], "predicted": [labels[i] for i in y_hat]},
-    )
-    return Evaluation(
-        domain=predictor.domain,
-        split=split,
-        metrics=metrics,
-        key_metric=key_metric,
-        n_items=len(texts),
-        outcomes=outcomes,
-        per_class=report["per_class"],
-        confusion=report["confusion"],
-        labels=labels,
-        curves={
-            "risk_coverage": Curve(
-                x=curve["coverage"], y=curve["accuracy"], thresholds=curve["threshold"],
-                x_label="coverage", y_label="accuracy",
-            )
-        },
-        device=predictor.device,
-        seconds=seconds,
-        extra={"items_per_second": len(texts) / seconds if seconds > 0 else None, "temperature": predictor.temperature,
-               "calibrator": predictor.calibrator.kind},
-    )
-
-
-def save_evaluation(evaluation: Evaluation, path: Path) -> Path:
-    return atomic_write_json(path, json.loads(evaluation.model_dump_json()))
 
 
 def remove_checkpoints(ctx: RunContext) -> None:
