@@ -42,12 +42,19 @@ def choose_abstain_threshold(
     text_pair_column: str | None = None,
 ) -> float:
     """The confidence threshold reaching ``target_precision`` on the validation table (never the test)."""
-    texts = table_texts(valid, text_column, "validation")
-    pairs = table_texts(valid, text_pair_column, "validation") if text_pair_column else None
-    y = label_ids(valid[label_column], predictor.labels)
-    probs = predictor.predict_proba(texts, pairs)
+    _, y, probs = _labels_and_probabilities(predictor, valid, "validation", text_column, label_column, text_pair_column)
     correct = (probs.argmax(1) == np.asarray(y)).astype(float)
     return threshold_for_precision(probs.max(1), correct, target_precision)
+
+
+def _labels_and_probabilities(
+    predictor: TextClassifierPredictor, table: Any, where: str, text_column: str, label_column: str,
+    text_pair_column: str | None,
+) -> tuple[list[str], list[int], np.ndarray]:
+    """A table's texts, label ids and calibrated probabilities."""
+    texts = table_texts(table, text_column, where)
+    pairs = table_texts(table, text_pair_column, where) if text_pair_column else None
+    return texts, label_ids(table[label_column], predictor.labels), predictor.predict_proba(texts, pairs)
 
 
 def label_ids(raw: Sequence[Any], labels: list[str]) -> list[int]:
@@ -71,10 +78,7 @@ def evaluate_text_classifier(
     """Metrics, per-item outcomes (confidence, correctness, groups) and curves on one split."""
     table = data.split(split)
     started = time.perf_counter()
-    texts = table_texts(table, text_column, f"{data.source}[{split}]")
-    pairs = table_texts(table, text_pair_column, f"{data.source}[{split}]") if text_pair_column else None
-    y = label_ids(table[label_column], predictor.labels)
-    probs = predictor.predict_proba(texts, pairs)
+    texts, y, probs = _labels_and_probabilities(predictor, table, f"{data.source}[{split}]", text_column, label_column, text_pair_column)
     seconds = time.perf_counter() - started
     y_hat = probs.argmax(1)
     labels = predictor.labels
