@@ -55,7 +55,8 @@ def test_fine_tuning_modes_produce_loadable_calibrated_artifacts(tmp_path: Path,
         assert not list(Path(artifact.path).glob("adapter_*"))  # merged: loads as a plain model
     if mode in ("full", "lora"):
         assert (Path(artifact.path) / "model.safetensors").is_file()
-    if mode in ("lpft", "contrastive"):  # a head artifact carrying its own fine-tuned encoder
+    if mode == "lpft" or (mode == "contrastive" and artifact.metadata["contrastive_steps"] > 0):
+        # a head artifact carrying its own fine-tuned encoder
         assert artifact.kind == "embedding-linear-head" and artifact.metadata["encoder"] == "encoder"
         assert (Path(artifact.path) / "encoder" / "model.safetensors").is_file()
     if mode == "lpft":
@@ -197,6 +198,25 @@ def test_an_ensemble_run_skips_members_finished_before_a_kill(tmp_path: Path) ->
     members = ensemble.train_members(ctx, train_one)
     assert trained == [8, 9] and len(members) == 3  # member 0 (seed 7) was picked up, not retrained
     assert ctx.config.train.seed == 7 and ctx.config.train.ensemble_size == 3  # the caller's config is untouched
+
+
+@pytest.mark.parametrize("best_step", [0, 2])
+def test_contrastive_artifact_carries_an_encoder_only_when_tuning_won(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tiny_model_dir: Path, best_step: int
+) -> None:
+    from domainfm.engine import contrastive
+
+    def fake_tune(encoder, texts, labels, *, score, **kwargs):  # type: ignore[no-untyped-def]
+        scores = {str(step): score(step) for step in (0, 2)}
+        return {"best_step": best_step, "steps_run": 2, "score_by_step": scores}
+
+    monkeypatch.setattr(contrastive, "tune", fake_tune)
+    _, artifact, predictor, _ = run_stages(tmp_path, tiny_model_dir, "contrastive")
+    meta = artifact.metadata
+    assert meta["contrastive_steps"] == best_step and predictor.is_head
+    assert ("encoder" in meta) == (best_step > 0) == (Path(artifact.path) / "encoder").is_dir()
+    head_size = predictor.head["weight"].size + predictor.head["bias"].size
+    assert meta["trainable_parameters"] == (meta["parameters"] if best_step else head_size)
 
 
 def test_contrastive_evaluation_steps() -> None:

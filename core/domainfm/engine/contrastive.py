@@ -15,7 +15,7 @@ This mode first pulls same-label texts together in the encoder's own embedding s
   stopping after ``patience`` evaluations without improvement; the best step's weights are kept in memory.
 
 The result is a head artifact with its own encoder (``encoder/``), like LP-FT, so inference is the head kind's
-path. A run takes minutes on a CPU and is not checkpointed; a killed run starts again.
+path; when the frozen encoder (step 0) scores best it is a plain head artifact on the base model. A run takes minutes on a CPU and is not checkpointed; a killed run starts again.
 """
 
 from __future__ import annotations

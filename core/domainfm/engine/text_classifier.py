@@ -334,15 +334,18 @@ def _fit_contrastive(
     if probe is None:  # no validation data: the last step's encoder, the grid's first C
         fit_head(tuning["best_step"])
         probe = fitted[tuning["best_step"]]
+    tuned = tuning["best_step"] > 0  # else the frozen encoder won: a plain head artifact on the base model
     if _is_main_process():
         with atomic_directory(ctx.artifact_dir) as tmp:
-            encoder.model.save(str(tmp / lpft.ENCODER_DIR))
+            if tuned:
+                encoder.model.save(str(tmp / lpft.ENCODER_DIR))
             save_arrays(tmp / "head.safetensors", {"weight": probe["weight"], "bias": probe["bias"]})
     total = sum(p.numel() for p in encoder.model.parameters())
+    head_size = int(probe["weight"].size + probe["bias"].size)
     return {
-        "encoder": lpft.ENCODER_DIR,
-        "parameters": int(total + probe["weight"].size + probe["bias"].size),
-        "trainable_parameters": int(total + probe["weight"].size + probe["bias"].size),
+        **({"encoder": lpft.ENCODER_DIR} if tuned else {}),
+        "parameters": int(total) + head_size,
+        "trainable_parameters": (int(total) if tuned else 0) + head_size,
         "head_C": probe["C"],
         "validation_macro_f1_head": probe["validation_macro_f1"],
         "best_validation_macro_f1": probe["validation_macro_f1"] if x_valid else None,
