@@ -126,7 +126,7 @@ def test_contrastive_tuning_keeps_the_best_validated_step_and_pulls_labels_apart
 
     out = contrastive.tune(encoder.model, texts, labels, steps=60, learning_rate=1e-3, pairs_per_step=3, seed=0,
                            device="cpu", score=score, eval_every=10, patience=3)
-    assert seen == [0, 10, 20, 30, 40] and out["steps_run"] == 40 and out["best_step"] == 10
+    assert seen == [0, 10, 20, 30, 40] and out["steps_run"] == 40 and out["best_step"] == 10 and out["pairs_per_step"] == 3
     np.testing.assert_allclose(encoder.encode(texts), state_at[10], atol=1e-5)  # the best step's weights restored
     assert not np.allclose(state_at[10], before, atol=1e-4)
     assert margin() > start  # same-label texts moved together
@@ -208,7 +208,7 @@ def test_contrastive_artifact_carries_an_encoder_only_when_tuning_won(
 
     def fake_tune(encoder, texts, labels, *, score, **kwargs):  # type: ignore[no-untyped-def]
         scores = {str(step): score(step) for step in (0, 2)}
-        return {"best_step": best_step, "steps_run": 2, "score_by_step": scores}
+        return {"best_step": best_step, "steps_run": 2, "score_by_step": scores, "pairs_per_step": 3}
 
     monkeypatch.setattr(contrastive, "tune", fake_tune)
     _, artifact, predictor, _ = run_stages(tmp_path, tiny_model_dir, "contrastive")

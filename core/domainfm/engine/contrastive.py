@@ -30,7 +30,6 @@ from domainfm.errors import DataError
 
 DEFAULT_STEPS = 100
 DEFAULT_EVAL_EVERY = 25
-DEFAULT_LEARNING_RATE = 3e-5
 WARMUP_STEPS = 10
 SCALE = 20.0
 
@@ -67,7 +66,7 @@ def tune(
     ``score(step)`` is called at each evaluation step with the encoder in its current state and returns the
     validation score (higher is better); the weights of the best-scoring step are restored at the end. Without
     ``score`` every step runs and the last weights stay. Returns ``best_step``, ``steps_run`` and
-    ``score_by_step``.
+    ``score_by_step`` and ``pairs_per_step`` (labels per step: those with two texts, at most ``pairs_per_step``).
     """
     import torch
 
@@ -116,4 +115,4 @@ def tune(
     if best[2] is not None:
         encoder.load_state_dict(best[2])
     return {"best_step": best[1] if score is not None else step, "steps_run": step,
-            "score_by_step": {str(k): v for k, v in sorted(scores.items())}}
+            "score_by_step": {str(k): v for k, v in sorted(scores.items())}, "pairs_per_step": per_step}

@@ -28,7 +28,7 @@ from domainfm.engine.calibration import softmax
 from domainfm.engine.classifier_predictor import KIND_ENSEMBLE, TextClassifierPredictor
 from domainfm.errors import DataError
 from domainfm.io import atomic_directory
-from domainfm.types import Artifact, RunContext
+from domainfm.types import ARTIFACT_METADATA, Artifact, RunContext
 
 MEMBERS_DIR = "members"
 
@@ -47,7 +47,7 @@ def train_members(ctx: RunContext, train_one: Callable[[RunContext], Artifact]) 
     members = []
     for index in range(ctx.config.train.ensemble_size):
         member_ctx = member_context(ctx, index)
-        done = member_ctx.artifact_dir / "domainfm-artifact.json"
+        done = member_ctx.artifact_dir / ARTIFACT_METADATA
         members.append(Artifact.load(member_ctx.artifact_dir) if done.is_file() else train_one(member_ctx))
     return members
 
@@ -96,7 +96,7 @@ class EnsemblePredictor(TextClassifierPredictor):
         members = []
         for name in names:
             path = Path(artifact.path) / str(name)
-            if not (path / "domainfm-artifact.json").is_file():
+            if not (path / ARTIFACT_METADATA).is_file():
                 raise DataError(f"{artifact.path}: metadata field 'members': {name} is not an artifact")
             members.append(TextClassifierPredictor.load(path, device, precision))
         return cls(artifact, device, members)

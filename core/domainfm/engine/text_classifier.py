@@ -353,7 +353,7 @@ def _fit_contrastive(
         "contrastive_steps_run": tuning["steps_run"],
         "validation_macro_f1_by_step": tuning["score_by_step"],
         "learning_rate": cfg.train.learning_rate or DEFAULT_LR["contrastive"],
-        "pairs_per_step": min(cfg.train.batch_size, len(set(y_train))),
+        "pairs_per_step": tuning["pairs_per_step"],
         "pooling": "the base sentence-transformer's own (mean for MiniLM)",
         "pair_features": False,
     }
