@@ -149,6 +149,7 @@ def run_grading(args: argparse.Namespace) -> dict[str, Any]:
                              "early_stopping": "validation macro-F1 every eval_steps, patience 2, best checkpoint kept",
                              "train": "SciEntsBank + Beetle train (90%), validation 10% of train (stratified, seeded)"},
         "grading_best_validation_macro_f1": artifact.metadata.get("best_validation_macro_f1"),
+        "grading_answer_memory": artifact.metadata.get("answer_memory"),
         "grading_temperature": artifact.metadata.get("temperature"),
         "review_threshold": artifact.metadata.get("review_threshold"),
         "tfidf_baseline_train_seconds": baseline_seconds,
@@ -164,12 +165,19 @@ def run_grading(args: argparse.Namespace) -> dict[str, Any]:
             bundle = DataBundle(tables={split: sub}, source=data.source, label_names=data.label_names,
                                 group_columns=["question_id", "corpus"])
             ev = evaluate_grader(predictor, bundle, split)
+            if predictor.memory is not None:  # ablation: the cross-encoder alone on the same answers
+                memory, predictor.memory = predictor.memory, None
+                alone = evaluate_grader(predictor, bundle, split).metrics
+                predictor.memory = memory
             y = list(sub["label"])
             y_base = baseline.predict(sub)
             key = f"{corpus.lower()}_{split.split('_')[1]}"
             out[f"{key}_macro_f1"] = ev.metrics["macro_f1"]
             out[f"{key}_accuracy"] = ev.metrics["accuracy"]
             out[f"{key}_weighted_f1"] = ev.metrics["weighted_f1"]
+            if predictor.memory is not None:
+                out[f"{key}_cross_encoder_alone_macro_f1"] = alone["macro_f1"]
+                out[f"{key}_cross_encoder_alone_accuracy"] = alone["accuracy"]
             out[f"{key}_tfidf_lr_macro_f1"] = float(f1_score(y, y_base, average="macro", labels=data.label_names))
             out[f"{key}_tfidf_lr_accuracy"] = float(accuracy_score(y, y_base))
             out["grading_splits"][key] = {"n": len(sub), **{k: ev.metrics[k] for k in

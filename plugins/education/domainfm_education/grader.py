@@ -15,6 +15,11 @@ With ``options.int8_inference=true`` (default false) the fine-tuned model's line
 quantized to int8 for grading on a CPU (about twice as fast; the flag is stored in the artifact and ignored on
 GPU); the engine's temperature is still fitted on the float model.
 
+Graded-answer memory (``options.answer_memory``, default true; :mod:`domainfm_education.answer_memory`): the
+training answers' embeddings and labels are kept per question, and an answer to a question the memory knows
+is graded by the cross-encoder blended with its nearest graded answers, with the blend chosen on validation
+(kept only when it raises validation macro-F1).
+
 Defined behaviour for bad requests: no reference answers → routed to human review (``abstained``, no
 label); a blank answer → graded the lowest class by rule, with the rule named in ``extra``.
 """
@@ -23,12 +28,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
 
 from domainfm.errors import DataError
 from domainfm.types import Artifact, Curve, DataBundle, Evaluation, Outcomes, Prediction, RunContext
+from domainfm_education.answer_memory import AnswerMemory, table_column
 from domainfm_education.feedback import closest_reference, feedback_text, missing_terms
 from domainfm_education.grading_data import parse_references
 
@@ -121,14 +128,39 @@ def train_grader(ctx: RunContext, data: DataBundle) -> Artifact:
         from domainfm.engine.calibration import threshold_for_precision
 
         predictor = GraderPredictor.load(artifact, ctx.device)
-        graded = predictor.grade_table(data.tables["validation"])
-        y = np.asarray([label_names.index(v) for v in data.tables["validation"]["label"]])
+        valid = data.tables["validation"]
+        y = np.asarray([label_names.index(v) for v in valid["label"]])
+        if ctx.flag("answer_memory", True):
+            attach_answer_memory(ctx, artifact, predictor, data.split("train"), valid, y)
+        graded = predictor.grade_table(valid)
         correct = (graded["probs"].argmax(1) == y).astype(float)
         threshold = threshold_for_precision(graded["probs"].max(1), correct, target)
         artifact.metadata["review_threshold"] = float(min(threshold, NO_THRESHOLD))
         artifact.metadata["review_threshold_reaches_target"] = bool(np.isfinite(threshold))
     artifact.save_metadata()
     return artifact
+
+
+def attach_answer_memory(ctx: RunContext, artifact: Artifact, predictor: GraderPredictor, train: Any, valid: Any,
+                         y: np.ndarray) -> None:
+    """Build the graded-answer memory from the training answers, choose its blend on validation, and keep it
+    in the artifact (and ``predictor``) when the blend helps (weight > 0)."""
+    from domainfm.config import DEFAULT_BASE_MODEL
+    from domainfm.engine.encoder import TextEncoder
+
+    encoder_name = ctx.config.model.base or DEFAULT_BASE_MODEL
+    encoder = TextEncoder(encoder_name, device=ctx.device, max_length=ctx.config.model.max_length)
+    memory = AnswerMemory.build(encoder, encoder_name, train, predictor.labels)
+    probs = predictor.grade_table(valid)["probs"]
+    question_ids, questions = table_column(valid, "question_id"), table_column(valid, "question")
+    choice = memory.choose(probs, encoder.encode(list(valid["student_answer"])), question_ids, questions, y)
+    artifact.metadata["answer_memory"] = {
+        "answers": len(memory.labels), "encoder": encoder_name, **asdict(choice),
+        "used": choice.weight > 0,
+    }
+    if choice.weight > 0:
+        memory.save(artifact.path)
+        predictor.attach_memory(memory, encoder)
 
 
 class GraderPredictor:
@@ -142,6 +174,8 @@ class GraderPredictor:
         self.labels: list[str] = list(artifact.label_names or [])
         self.values = label_values(self.labels)
         self.separator: str | None = artifact.metadata.get("question_separator")
+        self.memory: AnswerMemory | None = None
+        self._memory_encoder: Any = None
         threshold = artifact.metadata.get("review_threshold")
         self.threshold: float | None = float(threshold) if threshold is not None else None
         # a blank answer gets the lowest grade: 'incorrect' in the 3-way scheme, 0 points for scores
@@ -156,14 +190,42 @@ class GraderPredictor:
 
         int8 = bool(artifact.metadata.get("int8_inference")) and str(device).startswith("cpu")
         inner = TextClassifierPredictor.load(artifact, device, precision="int8" if int8 else None)
-        return cls(inner, artifact)
+        predictor = cls(inner, artifact)
+        memory = AnswerMemory.load(artifact.path)
+        if memory is not None and memory.weight > 0:
+            predictor.attach_memory(memory)
+        return predictor
+
+    def attach_memory(self, memory: AnswerMemory, encoder: Any = None) -> None:
+        """Blend ``memory``'s evidence into grades of answers to questions it knows; ``encoder`` (a
+        ``TextEncoder`` of ``memory.encoder``) is loaded on first use when not given."""
+        self.memory = memory
+        self._memory_encoder = encoder
+
+    def _memory_probs(self, answers: Sequence[str], question_ids: Sequence[Any],
+                      questions: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+        assert self.memory is not None
+        covered = np.asarray([bool(self.memory.rows_for(q, t)) for q, t in zip(question_ids, questions, strict=True)])
+        if not covered.any():
+            return np.zeros((len(answers), self.memory.n_labels)), covered
+        if self._memory_encoder is None:
+            from domainfm.engine.encoder import TextEncoder
+
+            self._memory_encoder = TextEncoder(self.memory.encoder, device=self.device)
+        embeddings = np.zeros((len(answers), self._memory_encoder.dim), dtype=np.float32)
+        embeddings[covered] = self._memory_encoder.encode([a for a, c in zip(answers, covered, strict=True) if c])
+        return self.memory.distributions(embeddings, question_ids, questions)
 
     def grade(self, references: Sequence[Sequence[str]], answers: Sequence[str],
-              questions: Sequence[str | None] | None = None) -> dict[str, np.ndarray]:
+              questions: Sequence[str | None] | None = None,
+              question_ids: Sequence[Any] | None = None) -> dict[str, np.ndarray]:
         """Best-match probabilities: ``probs`` (n, K), ``best`` (index of the chosen reference), ``value``.
 
-        ``questions`` are used when the model was trained with the question in its input."""
+        ``questions`` are used when the model was trained with the question in its input; ``questions`` and
+        ``question_ids`` find the question in the graded-answer memory, when the artifact has one
+        (``memory_weight`` in the result: the blend weight applied to each answer, 0 where it was not)."""
         qs = list(questions) if questions is not None else [None] * len(answers)
+        qids = list(question_ids) if question_ids is not None else [None] * len(answers)
         flat_refs, flat_answers, owner = [], [], []
         for i, (refs, answer, question) in enumerate(zip(references, answers, qs, strict=True)):
             for ref in refs:
@@ -187,11 +249,18 @@ class GraderPredictor:
                 if expected[row] > value[i]:
                     value[i], probs[i], best[i] = expected[row], flat[row], counter[i]
                 counter[i] += 1
-        return {"probs": probs, "best": best, "value": np.clip(value, 0.0, 1.0)}
+        weight = np.zeros(n)
+        if self.memory is not None and n:
+            memory_probs, covered = self._memory_probs(answers, qids, qs)
+            covered &= value >= 0  # answers that were graded against at least one reference
+            probs = self.memory.blend(probs, memory_probs, covered)
+            value[covered] = probs[covered] @ self.values
+            weight[covered] = self.memory.weight
+        return {"probs": probs, "best": best, "value": np.clip(value, 0.0, 1.0), "memory_weight": weight}
 
     def grade_table(self, table: Any) -> dict[str, np.ndarray]:
-        questions = list(table["question"]) if "question" in table.column_names else None
-        return self.grade(list(table["reference_answers"]), list(table["student_answer"]), questions)
+        return self.grade(list(table["reference_answers"]), list(table["student_answer"]),
+                          table_column(table, "question"), table_column(table, "question_id"))
 
     def predict(self, records: Sequence[Mapping[str, Any]]) -> list[Prediction]:
         """Grade records with ``reference_answers`` and ``student_answer`` (``question``, ``id`` optional)."""
@@ -219,7 +288,8 @@ class GraderPredictor:
             question = rec.get("question")
             todo.append((i, refs, " ".join(str(answer).split()), str(question) if question is not None else None))
         if todo:
-            graded = self.grade([t[1] for t in todo], [t[2] for t in todo], [t[3] for t in todo])
+            graded = self.grade([t[1] for t in todo], [t[2] for t in todo], [t[3] for t in todo],
+                                [records[t[0]].get("question_id") for t in todo])
             for k, (i, refs, answer, _) in enumerate(todo):
                 out[i] = self._prediction(records[i], refs, answer, graded["probs"][k], int(graded["best"][k]),
                                           float(graded["value"][k]))

@@ -3,7 +3,8 @@
 Domains:
 
 - ``education`` (short-answer grading). Options (``--set options.NAME=VALUE``): ``target_precision``
-  (precision the human-review threshold is chosen for on validation data, default 0.9), ``label_names``,
+  (precision the human-review threshold is chosen for on validation data, default 0.9), ``answer_memory``
+  (blend in the nearest graded training answers to the same question, default true), ``label_names``,
   ``max_score`` (score data), ``minutes_per_answer`` and ``teacher_hourly_cost`` via benefit assumptions.
 - ``knowledge_tracing``. Options: ``kt_model`` (``akt`` default, ``sakt`` or ``dkt``), ``kt_epochs``,
   ``kt_max_len`` (window length, default 200), ``catalogue`` (CSV of skills with prerequisites),

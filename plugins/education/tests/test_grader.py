@@ -142,3 +142,36 @@ def test_int8_inference_grades_like_the_float_model(trained) -> None:  # type: i
     assert "quantized" in type(quant.inner.torch_model.classifier).__module__ and quant.inner.precision == "int8"
     got = quant.predict(records)[0]
     assert got.label in quant.labels and abs(got.value - ref.value) < 0.2
+
+
+def test_answer_memory_choice_is_recorded_and_a_memory_decides_known_questions(trained) -> None:  # type: ignore[no-untyped-def]
+    from datasets import Dataset
+
+    from domainfm_education.answer_memory import AnswerMemory
+
+    choice = trained.artifact.metadata["answer_memory"]
+    assert choice["answers"] > 0 and 0.0 <= choice["weight"] <= 1.0
+    assert choice["used"] == (choice["weight"] > 0)
+    assert choice["validation_macro_f1"] >= choice["validation_macro_f1_without"]
+    predictor = GraderPredictor.load(trained.artifact, "cpu")
+    graded = [{"question_id": "q-memory", "question": "Why is the sky blue?", "student_answer": "because of scattering",
+               "label": "contradictory"}]
+    memory = AnswerMemory.build(predictor_encoder(trained), "tiny", Dataset.from_list(graded), predictor.labels)
+    memory.weight, memory.k = 1.0, 1
+    predictor.attach_memory(memory, predictor_encoder(trained))
+    known, unknown = predictor.predict([
+        {"id": "k", "question_id": "q-memory", "reference_answers": ["light is scattered"],
+         "student_answer": "scattering of light"},
+        {"id": "u", "question_id": "other", "reference_answers": ["light is scattered"],
+         "student_answer": "scattering of light"},
+    ])
+    assert known.label == "contradictory" and known.scores["contradictory"] == pytest.approx(1.0)
+    assert unknown.scores != known.scores  # a question the memory does not know: the cross-encoder alone
+    by_text = predictor.grade([["light is scattered"]], ["scattering of light"], ["why is the SKY blue?"])
+    assert by_text["memory_weight"][0] == 1.0
+
+
+def predictor_encoder(trained):  # type: ignore[no-untyped-def]
+    from domainfm.engine.encoder import TextEncoder
+
+    return TextEncoder(trained.artifact.base_model or "", device="cpu")
