@@ -140,7 +140,9 @@ def run_grading(args: argparse.Namespace) -> dict[str, Any]:
         "grading_settings": {"epochs": args.epochs, "batch_size": args.batch_size, "max_length": args.max_length,
                              "learning_rate": args.lr, "mode": "full", "base_model": cfg.model.base or artifact.base_model,
                              "input": "[CLS] closest reference" + (" [SEP] question" if args.question else "")
-                             + " [SEP] student answer [SEP]; prediction: best match over all references",
+                             + " [SEP] student answer [SEP]; prediction: the reference rule chosen on validation "
+                             "(closest reference / best match / mean over references), blended with the "
+                             "graded-answer memory for answers to training questions when that helps on validation",
                              "max_steps": max_steps, "steps_per_epoch": steps_per_epoch,
                              "train_seconds_budget": args.grading_train_seconds,
                              "probed_train_examples_per_second": rate,
@@ -150,6 +152,9 @@ def run_grading(args: argparse.Namespace) -> dict[str, Any]:
                              "train": "SciEntsBank + Beetle train (90%), validation 10% of train (stratified, seeded)"},
         "grading_best_validation_macro_f1": artifact.metadata.get("best_validation_macro_f1"),
         "grading_answer_memory": artifact.metadata.get("answer_memory"),
+        "grading_reference_rule": artifact.metadata.get("reference_rule"),
+        "grading_validation_macro_f1_by_reference_rule": artifact.metadata.get("validation_macro_f1_by_reference_rule"),
+        "review_threshold_memory": artifact.metadata.get("review_threshold_memory"),
         "grading_temperature": artifact.metadata.get("temperature"),
         "review_threshold": artifact.metadata.get("review_threshold"),
         "tfidf_baseline_train_seconds": baseline_seconds,
@@ -182,7 +187,7 @@ def run_grading(args: argparse.Namespace) -> dict[str, Any]:
             out[f"{key}_tfidf_lr_accuracy"] = float(accuracy_score(y, y_base))
             out["grading_splits"][key] = {"n": len(sub), **{k: ev.metrics[k] for k in
                                           ("macro_f1", "accuracy", "weighted_f1", "ece", "auto_graded_share",
-                                           "auto_graded_accuracy") if k in ev.metrics}}
+                                           "auto_graded_accuracy", "graded_answers_used_share") if k in ev.metrics}}
             if ev.extra.get("items_per_second"):
                 rates.append(ev.extra["items_per_second"])
             print(key, json.dumps(out["grading_splits"][key]), "tfidf", out[f"{key}_tfidf_lr_macro_f1"], flush=True)

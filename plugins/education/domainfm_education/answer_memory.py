@@ -10,8 +10,8 @@ on the validation split (whose answers are not in the memory while choosing). An
 memory has never seen (new questions, new domains) are graded by the cross-encoder alone.
 
 Only embeddings, labels and question keys are stored (``answer_memory.npz`` in the artifact), never the
-answers' text. A question is found by its ``question_id`` or, failing that, by its whitespace-normalised,
-lower-cased text.
+answers' text. A question is found by its ``question_id`` when the answer has one (two questions may
+share a text such as "Explain why."), else by its whitespace-normalised, lower-cased text.
 """
 
 from __future__ import annotations
@@ -87,9 +87,11 @@ class AnswerMemory:
         )
 
     def rows_for(self, question_id: Any, question: Any) -> list[int]:
+        """Memory rows of a question: by its id when it has one (two questions may share a text, e.g. "Explain
+        why."), else by its text."""
         qid, text = question_keys(question_id, question)
-        if qid is not None and qid in self._rows:
-            return self._rows[qid]
+        if qid is not None:
+            return self._rows.get(qid, [])
         return self._rows.get(text, []) if text is not None else []
 
     def distributions(self, embeddings: np.ndarray, question_ids: Sequence[Any], questions: Sequence[Any],

@@ -2,9 +2,11 @@
 
 Training pairs each answer with its closest reference (term overlap, :mod:`domainfm_education.feedback`)
 and fine-tunes the base model through the core engine
-(:func:`domainfm.engine.text_classifier.fine_tune_text_classifier` with ``text_pair_column``). At
-prediction time every reference is scored and the best match (highest expected grade) decides the label,
-the continuous score and the feedback. With ``options.question_in_input=true`` (default false: it doubles the
+(:func:`domainfm.engine.text_classifier.fine_tune_text_classifier` with ``text_pair_column``). How an
+answer with several references is graded is chosen on validation macro-F1 among :data:`REFERENCE_RULES`:
+the closest reference (the pairing training used), the best match (every reference scored, the highest
+expected grade kept) or the mean over references; it decides the label, the continuous score, and the
+reference the feedback is relative to. With ``options.question_in_input=true`` (default false: it doubles the
 input length and the CPU time) the first segment is ``reference [SEP] question`` (the tokenizer's separator), so
 the model sees what was asked; truncation then cuts the question before the reference. Records without a
 question are then graded on the reference alone. The
@@ -18,7 +20,8 @@ GPU); the engine's temperature is still fitted on the float model.
 Graded-answer memory (``options.answer_memory``, default true; :mod:`domainfm_education.answer_memory`): the
 training answers' embeddings and labels are kept per question, and an answer to a question the memory knows
 is graded by the cross-encoder blended with its nearest graded answers, with the blend chosen on validation
-(kept only when it raises validation macro-F1).
+(kept only when it raises validation macro-F1). Answers graded with and without that evidence each get a
+review threshold chosen on validation grades of their own kind.
 
 Defined behaviour for bad requests: no reference answers → routed to human review (``abstained``, no
 label); a blank answer → graded the lowest class by rule, with the rule named in ``extra``.
@@ -42,6 +45,7 @@ from domainfm_education.grading_data import parse_references
 REFERENCE_COLUMN = "reference"
 ANSWER_COLUMN = "student_answer"
 NO_THRESHOLD = 1.01  # confidence never reaches it: everything goes to review
+REFERENCE_RULES: tuple[str, ...] = ("closest", "best_match", "mean")
 
 
 def first_segment(reference: str, question: str | None, separator: str | None) -> str:
@@ -125,20 +129,45 @@ def train_grader(ctx: RunContext, data: DataBundle) -> Artifact:
     artifact.metadata["int8_inference"] = ctx.flag("int8_inference")
     artifact.metadata["grading_mode"] = "scores" if all(n.isdigit() for n in label_names) else "labels"
     if "validation" in tables:
-        from domainfm.engine.calibration import threshold_for_precision
-
         predictor = GraderPredictor.load(artifact, ctx.device)
         valid = data.tables["validation"]
         y = np.asarray([label_names.index(v) for v in valid["label"]])
+        choose_reference_rule(artifact, predictor, valid, y)
+        set_review_threshold(artifact, "review_threshold", predictor.grade_table(valid)["probs"], y, target)
         if ctx.flag("answer_memory", True):
             attach_answer_memory(ctx, artifact, predictor, data.split("train"), valid, y)
-        graded = predictor.grade_table(valid)
-        correct = (graded["probs"].argmax(1) == y).astype(float)
-        threshold = threshold_for_precision(graded["probs"].max(1), correct, target)
-        artifact.metadata["review_threshold"] = float(min(threshold, NO_THRESHOLD))
-        artifact.metadata["review_threshold_reaches_target"] = bool(np.isfinite(threshold))
+            if predictor.memory is not None:
+                blended = predictor.grade_table(valid)["probs"]
+                set_review_threshold(artifact, "review_threshold_memory", blended, y, target)
     artifact.save_metadata()
     return artifact
+
+
+def choose_reference_rule(artifact: Artifact, predictor: GraderPredictor, valid: Any, y: np.ndarray) -> None:
+    """Set the artifact's (and ``predictor``'s) reference rule to the one with the best validation macro-F1;
+    ties go to the earlier rule in :data:`REFERENCE_RULES`."""
+    from sklearn.metrics import f1_score
+
+    scores: dict[str, float] = {}
+    for rule in REFERENCE_RULES:
+        predictor.reference_rule = rule
+        predicted = predictor.grade_table(valid)["probs"].argmax(1)
+        scores[rule] = float(f1_score(y, predicted, average="macro", labels=range(len(predictor.labels)),
+                                      zero_division=0))
+    chosen = max(REFERENCE_RULES, key=lambda rule: (scores[rule], -REFERENCE_RULES.index(rule)))
+    predictor.reference_rule = chosen
+    artifact.metadata["reference_rule"] = chosen
+    artifact.metadata["validation_macro_f1_by_reference_rule"] = scores
+
+
+def set_review_threshold(artifact: Artifact, key: str, probs: np.ndarray, y: np.ndarray, target: float) -> None:
+    """The lowest confidence at which validation answers reach ``target`` precision, as ``metadata[key]``."""
+    from domainfm.engine.calibration import threshold_for_precision
+
+    correct = (probs.argmax(1) == y).astype(float)
+    threshold = threshold_for_precision(probs.max(1), correct, target)
+    artifact.metadata[key] = float(min(threshold, NO_THRESHOLD))
+    artifact.metadata[f"{key}_reaches_target"] = bool(np.isfinite(threshold))
 
 
 def attach_answer_memory(ctx: RunContext, artifact: Artifact, predictor: GraderPredictor, train: Any, valid: Any,
@@ -178,6 +207,10 @@ class GraderPredictor:
         self._memory_encoder: Any = None
         threshold = artifact.metadata.get("review_threshold")
         self.threshold: float | None = float(threshold) if threshold is not None else None
+        memory_threshold = artifact.metadata.get("review_threshold_memory")
+        self.threshold_memory: float | None = float(memory_threshold) if memory_threshold is not None else None
+        # artifacts from before the rule was chosen on validation graded by the best match
+        self.reference_rule: str = artifact.metadata.get("reference_rule", "best_match")
         # a blank answer gets the lowest grade: 'incorrect' in the 3-way scheme, 0 points for scores
         if "incorrect" in self.labels:
             self.lowest: str | None = "incorrect"
@@ -219,22 +252,32 @@ class GraderPredictor:
     def grade(self, references: Sequence[Sequence[str]], answers: Sequence[str],
               questions: Sequence[str | None] | None = None,
               question_ids: Sequence[Any] | None = None) -> dict[str, np.ndarray]:
-        """Best-match probabilities: ``probs`` (n, K), ``best`` (index of the chosen reference), ``value``.
+        """Grades by the artifact's reference rule: ``probs`` (n, K), ``best`` (index of the reference the feedback
+        is relative to), ``value`` (expected grade in [0, 1]).
+
+        Rules (:data:`REFERENCE_RULES`): ``closest`` scores the answer against its closest reference by term
+        overlap (the pairing training used), ``best_match`` against every reference keeping the highest
+        expected grade, ``mean`` averages the probabilities over the references.
 
         ``questions`` are used when the model was trained with the question in its input; ``questions`` and
         ``question_ids`` find the question in the graded-answer memory, when the artifact has one
         (``memory_weight`` in the result: the blend weight applied to each answer, 0 where it was not)."""
         qs = list(questions) if questions is not None else [None] * len(answers)
         qids = list(question_ids) if question_ids is not None else [None] * len(answers)
-        flat_refs, flat_answers, owner = [], [], []
+        flat_refs, flat_answers, owner, ref_index = [], [], [], []
+        closest = np.zeros(len(answers), dtype=int)
         for i, (refs, answer, question) in enumerate(zip(references, answers, qs, strict=True)):
-            for ref in refs:
-                flat_refs.append(first_segment(ref, question, self.separator))
+            if refs:
+                closest[i] = closest_reference(refs, answer)
+            scored_refs = [int(closest[i])] if self.reference_rule == "closest" and refs else range(len(refs))
+            for j in scored_refs:
+                flat_refs.append(first_segment(refs[j], question, self.separator))
                 flat_answers.append(answer)
                 owner.append(i)
+                ref_index.append(j)
         n = len(answers)
         probs = np.zeros((n, len(self.labels)))
-        best = np.zeros(n, dtype=int)
+        best = closest.copy()
         value = np.full(n, -1.0)
         if flat_refs:
             # identical (reference, answer) pairs are scored once (repeated answers are common in class sets)
@@ -243,12 +286,17 @@ class GraderPredictor:
             pairs = list(unique)
             scored = self.inner.predict_proba([r for r, _ in pairs], [a for _, a in pairs])
             flat = scored[np.asarray(slot)]
-            expected = flat @ self.values
-            counter = np.zeros(n, dtype=int)
-            for row, i in enumerate(owner):
-                if expected[row] > value[i]:
-                    value[i], probs[i], best[i] = expected[row], flat[row], counter[i]
-                counter[i] += 1
+            if self.reference_rule == "mean":
+                counts = np.bincount(np.asarray(owner), minlength=n)
+                np.add.at(probs, np.asarray(owner), flat)
+                graded = counts > 0
+                probs[graded] /= counts[graded, None]
+                value[graded] = probs[graded] @ self.values
+            else:  # "closest" (one row per answer) or "best_match" (the row with the highest expected grade)
+                expected = flat @ self.values
+                for row, i in enumerate(owner):
+                    if expected[row] > value[i]:
+                        value[i], probs[i], best[i] = expected[row], flat[row], ref_index[row]
         weight = np.zeros(n)
         if self.memory is not None and n:
             memory_probs, covered = self._memory_probs(answers, qids, qs)
@@ -292,14 +340,22 @@ class GraderPredictor:
                                 [records[t[0]].get("question_id") for t in todo])
             for k, (i, refs, answer, _) in enumerate(todo):
                 out[i] = self._prediction(records[i], refs, answer, graded["probs"][k], int(graded["best"][k]),
-                                          float(graded["value"][k]))
+                                          float(graded["value"][k]), bool(graded["memory_weight"][k] > 0))
         return [p for p in out if p is not None]
 
+    def review_threshold(self, memory_used: bool) -> float | None:
+        """The review threshold for an answer graded with (or without) the memory's evidence: each was chosen
+        on validation grades of its own kind."""
+        if memory_used and self.threshold_memory is not None:
+            return self.threshold_memory
+        return self.threshold
+
     def _prediction(self, record: Mapping[str, Any], refs: Sequence[str], answer: str, row: np.ndarray,
-                    best: int, value: float) -> Prediction:
+                    best: int, value: float, memory_used: bool = False) -> Prediction:
         top = int(row.argmax())
         confidence = float(np.clip(row[top], 0.0, 1.0))
-        review = self.threshold is not None and confidence < self.threshold
+        threshold = self.review_threshold(memory_used)
+        review = threshold is not None and confidence < threshold
         label = self.labels[top]
         reference = refs[best]
         return Prediction(
@@ -314,7 +370,7 @@ class GraderPredictor:
                 "closest_reference": reference,
                 "missing": missing_terms(reference, answer),
             },
-            extra={"review": bool(review)},
+            extra={"review": bool(review), "graded_answers_used": memory_used},
         )
 
 
@@ -371,7 +427,10 @@ def evaluate_grader(predictor: GraderPredictor, data: DataBundle, split: str) ->
             metrics[f"{corpus.lower()}_macro_f1"] = sub["macro_f1"]
             metrics[f"{corpus.lower()}_accuracy"] = sub["accuracy"]
     if predictor.threshold is not None:
-        auto = confidence >= predictor.threshold
+        used = graded["memory_weight"] > 0
+        thresholds = np.asarray([predictor.review_threshold(bool(u)) for u in used], dtype=float)
+        auto = confidence >= thresholds
+        metrics["graded_answers_used_share"] = float(used.mean())
         metrics["auto_graded_share"] = float(auto.mean())
         metrics["auto_graded_accuracy"] = float(correct[auto].mean()) if auto.any() else 0.0
     values = predictor.values
@@ -403,5 +462,6 @@ def evaluate_grader(predictor: GraderPredictor, data: DataBundle, split: str) ->
         device=predictor.device,
         seconds=seconds,
         extra={"items_per_second": len(table) / seconds if seconds > 0 else None,
-               "review_threshold": predictor.threshold},
+               "review_threshold": predictor.threshold, "review_threshold_memory": predictor.threshold_memory,
+               "reference_rule": predictor.reference_rule},
     )

@@ -62,10 +62,24 @@ def test_best_match_over_references_and_bad_requests(trained) -> None:  # type: 
     assert abs(sum(a.scores.values()) - 1.0) < 1e-5
     assert a.explanation["closest_reference"] in records[0]["reference_answers"]
     assert a.abstained == (a.confidence < predictor.threshold)
-    # the chosen reference is the one with the highest expected grade among the references
-    graded = predictor.grade([records[0]["reference_answers"]], [records[0]["student_answer"]])
-    singles = [predictor.grade([[r]], ["light makes food"])["value"][0] for r in records[0]["reference_answers"]]
-    assert graded["value"][0] == pytest.approx(max(singles), abs=1e-6)
+    assert predictor.reference_rule == trained.artifact.metadata["reference_rule"]
+    scores = trained.artifact.metadata["validation_macro_f1_by_reference_rule"]
+    assert set(scores) == {"closest", "best_match", "mean"}
+    assert scores[predictor.reference_rule] == max(scores.values())
+    refs = records[0]["reference_answers"]
+    singles = [predictor.grade([[r]], ["light makes food"]) for r in refs]
+    # best match: the reference with the highest expected grade decides
+    predictor.reference_rule = "best_match"
+    graded = predictor.grade([refs], ["light makes food"])
+    assert graded["value"][0] == pytest.approx(max(g["value"][0] for g in singles), abs=1e-6)
+    # closest: the reference with the most shared terms ("light makes food" is the second one), as in training
+    predictor.reference_rule = "closest"
+    graded = predictor.grade([refs], ["light makes food"])
+    assert graded["best"][0] == 1 and np.allclose(graded["probs"][0], singles[1]["probs"][0], atol=1e-6)
+    # mean: the probabilities averaged over the references
+    predictor.reference_rule = "mean"
+    graded = predictor.grade([refs], ["light makes food"])
+    assert np.allclose(graded["probs"][0], (singles[0]["probs"][0] + singles[1]["probs"][0]) / 2, atol=1e-6)
     assert b.abstained and b.label is None and "routed to human review" in b.extra["reason"]
     assert c.label == "incorrect" and c.value == 0.0 and c.extra["rule"].startswith("blank answer")
 
@@ -149,7 +163,9 @@ def test_answer_memory_choice_is_recorded_and_a_memory_decides_known_questions(t
 
     from domainfm_education.answer_memory import AnswerMemory
 
-    choice = trained.artifact.metadata["answer_memory"]
+    meta = trained.artifact.metadata
+    choice = meta["answer_memory"]
+    assert ("review_threshold_memory" in meta) == choice["used"]
     assert choice["answers"] > 0 and 0.0 <= choice["weight"] <= 1.0
     assert choice["used"] == (choice["weight"] > 0)
     assert choice["validation_macro_f1"] >= choice["validation_macro_f1_without"]
@@ -166,6 +182,11 @@ def test_answer_memory_choice_is_recorded_and_a_memory_decides_known_questions(t
          "student_answer": "scattering of light"},
     ])
     assert known.label == "contradictory" and known.scores["contradictory"] == pytest.approx(1.0)
+    assert known.extra["graded_answers_used"] and not unknown.extra["graded_answers_used"]
+    predictor.threshold_memory = 1.0 + 1e-9  # answers graded with the memory use their own threshold
+    again = predictor.predict([{"question_id": "q-memory", "reference_answers": ["light is scattered"],
+                                "student_answer": "scattering of light"}])[0]
+    assert again.abstained
     assert unknown.scores != known.scores  # a question the memory does not know: the cross-encoder alone
     by_text = predictor.grade([["light is scattered"]], ["scattering of light"], ["why is the SKY blue?"])
     assert by_text["memory_weight"][0] == 1.0
