@@ -112,7 +112,8 @@ def run_grading(args: argparse.Namespace) -> dict[str, Any]:
                                 args.max_length, args.batch_size)
         max_steps = max(20, min(max_steps, int(args.grading_train_seconds * rate / args.batch_size)))
         print(f"probe: {rate:.1f} training examples/s -> {max_steps} steps of {args.batch_size}", flush=True)
-    eval_steps = max(1, -(-max_steps // 2)) if not args.smoke else args.eval_steps
+    # validation every epoch (at half and at the end when training is shorter than two epochs)
+    eval_steps = min(steps_per_epoch, max(1, -(-max_steps // 2))) if not args.smoke else args.eval_steps
     overrides = [
         f"train.epochs={args.epochs}", f"train.batch_size={args.batch_size}", f"model.max_length={args.max_length}",
         f"train.learning_rate={args.lr}", f"train.seed={seed}", f"output_dir={WORK / 'runs'}",
@@ -342,7 +343,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="put the question after the reference in the cross-encoder's first segment "
                         "(doubles the input length and the CPU time)")
     parser.add_argument("--eval-steps", type=int, default=6, help="smoke runs only: validation every N steps "
-                        "(full runs evaluate at half and at the end of training and keep the better checkpoint)")
+                        "(full runs evaluate every epoch, or at half and at the end of training when it is shorter "
+                        "than two epochs, and keep the best checkpoint)")
     parser.add_argument("--grading-train-seconds", type=float, default=540.0,
                         help="training time budget: the number of steps is sized to it from a probe of the step "
                         "rate (at most --epochs epochs); 0 = train --epochs epochs whatever it takes")
