@@ -381,3 +381,51 @@ def test_a_run_can_train_and_compare_several_variants(tmp_path: Path, tiny_model
         assert (result.ctx.run_dir / "evaluations" / f"{mode}.json").is_file()
     run = json.loads((result.ctx.run_dir / "run.json").read_text())
     assert set(run["variant_resources"]) == {"head", "full"}
+
+
+def test_balanced_class_weights_and_the_weighted_loss() -> None:
+    import torch
+
+    from domainfm.engine.text_classifier import balanced_class_weights, weighted_cross_entropy
+
+    weights = balanced_class_weights([0, 0, 0, 1], 3)
+    assert weights == pytest.approx([4 / 6, 2.0, 1.0])  # n / (K_present * n_k); an unseen label keeps 1.0
+    logits = torch.tensor([[2.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.5, 0.2, 0.1]])
+    labels = torch.tensor([0, 1, 0])
+    loss = weighted_cross_entropy(weights)
+    expected = torch.nn.functional.cross_entropy(logits, labels, weight=torch.tensor(weights))
+    assert float(loss({"logits": logits}, labels)) == pytest.approx(float(expected), rel=1e-6)
+    per_item = torch.nn.functional.cross_entropy(logits, labels, reduction="none")
+    summed = float((per_item * torch.tensor(weights)[labels]).sum() / 6)
+    assert float(loss({"logits": logits}, labels, num_items_in_batch=6)) == pytest.approx(summed, rel=1e-6)
+    # with equal weights it is the plain cross-entropy
+    plain = weighted_cross_entropy([1.0, 1.0, 1.0])({"logits": logits}, labels)
+    assert float(plain) == pytest.approx(float(torch.nn.functional.cross_entropy(logits, labels)), rel=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["full", "head"])
+def test_class_weights_reach_the_training(tmp_path: Path, tiny_model_dir: Path, mode: str) -> None:
+    _, artifact, _, _ = run_stages(tmp_path, tiny_model_dir, mode, ["train.class_weights=balanced", "train.epochs=1"])
+    assert artifact.metadata["mode"] == mode
+    if mode == "full":
+        weights = artifact.metadata["class_weights"]
+        assert len(weights) == 3 and all(w > 0 for w in weights)
+    else:
+        assert artifact.metadata["head_class_weight"] == "balanced"
+    with pytest.raises(Exception, match="class_weights"):
+        build_config(None, ["train.class_weights=sometimes"])
+
+
+def test_a_balanced_probe_favours_the_rare_label() -> None:
+    from domainfm.engine.lpft import fit_probe
+
+    rng = np.random.default_rng(0)
+    y = np.asarray([0] * 90 + [1] * 10)
+    x = rng.normal(size=(100, 4)) + np.outer(y, [0.8, 0, 0, 0])  # the rare label overlaps the common one
+    plain = fit_probe(x, y.tolist(), None, [], 2, [1.0], seed=0)
+    balanced = fit_probe(x, y.tolist(), None, [], 2, [1.0], seed=0, class_weight="balanced")
+
+    def rare_predicted(probe: dict) -> int:  # type: ignore[type-arg]
+        return int(((x @ probe["weight"].T + probe["bias"]).argmax(1) == 1).sum())
+
+    assert rare_predicted(balanced) > rare_predicted(plain)

@@ -120,6 +120,7 @@ def run_grading(args: argparse.Namespace) -> dict[str, Any]:
         f"device={args.device}", "train.early_stopping_patience=2", "train.save_total_limit=1",
         f"options.question_in_input={str(args.question).lower()}", f"train.eval_steps={eval_steps}",
         f"train.max_steps={max_steps}", f"options.int8_inference={str(args.int8).lower()}",
+        f"train.class_weights={args.class_weights}",
     ]
     cfg = build_config(overrides=overrides, run_name=f"bench-{'smoke' if args.smoke else 'full'}-{int(time.time())}")
     runner = Runner(get_plugin_manager(), cfg)
@@ -148,6 +149,7 @@ def run_grading(args: argparse.Namespace) -> dict[str, Any]:
                              "train_seconds_budget": args.grading_train_seconds,
                              "probed_train_examples_per_second": rate,
                              "int8_inference": bool(args.int8),
+                             "class_weights": args.class_weights,
                              "eval_steps": eval_steps,
                              "early_stopping": "validation macro-F1 every eval_steps, patience 2, best checkpoint kept",
                              "train": "SciEntsBank + Beetle train (90%), validation 10% of train (stratified, seeded)"},
@@ -350,6 +352,8 @@ def main(argv: list[str] | None = None) -> int:
                         "rate (at most --epochs epochs); 0 = train --epochs epochs whatever it takes")
     parser.add_argument("--int8", action=argparse.BooleanOptionalAction, default=True,
                         help="grade with int8 dynamically quantized linear layers on CPU")
+    parser.add_argument("--class-weights", choices=["none", "balanced"], default="none",
+                        help="grading: cross-entropy class weights (train.class_weights)")
     parser.add_argument("--kt-max-len", type=int, default=200)
     parser.add_argument("--kt-lr", type=float, default=3e-3)
     parser.add_argument("--dkt-epochs", type=int, default=5)

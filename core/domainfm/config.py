@@ -51,6 +51,11 @@ class TrainConfig(_Section):
     weight_decay: float = Field(default=0.01, ge=0)
     warmup_ratio: float = Field(default=0.06, ge=0, lt=1)
     grad_accum: int = Field(default=1, ge=1)
+    class_weights: Literal["none", "balanced"] = Field(
+        default="none",
+        description="cross-entropy class weights in the Trainer modes (full, lora, lpft): balanced = "
+        "n / (K * n_k) from the training labels, for macro-F1 on imbalanced labels",
+    )
     early_stopping_patience: int | None = Field(default=2, ge=1)
     eval_steps: int | None = Field(default=None, ge=1, description="None = evaluate once per epoch")
     seed: int = 42

@@ -29,8 +29,10 @@ def fit_probe(
     n_labels: int,
     grid: Sequence[float],
     seed: int,
+    class_weight: str | None = None,
 ) -> dict[str, Any]:
-    """Multinomial logistic regression on frozen features, its C chosen on validation macro-F1.
+    """Multinomial logistic regression on frozen features, its C chosen on validation macro-F1
+    (``class_weight="balanced"``: scikit-learn's balanced class weights).
 
     Returns ``weight`` (n_labels x dim), ``bias``, ``C`` and ``validation_macro_f1``. A label never seen in
     training gets a bias of -1e4, so it can never be predicted.
@@ -40,7 +42,7 @@ def fit_probe(
 
     best: tuple[float, float, Any] | None = None
     for c in grid:
-        clf = LogisticRegression(C=c, max_iter=2000, random_state=seed)
+        clf = LogisticRegression(C=c, max_iter=2000, random_state=seed, class_weight=class_weight)
         clf.fit(train_features, y_train)
         score = f1_score(y_valid, clf.predict(valid_features), average="macro") if valid_features is not None else 0.0
         if best is None or score > best[0]:
