@@ -386,7 +386,7 @@ def test_a_run_can_train_and_compare_several_variants(tmp_path: Path, tiny_model
 def test_balanced_class_weights_and_the_weighted_loss() -> None:
     import torch
 
-    from domainfm.engine.text_classifier import balanced_class_weights, weighted_cross_entropy
+    from domainfm.engine.class_weights import balanced_class_weights, weighted_cross_entropy
 
     weights = balanced_class_weights([0, 0, 0, 1], 3)
     assert weights == pytest.approx([4 / 6, 2.0, 1.0])  # n / (K_present * n_k); an unseen label keeps 1.0

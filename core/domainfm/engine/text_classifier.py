@@ -41,6 +41,7 @@ from domainfm.engine.calibration import (
     fit_temperature,
     softmax,
 )
+from domainfm.engine.class_weights import sklearn_class_weight
 from domainfm.engine.classifier_predictor import (  # noqa: F401 (re-exported: the predictor lived here)
     KIND_HEAD,
     KIND_HF,
@@ -285,7 +286,7 @@ def _fit_head(
     feats_valid = _pair_features(encoder, x_valid, p_valid, ctx.config.train.eval_batch_size) if x_valid else None
     grid = [ctx.config.train.learning_rate] if ctx.config.train.learning_rate else PROBE_C_GRID
     probe = fit_probe(feats_train, y_train, feats_valid, y_valid, len(labels), grid, ctx.config.train.seed,
-                      class_weight=_sklearn_class_weight(ctx))
+                      class_weight=sklearn_class_weight(ctx.config.train))
     weight, bias = probe["weight"], probe["bias"]
     if _is_main_process():
         with atomic_directory(ctx.artifact_dir) as tmp:
@@ -295,7 +296,7 @@ def _fit_head(
         "parameters": int(total + weight.size + bias.size),
         "trainable_parameters": int(weight.size + bias.size),
         "head_C": probe["C"],
-        "head_class_weight": _sklearn_class_weight(ctx),
+        "head_class_weight": sklearn_class_weight(ctx.config.train),
         "validation_macro_f1_head": probe["validation_macro_f1"],
         "pair_features": bool(p_train),
     }
@@ -323,7 +324,8 @@ def _fit_contrastive(
     def fit_head(step: int) -> float:
         feats_valid = encoder.encode(x_valid, batch_size=batch) if x_valid else None
         fitted[step] = lpft.fit_probe(encoder.encode(x_train, batch_size=batch), y_train, feats_valid, y_valid,
-                                      len(labels), PROBE_C_GRID, cfg.train.seed, class_weight=_sklearn_class_weight(ctx))
+                                      len(labels), PROBE_C_GRID, cfg.train.seed,
+                                      class_weight=sklearn_class_weight(cfg.train))
         return fitted[step]["validation_macro_f1"]
 
     steps = cfg.train.max_steps or contrastive.DEFAULT_STEPS
@@ -350,7 +352,7 @@ def _fit_contrastive(
         "parameters": int(total) + head_size,
         "trainable_parameters": (int(total) if tuned else 0) + head_size,
         "head_C": probe["C"],
-        "head_class_weight": _sklearn_class_weight(ctx),
+        "head_class_weight": sklearn_class_weight(ctx.config.train),
         "validation_macro_f1_head": probe["validation_macro_f1"],
         "best_validation_macro_f1": probe["validation_macro_f1"] if x_valid else None,
         "contrastive_steps": tuning["best_step"],
@@ -509,6 +511,8 @@ def _fit_transformer(
             None,
         )
 
+    from domainfm.engine.class_weights import balanced_class_weights, weighted_cross_entropy
+
     class_weights = balanced_class_weights(y_train, len(labels)) if cfg.train.class_weights == "balanced" else None
     trainer = Trainer(
         model=model,
@@ -556,38 +560,6 @@ def _fit_transformer(
     }
 
 
-def _sklearn_class_weight(ctx: RunContext) -> str | None:
-    return "balanced" if ctx.config.train.class_weights == "balanced" else None
-
-
-def balanced_class_weights(y_train: list[int], n_labels: int) -> list[float]:
-    """``n / (K * n_k)`` per label (scikit-learn's "balanced"); a label with no training example gets 1.0."""
-    counts = np.bincount(np.asarray(y_train, dtype=int), minlength=n_labels).astype(float)
-    present = counts > 0
-    weights = np.ones(n_labels)
-    weights[present] = len(y_train) / (present.sum() * counts[present])
-    return weights.tolist()
-
-
-def weighted_cross_entropy(weights: list[float]) -> Any:
-    """A ``compute_loss_func`` for the Trainer: class-weighted cross-entropy on the logits. Under gradient
-    accumulation (``num_items_in_batch`` given) the weighted sum is divided by the accumulated batch's size;
-    balanced weights average 1 over the training set, so the scale matches the unweighted loss."""
-    import torch
-
-    table = torch.tensor(weights, dtype=torch.float32)
-
-    def loss(outputs: Any, labels: Any, num_items_in_batch: Any = None) -> Any:
-        logits = outputs["logits"] if isinstance(outputs, dict) else outputs[0]
-        weight = table.to(logits.device)
-        if num_items_in_batch is None:
-            return torch.nn.functional.cross_entropy(logits.float(), labels, weight=weight)
-        per_item = torch.nn.functional.cross_entropy(logits.float(), labels, reduction="none")
-        return (per_item * weight[labels]).sum() / num_items_in_batch
-
-    return loss
-
-
 def _probe_then_model(
     ctx: RunContext, base_path: Path, n_labels: int, x_train: list[str], y_train: list[int],
     x_valid: list[str], y_valid: list[int],
@@ -601,7 +573,7 @@ def _probe_then_model(
     feats_train = encoder.encode(x_train, batch_size=cfg.train.eval_batch_size)
     feats_valid = encoder.encode(x_valid, batch_size=cfg.train.eval_batch_size) if x_valid else None
     probe = lpft.fit_probe(feats_train, y_train, feats_valid, y_valid, n_labels, PROBE_C_GRID, cfg.train.seed,
-                           class_weight=_sklearn_class_weight(ctx))
+                           class_weight=sklearn_class_weight(ctx.config.train))
     model = lpft.build_model(encoder.model, probe["weight"], probe["bias"])
     meta = {"encoder": lpft.ENCODER_DIR, "probe_C": probe["C"], "validation_macro_f1_probe": probe["validation_macro_f1"],
             "pooling": "the base sentence-transformer's own (mean for MiniLM)"}
