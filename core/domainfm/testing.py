@@ -42,18 +42,32 @@ TINY_CORPUS = [
 
 
 def build_tiny_model(path: str | Path, hidden_size: int = 32, layers: int = 2, vocab_size: int = 400) -> Path:
-    """Save a random-init BERT classifier-ready encoder and a freshly trained tokenizer to ``path``."""
+    """Save a random-init BERT classifier-ready encoder and a WordPiece tokenizer whose vocabulary is counted from
+    :data:`TINY_CORPUS` (every character, its ``##`` continuation, then the most frequent words) to ``path``;
+    the same files in every process."""
     import torch
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
     from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
 
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tok.train_from_iterator(TINY_CORPUS * 5, trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=special))
+    normalizer = normalizers.BertNormalizer(lowercase=True)
+    pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    # The vocabulary is counted here rather than by tokenizers' WordPieceTrainer: the trainer breaks ties in
+    # its counts in a per-process random order, so every test process got a different tiny model (and, with a
+    # near-tie head, tests that compare precisions flipped labels now and then).
+    counts: dict[str, int] = {}
+    for text in TINY_CORPUS:
+        for word, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(text)):
+            counts[word] = counts.get(word, 0) + 1
+    chars = sorted({c for word in counts for c in word})
+    pieces = [*special, *chars, *(f"##{c}" for c in chars)]
+    words = sorted((w for w in counts if w not in pieces), key=lambda w: (-counts[w], w))
+    vocab = {piece: i for i, piece in enumerate([*pieces, *words][:vocab_size])}
+    tok = Tokenizer(models.WordPiece(vocab=vocab, unk_token="[UNK]"))
+    tok.normalizer = normalizer
+    tok.pre_tokenizer = pre_tokenizer
     cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)]
