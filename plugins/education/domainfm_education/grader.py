@@ -132,32 +132,33 @@ def train_grader(ctx: RunContext, data: DataBundle) -> Artifact:
         predictor = GraderPredictor.load(artifact, ctx.device)
         valid = data.tables["validation"]
         y = np.asarray([label_names.index(v) for v in valid["label"]])
-        choose_reference_rule(artifact, predictor, valid, y)
-        set_review_threshold(artifact, "review_threshold", predictor.grade_table(valid)["probs"], y, target)
+        probs = choose_reference_rule(artifact, predictor, valid, y)
+        set_review_threshold(artifact, "review_threshold", probs, y, target)
         if ctx.flag("answer_memory", True):
-            attach_answer_memory(ctx, artifact, predictor, data.split("train"), valid, y)
-            if predictor.memory is not None:
-                blended = predictor.grade_table(valid)["probs"]
+            blended = attach_answer_memory(ctx, artifact, predictor, data.split("train"), valid, probs, y)
+            if blended is not None:
                 set_review_threshold(artifact, "review_threshold_memory", blended, y, target)
     artifact.save_metadata()
     return artifact
 
 
-def choose_reference_rule(artifact: Artifact, predictor: GraderPredictor, valid: Any, y: np.ndarray) -> None:
-    """Set the artifact's (and ``predictor``'s) reference rule to the one with the best validation macro-F1;
-    ties go to the earlier rule in :data:`REFERENCE_RULES`."""
+def choose_reference_rule(artifact: Artifact, predictor: GraderPredictor, valid: Any, y: np.ndarray) -> np.ndarray:
+    """Set the artifact's (and ``predictor``'s) reference rule to the one with the best validation macro-F1
+    (ties go to the earlier rule in :data:`REFERENCE_RULES`); returns the validation probabilities under it."""
     from sklearn.metrics import f1_score
 
     scores: dict[str, float] = {}
+    probs_by_rule: dict[str, np.ndarray] = {}
     for rule in REFERENCE_RULES:
         predictor.reference_rule = rule
-        predicted = predictor.grade_table(valid)["probs"].argmax(1)
-        scores[rule] = float(f1_score(y, predicted, average="macro", labels=range(len(predictor.labels)),
-                                      zero_division=0))
+        probs_by_rule[rule] = predictor.grade_table(valid)["probs"]
+        scores[rule] = float(f1_score(y, probs_by_rule[rule].argmax(1), average="macro",
+                                      labels=range(len(predictor.labels)), zero_division=0))
     chosen = max(REFERENCE_RULES, key=lambda rule: (scores[rule], -REFERENCE_RULES.index(rule)))
     predictor.reference_rule = chosen
     artifact.metadata["reference_rule"] = chosen
     artifact.metadata["validation_macro_f1_by_reference_rule"] = scores
+    return probs_by_rule[chosen]
 
 
 def set_review_threshold(artifact: Artifact, key: str, probs: np.ndarray, y: np.ndarray, target: float) -> None:
@@ -171,29 +172,33 @@ def set_review_threshold(artifact: Artifact, key: str, probs: np.ndarray, y: np.
 
 
 def attach_answer_memory(ctx: RunContext, artifact: Artifact, predictor: GraderPredictor, train: Any, valid: Any,
-                         y: np.ndarray) -> None:
-    """Build the graded-answer memory from the training answers, choose its blend on validation, and keep it
-    in the artifact (and ``predictor``) when the blend helps (weight > 0)."""
+                         probs: np.ndarray, y: np.ndarray) -> np.ndarray | None:
+    """Build the graded-answer memory from the training answers, choose its blend on validation (``probs``: the
+    cross-encoder's validation probabilities), and keep it in the artifact (and ``predictor``) when the blend
+    helps (weight > 0). Returns the blended validation probabilities, or None when the memory is not kept."""
     from domainfm.config import DEFAULT_BASE_MODEL
     from domainfm.engine.encoder import TextEncoder
 
     encoder_name = ctx.config.model.base or DEFAULT_BASE_MODEL
     encoder = TextEncoder(encoder_name, device=ctx.device, max_length=ctx.config.model.max_length)
     memory = AnswerMemory.build(encoder, encoder_name, train, predictor.labels)
-    probs = predictor.grade_table(valid)["probs"]
     question_ids, questions = table_column(valid, "question_id"), table_column(valid, "question")
-    choice = memory.choose(probs, encoder.encode(list(valid["student_answer"])), question_ids, questions, y)
+    embeddings = encoder.encode(list(valid["student_answer"]))
+    choice = memory.choose(probs, embeddings, question_ids, questions, y)
     artifact.metadata["answer_memory"] = {
         "answers": len(memory.labels), "encoder": encoder_name, **asdict(choice),
         "used": choice.weight > 0,
     }
-    if choice.weight > 0:
-        memory.save(artifact.path)
-        predictor.attach_memory(memory, encoder)
+    if choice.weight <= 0:
+        return None
+    memory.save(artifact.path)
+    predictor.attach_memory(memory, encoder)
+    return memory.blend(probs, *memory.distributions(embeddings, question_ids, questions))
 
 
 class GraderPredictor:
-    """Grades answers against every reference and keeps the best match."""
+    """Grades answers against their references by the artifact's reference rule, blended with the graded-answer
+    memory for questions it knows."""
 
     def __init__(self, inner: Any, artifact: Artifact) -> None:
         self.inner = inner
