@@ -178,15 +178,25 @@ def test_calibration_split_fits_temperature_and_threshold(pm: PluginManager, tin
         overrides=[f"model.base={tiny_model_dir}", "model.mode=head", "options.explain=false", *BASE_OVERRIDES],
     )
     meta = report.artifact.metadata
-    assert meta["temperature_fitted_on"] == "calibration" and meta["threshold_chosen_on"] == "calibration"
-    assert meta["calibration_items"] == 12 and meta["temperature_validation"] is not None
+    pooled = "validation+calibration"
+    assert meta["temperature_fitted_on"] == pooled and meta["threshold_chosen_on"] == pooled
+    assert meta[f"{pooled}_items"] == 9 + 12 and meta["temperature_validation"] is not None
     assert report.evaluation.extra["temperature"] == pytest.approx(meta["temperature"])
-    # the calibrator is chosen among the kinds by cross-validated ECE on the calibration split, and served
+    # the calibrator is chosen among the kinds by repeated cross-validated ECE on the pooled held-out rows, and served
     choice = meta["calibrator_choice"]
-    assert meta["calibrator_fitted_on"] == "calibration" and choice["items"] == 12
-    assert set(choice["cv_ece"]) == {"none", "temperature", "vector"}
+    assert meta["calibrator_fitted_on"] == pooled and choice["items"] == 21 and choice["repeats"] == 10
+    assert set(choice["cv_ece"]) == {"none", "temperature", "vector", "top_isotonic"}
     assert choice["chosen"] == meta["calibrator"]["kind"] == report.evaluation.extra["calibrator"]
     assert choice["cv_ece"][choice["chosen"]] == min(choice["cv_ece"].values())
+    # the calibration split alone, on request
+    alone = check_plugin_contract(
+        pm, "healthcare", source=str(folder), output_dir=tmp_path / "runs-alone",
+        overrides=[f"model.base={tiny_model_dir}", "model.mode=head", "options.explain=false",
+                   "options.calibrate_on=calibration", "options.calibrators=none,temperature", *BASE_OVERRIDES],
+    )
+    meta = alone.artifact.metadata
+    assert meta["calibrator_fitted_on"] == "calibration" == meta["threshold_chosen_on"]
+    assert meta["calibration_items"] == 12 and set(meta["calibrator_choice"]["cv_ece"]) == {"none", "temperature"}
 
 
 def test_a_deep_ensemble_runs_every_stage_and_is_explained_through_its_first_member(
@@ -214,6 +224,27 @@ def test_calibrator_kinds_option() -> None:
     for bad in ("isotonic", "", []):
         with pytest.raises(ConfigError, match="options.calibrators"):
             calibrator_kinds(bad)
+
+
+def test_calibrate_on_option_names_the_held_out_rows() -> None:
+    from datasets import Dataset
+
+    from domainfm.errors import ConfigError
+    from domainfm.types import DataBundle
+    from domainfm_healthcare.training import calibration_split, held_out_table
+
+    def table(n: int, tag: str) -> Dataset:
+        return Dataset.from_dict({"text": [f"{tag} {i}" for i in range(n)], "label": ["a"] * n})
+
+    both = DataBundle(tables={"train": table(4, "t"), "validation": table(3, "v"), "calibration": table(5, "c")}, source="t")
+    plain = DataBundle(tables={"train": table(4, "t"), "validation": table(3, "v")}, source="t")
+    assert calibration_split(both) == "validation+calibration" and calibration_split(plain) == "validation"
+    assert calibration_split(both, "calibration") == "calibration"
+    assert list(held_out_table(both, "validation+calibration")["text"]) == ["v 0", "v 1", "v 2", "c 0", "c 1", "c 2", "c 3", "c 4"]
+    with pytest.raises(ConfigError, match="no \\(non-empty\\) calibration split"):
+        calibration_split(plain, "calibration")
+    with pytest.raises(ConfigError, match="options.calibrate_on: 'test'"):
+        calibration_split(both, "test")
 
 
 def test_dp_training_reports_epsilon(pm: PluginManager, tiny_model_dir: Path, tmp_path: Path) -> None:
