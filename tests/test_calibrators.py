@@ -14,6 +14,7 @@ from domainfm.engine.calibration import (
     ece_noise_floor,
     expected_calibration_error,
     fit_calibrator,
+    fit_top_isotonic,
     softmax,
 )
 
@@ -126,6 +127,19 @@ def test_top_isotonic_fixes_a_bent_confidence_curve_and_keeps_labels_and_order()
 
     assert kendalltau(calibrated.max(1), raw.max(1)).statistic > 0.99
     assert calibrated.max(1).min() >= 1 / 5
+
+
+def test_top_isotonic_blocks_are_shrunk_towards_the_models_confidence() -> None:
+    # five items: the three most confident are right. Plain isotonic regression would call them certain (1.0)
+    logits = np.log(np.array([[0.5, 0.3, 0.2], [0.55, 0.25, 0.2], [0.7, 0.2, 0.1], [0.75, 0.15, 0.1], [0.8, 0.1, 0.1]]))
+    labels = [1, 2, 0, 0, 0]
+    knots_x, knots_y = fit_top_isotonic(logits, labels)
+    assert np.all(np.diff(knots_y) >= 0) and knots_y.max() < 1.0
+    # the top block: 3 right of 3 at mean confidence 0.75, shrunk with a prior of 2 items
+    assert knots_y[-1] == pytest.approx((3 + 2 * 0.75) / 5)
+    probs = Calibrator("top_isotonic", knots_x=tuple(knots_x), knots_y=tuple(knots_y)).apply(logits)
+    assert np.all(probs > 0)  # no label is ruled out
+    assert np.array_equal(np.argsort(-probs, 1), np.argsort(-softmax(logits), 1))  # every label keeps its rank
 
 
 def test_top_isotonic_round_trips_and_rejects_bad_knots() -> None:

@@ -22,7 +22,7 @@ Writes benchmarks/healthcare/results.json (the smoke run writes results.smoke.js
   averaged: ``train.ensemble_size=3``), the one with the best validation macro-F1 reported); the calibrator and the abstention
   threshold for precision 0.9 fitted on validation + calibration (Medical Abstracts) or validation
   (Symptom2Disease). The calibrator is the kind (none / temperature / per-class vector scaling, each fitted by
-  NLL / top-label isotonic) with the lowest 15-bin ECE averaged over 10 draws of 5-fold cross-validation on that
+  NLL / top-label isotonic) with the lowest 15-bin ECE averaged over 50 draws of 5-fold cross-validation on that
   data (``domainfm.engine.calibration.choose_calibrator``; the plugin's default, see
   ``domainfm_healthcare.training.calibration_split``); every figure is on the test split.
 - ``ece`` is the worse (max) of the two data sets' test ECE (15 equal-width bins, top-1 confidence);
@@ -292,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
                 "ece": "max over the two data sets of the test ECE (15 equal-width bins, top-1 confidence) after "
                 "post-hoc calibration on the validation + calibration splits (Medical Abstracts) / validation split "
                 "(Symptom2Disease): the calibrator kind (none, temperature, per-class vector scaling, top-label "
-                "isotonic) with the lowest ECE over 10 draws of 5-fold cross-validation on those rows, refitted on all "
+                "isotonic) with the lowest ECE over 50 draws of 5-fold cross-validation on those rows, refitted on all "
                 "of them (the test split plays no part); "
                 "per data set as s2d_ece and medabs_ece",
                 "precision_at_80_coverage": "min over the two data sets: accuracy of the 80% most confident test items",

@@ -1,6 +1,7 @@
 """Follow-up to bench.py: which post-hoc calibrator suits the Medical Abstracts model (secondary figures).
 
-Run after a full ``bench.py`` run (it reuses that run's artifact in ``benchmarks/healthcare/work/medabs``):
+Run after a full ``bench.py`` run (it reuses that run's artifact in ``benchmarks/healthcare/work/medabs-full``,
+or ``--run NAME`` for another mode's):
 
     .venv/bin/python benchmarks/healthcare/calibrators.py                  # step 1 only: never scores test (~1.5 min)
     flock /tmp/domainfm-heavy.lock .venv/bin/python benchmarks/healthcare/calibrators.py --with-test
@@ -16,7 +17,7 @@ it was written after that run's test ECE was known, so its figures are post hoc 
 
 Calibrators (``domainfm.engine.calibration.fit_calibrator``): none; temperature scaling (one scalar, NLL);
 vector scaling (a per-class scale and bias on the logits, NLL with a small L2 pull towards identity: 10
-parameters, Guo et al. 2017).
+parameters, Guo et al. 2017); top-label isotonic (a monotone map of the top-1 confidence, label kept).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--with-test", action="store_true", help="also score on the test split (post hoc)")
+    parser.add_argument("--run", default="medabs-full", help="the bench run folder under work/ (medabs-MODE)")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -56,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     from domainfm.data import read_table
     from domainfm.device import resolve_device
     from domainfm.engine.calibration import (
+        CALIBRATOR_KINDS,
         VECTOR_L2,
         choose_calibrator,
         expected_calibration_error,
@@ -75,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.perf_counter()
     device = resolve_device("auto")
-    artifact = Artifact.load(HERE / "work" / "medabs" / "artifact")
+    artifact = Artifact.load(HERE / "work" / args.run / "artifact")
     predictor = TextClassifierPredictor.load(artifact, device)
     # The split depends only on labels and the seed, so a patterns-only load gives the same row ids; the three
     # held-out splits are then de-identified with the full de-identifier exactly as RowCleaner does.
@@ -92,13 +95,16 @@ def main(argv: list[str] | None = None) -> int:
         if not np.array_equal(labels[split], [ids.label_names.index(v) for v in ids.split(split)["label"]]):
             raise RuntimeError(f"{split}: rows do not line up with the bundle")
         logits[split] = predictor.predict_logits(texts)
-    # the run recorded the calibration split's uncalibrated ECE: the same figure here means the same texts
-    before = float(expected_calibration_error(softmax(logits["calibration"]), labels["calibration"]))
-    recorded = float(artifact.metadata["calibration_ece_before"])
+    # the run recorded its calibrating rows' uncalibrated ECE: the same figure here means the same texts
+    fitted_on = str(artifact.metadata.get("calibrator_fitted_on", "calibration"))
+    parts = fitted_on.split("+")
+    before = float(expected_calibration_error(softmax(np.concatenate([logits[s] for s in parts])),
+                                              np.concatenate([labels[s] for s in parts])))
+    recorded = float(artifact.metadata[f"{fitted_on}_ece_before"])
     if abs(before - recorded) > 1e-4:
-        raise RuntimeError(f"calibration ECE before calibration {before} != the run's {recorded}: not the same texts")
+        raise RuntimeError(f"{fitted_on} ECE before calibration {before} != the run's {recorded}: not the same texts")
 
-    methods = ("none", "temperature", "vector")
+    methods = CALIBRATOR_KINDS
 
     def ece(p: np.ndarray, y: np.ndarray) -> float:
         return float(expected_calibration_error(p, y))

@@ -68,19 +68,40 @@ def fit_vector_scaling(logits: np.ndarray, labels: Sequence[int], l2: float = VE
     return w[:k], w[k:]
 
 
-def fit_top_isotonic(logits: np.ndarray, labels: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+TOP_ISOTONIC_PRIOR = 2.0
+
+
+def fit_top_isotonic(
+    logits: np.ndarray, labels: Sequence[int], prior: float = TOP_ISOTONIC_PRIOR
+) -> tuple[np.ndarray, np.ndarray]:
     """Knots ``(x, y)`` of an isotonic map from the top-1 softmax confidence to the probability that the top-1
     label is right (top-label calibration, Gupta & Ramdas 2022), bounded below by 1/K. Applied by linear
-    interpolation between the knots, as ``sklearn.isotonic.IsotonicRegression.predict`` does."""
+    interpolation between the knots, as ``sklearn.isotonic.IsotonicRegression.predict`` does.
+
+    Each flat block of the fit is an m-estimate (Zadrozny & Elkan 2001): ``(right + prior * c) / (n + prior)``
+    with ``c`` the block's mean uncalibrated confidence, then made non-decreasing again. Plain isotonic regression
+    puts a block of two right answers at 1.0: a certainty the few items behind it cannot show, which would also
+    leave every other label at probability 0.
+    """
     from sklearn.isotonic import IsotonicRegression
 
     probs = softmax(logits)
     k = probs.shape[1]
     if probs.shape[0] == 0:
-        return np.array([0.0, 1.0]), np.array([1.0 / k, 1.0])
+        return np.array([0.0, 1.0]), np.array([1.0 / k, 1.0 - 1.0 / k])
+    confidence = probs.max(1)
     correct = (probs.argmax(1) == np.asarray(labels, dtype=int)).astype(float)
-    iso = IsotonicRegression(y_min=1.0 / k, y_max=1.0, out_of_bounds="clip").fit(probs.max(1), correct)
-    return np.asarray(iso.X_thresholds_, dtype=float), np.asarray(iso.y_thresholds_, dtype=float)
+    iso = IsotonicRegression(y_min=1.0 / k, y_max=1.0, out_of_bounds="clip").fit(confidence, correct)
+    knots_x = np.asarray(iso.X_thresholds_, dtype=float)
+    knots_y = np.asarray(iso.y_thresholds_, dtype=float).copy()
+    fitted = iso.predict(confidence)
+    for value in np.unique(knots_y):
+        members = np.isclose(fitted, value, rtol=0.0, atol=1e-12)
+        n = int(members.sum())
+        if n:
+            smoothed = (correct[members].sum() + prior * confidence[members].mean()) / (n + prior)
+            knots_y[np.isclose(knots_y, value, rtol=0.0, atol=1e-12)] = max(smoothed, 1.0 / k)
+    return knots_x, np.maximum.accumulate(knots_y)
 
 
 def with_top_confidence(probs: np.ndarray, top: np.ndarray) -> np.ndarray:
@@ -210,8 +231,8 @@ def choose_calibrator(
     Each kind is fitted on K-1 folds and applied to the remaining one; the out-of-fold probabilities of all
     folds are pooled into one ECE (and NLL) per kind, so the comparison uses every item once and never the
     data a calibrator was fitted on. With ``repeats`` > 1 the fold assignment is redrawn (seeds ``seed``,
-    ``seed + 1``, ...) and the figures averaged: on a few hundred items one split's ECE moves by about 0.01
-    from one fold draw to the next, as much as the kinds differ. NLL-fitted calibrators can disagree with ECE (a temperature that lowers
+    ``seed + 1``, ...) and the figures averaged: on a few hundred items one draw's ECE moves by about 0.01
+    from the next, as much as the kinds differ. NLL-fitted calibrators can disagree with ECE (a temperature that lowers
     NLL may raise ECE), which is why the choice is made on ECE, the figure users read. Returns the
     calibrator and a report of every kind's cross-validated ECE and NLL.
     """

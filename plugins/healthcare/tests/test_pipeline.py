@@ -184,7 +184,7 @@ def test_calibration_split_fits_temperature_and_threshold(pm: PluginManager, tin
     assert report.evaluation.extra["temperature"] == pytest.approx(meta["temperature"])
     # the calibrator is chosen among the kinds by repeated cross-validated ECE on the pooled held-out rows, and served
     choice = meta["calibrator_choice"]
-    assert meta["calibrator_fitted_on"] == pooled and choice["items"] == 21 and choice["repeats"] == 10
+    assert meta["calibrator_fitted_on"] == pooled and choice["items"] == 21 and choice["repeats"] == 50
     assert set(choice["cv_ece"]) == {"none", "temperature", "vector", "top_isotonic"}
     assert choice["chosen"] == meta["calibrator"]["kind"] == report.evaluation.extra["calibrator"]
     assert choice["cv_ece"][choice["chosen"]] == min(choice["cv_ece"].values())
