@@ -186,6 +186,7 @@ class Calibrator:
         spec = metadata.get("calibrator")
         if not spec:
             return cls("temperature", float(metadata.get("temperature", 1.0)))
+
         def floats(key: str) -> tuple[float, ...] | None:
             values = spec.get(key)
             return tuple(float(v) for v in values) if values is not None else None
