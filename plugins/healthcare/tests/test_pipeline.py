@@ -188,6 +188,19 @@ def test_calibration_split_fits_temperature_and_threshold(pm: PluginManager, tin
     assert set(choice["cv_ece"]) == {"none", "temperature", "vector", "top_isotonic"}
     assert choice["chosen"] == meta["calibrator"]["kind"] == report.evaluation.extra["calibrator"]
     assert choice["cv_ece"][choice["chosen"]] == min(choice["cv_ece"].values())
+    # the threshold, chosen on the calibrating pass's own probabilities, is the one a fresh pass of the served
+    # predictor over the same pooled rows gives
+    from datasets import Dataset
+
+    from domainfm.engine.text_classifier import TextClassifierPredictor, choose_abstain_threshold
+
+    pooled = Dataset.from_dict({
+        "text": [f"{phrases[labels[i % 3]]} for {i + 1} days" for n in (9, 12) for i in range(n)],
+        "label": [labels[i % 3] for n in (9, 12) for i in range(n)],
+    })
+    served = TextClassifierPredictor.load(report.artifact, "cpu")
+    again = choose_abstain_threshold(served, pooled, target_precision=meta["target_precision"])
+    assert np.isfinite(again) and meta["abstain_threshold"] == pytest.approx(again)
     # the calibration split alone, on request
     alone = check_plugin_contract(
         pm, "healthcare", source=str(folder), output_dir=tmp_path / "runs-alone",
