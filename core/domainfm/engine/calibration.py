@@ -150,7 +150,9 @@ class Calibrator:
         if self.kind == "top_isotonic":
             x, y = self.knots_x, self.knots_y
             if not x or y is None or len(x) != len(y) or any(b < a for a, b in zip(x, x[1:])):
-                raise ValueError("a top_isotonic calibrator needs knots_x (non-decreasing) and knots_y of the same length")
+                raise ValueError(
+                    "a top_isotonic calibrator needs knots_x (non-decreasing) and knots_y of the same length"
+                )
 
     def apply(self, logits: np.ndarray) -> np.ndarray:
         """Calibrated probabilities for ``logits`` (n, K)."""
@@ -164,8 +166,8 @@ class Calibrator:
             top = np.interp(confidence, self.knots_x, self.knots_y)  # type: ignore[arg-type]
             # Flat stretches of the curve would tie many items; a nudge far below any reported digit keeps the
             # uncalibrated confidence order, which abstention thresholds and risk-coverage curves rank by.
-            top = np.clip(np.maximum(top, 1.0 / probs.shape[1]) + 1e-7 * confidence, None, 1.0)
-            return with_top_confidence(probs, top)
+            top = np.maximum(top, 1.0 / probs.shape[1]) + 1e-7 * confidence
+            return with_top_confidence(probs, top)  # caps the top at 1.0
         assert self.scale is not None and self.bias is not None
         z = np.asarray(logits, dtype=np.float64)
         if z.shape[1] != len(self.scale):
@@ -233,8 +235,8 @@ def choose_calibrator(
     folds are pooled into one ECE (and NLL) per kind, so the comparison uses every item once and never the
     data a calibrator was fitted on. With ``repeats`` > 1 the fold assignment is redrawn (seeds ``seed``,
     ``seed + 1``, ...) and the figures averaged: on a few hundred items one draw's ECE moves by about 0.01
-    from the next, as much as the kinds differ. NLL-fitted calibrators can disagree with ECE (a temperature that lowers
-    NLL may raise ECE), which is why the choice is made on ECE, the figure users read. Returns the
+    from the next, as much as the kinds differ. NLL-fitted calibrators can disagree with ECE (a temperature
+    that lowers NLL may raise ECE), which is why the choice is made on ECE, the figure users read. Returns the
     calibrator and a report of every kind's cross-validated ECE and NLL.
     """
     z = np.asarray(logits, dtype=np.float64)
