@@ -13,7 +13,13 @@ What the core engine's Trainer path does not offer and this recipe adds, all cho
   order and dropout) combined into a *greedy model soup* (Wortsman et al., 2022): the seeds' best states are
   averaged weight by weight, each one kept only if validation accuracy does not drop. The result is one model,
   so inference costs the same as for a single fine-tune;
-- a wall-clock budget (``train_budget_s``): no further seed starts when its estimated duration would pass it.
+- a wall-clock budget (``train_budget_s``): no further seed starts when its estimated duration would pass it;
+- optional intermediate-task training (``intermediate``: a data source with the same labels, e.g. ``tfns``,
+  the Twitter Financial News Sentiment set): the model first learns that task (its own seeded 90/10 split for
+  early stopping, ``intermediate_epochs``), and every seed then starts from those weights, head included.
+  Intermediate rows whose text is also in the task's data are dropped first, so no validation or test sentence
+  is ever trained on. Measured on PhraseBank 50agree validation (seed 42, lr 1.5e-4): 0.843 from MiniLM,
+  0.851 after one TFNS epoch, 0.855 after two.
 
 The artifact is a plain Hugging Face sequence-classification model (LoRA adapters merged), loadable by the
 engine's ``TextClassifierPredictor`` and by ``transformers.pipeline``; it is temperature-calibrated on
@@ -76,6 +82,8 @@ class Recipe:
     lora_dropout: float = 0.1
     lora_targets: list[str] = field(
         default_factory=lambda: ["query", "key", "value", "intermediate.dense", "output.dense"])
+    intermediate: str | None = None
+    intermediate_epochs: float = 2.0
 
 
 def recipe_from_ctx(ctx: RunContext) -> Recipe:
@@ -94,11 +102,15 @@ def recipe_from_ctx(ctx: RunContext) -> Recipe:
     if cfg.train.early_stopping_patience:
         r.patience = cfg.train.early_stopping_patience
     for name in ("llrd", "eval_every", "train_budget_s", "head_lr", "patience", "soup", "unfreeze",
-                 "freeze_embeddings", "seeds", "lr_scales"):
+                 "freeze_embeddings", "seeds", "lr_scales", "intermediate", "intermediate_epochs"):
         value = ctx.option(name)
         if value is None:
             continue
-        if name in ("seeds", "lr_scales"):
+        if name == "intermediate":
+            value = str(value).strip() or None
+            if value is not None and value.lower() in ("off", "none", "false"):
+                value = None
+        elif name in ("seeds", "lr_scales"):
             cast = int if name == "seeds" else float
             value = [cast(v) for v in (value if isinstance(value, (list, tuple)) else str(value).split(","))]
         elif name in ("soup", "unfreeze", "freeze_embeddings"):
@@ -182,7 +194,7 @@ def _n_layers(model: Any) -> int:
     return int(getattr(cfg, "num_hidden_layers", 0) or 0)
 
 
-def _build_model(base_path: str, labels: list[str], recipe: Recipe) -> Any:
+def _build_model(base_path: str, labels: list[str], recipe: Recipe, init_state: dict[str, Any] | None = None) -> Any:
     import torch
     from transformers import AutoModelForSequenceClassification
 
@@ -191,6 +203,8 @@ def _build_model(base_path: str, labels: list[str], recipe: Recipe) -> Any:
         base_path, num_labels=len(labels), id2label=dict(enumerate(labels)),
         label2id={name: i for i, name in enumerate(labels)}, use_safetensors=True,
     )
+    if init_state is not None:
+        model.load_state_dict(init_state)
     if recipe.freeze_embeddings:
         for name, p in model.named_parameters():
             if _layer_of(name, _n_layers(model)) == 0:
@@ -337,6 +351,52 @@ def greedy_soup(model: Any, runs: list[dict[str, Any]], xv: list[list[int]], yv:
     return _average([r["state"] for r in chosen]), [r["seed"] for r in chosen], best_acc
 
 
+def _text_key(text: str) -> str:
+    return " ".join(str(text).split()).casefold()
+
+
+def intermediate_stage(recipe: Recipe, base_path: str, labels: list[str], tokenizer: Any, data: DataBundle,
+                       pad_id: int, device: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Train on the intermediate source first; returns (weights every seed starts from, what was done).
+
+    :raises ConfigError: the source has a label outside the task's labels (its head would mean nothing).
+    """
+    from domainfm.data import stratified_split_indices
+    from domainfm.errors import ConfigError
+
+    from domainfm_finance_sentiment.readers import read_source
+
+    assert recipe.intermediate is not None
+    rows, meta = read_source(recipe.intermediate)
+    unknown = sorted({str(r["label"]) for r in rows} - set(labels))
+    if unknown:
+        raise ConfigError(f"options.intermediate={recipe.intermediate!r} ({meta['origin']}): labels {unknown} are not "
+                          f"in the task's label set {labels}")
+    task_texts = {_text_key(t) for table in data.tables.values() for t in table["text"]}
+    kept = [r for r in rows if _text_key(r["text"]) not in task_texts]
+    if len(kept) < 10:
+        raise ConfigError(f"options.intermediate={recipe.intermediate!r}: only {len(kept)} rows are not in the task's "
+                          "data; too few to train on")
+    y_all = np.asarray(encode_labels([r["label"] for r in kept], labels, meta["origin"]), dtype=int)
+    train_idx, valid_idx = stratified_split_indices(y_all, (0.9, 0.1), seed=recipe.seeds[0])
+    ids = tokenizer([str(r["text"]) for r in kept], truncation=True, max_length=recipe.max_length)["input_ids"]
+    x, xv = [ids[i] for i in train_idx], [ids[i] for i in valid_idx]
+    stage = replace(recipe, epochs=recipe.intermediate_epochs, max_steps=None, lr_scales=None)
+    model = _build_model(base_path, labels, stage)
+    run = train_one_seed(model, stage, recipe.seeds[0], x, y_all[train_idx], xv, y_all[valid_idx], pad_id, device)
+    model.load_state_dict(run["state"])
+    if recipe.mode == "lora":
+        model = model.merge_and_unload()
+    done = {
+        "source": meta["origin"], "rows": len(rows), "dropped_in_task_data": len(rows) - len(kept),
+        "train_examples": len(x), "validation_examples": len(xv), "epochs": recipe.intermediate_epochs,
+        "steps": run["steps"], "best_step": run["step"], "validation_accuracy": run["accuracy"],
+        "validation_macro_f1": run["macro_f1"], "seconds": round(run["seconds"], 1),
+    }
+    log.info("intermediate %s: %s", recipe.intermediate, done)
+    return _state(model), done
+
+
 def fine_tune(ctx: RunContext, data: DataBundle, label_names: Sequence[str], recipe: Recipe | None = None) -> Artifact:
     """Train with the recipe, save a plain HF classifier artifact, calibrate its temperature on validation."""
     import torch
@@ -361,14 +421,18 @@ def fine_tune(ctx: RunContext, data: DataBundle, label_names: Sequence[str], rec
     xv, yv = enc(valid)
     device = ctx.device
     started = time.perf_counter()
+    init_state, intermediate = None, None
+    if recipe.intermediate:
+        init_state, intermediate = intermediate_stage(recipe, str(resolved.path), labels, tokenizer, data, pad_id, device)
+    seeds_started = time.perf_counter()  # the budget is for the seeds (the intermediate stage runs once)
     runs: list[dict[str, Any]] = []
     model = None
     for i, seed in enumerate(recipe.seeds):
-        elapsed = time.perf_counter() - started
+        elapsed = time.perf_counter() - seeds_started
         if recipe.train_budget_s and i and elapsed + elapsed / i > recipe.train_budget_s:
             log.info("budget: seed %s not started (%.0fs used of %.0fs)", seed, elapsed, recipe.train_budget_s)
             break
-        model = _build_model(str(resolved.path), labels, recipe)
+        model = _build_model(str(resolved.path), labels, recipe, init_state)
         run_recipe = recipe
         if recipe.lr_scales:  # a small learning-rate sweep across the seeds; the soup chooses on validation
             scale = recipe.lr_scales[i % len(recipe.lr_scales)]
@@ -412,7 +476,7 @@ def fine_tune(ctx: RunContext, data: DataBundle, label_names: Sequence[str], rec
             "validation_ece_before": expected_calibration_error(softmax(logits), yv),
             "validation_ece": expected_calibration_error(softmax(logits, temperature), yv),
             "validation_accuracy": float((logits.argmax(1) == yv).mean()),
-            "torch_threads": torch.get_num_threads(),
+            "torch_threads": torch.get_num_threads(), "intermediate": intermediate,
         },
     )
     artifact.save_metadata()

@@ -111,3 +111,72 @@ def test_inference_dtypes(tmp_path: Path, tiny_model_dir: Path) -> None:
     chosen = choose_inference_dtype(TextClassifierPredictor.load(artifact, "cpu"), data.tables["validation"])
     assert chosen["inference_dtype"] in ("float32", "bfloat16", "int8-ort")
     assert "float32" in chosen["validation_accuracy_by_dtype"]
+
+
+def _write_intermediate(path: Path, rows: list[tuple[str, str]]) -> Path:
+    import csv
+
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["text", "label"])
+        writer.writerows(rows)
+    return path
+
+
+@pytest.mark.parametrize("mode", ["full", "lora"])
+def test_intermediate_stage_seeds_start_from_its_weights(tmp_path: Path, tiny_model_dir: Path, mode: str,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from domainfm_finance_sentiment import finetune
+
+    ctx = make_ctx(tmp_path, f"model.base={tiny_model_dir}", f"model.mode={mode}", "train.max_steps=2",
+                   "train.batch_size=8", "model.max_length=16", "options.seeds=[1, 2]",
+                   "options.intermediate_epochs=1")
+    data = plugin.domainfm_load_data(ctx, DOMAIN, "demo")
+    assert data is not None
+    held_out = list(data.tables["validation"]["text"])[:3] + list(data.tables["test"]["text"])[:2]
+    own = [(f"Quarterly sales {word} at the {i}th plant.", label) for i, (word, label) in
+           enumerate([("fell", "negative"), ("held", "neutral"), ("rose", "positive")] * 12)]
+    # a held-out sentence with other spacing and case is still the same sentence
+    leaked = [("  " + t.upper().replace(" ", "  "), "neutral") for t in held_out]
+    ctx.config.options["intermediate"] = str(_write_intermediate(tmp_path / "extra.csv", own + leaked))
+
+    inits: list[dict | None] = []
+    build = finetune._build_model
+
+    def spy(base_path: str, labels: list[str], recipe: finetune.Recipe, init_state: dict | None = None):
+        inits.append(init_state)
+        return build(base_path, labels, recipe, init_state)
+
+    stages: list[dict] = []
+    stage = finetune.intermediate_stage
+
+    def stage_spy(*args, **kwargs):
+        state, done = stage(*args, **kwargs)
+        stages.append(state)
+        return state, done
+
+    monkeypatch.setattr(finetune, "_build_model", spy)
+    monkeypatch.setattr(finetune, "intermediate_stage", stage_spy)
+    artifact = finetune.fine_tune(ctx, data, list(LABELS))
+    done = artifact.metadata["intermediate"]
+    assert done["rows"] == len(own) + len(leaked)
+    assert done["dropped_in_task_data"] == len(leaked)
+    assert done["train_examples"] + done["validation_examples"] == len(own)
+    assert inits[0] is None  # the intermediate model starts from the base
+    assert len(inits) == 3 and all(s is stages[0] for s in inits[1:])  # both seeds start from its weights
+    assert not any("lora" in k for k in stages[0])  # LoRA adapters are merged before the seeds start
+
+
+def test_intermediate_source_with_a_bad_label_names_file_and_line(tmp_path: Path, tiny_model_dir: Path) -> None:
+    from domainfm.errors import DataError
+    from domainfm_finance_sentiment.finetune import fine_tune
+
+    rows = [(f"Text {i}.", lab) for i, lab in enumerate(["bullish", "neutral", "bearish"] * 5)]
+    rows[7] = ("Shares went sideways.", "sideways")
+    extra = _write_intermediate(tmp_path / "extra.csv", rows)
+    ctx = make_ctx(tmp_path, f"model.base={tiny_model_dir}", "train.max_steps=1", "train.batch_size=8",
+                   "model.max_length=16", f"options.intermediate={extra}")
+    data = plugin.domainfm_load_data(ctx, DOMAIN, "demo")
+    assert data is not None
+    with pytest.raises(DataError, match=r"extra.csv.*9.*'sideways'"):
+        fine_tune(ctx, data, list(LABELS))
