@@ -180,3 +180,13 @@ def test_intermediate_source_with_a_bad_label_names_file_and_line(tmp_path: Path
     assert data is not None
     with pytest.raises(DataError, match=r"extra.csv.*9.*'sideways'"):
         fine_tune(ctx, data, list(LABELS))
+
+
+@pytest.mark.parametrize(("value", "expected"), [("tfns", "tfns"), ("off", None), ("none", None), ("", None)])
+def test_intermediate_option_parsing(tmp_path: Path, value: str, expected: str | None) -> None:
+    from domainfm_finance_sentiment.finetune import recipe_from_ctx
+
+    recipe = recipe_from_ctx(make_ctx(tmp_path, f"options.intermediate={value}", "options.intermediate_epochs=1.5"))
+    assert recipe.intermediate == expected
+    assert recipe.intermediate_epochs == 1.5
+    assert recipe_from_ctx(make_ctx(tmp_path)).intermediate is None
