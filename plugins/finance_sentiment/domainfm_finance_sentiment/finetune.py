@@ -359,7 +359,8 @@ def intermediate_stage(recipe: Recipe, base_path: str, labels: list[str], tokeni
                        pad_id: int, device: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """Train on the intermediate source first; returns (weights every seed starts from, what was done).
 
-    :raises ConfigError: the source has a label outside the task's labels (its head would mean nothing).
+    :raises DataError: the source has a label outside the task's labels (its head would mean nothing).
+    :raises ConfigError: too few of its rows are left once the task's own texts are dropped.
     """
     from domainfm.data import stratified_split_indices
     from domainfm.errors import ConfigError
@@ -368,16 +369,14 @@ def intermediate_stage(recipe: Recipe, base_path: str, labels: list[str], tokeni
 
     assert recipe.intermediate is not None
     rows, meta = read_source(recipe.intermediate)
-    unknown = sorted({str(r["label"]) for r in rows} - set(labels))
-    if unknown:
-        raise ConfigError(f"options.intermediate={recipe.intermediate!r} ({meta['origin']}): labels {unknown} are not "
-                          f"in the task's label set {labels}")
+    y_rows = encode_labels([r["label"] for r in rows], labels, f"options.intermediate ({meta['origin']})")
     task_texts = {_text_key(t) for table in data.tables.values() for t in table["text"]}
-    kept = [r for r in rows if _text_key(r["text"]) not in task_texts]
-    if len(kept) < 10:
-        raise ConfigError(f"options.intermediate={recipe.intermediate!r}: only {len(kept)} rows are not in the task's "
+    keep = [i for i, r in enumerate(rows) if _text_key(r["text"]) not in task_texts]
+    if len(keep) < 10:
+        raise ConfigError(f"options.intermediate={recipe.intermediate!r}: only {len(keep)} rows are not in the task's "
                           "data; too few to train on")
-    y_all = np.asarray(encode_labels([r["label"] for r in kept], labels, meta["origin"]), dtype=int)
+    kept = [rows[i] for i in keep]
+    y_all = np.asarray([y_rows[i] for i in keep], dtype=int)
     train_idx, valid_idx = stratified_split_indices(y_all, (0.9, 0.1), seed=recipe.seeds[0])
     ids = tokenizer([str(r["text"]) for r in kept], truncation=True, max_length=recipe.max_length)["input_ids"]
     x, xv = [ids[i] for i in train_idx], [ids[i] for i in valid_idx]

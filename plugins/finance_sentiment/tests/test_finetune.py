@@ -190,3 +190,16 @@ def test_intermediate_option_parsing(tmp_path: Path, value: str, expected: str |
     assert recipe.intermediate == expected
     assert recipe.intermediate_epochs == 1.5
     assert recipe_from_ctx(make_ctx(tmp_path)).intermediate is None
+
+
+def test_intermediate_labels_outside_the_tasks_raise(tmp_path: Path, tiny_model_dir: Path) -> None:
+    from domainfm.errors import DataError
+    from domainfm_finance_sentiment.finetune import Recipe, intermediate_stage
+
+    extra = _write_intermediate(tmp_path / "extra.csv", [(f"Text {i}.", lab) for i, lab in
+                                                         enumerate(["negative", "positive", "neutral"] * 5)])
+    data = plugin.domainfm_load_data(make_ctx(tmp_path), DOMAIN, "demo")
+    assert data is not None
+    with pytest.raises(DataError, match=r"options.intermediate \(.*extra.csv\): row 2: label 'neutral'"):
+        intermediate_stage(Recipe(intermediate=str(extra)), str(tiny_model_dir), ["negative", "positive"], None, data,
+                           0, "cpu")
