@@ -188,3 +188,20 @@ def test_choose_inference_dtype_refuses_a_precision_that_moves_labels(trained, m
     moving = choose_inference_dtype(predictor, valid, other_outputs=lambda trial, texts: [trial.precision] * len(texts))
     assert moving["inference_dtype"] == "float32"
     assert moving["validation_other_output_changes_by_dtype"]["int8-ort"] == 1.0
+
+
+def test_training_autocast_by_setting_and_device(monkeypatch: pytest.MonkeyPatch) -> None:
+    import domainfm.engine.precision as precision
+    from domainfm.engine.precision import training_autocast
+
+    monkeypatch.setattr(precision, "bf16_is_fast", lambda device: True)
+    assert training_autocast("cpu", "auto") is None  # CPU training stays float32 unless asked
+    assert training_autocast("cpu", "bf16") == "bfloat16"
+    assert training_autocast("cuda:0", "auto") == "bfloat16"
+    assert training_autocast("cuda:0", "fp32") is None
+    monkeypatch.setattr(precision, "bf16_is_fast", lambda device: False)
+    assert training_autocast("cpu", "bf16") is None  # no hardware bf16: float32, not a slow emulation
+    assert training_autocast("cuda:0", "auto") == "float16"  # a GPU without bf16
+    assert training_autocast("cuda:0", "bf16") is None
+    with pytest.raises(ConfigError, match="train.mixed_precision: 'fp8'"):
+        training_autocast("cpu", "fp8")

@@ -63,6 +63,12 @@ class TrainConfig(_Section):
         default=1, ge=1, le=16,
         description="train this many models (seeds seed, seed+1, ...) and average their probabilities (a deep ensemble)",
     )
+    mixed_precision: Literal["auto", "bf16", "fp32"] = Field(
+        default="auto",
+        description="auto: bf16 (or fp16) autocast on a CUDA GPU, float32 on a CPU; bf16: bf16 autocast wherever "
+        "bf16 matmuls are fast (a CUDA GPU with bf16, a CPU with AVX512-BF16 or AMX), float32 elsewhere; "
+        "fp32: float32 everywhere",
+    )
     group_by_length: bool = True
     save_total_limit: int = Field(default=2, ge=1)
     num_workers: int = Field(default=0, ge=0)

@@ -41,6 +41,29 @@ def bf16_is_fast(device: str) -> bool:
         return False
 
 
+def training_autocast(device: str, setting: str = "auto") -> str | None:
+    """The autocast dtype for training on ``device`` under ``train.mixed_precision`` (``"bfloat16"``,
+    ``"float16"`` or None for float32).
+
+    ``auto`` keeps CPU training in float32 (what every figure before the setting was measured with) and uses
+    bf16, else fp16, on a CUDA GPU; ``bf16`` also autocasts on a CPU whose matmuls support bf16 in hardware
+    (MiniLM-L6, batch 32 x 38 tokens, one AdamW step on the 2-core AVX512-BF16 machine: 0.47 s vs 0.67 s).
+    """
+    if setting not in ("auto", "bf16", "fp32"):
+        raise ConfigError(f"train.mixed_precision: {setting!r} is not one of auto, bf16, fp32")
+    if setting == "fp32":
+        return None
+    on_gpu = str(device).startswith("cuda")
+    if setting == "auto" and not on_gpu:
+        return None
+    if bf16_is_fast(device):
+        return "bfloat16"
+    if setting == "bf16":
+        log.warning("train.mixed_precision=bf16: %s has no fast bf16 matmuls; training in float32", device)
+        return None
+    return "float16"
+
+
 def precision_for_device(dtype: str, device: str) -> str:
     """The precision to run an artifact at on ``device``: a bf16 choice made where bf16 was fast falls back to
     float32 where it is not (there it would be slower than float32)."""

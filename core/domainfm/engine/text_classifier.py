@@ -54,6 +54,7 @@ from domainfm.engine.classifier_evaluation import (  # noqa: F401 (re-exported: 
 )
 from domainfm.engine.classifier_evaluation import table_texts as _texts
 from domainfm.engine.classifier_predictor import pair_features as _pair_features
+from domainfm.engine.precision import training_autocast
 from domainfm.errors import ConfigError, DataError
 from domainfm.io import atomic_directory, atomic_write_json, save_arrays
 from domainfm.models import resolve_model
@@ -438,6 +439,7 @@ def _fit_transformer(
     valid_ds = as_dataset(x_valid, p_valid, y_valid) if x_valid else None
     lr = cfg.train.learning_rate or DEFAULT_LR[cfg.model.mode]
     on_gpu = ctx.device.startswith("cuda")
+    autocast = training_autocast(ctx.device, cfg.train.mixed_precision)
     has_valid = valid_ds is not None
     strategy = "steps" if cfg.train.eval_steps else "epoch"
     args = TrainingArguments(
@@ -463,8 +465,8 @@ def _fit_transformer(
         data_seed=cfg.train.seed,
         train_sampling_strategy="group_by_length" if cfg.train.group_by_length else "random",
         length_column_name="length",
-        fp16=on_gpu and not torch.cuda.is_bf16_supported(),
-        bf16=on_gpu and torch.cuda.is_bf16_supported(),
+        fp16=autocast == "float16",
+        bf16=autocast == "bfloat16",
         use_cpu=not on_gpu,
         ddp_backend="gloo" if not on_gpu and int(os.environ.get("WORLD_SIZE", "1")) > 1 else None,
         dataloader_num_workers=cfg.train.num_workers,
@@ -555,6 +557,7 @@ def _fit_transformer(
         "learning_rate": lr,
         "resumed_from": ctx.state.get("resumed_from"),
         "world_size": int(os.environ.get("WORLD_SIZE", "1")),
+        "training_autocast": autocast or "float32",
         "class_weights": None if class_weights is None else [round(float(w), 6) for w in class_weights],
         **probe_meta,
     }

@@ -46,6 +46,7 @@ from domainfm.engine.calibration import (
 from domainfm.engine.classifier_predictor import (
     KIND_HF,  # the engine's artifact kind: its predictor loads ours
 )
+from domainfm.engine.precision import training_autocast
 from domainfm.io import atomic_directory
 from domainfm.models import resolve_model
 from domainfm.types import Artifact, DataBundle, RunContext
@@ -84,6 +85,7 @@ class Recipe:
         default_factory=lambda: ["query", "key", "value", "intermediate.dense", "output.dense"])
     intermediate: str | None = None
     intermediate_epochs: float = 2.0
+    mixed_precision: str = "auto"
 
 
 def recipe_from_ctx(ctx: RunContext) -> Recipe:
@@ -94,7 +96,7 @@ def recipe_from_ctx(ctx: RunContext) -> Recipe:
                weight_decay=cfg.train.weight_decay, warmup_ratio=cfg.train.warmup_ratio,
                max_length=cfg.model.max_length, seeds=[cfg.train.seed], lora_r=cfg.model.lora_r,
                lora_alpha=cfg.model.lora_alpha, lora_dropout=cfg.model.lora_dropout,
-               max_steps=cfg.train.max_steps)
+               max_steps=cfg.train.max_steps, mixed_precision=cfg.train.mixed_precision)
     r.lr = cfg.train.learning_rate or (1e-4 if mode == "full" else 2e-3)
     r.head_lr = cfg.train.head_learning_rate
     if cfg.model.lora_target_modules:
@@ -290,7 +292,9 @@ def train_one_seed(model: Any, recipe: Recipe, seed: int, x: list[list[int]], y:
     step = 0
     started = time.perf_counter()
     model.to(device).train()
-    amp = device.startswith("cuda")
+    autocast = training_autocast(device, recipe.mixed_precision)
+    amp_dtype = getattr(torch, autocast) if autocast else torch.float32
+    scaler = torch.amp.GradScaler(device.split(":")[0], enabled=autocast == "float16")
     stop = False
     while step < total and not stop:
         for idx in length_grouped_batches([len(e) for e in x], recipe.batch_size, rng):
@@ -300,12 +304,14 @@ def train_one_seed(model: Any, recipe: Recipe, seed: int, x: list[list[int]], y:
             for g, base in zip(opt.param_groups, base_lrs, strict=True):
                 g["lr"] = base * factor if step >= unfreeze_at[g["depth"]] else 0.0
             ids, mask = _pad(x, idx, pad_id)
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
+            with torch.autocast(device.split(":")[0], dtype=amp_dtype, enabled=autocast is not None):
                 out = model(input_ids=ids.to(device), attention_mask=mask.to(device))
                 loss = torch.nn.functional.cross_entropy(out.logits.float(), labels_t[idx].to(device))
-            loss.backward()
+            scaler.scale(loss).backward()
+            scaler.unscale_(opt)
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
+            scaler.step(opt)
+            scaler.update()
             opt.zero_grad(set_to_none=True)
             step += 1
             if step % eval_steps == 0 or step == total:
@@ -476,6 +482,7 @@ def fine_tune(ctx: RunContext, data: DataBundle, label_names: Sequence[str], rec
             "validation_ece": expected_calibration_error(softmax(logits, temperature), yv),
             "validation_accuracy": float((logits.argmax(1) == yv).mean()),
             "torch_threads": torch.get_num_threads(), "intermediate": intermediate,
+            "training_autocast": training_autocast(device, recipe.mixed_precision) or "float32",
         },
     )
     artifact.save_metadata()

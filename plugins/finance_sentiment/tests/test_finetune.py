@@ -85,6 +85,29 @@ def test_max_steps_and_budget_stop_training(tmp_path: Path, tiny_model_dir: Path
     assert artifact.metadata["per_seed"][0]["steps"] == 2
 
 
+
+def test_mixed_precision_bf16_trains_under_autocast(tmp_path: Path, tiny_model_dir: Path) -> None:
+    from domainfm.engine.precision import bf16_is_fast
+    from safetensors.torch import load_file
+
+    from domainfm_finance_sentiment.finetune import fine_tune
+
+    weights = {}
+    for setting in ("fp32", "bf16"):
+        ctx = make_ctx(tmp_path / setting, f"model.base={tiny_model_dir}", "train.max_steps=3", "train.batch_size=8",
+                       "model.max_length=16", "options.seeds=[1]", f"train.mixed_precision={setting}")
+        data = plugin.domainfm_load_data(ctx, DOMAIN, "demo")
+        assert data is not None
+        artifact = fine_tune(ctx, data, list(LABELS))
+        fast = setting == "bf16" and bf16_is_fast("cpu")
+        assert artifact.metadata["training_autocast"] == ("bfloat16" if fast else "float32")
+        weights[setting] = load_file(str(artifact.path / "model.safetensors"))
+    assert all(bool(v.isfinite().all()) for v in weights["bf16"].values())
+    if not bf16_is_fast("cpu"):
+        pytest.skip("this CPU has no fast bf16: both runs trained in float32")
+    moved = [k for k, v in weights["bf16"].items() if not np.allclose(v.numpy(), weights["fp32"][k].numpy(), atol=0)]
+    assert moved  # the same seed and data in float32 gives other weights: autocast was on
+
 def test_inference_dtypes(tmp_path: Path, tiny_model_dir: Path) -> None:
     from domainfm.engine.text_classifier import TextClassifierPredictor
     from domainfm.errors import ConfigError
