@@ -431,11 +431,12 @@ def test_a_balanced_probe_favours_the_rare_label() -> None:
     assert rare_predicted(balanced) > rare_predicted(plain)
 
 
-def test_mixed_precision_setting_reaches_the_trainer(tmp_path: Path, tiny_model_dir: Path) -> None:
+@pytest.mark.parametrize("mode", ["full", "contrastive"])
+def test_mixed_precision_setting_reaches_the_training(tmp_path: Path, tiny_model_dir: Path, mode: str) -> None:
     from domainfm.engine.precision import bf16_is_fast
 
-    _, artifact, predictor, evaluation = run_stages(tmp_path, tiny_model_dir, "full",
-                                                    ["train.mixed_precision=bf16", "train.epochs=1"])
+    _, artifact, predictor, evaluation = run_stages(tmp_path, tiny_model_dir, mode,
+                                                    ["train.mixed_precision=bf16", "train.epochs=1", "train.max_steps=4"])
     assert artifact.metadata["training_autocast"] == ("bfloat16" if bf16_is_fast("cpu") else "float32")
     assert evaluation.n_items > 0  # the bf16-trained weights load and predict
     with pytest.raises(Exception, match="mixed_precision"):

@@ -60,6 +60,7 @@ def tune(
     score: Callable[[int], float] | None = None,
     eval_every: int = DEFAULT_EVAL_EVERY,
     patience: int | None = None,
+    autocast: str | None = None,
 ) -> dict[str, Any]:
     """Tune ``encoder`` (a ``SentenceTransformer``, in place) with in-batch-negative steps.
 
@@ -67,6 +68,8 @@ def tune(
     validation score (higher is better); the weights of the best-scoring step are restored at the end. Without
     ``score`` every step runs and the last weights stay. Returns ``best_step``, ``steps_run`` and
     ``score_by_step`` and ``pairs_per_step`` (labels per step: those with two texts, at most ``pairs_per_step``).
+    ``autocast`` (``"bfloat16"``, ``"float16"`` or None: :func:`domainfm.engine.precision.training_autocast`) runs
+    the training steps' forward passes under autocast.
     """
     import torch
 
@@ -80,6 +83,9 @@ def tune(
     optimizer = torch.optim.AdamW(encoder.parameters(), lr=learning_rate, weight_decay=0.01)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / WARMUP_STEPS))
     target = torch.arange(per_step, device=device)
+    device_type = device.split(":")[0]
+    amp_dtype = getattr(torch, autocast) if autocast else torch.float32
+    scaler = torch.amp.GradScaler(device_type, enabled=autocast == "float16")
     checkpoints = set(evaluation_steps(steps, eval_every)) if score is not None else set()
     scores: dict[int, float] = {}
     best: tuple[float, int, dict[str, Any] | None] = (-np.inf, steps, None)
@@ -104,11 +110,14 @@ def tune(
         pairs = [rng.sample(groups[label], 2) for label in chosen]
         features = encoder.preprocess([a for a, _ in pairs] + [p for _, p in pairs])
         features = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in features.items()}
-        embeddings = torch.nn.functional.normalize(encoder(features)["sentence_embedding"], p=2, dim=1)
+        with torch.autocast(device_type, dtype=amp_dtype, enabled=autocast is not None):
+            sentence = encoder(features)["sentence_embedding"]
+        embeddings = torch.nn.functional.normalize(sentence.float(), p=2, dim=1)
         logits = SCALE * embeddings[:per_step] @ embeddings[per_step:].T
         loss = (torch.nn.functional.cross_entropy(logits, target) + torch.nn.functional.cross_entropy(logits.T, target)) / 2
-        loss.backward()
-        optimizer.step()
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
         schedule.step()
         optimizer.zero_grad(set_to_none=True)
     encoder.eval()

@@ -330,11 +330,13 @@ def _fit_contrastive(
         return fitted[step]["validation_macro_f1"]
 
     steps = cfg.train.max_steps or contrastive.DEFAULT_STEPS
+    autocast = training_autocast(ctx.device, cfg.train.mixed_precision)
     tuning = contrastive.tune(
         encoder.model, x_train, y_train, steps=steps,
         learning_rate=cfg.train.learning_rate or DEFAULT_LR["contrastive"], pairs_per_step=cfg.train.batch_size,
         seed=cfg.train.seed, device=ctx.device, score=fit_head if x_valid else None,
         eval_every=cfg.train.eval_steps or contrastive.DEFAULT_EVAL_EVERY, patience=cfg.train.early_stopping_patience,
+        autocast=autocast,
     )
     probe = fitted.get(tuning["best_step"]) if x_valid else None
     if probe is None:  # no validation data: the last step's encoder, the grid's first C
@@ -361,6 +363,7 @@ def _fit_contrastive(
         "validation_macro_f1_by_step": tuning["score_by_step"],
         "learning_rate": cfg.train.learning_rate or DEFAULT_LR["contrastive"],
         "pairs_per_step": tuning["pairs_per_step"],
+        "training_autocast": autocast or "float32",
         "pooling": "the base sentence-transformer's own (mean for MiniLM)",
         "pair_features": False,
     }
