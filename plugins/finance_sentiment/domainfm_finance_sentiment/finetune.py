@@ -19,7 +19,9 @@ What the core engine's Trainer path does not offer and this recipe adds, all cho
   early stopping, ``intermediate_epochs``), and every seed then starts from those weights, head included.
   Intermediate rows whose text is also in the task's data are dropped first, so no validation or test sentence
   is ever trained on. Measured on PhraseBank 50agree validation (seed 42, lr 1.5e-4): 0.843 from MiniLM,
-  0.851 after one TFNS epoch, 0.855 after two.
+  0.851 after one TFNS epoch, 0.855 after two, 0.859 after four;
+- bf16 autocast under ``train.mixed_precision`` (:func:`domainfm.engine.precision.training_autocast`): on a CPU
+  with hardware bf16 a seed trains ~1.5x faster at the same validation accuracy.
 
 The artifact is a plain Hugging Face sequence-classification model (LoRA adapters merged), loadable by the
 engine's ``TextClassifierPredictor`` and by ``transformers.pipeline``; it is temperature-calibrated on
