@@ -120,7 +120,7 @@ def run_grading(args: argparse.Namespace) -> dict[str, Any]:
         f"device={args.device}", "train.early_stopping_patience=2", "train.save_total_limit=1",
         f"options.question_in_input={str(args.question).lower()}", f"train.eval_steps={eval_steps}",
         f"train.max_steps={max_steps}", f"options.int8_inference={str(args.int8).lower()}",
-        f"train.class_weights={args.class_weights}",
+        f"train.class_weights={args.class_weights}", f"train.mixed_precision={args.mixed_precision}",
     ]
     cfg = build_config(overrides=overrides, run_name=f"bench-{'smoke' if args.smoke else 'full'}-{int(time.time())}")
     runner = Runner(get_plugin_manager(), cfg)
@@ -354,6 +354,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="grade with int8 dynamically quantized linear layers on CPU")
     parser.add_argument("--class-weights", choices=["none", "balanced"], default="none",
                         help="grading: cross-entropy class weights (train.class_weights)")
+    parser.add_argument("--mixed-precision", choices=["auto", "bf16", "fp32"], default="auto",
+                        help="train.mixed_precision of the grader's fine-tuning (bf16: autocast on a CPU with bf16)")
     parser.add_argument("--kt-max-len", type=int, default=200)
     parser.add_argument("--kt-lr", type=float, default=3e-3)
     parser.add_argument("--dkt-epochs", type=int, default=5)
