@@ -85,7 +85,6 @@ def test_max_steps_and_budget_stop_training(tmp_path: Path, tiny_model_dir: Path
     assert artifact.metadata["per_seed"][0]["steps"] == 2
 
 
-
 def test_mixed_precision_bf16_trains_under_autocast(tmp_path: Path, tiny_model_dir: Path) -> None:
     from domainfm.engine.precision import bf16_is_fast
     from safetensors.torch import load_file
@@ -107,6 +106,7 @@ def test_mixed_precision_bf16_trains_under_autocast(tmp_path: Path, tiny_model_d
         pytest.skip("this CPU has no fast bf16: both runs trained in float32")
     moved = [k for k, v in weights["bf16"].items() if not np.allclose(v.numpy(), weights["fp32"][k].numpy(), atol=0)]
     assert moved  # the same seed and data in float32 gives other weights: autocast was on
+
 
 def test_inference_dtypes(tmp_path: Path, tiny_model_dir: Path) -> None:
     from domainfm.engine.text_classifier import TextClassifierPredictor
