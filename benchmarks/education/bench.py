@@ -4,7 +4,8 @@
     .venv/bin/python benchmarks/education/bench.py --part all --smoke                                 # minutes
 
 Parts write ``benchmarks/education/work/<part>.json``; every run then merges the parts present into
-``benchmarks/education/results.json`` (so grading and knowledge tracing can run at different times).
+``benchmarks/education/results.json`` (so grading and knowledge tracing can run at different times); a part
+without a file there keeps its figures from results.json.
 
 Grading: the cross-encoder (MiniLM, full fine-tuning on SciEntsBank + Beetle train, 10% of train held out
 for validation/early stopping/calibration/review threshold) and a TF-IDF + logistic regression baseline
@@ -307,25 +308,46 @@ def notes(figures: dict[str, Any]) -> list[str]:
     return out
 
 
+KT_KEY_PREFIXES = ("kt_", "dkt_", "recommendation_")  # figures of the kt part; the grading part has the rest
+MERGED_KEYS = ("date", "machine", "versions", "smoke", "commands", "dates", "command", "device", "targets", "notes")
+
+
+def part_figures(results: dict[str, Any], part: str) -> dict[str, Any]:
+    """One part's figures out of a merged results file."""
+    figures = {k: v for k, v in results.items() if k not in MERGED_KEYS}
+    is_kt = {k: k.startswith(KT_KEY_PREFIXES) for k in figures}
+    return {k: v for k, v in figures.items() if is_kt[k] == (part == "kt")}
+
+
 def merge(smoke: bool) -> Path:
-    """Merge the part files present into results.json (results-smoke.json under work/ for smoke runs)."""
+    """Merge the part files present into results.json (results-smoke.json under work/ for smoke runs).
+
+    A part with no file under work/ (a fresh checkout: work/ is not tracked) keeps its figures, command and date
+    from the results file already there, so rerunning one part never drops the other.
+    """
     from domainfm.io import atomic_write_json
 
     suffix = "-smoke" if smoke else ""
+    target = WORK / "results-smoke.json" if smoke else HERE / "results.json"
+    previous = json.loads(target.read_text()) if target.is_file() else {}
     merged: dict[str, Any] = {"date": datetime.now(timezone.utc).isoformat(), "machine": machine(),
                               "versions": versions(), "smoke": bool(smoke), "commands": {}, "dates": {}}
     for part in ("grading", "kt"):
         path = WORK / f"{part}{suffix}.json"
         if path.is_file():
             payload = json.loads(path.read_text())
-            merged["commands"][part] = payload["command"]
-            merged["dates"][part] = payload["date"]
-            merged.update(payload["figures"])
+        elif part in previous.get("commands", {}):
+            payload = {"command": previous["commands"][part], "date": previous["dates"][part],
+                       "figures": part_figures(previous, part)}
+        else:
+            continue
+        merged["commands"][part] = payload["command"]
+        merged["dates"][part] = payload["date"]
+        merged.update(payload["figures"])
     merged["command"] = " ; ".join(merged["commands"].values())
     merged["device"] = {"grading": merged.get("grading_device"), "kt": merged.get("kt_device")}
     merged["targets"] = targets(merged)
     merged["notes"] = notes(merged)
-    target = WORK / "results-smoke.json" if smoke else HERE / "results.json"
     atomic_write_json(target, merged)
     print(f"wrote {target}", flush=True)
     return target
