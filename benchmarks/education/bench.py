@@ -314,9 +314,8 @@ MERGED_KEYS = ("date", "machine", "versions", "smoke", "commands", "dates", "com
 
 def part_figures(results: dict[str, Any], part: str) -> dict[str, Any]:
     """One part's figures out of a merged results file."""
-    figures = {k: v for k, v in results.items() if k not in MERGED_KEYS}
-    is_kt = {k: k.startswith(KT_KEY_PREFIXES) for k in figures}
-    return {k: v for k, v in figures.items() if is_kt[k] == (part == "kt")}
+    return {k: v for k, v in results.items()
+            if k not in MERGED_KEYS and k.startswith(KT_KEY_PREFIXES) == (part == "kt")}
 
 
 def merge(smoke: bool) -> Path:

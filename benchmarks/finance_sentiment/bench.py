@@ -11,12 +11,13 @@ duplicate sentences dropped first); early stopping and calibration use validatio
 Ladder on 50agree: head-only (frozen MiniLM + logistic regression) → LoRA (r=8 on query/value) → full
 fine-tuning; all-agree with full fine-tuning. Full fine-tuning first trains on Twitter Financial News Sentiment
 (intermediate task, same three labels; rows whose text is in PhraseBank dropped; 4 epochs for 50agree, 2 for
-all-agree), its time counted in train_seconds, and runs under bf16 autocast (``train.mixed_precision=bf16``). Inference: the fine-tuned full model through the plugin's predictor (length-sorted batches of
-64) against ``transformers.pipeline("text-classification")`` called once per sentence, on the same test
-sentences, side by side. Monitor: a 1M-event JSONL stream (TFNS texts and
-labels with synthetic timestamps, topics and entities) through ``finance monitor`` in a subprocess (events/s,
-peak RSS), and alert precision/recall/delay on TFNS with injected surges, with true labels and with labels
-from a fine-tuned model that never trained on TFNS (the LoRA rung when the full rungs had the intermediate stage).
+all-agree), its time counted in train_seconds, and runs under bf16 autocast (``train.mixed_precision=bf16``).
+Inference: the fine-tuned full model through the plugin's predictor (length-sorted batches of 64) against
+``transformers.pipeline("text-classification")`` called once per sentence, on the same test sentences, side by
+side. Monitor: a 1M-event JSONL stream (TFNS texts and labels with synthetic timestamps, topics and entities)
+through ``finance monitor`` in a subprocess (events/s, peak RSS), and alert precision/recall/delay on TFNS with
+injected surges, with true labels and with labels from a fine-tuned model that never trained on TFNS (the LoRA
+rung when the full rungs had the intermediate stage).
 """
 
 from __future__ import annotations

@@ -295,8 +295,9 @@ def train_one_seed(model: Any, recipe: Recipe, seed: int, x: list[list[int]], y:
     started = time.perf_counter()
     model.to(device).train()
     autocast = training_autocast(device, recipe.mixed_precision)
+    device_type = device.split(":")[0]
     amp_dtype = getattr(torch, autocast) if autocast else torch.float32
-    scaler = torch.amp.GradScaler(device.split(":")[0], enabled=autocast == "float16")
+    scaler = torch.amp.GradScaler(device_type, enabled=autocast == "float16")
     stop = False
     while step < total and not stop:
         for idx in length_grouped_batches([len(e) for e in x], recipe.batch_size, rng):
@@ -306,7 +307,7 @@ def train_one_seed(model: Any, recipe: Recipe, seed: int, x: list[list[int]], y:
             for g, base in zip(opt.param_groups, base_lrs, strict=True):
                 g["lr"] = base * factor if step >= unfreeze_at[g["depth"]] else 0.0
             ids, mask = _pad(x, idx, pad_id)
-            with torch.autocast(device.split(":")[0], dtype=amp_dtype, enabled=autocast is not None):
+            with torch.autocast(device_type, dtype=amp_dtype, enabled=autocast is not None):
                 out = model(input_ids=ids.to(device), attention_mask=mask.to(device))
                 loss = torch.nn.functional.cross_entropy(out.logits.float(), labels_t[idx].to(device))
             scaler.scale(loss).backward()
