@@ -205,3 +205,41 @@ def test_training_autocast_by_setting_and_device(monkeypatch: pytest.MonkeyPatch
     assert training_autocast("cuda:0", "bf16") is None
     with pytest.raises(ConfigError, match="train.mixed_precision: 'fp8'"):
         training_autocast("cpu", "fp8")
+
+
+def test_bf16_without_hardware_support_warns_once_per_device(monkeypatch: pytest.MonkeyPatch,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
+    import domainfm.engine.precision as precision
+
+    monkeypatch.setattr(precision, "bf16_is_fast", lambda device: False)
+    monkeypatch.setattr(precision, "_warned_no_bf16", set())
+    with caplog.at_level("WARNING", logger="domainfm.engine.precision"):
+        for _ in range(3):  # e.g. three soup seeds and the artifact's metadata
+            assert precision.training_autocast("cpu", "bf16") is None
+    assert sum("no fast bf16 matmuls" in r.getMessage() for r in caplog.records) == 1
+
+
+@pytest.mark.parametrize("dtype", [None, "bfloat16", "float16"])
+def test_training_amp_takes_clipped_steps_at_each_precision(dtype: str | None) -> None:
+    import torch
+
+    from domainfm.engine.precision import TrainingAmp
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 2)
+    before = model.weight.detach().clone()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    amp = TrainingAmp("cpu", dtype)
+    assert amp.scaler.is_enabled() == (dtype == "float16")  # bfloat16 and float32 need no loss scaling
+    for _ in range(30):  # float16: the scaler skips the steps whose scaled gradients overflow, then scales down
+        optimizer.zero_grad()
+        with amp.autocast():
+            out = model(torch.randn(8, 4) * 2)
+            assert out.dtype == (getattr(torch, dtype) if dtype else torch.float32)
+            loss = out.float().pow(2).mean()
+        amp.backward_step(loss, optimizer, clip_parameters=model.parameters(), max_norm=0.5)
+        if not torch.equal(model.weight, before):
+            break
+    assert torch.isfinite(model.weight).all() and not torch.equal(model.weight, before)
+    grad_norm = torch.cat([p.grad.flatten() for p in model.parameters()]).norm().item()
+    assert grad_norm <= 0.5 + 1e-4  # the step that was taken used clipped, unscaled gradients

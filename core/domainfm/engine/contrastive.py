@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from domainfm.engine.precision import TrainingAmp
 from domainfm.errors import DataError
 
 DEFAULT_STEPS = 100
@@ -83,9 +84,7 @@ def tune(
     optimizer = torch.optim.AdamW(encoder.parameters(), lr=learning_rate, weight_decay=0.01)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / WARMUP_STEPS))
     target = torch.arange(per_step, device=device)
-    device_type = device.split(":")[0]
-    amp_dtype = getattr(torch, autocast) if autocast else torch.float32
-    scaler = torch.amp.GradScaler(device_type, enabled=autocast == "float16")
+    amp = TrainingAmp(device, autocast)
     checkpoints = set(evaluation_steps(steps, eval_every)) if score is not None else set()
     scores: dict[int, float] = {}
     best: tuple[float, int, dict[str, Any] | None] = (-np.inf, steps, None)
@@ -110,14 +109,12 @@ def tune(
         pairs = [rng.sample(groups[label], 2) for label in chosen]
         features = encoder.preprocess([a for a, _ in pairs] + [p for _, p in pairs])
         features = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in features.items()}
-        with torch.autocast(device_type, dtype=amp_dtype, enabled=autocast is not None):
+        with amp.autocast():
             sentence = encoder(features)["sentence_embedding"]
         embeddings = torch.nn.functional.normalize(sentence.float(), p=2, dim=1)
         logits = SCALE * embeddings[:per_step] @ embeddings[per_step:].T
         loss = (torch.nn.functional.cross_entropy(logits, target) + torch.nn.functional.cross_entropy(logits.T, target)) / 2
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
+        amp.backward_step(loss, optimizer)
         schedule.step()
         optimizer.zero_grad(set_to_none=True)
     encoder.eval()

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DTYPES = ("float32", "bfloat16", "int8", "int8-ort")
+_warned_no_bf16: set[str] = set()  # devices whose bf16 fallback was already logged
 
 
 def bf16_is_fast(device: str) -> bool:
@@ -59,9 +60,44 @@ def training_autocast(device: str, setting: str = "auto") -> str | None:
     if bf16_is_fast(device):
         return "bfloat16"
     if setting == "bf16":
-        log.warning("train.mixed_precision=bf16: %s has no fast bf16 matmuls; training in float32", device)
+        if device not in _warned_no_bf16:  # once per device, not once per seed or stage
+            _warned_no_bf16.add(device)
+            log.warning("train.mixed_precision=bf16: %s has no fast bf16 matmuls; training in float32", device)
         return None
     return "float16"
+
+
+class TrainingAmp:
+    """Autocast and gradient scaling for a hand-written training loop, from a :func:`training_autocast` dtype.
+
+    ``with amp.autocast(): loss = ...`` then ``amp.backward_step(loss, optimizer)``; the scaler is only enabled
+    for float16 (bfloat16 and float32 need none), so the same loop runs unchanged at every precision.
+    """
+
+    def __init__(self, device: str, dtype: str | None) -> None:
+        import torch
+
+        self.dtype = dtype
+        self.device_type = str(device).split(":")[0]
+        self._torch_dtype = getattr(torch, dtype) if dtype else torch.float32
+        self.scaler = torch.amp.GradScaler(self.device_type, enabled=dtype == "float16")
+
+    def autocast(self) -> Any:
+        import torch
+
+        return torch.autocast(self.device_type, dtype=self._torch_dtype, enabled=self.dtype is not None)
+
+    def backward_step(self, loss: Any, optimizer: Any, clip_parameters: Any = None, max_norm: float = 1.0) -> None:
+        """Backward pass and optimiser step (gradients unscaled first, then clipped to ``max_norm`` when
+        ``clip_parameters`` is given)."""
+        import torch
+
+        self.scaler.scale(loss).backward()
+        if clip_parameters is not None:
+            self.scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(clip_parameters, max_norm)
+        self.scaler.step(optimizer)
+        self.scaler.update()
 
 
 def precision_for_device(dtype: str, device: str) -> str:

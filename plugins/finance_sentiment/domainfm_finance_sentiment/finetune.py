@@ -48,7 +48,7 @@ from domainfm.engine.calibration import (
 from domainfm.engine.classifier_predictor import (
     KIND_HF,  # the engine's artifact kind: its predictor loads ours
 )
-from domainfm.engine.precision import training_autocast
+from domainfm.engine.precision import TrainingAmp, training_autocast
 from domainfm.io import atomic_directory
 from domainfm.models import resolve_model
 from domainfm.types import Artifact, DataBundle, RunContext
@@ -294,10 +294,7 @@ def train_one_seed(model: Any, recipe: Recipe, seed: int, x: list[list[int]], y:
     step = 0
     started = time.perf_counter()
     model.to(device).train()
-    autocast = training_autocast(device, recipe.mixed_precision)
-    device_type = device.split(":")[0]
-    amp_dtype = getattr(torch, autocast) if autocast else torch.float32
-    scaler = torch.amp.GradScaler(device_type, enabled=autocast == "float16")
+    amp = TrainingAmp(device, training_autocast(device, recipe.mixed_precision))
     stop = False
     while step < total and not stop:
         for idx in length_grouped_batches([len(e) for e in x], recipe.batch_size, rng):
@@ -307,14 +304,10 @@ def train_one_seed(model: Any, recipe: Recipe, seed: int, x: list[list[int]], y:
             for g, base in zip(opt.param_groups, base_lrs, strict=True):
                 g["lr"] = base * factor if step >= unfreeze_at[g["depth"]] else 0.0
             ids, mask = _pad(x, idx, pad_id)
-            with torch.autocast(device_type, dtype=amp_dtype, enabled=autocast is not None):
+            with amp.autocast():
                 out = model(input_ids=ids.to(device), attention_mask=mask.to(device))
                 loss = torch.nn.functional.cross_entropy(out.logits.float(), labels_t[idx].to(device))
-            scaler.scale(loss).backward()
-            scaler.unscale_(opt)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            scaler.step(opt)
-            scaler.update()
+            amp.backward_step(loss, opt, clip_parameters=model.parameters(), max_norm=1.0)
             opt.zero_grad(set_to_none=True)
             step += 1
             if step % eval_steps == 0 or step == total:
