@@ -356,9 +356,9 @@ class PiiScanner:
         ner: list[list[tuple[PiiSpan, int]]] = [[] for _ in texts]
         if self.ner_used:
             chosen = [i for i, t in enumerate(texts) if ner_if is None or ner_if(t)]
-            for i, spans in zip(chosen, self._ner_spans([texts[i] for i in chosen], batch_size)):
+            for i, spans in zip(chosen, self._ner_spans([texts[i] for i in chosen], batch_size), strict=True):
                 ner[i] = spans
-        return [self._find(t, n) for t, n in zip(texts, ner)]
+        return [self._find(t, n) for t, n in zip(texts, ner, strict=True)]
 
     def _find(self, text: str, ner_spans: list[tuple[PiiSpan, int]]) -> list[PiiSpan]:
         text = _as_text(text)
@@ -386,7 +386,7 @@ class PiiScanner:
             score_threshold=NER_MIN_SCORE,
         )
         out: list[list[tuple[PiiSpan, int]]] = []
-        for text, found in zip(texts, results):
+        for text, found in zip(texts, results, strict=True):
             out.append(
                 [
                     (PiiSpan(r.entity_type, r.start, r.end, text[r.start : r.end], float(r.score)), 30)
@@ -421,7 +421,7 @@ class PiiScanner:
         by_kind: dict[str, int] = {}
         examples: list[str] = []
         n_with = 0
-        for text, spans in zip(items, found):
+        for text, spans in zip(items, found, strict=True):
             if not spans:
                 continue
             n_with += 1

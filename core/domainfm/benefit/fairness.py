@@ -74,7 +74,7 @@ def group_gap(
     if not mask.any():
         return GroupGap(None, desc, reason="no automated items at this operating point")
     names, counts = np.unique(groups[mask], return_counts=True)
-    sizes = {str(n): int(c) for n, c in zip(names, counts)}
+    sizes = {str(n): int(c) for n, c in zip(names, counts, strict=True)}
     eligible = {n for n, c in sizes.items() if c >= min_group_size}
     excluded = {n: c for n, c in sizes.items() if n not in eligible}
     if len(eligible) < 2:

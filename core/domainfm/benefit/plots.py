@@ -118,7 +118,7 @@ def group_svgs(report: BenefitReport) -> list[tuple[str, str]]:
         fig = _figure(6.4, max(2.2, 0.35 * len(names) + 1.2))
         ax = fig.add_subplot()
         bars = ax.barh(names, values, color=_COLOURS[0])
-        for bar, s in zip(bars, stats.values()):
+        for bar, s in zip(bars, stats.values(), strict=True):
             label = "n/a" if s.key_metric is None else f"{s.key_metric:.3f}"
             ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2,
                     f" {label} (n={s.n_automated}/{s.n})", va="center", fontsize=7)
@@ -143,7 +143,7 @@ def resource_svg(report: BenefitReport) -> str | None:
     fractions = [max(r[1], 1e-9) for r in rows]
     colours = ["#d62728" if f > 1 else _COLOURS[2] for f in fractions]
     bars = ax.barh([r[0] for r in rows], fractions, color=colours)
-    for bar, (_name, _f, value, limit, unit) in zip(bars, rows):
+    for bar, (_name, _f, value, limit, unit) in zip(bars, rows, strict=True):
         ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, f" {value:.4g} / {limit:.4g} {unit}",
                 va="center", fontsize=7)
     ax.axvline(1.0, color="black", lw=1)

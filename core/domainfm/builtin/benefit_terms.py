@@ -168,7 +168,7 @@ def scan_texts(scanner: Any, texts: list[Any], max_examples: int = 5) -> dict[st
         kinds = {span.kind for spans in spans_of_item for span in spans}
         n_identifier += bool(kinds & IDENTIFIER_KINDS)
         n_name += bool(kinds & NAME_KINDS)
-        for text, spans in zip(item, spans_of_item):
+        for text, spans in zip(item, spans_of_item, strict=True):
             for span in spans:
                 by_kind[span.kind] = by_kind.get(span.kind, 0) + 1
             if spans and len(examples) < max_examples:

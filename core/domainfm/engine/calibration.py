@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -149,7 +150,7 @@ class Calibrator:
             raise ValueError("a vector calibrator needs a scale and a bias of the same length")
         if self.kind == "top_isotonic":
             x, y = self.knots_x, self.knots_y
-            if not x or y is None or len(x) != len(y) or any(b < a for a, b in zip(x, x[1:])):
+            if not x or y is None or len(x) != len(y) or any(b < a for a, b in pairwise(x)):
                 raise ValueError(
                     "a top_isotonic calibrator needs knots_x (non-decreasing) and knots_y of the same length"
                 )

@@ -127,7 +127,7 @@ EPONYMS = frozenset(
         "cheyne", "stokes", "babinski", "glasgow", "apgar", "kaplan", "meier", "cox", "fisher", "student",
         "wilcoxon", "mann", "whitney", "pearson", "spearman", "bonferroni", "kruskal", "wallis", "doppler",
         "holter", "swan", "ganz", "foley", "papanicolaou", "pap", "gram", "giemsa", "western", "southern",
-        "northern", "hartmann", "whipple", "roux", "billroth", "nissen", "heller", "hodgkin's", "ludwig",
+        "northern", "hartmann", "roux", "billroth", "nissen", "heller", "hodgkin's", "ludwig",
         "mallory", "weiss", "merkel", "langerhans", "schwann", "purkinje", "kupffer", "leydig", "sertoli",
     }
 )
