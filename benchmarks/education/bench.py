@@ -85,6 +85,27 @@ def probe_train_rate(pairs: Any, base: str, max_length: int, batch_size: int, st
     return steps * batch_size / (time.perf_counter() - started)
 
 
+def grader_training_record(artifact: Any) -> dict[str, Any]:
+    """Epochs, optimiser steps and autocast of the grader's training; for an ensemble, its members' (each trained
+    like a single grader), with each member's validation macro-F1, time and steps under ``grading_ensemble``."""
+    from domainfm.types import Artifact
+
+    members = [Artifact.load(Path(artifact.path) / str(m)).metadata for m in artifact.metadata.get("members") or []]
+    trained = members[0] if members else artifact.metadata
+    return {
+        "grading_epochs_run": trained.get("epochs_run"),
+        "grading_optimizer_steps": trained.get("global_step"),
+        "grading_training_autocast": trained.get("training_autocast"),
+        "grading_ensemble": {
+            "members": len(members), "seeds": artifact.metadata.get("member_seeds"),
+            "member_best_validation_macro_f1": [m.get("best_validation_macro_f1") for m in members],
+            "member_train_seconds": [m.get("train_seconds") for m in members],
+            "member_optimizer_steps": [m.get("global_step") for m in members],
+            "combination": artifact.metadata.get("combination"),
+        } if members else None,
+    }
+
+
 def run_grading(args: argparse.Namespace) -> dict[str, Any]:
     import numpy as np
     from sklearn.metrics import accuracy_score, f1_score
@@ -122,6 +143,7 @@ def run_grading(args: argparse.Namespace) -> dict[str, Any]:
         f"options.question_in_input={str(args.question).lower()}", f"train.eval_steps={eval_steps}",
         f"train.max_steps={max_steps}", f"options.int8_inference={str(args.int8).lower()}",
         f"train.class_weights={args.class_weights}", f"train.mixed_precision={args.mixed_precision}",
+        f"train.ensemble_size={args.ensemble_size}",
     ]
     cfg = build_config(overrides=overrides, run_name=f"bench-{'smoke' if args.smoke else 'full'}-{int(time.time())}")
     runner = Runner(get_plugin_manager(), cfg)
@@ -138,8 +160,7 @@ def run_grading(args: argparse.Namespace) -> dict[str, Any]:
         "grading_device": predictor.device,
         "grading_train_seconds": train_seconds,
         "grading_train_examples": len(data.split("train")),
-        "grading_epochs_run": artifact.metadata.get("epochs_run"),
-        "grading_optimizer_steps": artifact.metadata.get("global_step"),
+        **grader_training_record(artifact),
         "grading_settings": {"epochs": args.epochs, "batch_size": args.batch_size, "max_length": args.max_length,
                              "learning_rate": args.lr, "mode": "full", "base_model": cfg.model.base or artifact.base_model,
                              "input": "[CLS] closest reference" + (" [SEP] question" if args.question else "")
@@ -151,6 +172,8 @@ def run_grading(args: argparse.Namespace) -> dict[str, Any]:
                              "probed_train_examples_per_second": rate,
                              "int8_inference": bool(args.int8),
                              "class_weights": args.class_weights,
+                             "ensemble_size": args.ensemble_size,
+                             "mixed_precision": args.mixed_precision,
                              "eval_steps": eval_steps,
                              "early_stopping": "validation macro-F1 every eval_steps, patience 2, best checkpoint kept",
                              "train": "SciEntsBank + Beetle train (90%), validation 10% of train (stratified, seeded)"},
@@ -298,10 +321,13 @@ def notes(figures: dict[str, Any]) -> list[str]:
     out = []
     if "grading_settings" in figures:
         g = figures["grading_settings"]
+        ensemble = figures.get("grading_ensemble") or {}
+        each = f" each, {ensemble['members']} members (seeds {ensemble.get('seeds')})" if ensemble else ""
         out.append(f"grading: MiniLM fine-tuned for {figures.get('grading_optimizer_steps')} steps of "
-                   f"{g.get('batch_size')} ({figures.get('grading_epochs_run')} epochs; budget "
+                   f"{g.get('batch_size')} ({figures.get('grading_epochs_run')} epochs{each}; budget "
                    f"{g.get('train_seconds_budget')} s of training on this CPU); validation macro-F1 (best "
-                   f"checkpoint) {figures.get('grading_best_validation_macro_f1')}")
+                   f"checkpoint{', of the averaged members' if ensemble else ''}) "
+                   f"{figures.get('grading_best_validation_macro_f1')}")
     if "kt_auc" in figures and "kt_blend_akt_weight" not in figures:
         out.append("kt: figures from a run of an earlier bench.py, in which kt_auc is the AKT-style model alone "
                    "(no validation-chosen blend with DKT); the blend of the current code has not been run")
@@ -377,6 +403,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="grading: cross-entropy class weights (train.class_weights)")
     parser.add_argument("--mixed-precision", choices=["auto", "bf16", "fp32"], default="auto",
                         help="train.mixed_precision of the grader's fine-tuning (bf16: autocast on a CPU with bf16)")
+    parser.add_argument("--ensemble-size", type=int, default=1,
+                        help="grading: train.ensemble_size (members with seeds seed+i, probabilities averaged)")
     parser.add_argument("--kt-max-len", type=int, default=200)
     parser.add_argument("--kt-lr", type=float, default=3e-3)
     parser.add_argument("--dkt-epochs", type=int, default=5)
