@@ -57,6 +57,17 @@ def minutes_left(args: argparse.Namespace) -> float | None:
     return (args.finish_by - datetime.now(timezone.utc)).total_seconds() / 60.0
 
 
+# minutes each part took on the 2-core benchmark machine (results.json part_seconds, 2026-11-29 / 2026-12-04)
+PART_MINUTES = {"8shot_draw": 3.7, "retrieval": 3.0, "encode": 0.5, "lpft": 7.5}
+
+
+def reserve_after_full(parts: list[str], fewshot_draws: int) -> float:
+    """Minutes ``--finish-by`` keeps after full fine-tuning: its test prediction (1.5) plus the parts run after it."""
+    after = parts[parts.index("full") + 1:] if "full" in parts else []
+    return 1.5 + sum(PART_MINUTES["8shot_draw"] * fewshot_draws if p == "8shot" else PART_MINUTES.get(p, 0.0)
+                     for p in after)
+
+
 def probe_step_seconds(max_length: int, batch_size: int) -> float:
     """Seconds per optimiser step of MiniLM sequence classification at this batch size, measured now."""
     import torch
@@ -712,7 +723,9 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--finish-by", type=lambda v: datetime.fromisoformat(v), default=None,
                         help="UTC deadline (ISO): training steps are capped from a measured step time to finish by then")
-    parser.add_argument("--reserve-minutes", type=float, default=9.0, help="minutes kept after full fine-tuning (test prediction and the parts after it)")
+    parser.add_argument("--reserve-minutes", type=float, default=None,
+                        help="minutes kept after full fine-tuning (default: test prediction plus the parts after it, "
+                             "from their measured durations)")
     parser.add_argument("--fresh", action="store_true", help="start the results file afresh")
     parser.add_argument("--out", default=None, help="output JSON (default results.json, results.smoke.json for --smoke)")
     args = parser.parse_args()
@@ -732,6 +745,8 @@ def main() -> None:
         if args.fresh:
             results = {}
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
+    if args.reserve_minutes is None:
+        args.reserve_minutes = reserve_after_full(parts, args.fewshot_draws)
     if "8shot" in parts:  # the older protocol's separate selection part (now inside model.mode=contrastive)
         results.pop("8shot_selection", None)
         for key in ("commands_per_part", "part_seconds", "dates_per_part"):
@@ -744,7 +759,7 @@ def main() -> None:
         "device": describe_device(device),
         "smoke": args.smoke,
         "torch_threads": args.threads,
-        "budget_note": "sized for one ~25-minute hold of the shared lock on 2 busy CPU cores: 1 torch thread (2 threads "
+        "budget_note": "sized for one ~40-minute hold of the shared lock on 2 busy CPU cores: 1 torch thread (2 threads "
                        "measured several times slower on the contended CPU), max_length 64 with dynamic padding "
                        "(BANKING77 utterances average 16 tokens), --finish-by caps full fine-tuning steps from a "
                        "step time measured at the start of the part",
