@@ -193,9 +193,9 @@ def _strings_of(value: Any) -> list[str]:
     text = value if isinstance(value, str) else str(value)
     if text.lstrip().startswith("{"):
         try:
-            from domainfm.privacy import _json_strings
+            from domainfm.privacy.files import json_strings
 
-            return _json_strings(json.loads(text))
+            return json_strings(json.loads(text))
         except ValueError:
             pass
     return [text]
