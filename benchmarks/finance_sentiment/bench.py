@@ -97,6 +97,12 @@ def subsample(data: Any, n_train: int | None) -> Any:
     return data
 
 
+def interval_figures(metrics: dict[str, float]) -> dict[str, list[float]]:
+    """``accuracy_ci95`` / ``macro_f1_ci95``: the evaluation's 95 % bootstrap intervals over the test items."""
+    return {f"{name}_ci95": [round(metrics[f"{name}_ci95_low"], 4), round(metrics[f"{name}_ci95_high"], 4)]
+            for name in ("accuracy", "macro_f1") if f"{name}_ci95_low" in metrics}
+
+
 def train_eval(source: str, mode: str, epochs: float, lr: float | None, max_length: int, n_train: int | None,
                extra: list[str]) -> tuple[dict[str, Any], Any]:
     """Train one rung and evaluate it on test; returns (figures, predictor)."""
@@ -118,6 +124,7 @@ def train_eval(source: str, mode: str, epochs: float, lr: float | None, max_leng
         "accuracy": round(ev.metrics["accuracy"], 4),
         "macro_f1": round(ev.metrics["macro_f1"], 4),
         "ece": round(ev.metrics["ece"], 4),
+        **interval_figures(ev.metrics),
         "train_seconds": round(train_seconds, 1),
         "train_examples": len(data.tables["train"]),
         "test_examples": ev.n_items,
@@ -288,7 +295,10 @@ def targets(results: dict[str, Any]) -> dict[str, Any]:
     """The issue's targets against what this run measured (missing figures count as not met)."""
 
     def row(target: str, key: str, measured: Any, ok: bool | None) -> dict[str, Any]:
-        return {"target": target, "key": key, "measured": measured, "met": bool(ok) if measured is not None else False}
+        out = {"target": target, "key": key, "measured": measured, "met": bool(ok) if measured is not None else False}
+        if results.get(f"{key}_ci95"):  # reported beside the point estimate, which alone decides "met"
+            out["measured_ci95"] = results[f"{key}_ci95"]
+        return out
 
     acc50, acc_all = results.get("accuracy_50agree"), results.get("accuracy_allagree")
     train_s, speed = results.get("train_seconds"), results.get("speedup_vs_pipeline")
@@ -394,6 +404,7 @@ def main() -> None:
         results["device"] = ladder["full"]["device"]
         results["accuracy_50agree"] = ladder["full"]["accuracy"]
         results["macro_f1_50agree"] = ladder["full"]["macro_f1"]
+        results["accuracy_50agree_ci95"] = ladder["full"].get("accuracy_ci95")
         results["train_seconds"] = ladder["full"]["train_seconds"]
         save()
     if full_pred is not None and fits("speed"):
@@ -420,6 +431,7 @@ def main() -> None:
         results["allagree_full"] = figures
         results["accuracy_allagree"] = figures["accuracy"]
         results["macro_f1_allagree"] = figures["macro_f1"]
+        results["accuracy_allagree_ci95"] = figures.get("accuracy_ci95")
         results["train_seconds_allagree"] = figures["train_seconds"]
         save()
     trained = {"full": full_pred}

@@ -278,18 +278,29 @@ def _terms_table(report: BenefitReport) -> str:
             "<th>assumptions</th><th>from</th></tr>" + "".join(rows) + "</table>")
 
 
+_INTERVAL_ENDS = ("_ci95_low", "_ci95_high")
+
+
+def _metric_cell(metrics: dict[str, float], name: str) -> str:
+    """The metric, with its 95 % interval when the evaluation measured one (``<name>_ci95_low/high``)."""
+    low, high = (metrics.get(name + end) for end in _INTERVAL_ENDS)
+    interval = f" [{_fmt(low)}, {_fmt(high)}]" if low is not None and high is not None else ""
+    return f"<td class='num'>{_fmt(metrics.get(name))}{interval}</td>"
+
+
 def _metrics_table(report: BenefitReport) -> str:
     names: list[str] = []
     for m in report.metrics.values():
-        names += [k for k in m if k not in names]
+        names += [k for k in m if k not in names and not k.endswith(_INTERVAL_ENDS)]
     if not names:
         return ""
     head = "".join(f"<th>{escape(n)}</th>" for n in names)
     rows = "".join(
-        f"<tr><td>{escape(v)}</td>" + "".join(f"<td class='num'>{_fmt(m.get(n))}</td>" for n in names) + "</tr>"
+        f"<tr><td>{escape(v)}</td>" + "".join(_metric_cell(m, n) for n in names) + "</tr>"
         for v, m in report.metrics.items()
     )
-    return f"<h3>Evaluation metrics</h3><table><tr><th>variant</th>{head}</tr>{rows}</table>"
+    return (f"<h3>Evaluation metrics</h3><p>Brackets: 95 % bootstrap interval over the test items.</p>"
+            f"<table><tr><th>variant</th>{head}</tr>{rows}</table>")
 
 
 def _resources_table(report: BenefitReport) -> str:

@@ -16,7 +16,7 @@ from domainfm.engine.calibration import expected_calibration_error, risk_coverag
 from domainfm.engine.classifier_predictor import TextClassifierPredictor
 from domainfm.errors import DataError
 from domainfm.io import atomic_write_json
-from domainfm.metrics import classification_metrics, top_k_accuracy
+from domainfm.metrics import INTERVAL_KEYS, classification_metrics, top_k_accuracy
 from domainfm.types import Curve, DataBundle, Evaluation, Outcomes
 
 
@@ -85,7 +85,8 @@ def evaluate_text_classifier(
     report = classification_metrics([labels[i] for i in y], [labels[i] for i in y_hat], labels)
     confidence = probs.max(1)
     correct = (y_hat == np.asarray(y)).astype(float)
-    metrics = {k: report[k] for k in ("accuracy", "macro_f1", "weighted_f1", "macro_precision", "macro_recall")}
+    metrics = {k: report[k] for k in ("accuracy", "macro_f1", "weighted_f1", "macro_precision", "macro_recall",
+                                      *INTERVAL_KEYS)}
     metrics["ece"] = expected_calibration_error(probs, y)
     metrics["top3_accuracy"] = top_k_accuracy(probs, y, 3)
     threshold = predictor.threshold

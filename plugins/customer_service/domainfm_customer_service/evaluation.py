@@ -63,7 +63,7 @@ def automation_curve(confidence: np.ndarray, quality: np.ndarray) -> Curve:
 
 def evaluate_assistant(assistant: Any, data: DataBundle, split: str, *, baselines: bool = True) -> Evaluation:
     """Evaluate a :class:`~domainfm_customer_service.assistant.CustomerServiceAssistant` on ``split``."""
-    from domainfm.metrics import classification_metrics
+    from domainfm.metrics import INTERVAL_KEYS, classification_metrics
 
     table = data.split(split)
     texts = [str(t) for t in table["text"]]
@@ -75,7 +75,7 @@ def evaluate_assistant(assistant: Any, data: DataBundle, split: str, *, baseline
     predicted = [a["predicted_label"] for a in answers]
     labels = list(assistant.labels)
     report = classification_metrics(truth, predicted, labels)
-    metrics: dict[str, float] = {k: report[k] for k in ("accuracy", "macro_f1", "weighted_f1")}
+    metrics: dict[str, float] = {k: report[k] for k in ("accuracy", "macro_f1", "weighted_f1", *INTERVAL_KEYS)}
 
     confidence = np.array([a["confidence"] for a in answers])
     answer_intent = [a["answer_intent"] if a["answer"] is not None else a["intent"] for a in answers]

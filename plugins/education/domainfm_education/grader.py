@@ -391,11 +391,12 @@ def quadratic_weighted_kappa(y_true: Sequence[int], y_pred: Sequence[int]) -> fl
 
 def grading_metrics(labels: Sequence[str], y: np.ndarray, probs: np.ndarray) -> dict[str, Any]:
     """Accuracy, macro-/weighted-F1 (and QWK for point scores) of best-match predictions."""
-    from domainfm.metrics import classification_metrics
+    from domainfm.metrics import INTERVAL_KEYS, classification_metrics
 
     y_hat = probs.argmax(1)
     report = classification_metrics([labels[i] for i in y], [labels[i] for i in y_hat], list(labels))
-    metrics = {k: float(report[k]) for k in ("accuracy", "macro_f1", "weighted_f1", "macro_precision", "macro_recall")}
+    metrics = {k: float(report[k]) for k in ("accuracy", "macro_f1", "weighted_f1", "macro_precision", "macro_recall",
+                                             *INTERVAL_KEYS)}
     if all(name.isdigit() for name in labels):
         points = [int(n) for n in labels]
         metrics["qwk"] = quadratic_weighted_kappa([points[i] for i in y], [points[i] for i in y_hat])
