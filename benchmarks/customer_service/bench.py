@@ -138,6 +138,12 @@ def _core_fit_and_test(args: argparse.Namespace, device: str, bundle: Any, overr
     return artifact, report, train_s, predict_s
 
 
+def ci95(report: dict[str, Any], name: str = "accuracy") -> list[float] | None:
+    """The report's 95 % bootstrap interval of ``name`` over the test items (``domainfm.metrics``)."""
+    low, high = report.get(f"{name}_ci95_low"), report.get(f"{name}_ci95_high")
+    return None if low is None or high is None else [round(low, 4), round(high, 4)]
+
+
 def bench_intent_full(args: argparse.Namespace, device: str) -> dict[str, Any]:
     """BANKING77 on full data through the core engine, official test split: the frozen-encoder
     logistic-regression head (mode=head, C chosen on validation macro-F1) and full fine-tuning (mode=full)."""
@@ -192,6 +198,7 @@ def bench_intent_full(args: argparse.Namespace, device: str) -> dict[str, Any]:
         "macro_f1_full": report["macro_f1"],
         "accuracy_full_ft": report["accuracy"],
         "macro_f1_full_ft": report["macro_f1"],
+        "accuracy_full_ft_ci95": ci95(report),
         "full_settings": {
             "method": "core engine fine_tune_text_classifier, mode=full (all weights; BertForSequenceClassification "
                       "on the MiniLM body), HF Trainer, dynamic padding, length-grouped batches, linear warm-up 6% "
@@ -226,6 +233,7 @@ def bench_intent_lpft(args: argparse.Namespace, device: str) -> dict[str, Any]:
     return {
         "accuracy_full_lpft": report["accuracy"],
         "macro_f1_full_lpft": report["macro_f1"],
+        "accuracy_full_lpft_ci95": ci95(report),
         "lpft_settings": {
             "method": "core engine fine_tune_text_classifier, mode=lpft: logistic-regression probe on frozen MiniLM "
                       "embeddings (C by validation macro-F1), then all weights fine-tuned under it (cross-entropy "
@@ -256,6 +264,7 @@ def choose_full_variant(results: dict[str, Any]) -> None:
     best = max(candidates, key=lambda k: candidates[k][0])
     _, acc_key, f1_key = candidates[best]
     results["accuracy_full"], results["macro_f1_full"] = results[acc_key], results[f1_key]
+    results["accuracy_full_ci95"] = results.get(f"{acc_key}_ci95")
     results["full_variant_choice"] = {
         "chosen": best, "rule": "higher validation accuracy (stratified 10% of the official train split)",
         "validation_accuracy": {k: v[0] for k, v in candidates.items()},
@@ -333,7 +342,7 @@ def bench_intent_8shot_draw(args: argparse.Namespace, device: str, seed: int) ->
     artifact, report, train_s, predict_s = _core_fit_and_test(args, device, bundle, overrides)
     meta = artifact.metadata
     return {
-        "seed": seed, "accuracy": report["accuracy"], "macro_f1": report["macro_f1"],
+        "seed": seed, "accuracy": report["accuracy"], "macro_f1": report["macro_f1"], "accuracy_ci95": ci95(report),
         "frozen_logreg_accuracy": float(accuracy_score(y_test, pred)),
         "frozen_logreg_macro_f1": float(f1_score(y_test, pred, average="macro")),
         "frozen_logreg_seconds": round(frozen_s, 1),

@@ -106,6 +106,24 @@ def grader_training_record(artifact: Any) -> dict[str, Any]:
     }
 
 
+def existing_grader(path: Path, args: argparse.Namespace) -> Any:
+    """A grader trained by an earlier run (``--grader``), checked against this command's flags, so that the
+    settings recorded with its figures are the ones it was trained with."""
+    from domainfm.errors import ConfigError
+    from domainfm.types import Artifact
+
+    artifact = Artifact.load(path)
+    meta = artifact.metadata
+    expected = {"ensemble_size": (args.ensemble_size, meta.get("ensemble_size", 1)),
+                "max_length": (args.max_length, meta.get("max_length")),
+                "int8_inference": (bool(args.int8), meta.get("int8_inference"))}
+    wrong = {k: v for k, v in expected.items() if v[1] is not None and v[0] != v[1]}
+    if artifact.domain != "education" or wrong:
+        raise ConfigError(f"--grader {path}: domain {artifact.domain!r}; flags (this command, artifact) that differ: "
+                          f"{wrong}; pass the flags of the command that trained it")
+    return artifact
+
+
 def run_grading(args: argparse.Namespace) -> dict[str, Any]:
     import numpy as np
     from sklearn.metrics import accuracy_score, f1_score
@@ -128,7 +146,9 @@ def run_grading(args: argparse.Namespace) -> dict[str, Any]:
     steps_per_epoch = -(-len(data.split("train")) // args.batch_size)
     max_steps = int(steps_per_epoch * args.epochs)
     rate = None
-    if args.grading_train_seconds and not args.smoke:
+    if args.grader:
+        pass  # evaluated as trained: no step-rate probe
+    elif args.grading_train_seconds and not args.smoke:
         # size training to the time budget on this machine (the CPU is shared): a probe of the step rate
         rate = probe_train_rate(pair_table(data.split("train")), "sentence-transformers/all-MiniLM-L6-v2",
                                 args.max_length, args.batch_size)
@@ -148,9 +168,13 @@ def run_grading(args: argparse.Namespace) -> dict[str, Any]:
     cfg = build_config(overrides=overrides, run_name=f"bench-{'smoke' if args.smoke else 'full'}-{int(time.time())}")
     runner = Runner(get_plugin_manager(), cfg)
     ctx = runner.context("education")
-    started = time.perf_counter()
-    artifact = train_grader(ctx, data)
-    train_seconds = time.perf_counter() - started
+    if args.grader:
+        artifact = existing_grader(Path(args.grader), args)
+        train_seconds = artifact.metadata.get("train_seconds")
+    else:
+        started = time.perf_counter()
+        artifact = train_grader(ctx, data)
+        train_seconds = time.perf_counter() - started
     predictor = GraderPredictor.load(artifact, ctx.device)
     started = time.perf_counter()
     baseline = TfidfGrader(seed=seed).fit(data.split("train"))
@@ -175,6 +199,7 @@ def run_grading(args: argparse.Namespace) -> dict[str, Any]:
                              "ensemble_size": args.ensemble_size,
                              "mixed_precision": args.mixed_precision,
                              "eval_steps": eval_steps,
+                             "evaluated_existing_grader": args.grader,
                              "early_stopping": "validation macro-F1 every eval_steps, patience 2, best checkpoint kept",
                              "train": "SciEntsBank + Beetle train (90%), validation 10% of train (stratified, seeded)"},
         "grading_best_validation_macro_f1": artifact.metadata.get("best_validation_macro_f1"),
@@ -207,6 +232,9 @@ def run_grading(args: argparse.Namespace) -> dict[str, Any]:
             out[f"{key}_macro_f1"] = ev.metrics["macro_f1"]
             out[f"{key}_accuracy"] = ev.metrics["accuracy"]
             out[f"{key}_weighted_f1"] = ev.metrics["weighted_f1"]
+            if "macro_f1_ci95_low" in ev.metrics:  # 95 % bootstrap interval over the split's answers
+                out[f"{key}_macro_f1_ci95"] = [round(ev.metrics["macro_f1_ci95_low"], 4),
+                                               round(ev.metrics["macro_f1_ci95_high"], 4)]
             if predictor.memory is not None:
                 out[f"{key}_cross_encoder_alone_macro_f1"] = alone["macro_f1"]
                 out[f"{key}_cross_encoder_alone_accuracy"] = alone["accuracy"]
@@ -405,6 +433,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="train.mixed_precision of the grader's fine-tuning (bf16: autocast on a CPU with bf16)")
     parser.add_argument("--ensemble-size", type=int, default=1,
                         help="grading: train.ensemble_size (members with seeds seed+i, probabilities averaged)")
+    parser.add_argument("--grader", help="evaluate this grader artifact from an earlier run (with that run's flags) "
+                        "instead of training one, e.g. to re-score after an evaluation change")
     parser.add_argument("--kt-max-len", type=int, default=200)
     parser.add_argument("--kt-lr", type=float, default=3e-3)
     parser.add_argument("--dkt-epochs", type=int, default=5)
