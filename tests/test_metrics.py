@@ -71,3 +71,20 @@ def test_bounds_are_ordered_rates(rows: list[list[int]]) -> None:
         return
     for low, high in got.values():
         assert 0.0 <= low <= high <= 1.0
+
+
+def test_html_report_puts_the_interval_beside_its_metric() -> None:
+    from types import SimpleNamespace
+
+    from domainfm.benefit.report import _metrics_table
+
+    metrics = {"accuracy": 0.85, "accuracy_ci95_low": 0.82, "accuracy_ci95_high": 0.88, "ece": 0.03}
+    html = _metrics_table(SimpleNamespace(metrics={"full": metrics}))
+    assert "0.85 [0.82, 0.88]" in html and "<th>ece</th>" in html and "ci95" not in html
+
+
+def test_metric_interval_reads_the_flat_keys() -> None:
+    from domainfm.metrics import metric_interval
+
+    assert metric_interval({"macro_f1_ci95_low": 0.71234, "macro_f1_ci95_high": 0.8}, "macro_f1", digits=3) == (0.712, 0.8)
+    assert metric_interval({"accuracy": 0.9}, "accuracy") is None

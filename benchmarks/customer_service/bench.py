@@ -140,8 +140,10 @@ def _core_fit_and_test(args: argparse.Namespace, device: str, bundle: Any, overr
 
 def ci95(report: dict[str, Any], name: str = "accuracy") -> list[float] | None:
     """The report's 95 % bootstrap interval of ``name`` over the test items (``domainfm.metrics``)."""
-    low, high = report.get(f"{name}_ci95_low"), report.get(f"{name}_ci95_high")
-    return None if low is None or high is None else [round(low, 4), round(high, 4)]
+    from domainfm.metrics import metric_interval
+
+    bounds = metric_interval(report, name, digits=4)
+    return list(bounds) if bounds else None
 
 
 def bench_intent_full(args: argparse.Namespace, device: str) -> dict[str, Any]:

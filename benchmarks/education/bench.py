@@ -130,6 +130,7 @@ def run_grading(args: argparse.Namespace) -> dict[str, Any]:
 
     from domainfm.config import build_config
     from domainfm.manager import get_plugin_manager
+    from domainfm.metrics import metric_interval
     from domainfm.runner import Runner
     from domainfm.types import DataBundle
     from domainfm_education.baselines import TfidfGrader
@@ -232,9 +233,8 @@ def run_grading(args: argparse.Namespace) -> dict[str, Any]:
             out[f"{key}_macro_f1"] = ev.metrics["macro_f1"]
             out[f"{key}_accuracy"] = ev.metrics["accuracy"]
             out[f"{key}_weighted_f1"] = ev.metrics["weighted_f1"]
-            if "macro_f1_ci95_low" in ev.metrics:  # 95 % bootstrap interval over the split's answers
-                out[f"{key}_macro_f1_ci95"] = [round(ev.metrics["macro_f1_ci95_low"], 4),
-                                               round(ev.metrics["macro_f1_ci95_high"], 4)]
+            if bounds := metric_interval(ev.metrics, "macro_f1", digits=4):  # 95 % bootstrap, over the answers
+                out[f"{key}_macro_f1_ci95"] = list(bounds)
             if predictor.memory is not None:
                 out[f"{key}_cross_encoder_alone_macro_f1"] = alone["macro_f1"]
                 out[f"{key}_cross_encoder_alone_accuracy"] = alone["accuracy"]

@@ -99,8 +99,10 @@ def subsample(data: Any, n_train: int | None) -> Any:
 
 def interval_figures(metrics: dict[str, float]) -> dict[str, list[float]]:
     """``accuracy_ci95`` / ``macro_f1_ci95``: the evaluation's 95 % bootstrap intervals over the test items."""
-    return {f"{name}_ci95": [round(metrics[f"{name}_ci95_low"], 4), round(metrics[f"{name}_ci95_high"], 4)]
-            for name in ("accuracy", "macro_f1") if f"{name}_ci95_low" in metrics}
+    from domainfm.metrics import metric_interval
+
+    return {f"{name}_ci95": list(bounds) for name in ("accuracy", "macro_f1")
+            if (bounds := metric_interval(metrics, name, digits=4))}
 
 
 def train_eval(source: str, mode: str, epochs: float, lr: float | None, max_length: int, n_train: int | None,

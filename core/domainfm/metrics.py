@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -10,8 +10,9 @@ import numpy as np
 INTERVAL_LEVEL = 0.95
 BOOTSTRAP_RESAMPLES = 1000
 BOOTSTRAP_SEED = 0
-# the flat keys classification_metrics adds (Evaluation.metrics holds floats only)
-INTERVAL_KEYS = ("accuracy_ci95_low", "accuracy_ci95_high", "macro_f1_ci95_low", "macro_f1_ci95_high")
+# the flat keys classification_metrics adds (Evaluation.metrics holds floats only): <metric><suffix>
+INTERVAL_SUFFIXES = ("_ci95_low", "_ci95_high")
+INTERVAL_KEYS = tuple(f"{name}{suffix}" for name in ("accuracy", "macro_f1") for suffix in INTERVAL_SUFFIXES)
 
 
 def classification_metrics(
@@ -44,9 +45,17 @@ def classification_metrics(
         "macro_recall": float(recall_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)),
         "per_class": per_class,
         "confusion": confusion.tolist(),
-        **{f"{name}_ci95_{end}": float(bound) for name, (low, high) in intervals.items()
-           for end, bound in (("low", low), ("high", high))},
+        **{f"{name}{suffix}": bound for name, bounds in intervals.items()
+           for suffix, bound in zip(INTERVAL_SUFFIXES, bounds, strict=True)},
     }
+
+
+def metric_interval(metrics: Mapping[str, Any], name: str, digits: int | None = None) -> tuple[float, float] | None:
+    """The interval stored beside metric ``name`` (``<name>_ci95_low`` / ``_high``), or None when there is none."""
+    low, high = (metrics.get(f"{name}{suffix}") for suffix in INTERVAL_SUFFIXES)
+    if low is None or high is None:
+        return None
+    return (round(low, digits), round(high, digits)) if digits is not None else (float(low), float(high))
 
 
 def confusion_bootstrap(
@@ -57,8 +66,8 @@ def confusion_bootstrap(
     Resampling n items with replacement yields a confusion matrix drawn from the multinomial over its cells at
     the observed cell frequencies, so resamples are drawn from that directly (over the non-empty cells): the
     cost grows with the number of non-empty cells, not with the number of items. A label with no true and no
-    predicted item in a resample scores F1 0, as in :func:`classification_metrics` (``zero_division=0``). Seeded: the same matrix always gives
-    the same intervals. Empty matrix: ``{}``.
+    predicted item in a resample scores F1 0, as in :func:`classification_metrics` (``zero_division=0``).
+    Seeded: the same matrix always gives the same intervals. Empty matrix: ``{}``.
     """
     counts = np.asarray(confusion, dtype=np.int64)
     n = int(counts.sum())

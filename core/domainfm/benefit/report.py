@@ -278,20 +278,21 @@ def _terms_table(report: BenefitReport) -> str:
             "<th>assumptions</th><th>from</th></tr>" + "".join(rows) + "</table>")
 
 
-_INTERVAL_ENDS = ("_ci95_low", "_ci95_high")
-
-
 def _metric_cell(metrics: dict[str, float], name: str) -> str:
-    """The metric, with its 95 % interval when the evaluation measured one (``<name>_ci95_low/high``)."""
-    low, high = (metrics.get(name + end) for end in _INTERVAL_ENDS)
-    interval = f" [{_fmt(low)}, {_fmt(high)}]" if low is not None and high is not None else ""
+    """The metric, with its 95 % interval when the evaluation measured one."""
+    from domainfm.metrics import metric_interval
+
+    bounds = metric_interval(metrics, name)
+    interval = f" [{_fmt(bounds[0])}, {_fmt(bounds[1])}]" if bounds else ""
     return f"<td class='num'>{_fmt(metrics.get(name))}{interval}</td>"
 
 
 def _metrics_table(report: BenefitReport) -> str:
+    from domainfm.metrics import INTERVAL_SUFFIXES
+
     names: list[str] = []
     for m in report.metrics.values():
-        names += [k for k in m if k not in names and not k.endswith(_INTERVAL_ENDS)]
+        names += [k for k in m if k not in names and not k.endswith(INTERVAL_SUFFIXES)]
     if not names:
         return ""
     head = "".join(f"<th>{escape(n)}</th>" for n in names)

@@ -181,18 +181,18 @@ def _print_results(console: Any, result: Any) -> None:
     table = Table(title=f"{result.ctx.domain} run {result.ctx.run_id} on {result.ctx.device}")
     table.add_column("variant")
     table.add_column("split")
-    interval_ends = ("_ci95_low", "_ci95_high")
+    from domainfm.metrics import INTERVAL_SUFFIXES, metric_interval
+
     metric_names: list[str] = []
     for ev in result.evaluations.values():
-        metric_names += [m for m in ev.metrics if m not in metric_names and not m.endswith(interval_ends)]
+        metric_names += [m for m in ev.metrics if m not in metric_names and not m.endswith(INTERVAL_SUFFIXES)]
     for name in metric_names:
         table.add_column(name, justify="right")
     for variant, ev in result.evaluations.items():
         table.add_row(variant, ev.split, *[_fmt(ev.metrics.get(m)) for m in metric_names])
     console.print(table)
     for variant, ev in result.evaluations.items():  # the intervals, one line per variant instead of 4 columns
-        bounds = [f"{m} [{_fmt(ev.metrics[m + interval_ends[0]])}, {_fmt(ev.metrics[m + interval_ends[1]])}]"
-                  for m in metric_names if m + interval_ends[0] in ev.metrics and m + interval_ends[1] in ev.metrics]
+        bounds = [f"{m} [{_fmt(b[0])}, {_fmt(b[1])}]" for m in metric_names if (b := metric_interval(ev.metrics, m))]
         if bounds:
             console.print(f"{variant}: 95 % bootstrap intervals over the {ev.split} items: " + ", ".join(bounds))
     if result.report is not None:
