@@ -105,7 +105,7 @@ def banking77_bundle(seed: int, limit_train: int | None, limit_test: int | None)
 
         per = max(3, limit_train // 77)
         texts, labels = sample_per_class([r["text"] for r in data.utterances], [r["intent"] for r in data.utterances], per, seed)
-        data.utterances = [{"text": t, "intent": lab} for t, lab in zip(texts, labels)]
+        data.utterances = [{"text": t, "intent": lab} for t, lab in zip(texts, labels, strict=True)]
     if limit_test and data.test_utterances:
         rng = np.random.default_rng(seed)
         idx = sorted(rng.choice(len(data.test_utterances), limit_test, replace=False).tolist())
@@ -295,7 +295,7 @@ def fewshot_bundle(args: argparse.Namespace, seed: int) -> Any:
     texts, labels = [r["text"] for r in data.utterances], [r["intent"] for r in data.utterances]
     tr_x, tr_y = sample_per_class(texts, labels, 8, seed)
     used = set(tr_x)
-    rest = [(t, lab) for t, lab in zip(texts, labels) if t not in used]
+    rest = [(t, lab) for t, lab in zip(texts, labels, strict=True) if t not in used]
     va_x, va_y = sample_per_class([t for t, _ in rest], [lab for _, lab in rest], 3 if args.smoke else 10, seed + 2)
     test = data.test_utterances or []
     if args.smoke:
@@ -405,7 +405,7 @@ def bench_intent_8shot(args: argparse.Namespace, device: str) -> dict[str, Any]:
 def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
     """Mean overlap of each row of ``found`` with the same row of ``truth`` (recall@k against exact search)."""
     k = truth.shape[1]
-    return float(np.mean([len(set(f.tolist()) & set(t.tolist())) / k for f, t in zip(found, truth)]))
+    return float(np.mean([len(set(f.tolist()) & set(t.tolist())) / k for f, t in zip(found, truth, strict=True)]))
 
 
 def set_nprobe(index: Any, nprobe: int) -> None:
