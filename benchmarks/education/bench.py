@@ -147,9 +147,7 @@ def run_grading(args: argparse.Namespace) -> dict[str, Any]:
     steps_per_epoch = -(-len(data.split("train")) // args.batch_size)
     max_steps = int(steps_per_epoch * args.epochs)
     rate = None
-    if args.grader:
-        pass  # evaluated as trained: no step-rate probe
-    elif args.grading_train_seconds and not args.smoke:
+    if args.grading_train_seconds and not args.smoke and not args.grader:  # a given grader is evaluated as trained
         # size training to the time budget on this machine (the CPU is shared): a probe of the step rate
         rate = probe_train_rate(pair_table(data.split("train")), "sentence-transformers/all-MiniLM-L6-v2",
                                 args.max_length, args.batch_size)

@@ -178,11 +178,11 @@ def run(domain: str, **kw: Any) -> None:
 def _print_results(console: Any, result: Any) -> None:
     from rich.table import Table
 
+    from domainfm.metrics import INTERVAL_SUFFIXES, metric_interval
+
     table = Table(title=f"{result.ctx.domain} run {result.ctx.run_id} on {result.ctx.device}")
     table.add_column("variant")
     table.add_column("split")
-    from domainfm.metrics import INTERVAL_SUFFIXES, metric_interval
-
     metric_names: list[str] = []
     for ev in result.evaluations.values():
         metric_names += [m for m in ev.metrics if m not in metric_names and not m.endswith(INTERVAL_SUFFIXES)]
