@@ -13,10 +13,10 @@ Five modes, chosen by ``ctx.config.model.mode``:
   together), its step count chosen on validation, then that head (:mod:`domainfm.engine.contrastive`); saved
   like ``lpft``.
 
-Trainer runs get dynamic padding, length-grouped batches, AMP on GPU, gradient accumulation, early
-stopping on validation macro-F1, seeds, and checkpoints under ``ctx.checkpoint_dir`` that a re-run resumes
-from. A checkpoint counts only once its completion marker is written, so a kill in the middle of a save
-never resumes from a half-written checkpoint. Under ``torchrun`` the Trainer runs DDP (gloo on CPU).
+Trainer runs (:mod:`domainfm.engine.hf_trainer`) get dynamic padding, length-grouped batches, AMP on GPU,
+gradient accumulation, early stopping on validation macro-F1, seeds, and checkpoints under
+``ctx.checkpoint_dir`` that a re-run resumes from. A checkpoint counts only once its completion marker is
+written, so a kill in the middle of a save never resumes from a half-written checkpoint. Under ``torchrun`` the Trainer runs DDP (gloo on CPU).
 ``train.class_weights=balanced`` weights the cross-entropy (Trainer modes) and the logistic-regression heads by
 ``n / (K * n_k)``, for macro-F1 on imbalanced labels. Every model is temperature-calibrated on the validation split. The loaded model is
 :class:`domainfm.engine.classifier_predictor.TextClassifierPredictor` (also importable from here).
@@ -24,7 +24,6 @@ never resumes from a half-written checkpoint. Under ``torchrun`` the Trainer run
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 import time
@@ -41,22 +40,33 @@ from domainfm.engine.calibration import (
     fit_temperature,
     softmax,
 )
-from domainfm.engine.class_weights import sklearn_class_weight
-from domainfm.engine.classifier_predictor import (  # noqa: F401 (re-exported: the predictor lived here)
-    KIND_HEAD,
-    KIND_HF,
-    TextClassifierPredictor,
-)
+from domainfm.engine.class_weights import balanced_class_weights, sklearn_class_weight
 from domainfm.engine.classifier_evaluation import (  # noqa: F401 (re-exported: they lived here)
     choose_abstain_threshold,
     evaluate_text_classifier,
     save_evaluation,
 )
 from domainfm.engine.classifier_evaluation import table_texts as _texts
+from domainfm.engine.classifier_predictor import (  # re-exported too: the predictor lived here
+    KIND_HEAD,
+    KIND_HF,
+    TextClassifierPredictor,
+)
 from domainfm.engine.classifier_predictor import pair_features as _pair_features
+from domainfm.engine.hf_trainer import (
+    COMPLETE_MARKER,  # noqa: F401 (re-exported: it lived here)
+    add_lora_adapters,
+    build_trainer,
+    count_parameters,
+    last_complete_checkpoint,  # noqa: F401 (re-exported: it lived here)
+    load_sequence_classifier,
+    save_log_history,
+    tokenized_dataset,
+    train_with_resume,
+)
 from domainfm.engine.precision import training_autocast
 from domainfm.errors import ConfigError, DataError
-from domainfm.io import atomic_directory, atomic_write_json, save_arrays
+from domainfm.io import atomic_directory, save_arrays
 from domainfm.models import resolve_model
 from domainfm.types import (
     Artifact,
@@ -64,9 +74,6 @@ from domainfm.types import (
     RunContext,
 )
 
-log = logging.getLogger(__name__)
-
-COMPLETE_MARKER = "domainfm-checkpoint-complete"
 DEFAULT_LR = {"full": 5e-5, "lora": 5e-4, "head": 1.0, "lpft": 3e-5, "contrastive": 3e-5}
 PROBE_C_GRID = [0.5, 2.0, 8.0, 32.0]
 
@@ -80,26 +87,6 @@ def _rank() -> int:
 
 def _is_main_process() -> bool:
     return _rank() == 0
-
-
-def last_complete_checkpoint(folder: Path) -> Path | None:
-    """The newest ``checkpoint-N`` directory that has its completion marker."""
-    if not folder.is_dir():
-        return None
-    done = []
-    for child in folder.iterdir():
-        if child.is_dir() and child.name.startswith("checkpoint-") and (child / COMPLETE_MARKER).is_file():
-            try:
-                done.append((int(child.name.split("-")[-1]), child))
-            except ValueError:
-                continue
-    return max(done)[1] if done else None
-
-
-def count_parameters(model: Any) -> tuple[int, int]:
-    total = sum(p.numel() for p in model.parameters())
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return int(total), int(trainable)
 
 
 # ----------------------------------------------------------------------------------- training
@@ -380,181 +367,32 @@ def _fit_transformer(
     p_valid: list[str] | None,
     y_valid: list[int],
 ) -> dict[str, Any]:
-    import torch
-    from datasets import Dataset
-    from transformers import (
-        AutoModelForSequenceClassification,
-        AutoTokenizer,
-        DataCollatorWithPadding,
-        EarlyStoppingCallback,
-        Trainer,
-        TrainerCallback,
-        TrainingArguments,
-        set_seed,
-    )
+    """``full``, ``lora`` and ``lpft``: fine-tune under the Hugging Face Trainer (:mod:`domainfm.engine.hf_trainer`)."""
+    from transformers import set_seed
 
     cfg = ctx.config
     set_seed(cfg.train.seed)  # the new classifier head is initialised below, before the Trainer seeds
-    probe_meta: dict[str, Any] = {}
-    if cfg.model.mode == "lpft":
-        model, tokenizer, probe_meta = _probe_then_model(ctx, base_path, len(labels), x_train, y_train, x_valid, y_valid)
-    else:
-        tokenizer = AutoTokenizer.from_pretrained(str(base_path), trust_remote_code=cfg.model.trust_remote_code)
-        model = AutoModelForSequenceClassification.from_pretrained(
-            str(base_path),
-            num_labels=len(labels),
-            id2label=dict(enumerate(labels)),
-            label2id={name: i for i, name in enumerate(labels)},
-            trust_remote_code=cfg.model.trust_remote_code,
-            use_safetensors=True,
-        )
-    if cfg.model.mode == "lora":
-        from peft import LoraConfig, TaskType, get_peft_model
-
-        lora = LoraConfig(
-            task_type=TaskType.SEQ_CLS,
-            r=cfg.model.lora_r,
-            lora_alpha=cfg.model.lora_alpha,
-            lora_dropout=cfg.model.lora_dropout,
-            target_modules=cfg.model.lora_target_modules or ["query", "value"],
-        )
-        model = get_peft_model(model, lora)
+    model, tokenizer, probe_meta = _build_transformer_model(ctx, base_path, labels, x_train, y_train, x_valid, y_valid)
     total, trainable = count_parameters(model)
-
-    def tokenize(batch: dict[str, list[Any]]) -> dict[str, Any]:
-        enc = tokenizer(
-            batch["text"],
-            batch["pair"] if "pair" in batch else None,
-            truncation=True,
-            max_length=cfg.model.max_length,
-        )
-        enc["length"] = [len(ids) for ids in enc["input_ids"]]
-        return enc
-
-    def as_dataset(texts: list[str], pairs: list[str] | None, ys: list[int]) -> Any:
-        cols: dict[str, list[Any]] = {"text": texts, "labels": ys}
-        if pairs is not None:
-            cols["pair"] = pairs
-        ds = Dataset.from_dict(cols)
-        return ds.map(tokenize, batched=True, remove_columns=[c for c in cols if c != "labels"])
-
-    train_ds = as_dataset(x_train, p_train, y_train)
-    valid_ds = as_dataset(x_valid, p_valid, y_valid) if x_valid else None
+    train_ds = tokenized_dataset(tokenizer, x_train, p_train, y_train, cfg.model.max_length)
+    valid_ds = tokenized_dataset(tokenizer, x_valid, p_valid, y_valid, cfg.model.max_length) if x_valid else None
     lr = cfg.train.learning_rate or DEFAULT_LR[cfg.model.mode]
-    on_gpu = ctx.device.startswith("cuda")
     autocast = training_autocast(ctx.device, cfg.train.mixed_precision)
-    has_valid = valid_ds is not None
-    strategy = "steps" if cfg.train.eval_steps else "epoch"
-    args = TrainingArguments(
-        output_dir=str(ctx.checkpoint_dir),
-        num_train_epochs=cfg.train.epochs,
-        max_steps=cfg.train.max_steps or -1,
-        per_device_train_batch_size=cfg.train.batch_size,
-        per_device_eval_batch_size=cfg.train.eval_batch_size,
-        gradient_accumulation_steps=cfg.train.grad_accum,
-        learning_rate=lr,
-        weight_decay=cfg.train.weight_decay,
-        warmup_steps=cfg.train.warmup_ratio,
-        lr_scheduler_type="linear",
-        eval_strategy=strategy if has_valid else "no",
-        save_strategy=strategy,
-        eval_steps=cfg.train.eval_steps,
-        save_steps=cfg.train.eval_steps or 500,
-        save_total_limit=cfg.train.save_total_limit,
-        load_best_model_at_end=has_valid,
-        metric_for_best_model="macro_f1" if has_valid else None,
-        greater_is_better=True,
-        seed=cfg.train.seed,
-        data_seed=cfg.train.seed,
-        train_sampling_strategy="group_by_length" if cfg.train.group_by_length else "random",
-        length_column_name="length",
-        fp16=autocast == "float16",
-        bf16=autocast == "bfloat16",
-        use_cpu=not on_gpu,
-        ddp_backend="gloo" if not on_gpu and int(os.environ.get("WORLD_SIZE", "1")) > 1 else None,
-        dataloader_num_workers=cfg.train.num_workers,
-        report_to="none",
-        logging_strategy="steps",
-        logging_steps=50,
-        save_only_model=False,
-        disable_tqdm=os.environ.get("DOMAINFM_NO_PROGRESS") == "1",
-    )
-
-    def compute_metrics(pred: Any) -> dict[str, float]:
-        from sklearn.metrics import accuracy_score, f1_score
-
-        logits = pred.predictions[0] if isinstance(pred.predictions, tuple) else pred.predictions
-        y_hat = np.asarray(logits).argmax(axis=1)
-        return {
-            "accuracy": float(accuracy_score(pred.label_ids, y_hat)),
-            "macro_f1": float(f1_score(pred.label_ids, y_hat, average="macro")),
-        }
-
-    class MarkComplete(TrainerCallback):
-        """Write the completion marker once a checkpoint directory is fully saved."""
-
-        def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            if state.is_world_process_zero:
-                path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-                if path.is_dir():
-                    (path / COMPLETE_MARKER).write_text(str(state.global_step), encoding="utf-8")
-
-    callbacks: list[Any] = [MarkComplete()]
-    if has_valid and cfg.train.early_stopping_patience:
-        callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.train.early_stopping_patience))
-
-    optimizers: tuple[Any, Any] = (None, None)
-    if cfg.train.head_learning_rate and cfg.model.mode in ("full", "lpft"):
-        head_prefix = ("classifier", "head.")
-        head = [p for n, p in model.named_parameters() if n.startswith(head_prefix) and p.requires_grad]
-        body = [p for n, p in model.named_parameters() if not n.startswith(head_prefix) and p.requires_grad]
-        optimizers = (
-            torch.optim.AdamW(
-                [{"params": body, "lr": lr}, {"params": head, "lr": cfg.train.head_learning_rate}],
-                weight_decay=cfg.train.weight_decay,
-            ),
-            None,
-        )
-
-    from domainfm.engine.class_weights import balanced_class_weights, weighted_cross_entropy
-
     class_weights = balanced_class_weights(y_train, len(labels)) if cfg.train.class_weights == "balanced" else None
-    trainer = Trainer(
-        model=model,
-        args=args,
-        train_dataset=train_ds,
-        eval_dataset=valid_ds,
-        data_collator=DataCollatorWithPadding(tokenizer),
-        processing_class=tokenizer,
-        compute_metrics=compute_metrics,
-        callbacks=callbacks,
-        optimizers=optimizers,
-        compute_loss_func=weighted_cross_entropy(class_weights) if class_weights is not None else None,
+    trainer = build_trainer(
+        ctx, model, tokenizer, train_ds, valid_ds, learning_rate=lr, autocast=autocast, class_weights=class_weights,
+        head_learning_rate=cfg.train.head_learning_rate if cfg.model.mode in ("full", "lpft") else None,
     )
-    resume = last_complete_checkpoint(ctx.checkpoint_dir)
-    if resume is not None:
-        log.info("resuming from %s", resume)
-        ctx.state["resumed_from"] = str(resume)
-    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    train_with_resume(ctx, trainer)
 
-    final = trainer.model
-    if cfg.model.mode == "lora":
-        final = final.merge_and_unload()
-    best_metric = trainer.state.best_metric
+    final = trainer.model.merge_and_unload() if cfg.model.mode == "lora" else trainer.model
     if trainer.is_world_process_zero():
-        with atomic_directory(ctx.artifact_dir) as tmp:
-            if cfg.model.mode == "lpft":
-                from domainfm.engine import lpft
-
-                lpft.save(final, tmp, never_seen=sorted(set(range(len(labels))) - set(y_train)))
-            else:
-                final.save_pretrained(str(tmp), safe_serialization=True)
-                tokenizer.save_pretrained(str(tmp))
-        atomic_write_json(ctx.checkpoint_dir / "trainer_state_summary.json", {"log_history": trainer.state.log_history})
+        _save_transformer_artifact(ctx, final, tokenizer, len(labels), y_train)
+        save_log_history(ctx, trainer)
     return {
         "parameters": total,
         "trainable_parameters": trainable,
-        "best_validation_macro_f1": best_metric,
+        "best_validation_macro_f1": trainer.state.best_metric,
         "epochs_run": trainer.state.epoch,
         "global_step": trainer.state.global_step,
         "learning_rate": lr,
@@ -564,6 +402,31 @@ def _fit_transformer(
         "class_weights": None if class_weights is None else [round(float(w), 6) for w in class_weights],
         **probe_meta,
     }
+
+
+def _build_transformer_model(
+    ctx: RunContext, base_path: Path, labels: list[str], x_train: list[str], y_train: list[int],
+    x_valid: list[str], y_valid: list[int],
+) -> tuple[Any, Any, dict[str, Any]]:
+    """The model to fine-tune for the configured mode, its tokenizer, and the probe's metadata (lpft only)."""
+    cfg = ctx.config
+    if cfg.model.mode == "lpft":
+        return _probe_then_model(ctx, base_path, len(labels), x_train, y_train, x_valid, y_valid)
+    model, tokenizer = load_sequence_classifier(base_path, labels, trust_remote_code=cfg.model.trust_remote_code)
+    if cfg.model.mode == "lora":
+        model = add_lora_adapters(model, cfg.model)
+    return model, tokenizer, {}
+
+
+def _save_transformer_artifact(ctx: RunContext, model: Any, tokenizer: Any, n_labels: int, y_train: list[int]) -> None:
+    with atomic_directory(ctx.artifact_dir) as tmp:
+        if ctx.config.model.mode == "lpft":
+            from domainfm.engine import lpft
+
+            lpft.save(model, tmp, never_seen=sorted(set(range(n_labels)) - set(y_train)))
+        else:
+            model.save_pretrained(str(tmp), safe_serialization=True)
+            tokenizer.save_pretrained(str(tmp))
 
 
 def _probe_then_model(
