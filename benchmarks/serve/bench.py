@@ -68,7 +68,7 @@ def ensure_artifact(domain: str, mode: str, given: str | None) -> Path:
     done = subprocess.run(
         domainfm_cmd("train", domain, "--mode", mode, "--output-dir", str(WORK / "runs"),
                      "--set", f"run_name=bench-{mode}", "--set", "benefit.energy_tracking=false"),
-        capture_output=True, text=True, env={**os.environ, "DOMAINFM_NO_PROGRESS": "1"},
+        capture_output=True, text=True, env={**os.environ, "DOMAINFM_NO_PROGRESS": "1"}, check=False,
     )
     if done.returncode != 0:
         raise SystemExit(f"training failed:\n{done.stderr[-3000:]}")
@@ -184,7 +184,7 @@ def load(server: Server, domain: str, texts_file: Path, clients: int, seconds: f
         [sys.executable, str(HERE / "loadgen.py"), "--port", str(server.port), "--domain", domain,
          "--texts", str(texts_file), "--clients", str(clients), "--seconds", str(seconds),
          "--max-requests", str(max_requests)],
-        capture_output=True, text=True,
+        capture_output=True, text=True, check=False,
     )
     cpu1, wall1 = proc.cpu_times(), time.perf_counter()
     if done.returncode != 0:
@@ -255,6 +255,22 @@ def interleaved_ratio(domain: str, artifact: Path, texts: Path, args: argparse.N
     return {"clients": clients, "rounds": rounds, "median_ratio": round(statistics.median(ratios), 2),
             "min_ratio": min(ratios), "max_ratio": max(ratios), "worst_batching_p99_ms": max(p99s),
             "median_batching_p99_ms": round(statistics.median(p99s), 2)}
+
+
+def model_batching_ceiling(domain: str, artifact: Path, texts: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """``ceiling.py`` in its own process (this driver stays free of the model): the model's own gain from
+    merged batches, which the HTTP ratio follows (see ceiling.py)."""
+    cmd = [sys.executable, str(Path(__file__).with_name("ceiling.py")), "--artifact", str(artifact), "--domain", domain,
+           "--texts", str(texts), "--rounds", str(args.ceiling_rounds), "--records", "128" if args.smoke else "640",
+           "--forward-batch", str(args.forward_batch), "--torch-threads", str(args.torch_threads),
+           "--threads-min-records", str(args.threads_min_records), "--precision", args.precision]
+    done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "DOMAINFM_NO_PROGRESS": "1"},
+                          check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"ceiling.py failed:\n{done.stderr[-3000:]}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    print(f"model batching ceiling: median {result['median_ratio']}x", flush=True)
+    return result
 
 
 def predict_all(server: Server, domain: str, texts: Path) -> list[list[Any]]:
@@ -366,6 +382,8 @@ def main() -> None:
                         help="skip serving the artifact at float32 alongside (when its training chose bf16)")
     parser.add_argument("--ratio-rounds", type=int, default=None,
                         help="side-by-side rounds for the throughput ratio (default 3; smoke 1; 0 = skip)")
+    parser.add_argument("--ceiling-rounds", type=int, default=None,
+                        help="rounds of the in-process model batching gain, ceiling.py (default 4; smoke 1; 0 = skip)")
     parser.add_argument("--rss-flat-growth", type=float, default=0.05, help="'flat': RSS grows at most this fraction")
     parser.add_argument("--rss-flat-slope", type=float, default=1.0, help="'flat': RSS slope at most this MB/min")
     parser.add_argument("--finish-by", help="UTC ISO time (e.g. 2026-11-29T07:00+00:00) the soak is shortened to end by")
@@ -374,6 +392,7 @@ def main() -> None:
     args.seconds = args.seconds or (4.0 if args.smoke else 20.0)
     args.warmup = args.warmup if args.warmup is not None else (2.0 if args.smoke else 5.0)
     args.soak_seconds = args.soak_seconds if args.soak_seconds is not None else (20.0 if args.smoke else 600.0)
+    args.ceiling_rounds = args.ceiling_rounds if args.ceiling_rounds is not None else (1 if args.smoke else 4)
     args.ratio_rounds = args.ratio_rounds if args.ratio_rounds is not None else (1 if args.smoke else 3)
 
     WORK.mkdir(parents=True, exist_ok=True)
@@ -383,6 +402,7 @@ def main() -> None:
     texts.write_text(json.dumps(load_texts(domain)), encoding="utf-8")
     started = time.perf_counter()
     print(f"serving {domain} from {artifact}", flush=True)
+    ceiling = model_batching_ceiling(domain, artifact, texts, args) if args.ceiling_rounds > 0 else None
     modes = [measure_mode(domain, artifact, texts, batching, args) for batching in (False, True)]
     extra: dict[str, Any] | None = None
     fp32_run = float32_copy(Path(artifact)) if args.float32_baseline else None
@@ -428,7 +448,7 @@ def main() -> None:
             args.soak_seconds = max(60.0, left)
             print(soak_note, flush=True)
     measured = {"predictions_agree_plain_vs_batching_on_demo_texts": plain_vs_batching, "float32_baseline": extra,
-                "side_by_side": side_by_side}
+                "side_by_side": side_by_side, "model_batching_ceiling": ceiling}
     # written before the soak as well, so that a run cut short keeps the points
     write({**report(args, domain, artifact, modes, summary, None, started), **measured,
            "soak_note": "not run yet (partial results)"}, args)
