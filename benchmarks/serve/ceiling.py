@@ -40,9 +40,10 @@ def _runner(domain: str, artifact: Path, forward_batch: int, torch_threads: int,
     config = RunConfig()
     artifacts = resolve_artifacts([domain], {domain: artifact}, Path(config.output_dir))  # a run dir or an artifact
     registry = PredictorRegistry(get_plugin_manager(), config, artifacts)
-    registry.get(domain)
+    device = str(getattr(registry.get(domain), "device", "cpu"))  # autocast's device type, as the server's
     return BatchRunner(lambda records: registry.predict(domain, records), forward_batch=forward_batch,
-                       torch_threads=torch_threads, threads_min_records=threads_min_records, precision=precision)
+                       torch_threads=torch_threads, threads_min_records=threads_min_records, precision=precision,
+                       device=device)
 
 
 def _records_per_s(run: Callable[[Sequence[dict[str, Any]]], list[Any]], records: list[dict[str, Any]],
