@@ -1,0 +1,21 @@
+"""What the customer_service benchmark parts share: the base model, timestamped log lines and the
+``--finish-by`` clock."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import datetime, timezone
+
+BASE = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def log(msg: str) -> None:
+    print(f"[{datetime.now().strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+
+def minutes_left(args: argparse.Namespace) -> float | None:
+    """Minutes until ``--finish-by`` (None without a deadline)."""
+    if not args.finish_by:
+        return None
+    return (args.finish_by - datetime.now(timezone.utc)).total_seconds() / 60.0
