@@ -34,7 +34,6 @@ from domainfm.benchmarking import machine_info, package_versions
 from servers import HERE, WORK, agreement, domainfm_cmd, interleaved_ratio, measure_mode, soak
 
 
-
 # --------------------------------------------------------------------------------------------- setup
 
 
