@@ -8,7 +8,7 @@ unchanged to test data.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import pairwise
 from typing import Any
 
@@ -25,8 +25,17 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def fit_temperature(logits: np.ndarray, labels: Sequence[int], bounds: tuple[float, float] = (0.05, 20.0)) -> float:
-    """The temperature minimising validation negative log-likelihood (Guo et al., 2017)."""
+TEMPERATURE_BOUNDS = (0.05, 20.0)
+BOUND_TOLERANCE = 1e-3  # relative distance in log T within which a fitted temperature counts as at its bound
+
+
+def fit_temperature(
+    logits: np.ndarray, labels: Sequence[int], bounds: tuple[float, float] = TEMPERATURE_BOUNDS
+) -> float:
+    """The temperature minimising validation negative log-likelihood (Guo et al., 2017), within ``bounds``.
+
+    The value can sit at a bound (see :func:`temperature_at_bound`); :func:`fit_temperature_calibrator` falls
+    back to another calibrator then."""
     from scipy.optimize import minimize_scalar
 
     logits = np.asarray(logits, dtype=np.float64)
@@ -142,6 +151,8 @@ class Calibrator:
     bias: tuple[float, ...] | None = None
     knots_x: tuple[float, ...] | None = None
     knots_y: tuple[float, ...] | None = None
+    note: str | None = None  # why this kind was used, when it is a fallback
+    rejected_temperature: float | None = None  # the fitted temperature a fallback replaced
 
     def __post_init__(self) -> None:
         if self.kind not in CALIBRATOR_KINDS:
@@ -181,6 +192,10 @@ class Calibrator:
             out.update(scale=list(self.scale or ()), bias=list(self.bias or ()))
         if self.kind == "top_isotonic":
             out.update(knots_x=list(self.knots_x or ()), knots_y=list(self.knots_y or ()))
+        if self.note is not None:
+            out["note"] = self.note
+        if self.rejected_temperature is not None:
+            out["rejected_temperature"] = self.rejected_temperature
         return out
 
     @classmethod
@@ -201,6 +216,8 @@ class Calibrator:
             floats("bias"),
             floats("knots_x"),
             floats("knots_y"),
+            str(spec["note"]) if spec.get("note") is not None else None,
+            float(spec["rejected_temperature"]) if spec.get("rejected_temperature") is not None else None,
         )
 
 
@@ -210,7 +227,7 @@ def fit_calibrator(kind: str, logits: np.ndarray, labels: Sequence[int]) -> Cali
     if kind == "none":
         return Calibrator("none")
     if kind == "temperature":
-        return Calibrator("temperature", fit_temperature(logits, labels))
+        return fit_temperature_calibrator(logits, labels)
     if kind == "vector":
         scale, bias = fit_vector_scaling(logits, labels)
         return Calibrator("vector", scale=tuple(float(v) for v in scale), bias=tuple(float(v) for v in bias))
@@ -218,6 +235,60 @@ def fit_calibrator(kind: str, logits: np.ndarray, labels: Sequence[int]) -> Cali
         knots_x, knots_y = fit_top_isotonic(logits, labels)
         return Calibrator("top_isotonic", knots_x=tuple(knots_x.tolist()), knots_y=tuple(knots_y.tolist()))
     raise ValueError(f"calibrator kind {kind!r} is not one of {', '.join(CALIBRATOR_KINDS)}")
+
+
+def temperature_at_bound(
+    temperature: float, bounds: tuple[float, float] = TEMPERATURE_BOUNDS, tolerance: float = BOUND_TOLERANCE
+) -> str | None:
+    """``"lower"`` or ``"upper"`` when a fitted ``temperature`` sits at that bound of its search interval, else None.
+
+    A bound is not an optimum: NLL was still falling there. At the lower bound the validation items are (nearly)
+    all separated, so dividing the logits by ever smaller T keeps paying and the fit claims certainty (a
+    confidence of 1.000 for everything it answers); at the upper bound the logits carry almost no information.
+    """
+    span = np.log(bounds[1]) - np.log(bounds[0])
+    position = (np.log(temperature) - np.log(bounds[0])) / span
+    if position <= tolerance:
+        return "lower"
+    if position >= 1.0 - tolerance:
+        return "upper"
+    return None
+
+
+FALLBACK_KINDS = ("none", "top_isotonic")
+
+
+def fit_temperature_calibrator(
+    logits: np.ndarray, labels: Sequence[int], bounds: tuple[float, float] = TEMPERATURE_BOUNDS, *, folds: int = 5
+) -> Calibrator:
+    """Temperature scaling fitted on held-out data, unless the fitted temperature sits at a bound.
+
+    Then the calibrator falls back to the kind of :data:`FALLBACK_KINDS` (no scaling, top-label isotonic) with
+    the lowest cross-validated ECE on the same items (no scaling when there are too few to cross-validate), and
+    :attr:`Calibrator.note` says why; the note is stored in the artifact's metadata with the calibrator.
+    """
+    z = np.asarray(logits, dtype=np.float64)
+    y = np.asarray(labels, dtype=int)
+    temperature = fit_temperature(z, y, bounds)
+    side = temperature_at_bound(temperature, bounds)
+    if side is None:
+        return Calibrator("temperature", temperature)
+    bound = bounds[0] if side == "lower" else bounds[1]
+    why = (
+        "nearly every held-out item is separated, so NLL keeps falling as T shrinks and the fit would report "
+        "certainty" if side == "lower" else "the logits carry almost no information about the labels"
+    )
+    if len(y) >= 2 * folds:
+        chosen, report = choose_calibrator(z, y, FALLBACK_KINDS, folds=folds)
+        how = f"{chosen.kind}, the lower cross-validated ECE of {' and '.join(FALLBACK_KINDS)} on the same {len(y)} items"
+        scores = ", ".join(f"{k} {v:.4f}" for k, v in report["cv_ece"].items())
+        how += f" ({scores})"
+    else:
+        chosen, how = Calibrator("none"), f"no scaling ({len(y)} items: too few to cross-validate a choice)"
+    note = (
+        f"fitted temperature {temperature:.8g} is at its {side} bound {bound:g} ({why}); fell back to {how}"
+    )
+    return replace(chosen, note=note, rejected_temperature=temperature)
 
 
 def choose_calibrator(

@@ -37,7 +37,7 @@ from domainfm.config import DEFAULT_BASE_MODEL
 from domainfm.data import encode_labels
 from domainfm.engine.calibration import (
     expected_calibration_error,
-    fit_temperature,
+    fit_temperature_calibrator,
     softmax,
 )
 from domainfm.engine.class_weights import balanced_class_weights, sklearn_class_weight
@@ -198,9 +198,10 @@ def _calibrate_on_validation(
         predictor = TextClassifierPredictor.load(artifact, ctx.device)
         if x_valid:
             logits = predictor.predict_logits(x_valid, p_valid)
-            temperature = fit_temperature(logits, y_valid)
-            probs = softmax(logits, temperature)
-            artifact.metadata["temperature"] = temperature
+            calibrator = fit_temperature_calibrator(logits, y_valid)
+            probs = calibrator.apply(logits)
+            artifact.metadata["temperature"] = calibrator.temperature
+            artifact.metadata["calibrator"] = calibrator.to_metadata()
             artifact.metadata["validation_ece_before"] = expected_calibration_error(softmax(logits), y_valid)
             artifact.metadata["validation_ece"] = expected_calibration_error(probs, y_valid)
             artifact.metadata["validation_accuracy"] = float(np.mean(probs.argmax(1) == np.asarray(y_valid)))

@@ -42,7 +42,7 @@ from domainfm.config import DEFAULT_BASE_MODEL
 from domainfm.data import encode_labels
 from domainfm.engine.calibration import (
     expected_calibration_error,
-    fit_temperature,
+    fit_temperature_calibrator,
     softmax,
 )
 from domainfm.engine.classifier_predictor import (
@@ -457,7 +457,7 @@ def fine_tune(ctx: RunContext, data: DataBundle, label_names: Sequence[str], rec
     with atomic_directory(ctx.artifact_dir) as tmp:
         model.save_pretrained(str(tmp), safe_serialization=True)
         tokenizer.save_pretrained(str(tmp))
-    temperature = fit_temperature(logits, yv)
+    calibrator = fit_temperature_calibrator(logits, yv)
     ctx.resources.train_seconds = seconds
     ctx.resources.parameters = int(total_params)
     ctx.resources.trainable_parameters = int(trainable)
@@ -473,9 +473,10 @@ def fine_tune(ctx: RunContext, data: DataBundle, label_names: Sequence[str], rec
             "epochs_run": round(sum(r["steps"] for r in runs) / math.ceil(len(x) / recipe.batch_size), 3),
             "per_seed": [{k: r[k] for k in ("seed", "lr", "accuracy", "macro_f1", "nll", "step", "steps", "seconds",
                                              "history")} for r in runs],
-            "best_validation_accuracy": soup_acc, "temperature": temperature,
+            "best_validation_accuracy": soup_acc, "temperature": calibrator.temperature,
+            "calibrator": calibrator.to_metadata(),
             "validation_ece_before": expected_calibration_error(softmax(logits), yv),
-            "validation_ece": expected_calibration_error(softmax(logits, temperature), yv),
+            "validation_ece": expected_calibration_error(calibrator.apply(logits), yv),
             "validation_accuracy": float((logits.argmax(1) == yv).mean()),
             "torch_threads": torch.get_num_threads(), "intermediate": intermediate,
             "training_autocast": training_autocast(device, recipe.mixed_precision) or "float32",
