@@ -263,6 +263,8 @@ class TextRecommender:
         """Top-``k`` items for a history (item positions, oldest first), with the reason for each."""
         if k <= 0:
             raise ValueError("k must be positive")
+        if len(history) == 0:  # the mix's popularity weight may be 0: rank by popularity itself
+            return self.popular(k, exclude)
         cand = self.candidates(history, k) if candidates is None else candidates
         if cand is None:
             text, collab, pop = self.components([history])
@@ -283,6 +285,13 @@ class TextRecommender:
         items = [int(ids[j]) for j in top]
         reasons = self.explain_many(history, items)
         return [Recommendation(self.item_ids[i], float(scores[j]), why) for i, j, why in zip(items, top, reasons, strict=True)]
+
+    def popular(self, k: int = 10, exclude: np.ndarray | None = None) -> list[Recommendation]:
+        """The ``k`` items most training users interacted with (users without history).
+
+        Score = log(1 + users(i)) / log(1 + max users), independent of the mix weights; ties by catalogue order.
+        """
+        return popular_items(self.item_ids, self.popularity, k, exclude)
 
     def recommend_many(self, histories: Sequence[np.ndarray], k: int = 10) -> list[list[Recommendation]]:
         """Batch recommendations (one FAISS search for all histories), e.g. for every user."""
@@ -431,6 +440,22 @@ class TextRecommender:
             Calibration(**config["calibration"]), config.get("base_model", ""), items.get("creator"),
             int(config.get("dense_limit", 50_000)), index,
         )
+
+
+def popular_items(item_ids: Sequence[str], popularity: np.ndarray, k: int,
+                  exclude: np.ndarray | None = None) -> list[Recommendation]:
+    """Top-``k`` items by user count (normalised log score), ``exclude`` left out; ties by position."""
+    counts = np.asarray(popularity, dtype=np.float64)
+    top = np.log1p(counts.max()) if counts.size and counts.max() > 0 else 1.0
+    scores = np.log1p(counts) / top
+    if exclude is not None and len(exclude):
+        scores[np.asarray(exclude, dtype=np.int64)] = -np.inf
+    order = np.lexsort((np.arange(counts.shape[0]), -scores))[:k]
+    return [
+        Recommendation(item_ids[i], float(scores[i]), f"popular with other users ({int(counts[i])} users)"
+                       if counts[i] > 0 else "no interactions yet")
+        for i in order if np.isfinite(scores[i])
+    ]
 
 
 def _finite_or_none(value: float) -> float | None:
