@@ -1,0 +1,120 @@
+"""Out-of-scope scorers (domainfm.engine.ood) on synthetic embeddings: four known classes, a fifth held out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from domainfm.engine.ood import (
+    METHODS,
+    HeldOut,
+    OodScorer,
+    auroc,
+    compare_methods,
+    energy,
+    fit_scorer,
+    knn_distance,
+    threshold_for_rate,
+)
+
+DIM = 16
+
+
+def _cluster(rng: np.random.Generator, centre: np.ndarray, n: int, spread: float = 0.35) -> np.ndarray:
+    x = centre[None, :] + spread * rng.standard_normal((n, DIM))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def clusters() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    centres = np.eye(DIM)[:6] * 1.0
+    train = np.vstack([_cluster(rng, centres[c], 40) for c in range(4)])
+    valid = np.vstack([_cluster(rng, centres[c], 20) for c in range(4)])
+    held_out_class = _cluster(rng, centres[4], 40)  # a class never trained on
+    negatives = _cluster(rng, centres[5], 40)  # the negative pool: another region again
+    return {"train": train, "y": np.repeat(np.arange(4), 40), "valid": valid, "held_out": held_out_class, "neg": negatives}
+
+
+def test_threshold_for_rate_flags_at_most_the_rate() -> None:
+    scores = np.arange(100, dtype=float)
+    t = threshold_for_rate(scores, 0.05)
+    assert (scores > t).sum() == 5
+    already = np.zeros(100, dtype=bool)
+    already[:3] = True  # three items flagged by another rule use three of the five
+    t = threshold_for_rate(scores, 0.05, already)
+    assert ((scores > t) | already).sum() == 5
+    already[:6] = True  # the other rule alone is over budget: this score flags nothing
+    assert threshold_for_rate(scores, 0.05, already) == float("inf")
+    assert threshold_for_rate(np.zeros(0), 0.05) == float("inf")
+
+
+def test_ties_at_the_threshold_are_not_flagged() -> None:
+    scores = np.array([0.0] * 90 + [1.0] * 10)
+    t = threshold_for_rate(scores, 0.05)
+    assert (scores > t).mean() <= 0.05
+
+
+@pytest.mark.parametrize("method", ["knn", "mahalanobis", "oos_class"])
+def test_embedding_scorers_separate_a_held_out_class(clusters: dict[str, np.ndarray], method: str) -> None:
+    scorer = fit_scorer(method, train_features=clusters["train"], train_labels=clusters["y"], negative_features=clusters["neg"], k=5)
+    s_in = scorer.score(features=clusters["valid"])
+    s_out = scorer.score(features=clusters["held_out"])
+    if method == "oos_class":
+        # trained on a pool from elsewhere, it still ranks the unseen class above the known ones on average
+        assert s_out.mean() > s_in.mean()
+    else:
+        assert auroc(s_in, s_out) > 0.95
+
+
+def test_logit_scorers_follow_their_definitions() -> None:
+    logits = np.array([[5.0, 0.0, 0.0], [0.1, 0.0, 0.0]])
+    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    msp = fit_scorer("msp").score(probs=probs)
+    assert np.allclose(msp, 1 - probs.max(1)) and msp[1] > msp[0]
+    e = fit_scorer("energy").score(logits=logits)
+    assert np.allclose(e, -np.log(np.exp(logits).sum(1))) and e[1] > e[0]
+    assert np.allclose(energy(logits + 1000.0), e - 1000.0)  # stable for large logits
+    with pytest.raises(ValueError, match="needs logits"):
+        fit_scorer("energy").score(probs=probs)
+
+
+def test_knn_distance_is_one_minus_the_kth_similarity() -> None:
+    bank = np.eye(3, dtype=np.float32)
+    x = np.array([[1.0, 0.0, 0.0]], dtype=np.float32)
+    assert knn_distance(x, bank, 1)[0] == pytest.approx(0.0)
+    assert knn_distance(x, bank, 2)[0] == pytest.approx(1.0)
+    assert knn_distance(x, bank, 50)[0] == pytest.approx(1.0)  # k is capped at the bank's size
+
+
+def test_saved_scorers_score_the_same(clusters: dict[str, np.ndarray], tmp_path: Path) -> None:
+    for method in METHODS:
+        scorer = fit_scorer(method, train_features=clusters["train"], train_labels=clusters["y"], negative_features=clusters["neg"])
+        path = tmp_path / f"{method}.safetensors"
+        scorer.save(path)
+        again = OodScorer.load(scorer.spec(), path)
+        logits = clusters["valid"] @ np.eye(DIM, 4, dtype=np.float32) * 5
+        probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+        kwargs = {"probs": probs, "logits": logits, "features": clusters["valid"]}
+        assert np.allclose(scorer.score(**kwargs), again.score(**kwargs))
+    with pytest.raises(FileNotFoundError, match="missing"):
+        OodScorer.load({"method": "knn", "params": {"k": 3}}, tmp_path / "absent.safetensors")
+    with pytest.raises(ValueError, match="not one of"):
+        OodScorer("cosine")
+
+
+def test_compare_methods_keeps_the_best_recall_at_the_rate() -> None:
+    rng = np.random.default_rng(1)
+    good = HeldOut(rng.normal(0, 1, 400), rng.normal(4, 1, 100))
+    weak = HeldOut(rng.normal(0, 1, 400), rng.normal(1, 1, 100))
+    chosen, report = compare_methods({"weak": weak, "good": good}, 0.05, fallback="weak")
+    assert chosen == "good"
+    assert report["good"]["out_of_scope_recall"] > report["weak"]["out_of_scope_recall"]
+    for point in report.values():
+        assert point["in_scope_flag_rate"] <= 0.05
+    # without out-of-scope examples nothing can be compared: the fallback is kept, thresholds still respect the rate
+    chosen, report = compare_methods({"weak": HeldOut(weak.in_scores, np.zeros(0)), "good": HeldOut(good.in_scores, np.zeros(0))},
+                                     0.05, fallback="weak")
+    assert chosen == "weak" and report["weak"]["out_of_scope_recall"] is None
