@@ -87,6 +87,11 @@ class RunConfig(_Section):
     domain: str | None = None
     data: str | None = Field(default=None, description="data source; None = the domain's default")
     eval_split: str = "test"
+    max_text_chars: int = Field(
+        default=10_000, ge=1,
+        description="characters one text may have, in every input path (data files, predict's stdin, the server's "
+        "default); a longer text is refused naming its file and line, and table lines are capped to match",
+    )
     device: Literal["auto", "cpu", "cuda"] = "auto"
     output_dir: Path = Path("runs")
     run_name: str | None = None

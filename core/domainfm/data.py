@@ -6,6 +6,9 @@ so evaluation protocols are pinned in code. ``datasets`` is imported inside func
 
 from __future__ import annotations
 
+import logging
+import math
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,15 +16,20 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from domainfm.errors import DataError
-from domainfm.io import read_records
+from domainfm.io import DEFAULT_MAX_TEXT_CHARS, read_records
 
 if TYPE_CHECKING:  # pragma: no cover
     from datasets import Dataset
 
+log = logging.getLogger(__name__)
 
-def read_table(path: str | Path, required: Sequence[str] = ()) -> list[dict[str, Any]]:
-    """Read CSV/TSV/JSONL/Parquet rows; errors name the file and line. Rows carry ``_line``."""
-    return read_records(path, required=tuple(required))
+
+def read_table(
+    path: str | Path, required: Sequence[str] = (), max_text_chars: int = DEFAULT_MAX_TEXT_CHARS
+) -> list[dict[str, Any]]:
+    """Read CSV/TSV/JSONL/Parquet rows (or an ``hf:`` dataset); errors name the file and line. Rows carry
+    ``_line``. Lines are capped so that one huge line fails fast (see :func:`domainfm.io.max_line_chars`)."""
+    return read_records(path, required=tuple(required), max_text_chars=max_text_chars)
 
 
 def records_to_dataset(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None) -> Dataset:
@@ -37,19 +45,74 @@ def records_to_dataset(rows: Sequence[dict[str, Any]], columns: Sequence[str] | 
     return Dataset.from_list(list(rows))
 
 
-def clean_text(value: Any, where: str) -> str:
-    """Return a stripped string, or raise :class:`DataError` for empty or non-text values."""
-    if value is None:
-        raise DataError(f"{where}: text is missing")
+def clean_text(value: Any, where: str, field: str = "text", max_chars: int | None = None) -> str:
+    """Return a stripped string, or raise :class:`DataError` naming ``where`` and ``field``.
+
+    Refused: a missing value (None, NaN), bytes that are not UTF-8, a JSON object or array, a boolean, an
+    empty string and, when ``max_chars`` is given, a text longer than that. Numbers are read as their text.
+    """
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        raise DataError(f"{where}: field {field!r} is missing (null)")
     if isinstance(value, bytes):
         try:
             value = value.decode("utf-8")
         except UnicodeDecodeError:
-            raise DataError(f"{where}: text is not valid UTF-8") from None
+            raise DataError(f"{where}: field {field!r} is not valid UTF-8") from None
+    if isinstance(value, dict):
+        raise DataError(f"{where}: field {field!r} is a JSON object, not a string")
+    if isinstance(value, (list, tuple)):
+        raise DataError(f"{where}: field {field!r} is a JSON array, not a string")
+    if isinstance(value, bool):
+        raise DataError(f"{where}: field {field!r} is {str(value).lower()}, not a string")
     text = str(value).strip()
     if not text:
-        raise DataError(f"{where}: text is empty")
+        raise DataError(f"{where}: field {field!r} is empty")
+    if max_chars is not None and len(text) > max_chars:
+        raise DataError(
+            f"{where}: field {field!r} has {len(text):,} characters; the limit is {max_chars:,} "
+            "(--set max_text_chars=N)"
+        )
     return text
+
+
+def require_labels(labels: Sequence[Any], where: str, minimum: int = 2) -> None:
+    """Refuse data with fewer than ``minimum`` distinct labels: a classifier trained on one label scores
+    accuracy 1.0 on a test set of that label and measures nothing."""
+    distinct = sorted({str(x) for x in labels})
+    if len(distinct) < minimum:
+        found = f"only the label {distinct[0]!r}" if distinct else "no labels"
+        raise DataError(f"{where}: {found} in {len(labels)} row(s); classification needs at least {minimum} labels")
+
+
+def split_shortfalls(labels: Sequence[Any], parts: Sequence[np.ndarray], names: Sequence[str]) -> list[str]:
+    """One message per label that some part of a split got no example of, saying where its examples went."""
+    values = [str(x) for x in labels]
+    placed = [Counter(values[i] for i in idx) for idx in parts]
+    total = Counter(values)
+    out = []
+    for label in sorted(total):
+        missing = [name for name, counts in zip(names, placed, strict=True) if counts[label] == 0]
+        if missing:
+            went = ", ".join(f"{name} {counts[label]}" for name, counts in zip(names, placed, strict=True))
+            out.append(
+                f"label {label!r} has {total[label]} example(s), too few to split: {went}; "
+                f"{' and '.join(missing)} {'has' if len(missing) == 1 else 'have'} none of it"
+            )
+    return out
+
+
+def check_split(
+    labels: Sequence[Any], parts: Sequence[np.ndarray], names: Sequence[str], where: str, train: str = "train"
+) -> list[str]:
+    """Log a warning per label a part of the split lacks (:func:`split_shortfalls`) and refuse a split whose
+    ``train`` part holds fewer than two labels. Returns the warnings."""
+    warnings = split_shortfalls(labels, parts, names)
+    for message in warnings:
+        log.warning("%s: %s", where, message)
+    if train in names:
+        idx = parts[list(names).index(train)]
+        require_labels([labels[i] for i in idx], f"{where} (the {train} split)")
+    return warnings
 
 
 def stratified_split_indices(
@@ -78,9 +141,16 @@ def stratified_split(
     fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
     seed: int = 42,
     names: tuple[str, str, str] = ("train", "validation", "test"),
+    where: str = "data",
 ) -> dict[str, Dataset]:
-    """Split a dataset into named parts, stratified by ``label_column``, deterministic given ``seed``."""
-    parts = stratified_split_indices(dataset[label_column], fractions, seed)
+    """Split a dataset into named parts, stratified by ``label_column``, deterministic given ``seed``.
+
+    A label with too few rows for every part is logged with where its rows went; a train part with fewer
+    than two labels raises :class:`DataError` (see :func:`check_split`).
+    """
+    labels = dataset[label_column]
+    parts = stratified_split_indices(labels, fractions, seed)
+    check_split(labels, parts, names, where)
     return {name: dataset.select(idx.tolist()) for name, idx in zip(names, parts, strict=True)}
 
 

@@ -102,54 +102,109 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
-def read_records(path: str | Path, required: tuple[str, ...] = ()) -> list[dict[str, Any]]:
-    """Read CSV, TSV, JSONL/NDJSON or Parquet into a list of dicts.
+DEFAULT_MAX_TEXT_CHARS = 10_000
+"""Characters one text may have (the config field ``max_text_chars``); the server's default is the same."""
 
-    Raises :class:`DataError` naming the file (and line for text formats) on undecodable bytes,
-    malformed rows or missing ``required`` columns.
+
+def max_line_chars(max_text_chars: int = DEFAULT_MAX_TEXT_CHARS) -> int:
+    """The longest line a table reader accepts: room for one capped text with JSON escapes (``\\uXXXX``
+    surrogate pairs are 12 characters per emoji) and other fields. Reading stops at this many characters, so a
+    50 MB line fails after ~200 KB instead of loading gigabytes."""
+    return 16 * max_text_chars + 65_536
+
+
+def read_records(
+    path: str | Path, required: tuple[str, ...] = (), max_text_chars: int = DEFAULT_MAX_TEXT_CHARS
+) -> list[dict[str, Any]]:
+    """Read CSV, TSV, JSONL/NDJSON or Parquet into a list of dicts (UTF-8, with or without a BOM).
+
+    Raises :class:`DataError` naming the file (and line for text formats) on undecodable bytes, malformed
+    rows, a column named twice, a line longer than :func:`max_line_chars` of ``max_text_chars``, or a
+    ``required`` column missing from the header (from any JSONL record). ``hf:<id>[:<split>]`` reads a
+    Hugging Face dataset (:func:`domainfm.hf.read_hf_records`).
     """
+    if str(path).startswith("hf:") and not Path(path).exists():
+        from domainfm.hf import read_hf_records
+
+        rows = read_hf_records(str(path))
+        _check_required(path, rows, required)
+        return rows
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: no such file")
+    limit = max_line_chars(max_text_chars)
     suffix = "".join(path.suffixes[-2:]) if path.suffix == ".gz" else path.suffix
     suffix = suffix.lower()
     if suffix in (".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz"):
-        rows = list(_read_jsonl(path))
+        rows = list(_read_jsonl(path, limit, max_text_chars))
+        for row in rows:
+            missing = [c for c in required if c not in row]
+            if missing:
+                raise DataError(f"{path}:{row['_line']}: field {missing[0]!r} is missing")
     elif suffix in (".csv", ".tsv", ".csv.gz", ".tsv.gz"):
-        rows = _read_csv(path, delimiter="\t" if suffix.startswith(".tsv") else ",")
+        rows = _read_csv(path, "\t" if suffix.startswith(".tsv") else ",", limit, max_text_chars)
     elif suffix == ".parquet":
-        try:
-            import pyarrow.parquet as pq
-
-            rows = pq.read_table(path).to_pylist()
-        except Exception as exc:  # pyarrow raises several types for corrupt files
-            raise DataError(f"{path}: cannot read Parquet: {exc}") from exc
+        rows = _read_parquet(path)
     else:
         raise DataError(f"{path}: unsupported format {suffix!r} (use .csv, .tsv, .jsonl or .parquet)")
+    _check_required(path, rows, required)
+    return rows
+
+
+def _check_required(path: str | Path, rows: list[dict[str, Any]], required: tuple[str, ...]) -> None:
     if required:
-        present = set(rows[0]) if rows else set()
+        present = set(rows[0]) - {"_line"} if rows else set()
         missing = [c for c in required if c not in present]
         if missing:
             raise DataError(f"{path}: missing column(s) {missing}; found {sorted(present)}")
-    return rows
 
 
 def _open_text(path: Path):  # type: ignore[no-untyped-def]
     import gzip
 
+    # utf-8-sig: spreadsheet software starts UTF-8 CSV files with a byte-order mark
     if path.suffix == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8", newline="")
-    return open(path, encoding="utf-8", newline="")
+        return gzip.open(path, "rt", encoding="utf-8-sig", newline="")
+    return open(path, encoding="utf-8-sig", newline="")
 
 
-def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+def bounded_lines(lines: Any, where: str, limit: int, max_text_chars: int = DEFAULT_MAX_TEXT_CHARS) -> Iterator[str]:
+    """The lines of a text stream, read with ``readline(limit)`` so a line longer than ``limit`` characters
+    raises naming ``where`` and the line after reading at most ``limit`` characters of it."""
+    lineno = 0
+    while True:
+        line = lines.readline(limit + 2)  # + 2: room for a "\r\n" after a line of exactly ``limit``
+        if not line:
+            return
+        lineno += 1
+        if len(line.rstrip("\r\n")) > limit:
+            raise DataError(
+                f"{where}:{lineno}: line is longer than {limit:,} characters; a text may have at most "
+                f"{max_text_chars:,} (--set max_text_chars=N)"
+            )
+        yield line
+
+
+def _no_duplicate_keys(where: str) -> Any:
+    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in out:
+                raise DataError(f"{where}: key {key!r} appears twice in one object")
+            out[key] = value
+        return out
+
+    return hook
+
+
+def _read_jsonl(path: Path, limit: int, max_text_chars: int) -> Iterator[dict[str, Any]]:
     try:
         with _open_text(path) as fh:
-            for lineno, line in enumerate(fh, start=1):
+            for lineno, line in enumerate(bounded_lines(fh, str(path), limit, max_text_chars), start=1):
                 if not line.strip():
                     continue
                 try:
-                    obj = json.loads(line)
+                    obj = json.loads(line, object_pairs_hook=_no_duplicate_keys(f"{path}:{lineno}"))
                 except json.JSONDecodeError as exc:
                     raise DataError(f"{path}:{lineno}: invalid JSON: {exc.msg}") from exc
                 if not isinstance(obj, dict):
@@ -160,15 +215,17 @@ def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
         raise DataError(f"{path}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from exc
 
 
-def _read_csv(path: Path, delimiter: str) -> list[dict[str, Any]]:
+def _read_csv(path: Path, delimiter: str, limit: int, max_text_chars: int) -> list[dict[str, Any]]:
     import csv
 
     rows: list[dict[str, Any]] = []
+    reader: csv.DictReader[str] | None = None
     try:
         with _open_text(path) as fh:
-            reader = csv.DictReader(fh, delimiter=delimiter)
+            reader = csv.DictReader(bounded_lines(fh, str(path), limit, max_text_chars), delimiter=delimiter)
             if reader.fieldnames is None:
                 raise DataError(f"{path}: empty file (no header)")
+            _no_duplicate_columns(f"{path}:{reader.line_num}", list(reader.fieldnames))
             for row in reader:
                 line = reader.line_num
                 if None in row:
@@ -180,5 +237,32 @@ def _read_csv(path: Path, delimiter: str) -> list[dict[str, Any]]:
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from exc
     except csv.Error as exc:
-        raise DataError(f"{path}: malformed CSV: {exc}") from exc
+        where = f"{path}:{reader.line_num}" if reader is not None else str(path)
+        raise DataError(f"{where}: malformed CSV: {exc}") from exc
     return rows
+
+
+def _no_duplicate_columns(where: str, columns: list[str]) -> None:
+    seen: dict[str, int] = {}
+    for i, name in enumerate(columns, start=1):
+        key = name.strip()
+        if key in seen:
+            raise DataError(
+                f"{where}: column {key!r} appears twice in the header (columns {seen[key]} and {i}); "
+                "rename or drop one"
+            )
+        seen[key] = i
+
+
+def _read_parquet(path: Path) -> list[dict[str, Any]]:
+    import pyarrow.parquet as pq
+
+    try:
+        _no_duplicate_columns(str(path), list(pq.read_schema(path).names))
+        table = pq.read_table(path)
+    except DataError:
+        raise
+    except Exception as exc:  # pyarrow raises several types for corrupt files
+        reason = " ".join(str(exc).split())[:300]
+        raise DataError(f"{path}: cannot read Parquet: {reason}") from exc
+    return table.to_pylist()

@@ -48,16 +48,18 @@ def demo_path() -> Path:
 def domainfm_load_data(ctx: RunContext, domain: str, source: str) -> DataBundle | None:
     if domain != DOMAIN:
         return None
-    from domainfm.data import clean_text, read_table, records_to_dataset, stratified_split
+    from domainfm.data import clean_text, read_table, records_to_dataset, require_labels, stratified_split
 
-    path = demo_path() if source == "demo" else Path(source)
-    rows = read_table(path, required=("text", "label"))
+    path: Path | str = demo_path() if source == "demo" else source if source.startswith("hf:") else Path(source)
+    limit = ctx.config.max_text_chars
+    rows = read_table(path, required=("text", "label"), max_text_chars=limit)
     if len(rows) < 6:
         raise DataError(f"{path}: needs at least 6 labelled rows, found {len(rows)}")
     for row in rows:
         where = f"{path}:{row['_line']}"
-        row["text"] = clean_text(row["text"], where)
-        row["label"] = clean_text(row["label"], where)
+        row["text"] = clean_text(row["text"], where, "text", max_chars=limit)
+        row["label"] = clean_text(row["label"], where, "label")
+    require_labels([r["label"] for r in rows], str(path))
     groups = ctx.option("group_columns") or (["channel"] if "channel" in rows[0] else [])
     columns = ["text", "label", *groups]
     full = records_to_dataset(rows, columns=columns)
@@ -65,7 +67,7 @@ def domainfm_load_data(ctx: RunContext, domain: str, source: str) -> DataBundle 
     unknown = sorted({r["label"] for r in rows} - set(label_names))
     if unknown:
         raise DataError(f"{path}: labels {unknown} are not in options.label_names {label_names}")
-    splits = stratified_split(full, "label", (0.6, 0.2, 0.2), seed=ctx.config.train.seed)
+    splits = stratified_split(full, "label", (0.6, 0.2, 0.2), seed=ctx.config.train.seed, where=str(path))
     return DataBundle(tables=splits, source=str(path), label_names=list(label_names), group_columns=list(groups))
 
 

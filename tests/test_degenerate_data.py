@@ -1,0 +1,203 @@
+"""Degenerate data is refused before training with one line naming file, line and cause (issue 22 item 2)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import time
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from domainfm.builtin import text_classification as tc
+from domainfm.config import RunConfig, build_config
+from domainfm.data import clean_text, read_table, require_labels
+from domainfm.errors import DataError
+from domainfm.io import DEFAULT_MAX_TEXT_CHARS, max_line_chars, read_records
+from domainfm.types import RunContext
+
+ROWS = [("the card was charged twice", "billing"), ("my parcel never came", "delivery")] * 5
+
+
+def _ctx(tmp_path: Path, *overrides: str) -> RunContext:
+    return RunContext(
+        run_id="t", domain=tc.DOMAIN, config=build_config(None, list(overrides)), run_dir=tmp_path, device="cpu"
+    )
+
+
+def _load(tmp_path: Path, path: Path, *overrides: str) -> Any:
+    return tc.domainfm_load_data(_ctx(tmp_path, *overrides), tc.DOMAIN, str(path))
+
+
+def _jsonl(path: Path, records: list[Any]) -> Path:
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+def _good(n: int = 10) -> list[dict[str, Any]]:
+    return [{"text": t, "label": lab} for t, lab in ROWS[:n]]
+
+
+def test_a_single_label_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "one.csv"
+    path.write_text("text,label\n" + "".join(f"text number {i},billing\n" for i in range(12)), encoding="utf-8")
+    with pytest.raises(DataError, match=rf"^{path}: only the label 'billing' in 12 row\(s\); .*at least 2 labels$"):
+        _load(tmp_path, path)
+
+
+def test_a_duplicated_label_column_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "dup.csv"
+    path.write_text("text,label,label\n" + "".join(f"{t},{lab},other\n" for t, lab in ROWS), encoding="utf-8")
+    with pytest.raises(DataError, match=rf"^{path}:1: column 'label' appears twice in the header \(columns 2 and 3\)"):
+        _load(tmp_path, path)
+    parquet = tmp_path / "dup.parquet"
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table([["a"], ["x"], ["y"]], names=["text", "label", "label"]), parquet)
+    with pytest.raises(DataError, match="column 'label' appears twice"):
+        read_records(parquet)
+
+
+def test_a_key_named_twice_in_a_jsonl_record_is_refused(tmp_path: Path) -> None:
+    path = _jsonl(tmp_path / "d.jsonl", [*_good(2), '{"text": "a", "label": "billing", "label": "delivery"}'])
+    with pytest.raises(DataError, match=rf"^{path}:3: key 'label' appears twice"):
+        read_records(path)
+
+
+def test_a_null_label_is_blamed_on_the_label(tmp_path: Path) -> None:
+    path = _jsonl(tmp_path / "d.jsonl", [*_good(), {"text": "where is my refund", "label": None}])
+    with pytest.raises(DataError, match=rf"^{path}:11: field 'label' is missing \(null\)$"):
+        _load(tmp_path, path)
+
+
+def test_a_row_without_label_names_file_and_line(tmp_path: Path) -> None:
+    path = _jsonl(tmp_path / "d.jsonl", [*_good(), {"text": "where is my refund"}, *_good(2)])
+    with pytest.raises(DataError, match=rf"^{path}:11: field 'label' is missing$"):
+        _load(tmp_path, path)
+
+
+@pytest.mark.parametrize(("text", "kind"), [({"body": "hi"}, "object"), (["hi", "there"], "array")])
+def test_text_that_is_a_json_object_or_array_is_refused(tmp_path: Path, text: Any, kind: str) -> None:
+    path = _jsonl(tmp_path / "d.jsonl", [*_good(), {"text": text, "label": "billing"}])
+    with pytest.raises(DataError, match=rf"^{path}:11: field 'text' is a JSON {kind}, not a string$"):
+        _load(tmp_path, path)
+
+
+def test_labels_too_rare_for_the_split_are_reported_with_where_they_went(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = _jsonl(tmp_path / "d.jsonl", [*_good(), {"text": "is my account frozen", "label": "security"}])
+    with caplog.at_level(logging.WARNING, logger="domainfm.data"):
+        bundle = _load(tmp_path, path)
+    assert bundle.sizes() == {"train": 6, "validation": 2, "test": 3}
+    (message,) = [r.getMessage() for r in caplog.records]
+    assert message == (
+        f"{path}: label 'security' has 1 example(s), too few to split: train 0, validation 0, test 1; "
+        "train and validation have none of it"
+    )
+
+
+def test_a_train_split_left_with_one_label_is_refused(tmp_path: Path) -> None:
+    rows = [{"text": f"charge {i}", "label": "billing"} for i in range(9)] + [{"text": "a parcel", "label": "delivery"}]
+    with pytest.raises(DataError, match=r"\(the train split\): only the label 'billing'"):
+        _load(tmp_path, _jsonl(tmp_path / "d.jsonl", rows))
+
+
+def test_utf8_with_a_byte_order_mark_is_accepted(tmp_path: Path) -> None:
+    body = "text,label\n" + "".join(f"{t},{lab}\n" for t, lab in ROWS)
+    path = tmp_path / "excel.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + body.encode("utf-8"))
+    bundle = _load(tmp_path, path)
+    assert sum(bundle.sizes().values()) == len(ROWS) and bundle.label_names == ["billing", "delivery"]
+    jsonl = tmp_path / "bom.jsonl"
+    jsonl.write_bytes(b"\xef\xbb\xbf" + json.dumps({"text": "a", "label": "b"}).encode() + b"\n")
+    assert read_records(jsonl)[0]["text"] == "a"
+
+
+def test_a_huge_line_fails_fast_without_loading_it(tmp_path: Path) -> None:
+    path = tmp_path / "huge.jsonl"
+    with path.open("w", encoding="utf-8") as fh:
+        fh.write(json.dumps({"text": "ok", "label": "billing"}) + "\n")
+        fh.write('{"text": "' + "x" * 20_000_000 + '", "label": "billing"}\n')
+    tracemalloc.start()
+    started = time.perf_counter()
+    try:
+        with pytest.raises(DataError, match=rf"^{path}:2: line is longer than 225,536 characters; a text may have at most 10,000"):
+            read_table(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert time.perf_counter() - started < 2.0
+    assert peak < 5_000_000  # the 20 MB line was never held in memory
+    csv_path = tmp_path / "huge.csv"
+    csv_path.write_text("text,label\n" + "y" * 300_000 + ",billing\n", encoding="utf-8")
+    with pytest.raises(DataError, match=rf"^{csv_path}:2: line is longer than"):
+        read_table(csv_path)
+
+
+def test_text_length_is_capped_and_the_cap_is_configurable(tmp_path: Path) -> None:
+    long = "word " * 2_400  # 12,000 characters: under the line cap, over the text cap
+    path = _jsonl(tmp_path / "d.jsonl", [*_good(), {"text": long, "label": "billing"}])
+    with pytest.raises(DataError, match=rf"^{path}:11: field 'text' has 11,999 characters; the limit is 10,000"):
+        _load(tmp_path, path)
+    assert sum(_load(tmp_path, path, "max_text_chars=20000").sizes().values()) == 11
+    assert RunConfig().max_text_chars == DEFAULT_MAX_TEXT_CHARS == 10_000
+    assert max_line_chars(20_000) > max_line_chars(10_000)
+
+
+# ------------------------------------------------------------------------------------------ properties
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=30),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3),
+    max_leaves=6,
+)
+
+
+@given(value=json_values)
+def test_clean_text_returns_text_or_one_line_naming_the_field(value: Any) -> None:
+    try:
+        text = clean_text(value, "f.jsonl:7", "label", max_chars=20)
+    except DataError as exc:
+        message = str(exc)
+        assert message.startswith("f.jsonl:7: field 'label' ") and "\n" not in message
+        return
+    assert isinstance(value, (str, int, float)) and not isinstance(value, bool)
+    assert text == str(value).strip() and 0 < len(text) <= 20
+
+
+cells = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00"), max_size=25)
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=st.lists(st.tuples(cells, cells), min_size=1, max_size=8), bom=st.booleans(), tsv=st.booleans())
+def test_csv_rows_read_back_as_written_with_or_without_a_bom(
+    tmp_path_factory: pytest.TempPathFactory, rows: list[tuple[str, str]], bom: bool, tsv: bool
+) -> None:
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer, delimiter="\t" if tsv else ",")
+    writer.writerow(["text", "label"])
+    writer.writerows(rows)
+    path = tmp_path_factory.mktemp("csv") / ("d.tsv" if tsv else "d.csv")
+    path.write_bytes((b"\xef\xbb\xbf" if bom else b"") + buffer.getvalue().encode("utf-8"))
+    got = read_records(path, required=("text", "label"))
+    # the csv module reads "\r" inside an unquoted cell as a line break: compare what csv itself reads back
+    expected = list(csv.DictReader(io.StringIO(buffer.getvalue(), newline=""), delimiter="\t" if tsv else ","))
+    assert [{k: v for k, v in r.items() if k != "_line"} for r in got] == expected
+
+
+@given(labels=st.lists(st.sampled_from(["a", "b", "c"]), max_size=12))
+def test_require_labels_refuses_exactly_fewer_than_two_distinct(labels: list[str]) -> None:
+    if len(set(labels)) >= 2:
+        require_labels(labels, "d.csv")
+    else:
+        with pytest.raises(DataError, match=r"^d.csv: .*classification needs at least 2 labels$"):
+            require_labels(labels, "d.csv")
