@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator, model_validator
 
 if TYPE_CHECKING:  # pragma: no cover
     from datasets import Dataset
@@ -62,6 +62,11 @@ class DomainSpec(_Model):
     benefit_terms: list[BenefitTermInfo] = Field(default_factory=list)
     plugin: str | None = Field(default=None, description="filled in by the core")
     cli_group: str | None = Field(default=None, description="name of the plugin's command group, if any")
+    record_model: type[BaseModel] | None = Field(
+        default=None,
+        description="pydantic model of one input record (see domainfm.records); the HTTP server validates "
+        "records with it and shows it in OpenAPI. None: any fields, 'text' (if given) must be text",
+    )
 
     @field_validator("name")
     @classmethod
@@ -69,6 +74,10 @@ class DomainSpec(_Model):
         if not _DOMAIN_NAME.match(value):
             raise ValueError("must match [a-z][a-z0-9_]{1,63}")
         return value
+
+    @field_serializer("record_model")
+    def _record_model_name(self, model: type[BaseModel] | None) -> str | None:
+        return None if model is None else f"{model.__module__}.{model.__qualname__}"
 
     @model_validator(mode="after")
     def _key_metric_is_declared(self) -> DomainSpec:
