@@ -2,8 +2,11 @@
 
 Escalation is a calibrated decision: the classifier's probabilities are temperature-scaled on validation
 data, and the confidence threshold is the lowest one whose automated answers reached the target precision
-on validation data (:func:`domainfm.engine.calibration.threshold_for_precision`). A question predicted
-out-of-scope is always handed to a human.
+on validation data (:func:`domainfm.engine.calibration.threshold_for_precision`). An out-of-scope score
+(:mod:`domainfm_customer_service.oos`, method and threshold chosen on validation for a stated in-scope
+false-escalation rate) hands over questions unlike every known intent; a question predicted out-of-scope is
+always handed to a human. Each answer says whether it escalates, why (``escalation_reasons``:
+``out_of_scope``, ``low_confidence``, ``no_answer``, ``pii``) and the scores behind it (``escalation_scores``).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import json
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -20,7 +23,11 @@ from domainfm.errors import DataError
 from domainfm.types import Artifact, Prediction, RankedItem
 
 from domainfm_customer_service import OUT_OF_SCOPE
+from domainfm_customer_service.oos import ScoreInputs, base_feature_encoder, load_scorer, score_batch
 from domainfm_customer_service.query import validate_query
+
+if TYPE_CHECKING:
+    from domainfm.engine.ood import OodScorer
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +58,27 @@ def choose_threshold(confidence: np.ndarray, correct: np.ndarray, target_precisi
     return float(threshold_for_precision(confidence, correct, target_precision))
 
 
+def _finite(value: float) -> float | None:
+    """JSON has no infinity: an infinite threshold (escalate everything / nothing) is reported as None."""
+    return float(value) if np.isfinite(value) else None
+
+
+def _describe(reason: str, scores: Mapping[str, Any]) -> str:
+    """One reason code in words, with the score behind it."""
+    if reason == "low_confidence":
+        thr = scores["confidence_threshold"]
+        return f"confidence {scores['confidence']:.2f} below threshold {thr:.2f}" if thr is not None else "no confidence threshold: escalate everything"
+    if reason == "out_of_scope":
+        if scores["out_of_scope_score"] is not None and scores["out_of_scope_threshold"] is not None \
+                and scores["out_of_scope_score"] > scores["out_of_scope_threshold"]:
+            return (f"out of scope ({scores['out_of_scope_method']} score {scores['out_of_scope_score']:.3g} above "
+                    f"{scores['out_of_scope_threshold']:.3g})")
+        return "out of scope (predicted label)"
+    if reason == "no_answer":
+        return "no answer available"
+    return "personal data in the question" if reason == "pii" else reason
+
+
 class CustomerServiceAssistant:
     """A loaded customer-service model (a :class:`~domainfm.types.Predictor`)."""
 
@@ -63,6 +91,8 @@ class CustomerServiceAssistant:
         masker: Any = None,
         device: str = "cpu",
         generator: Any = None,
+        oos_scorer: OodScorer | None = None,
+        feature_encoder: Any = None,
     ) -> None:
         meta = artifact.metadata.get("customer_service", {})
         self.artifact = artifact
@@ -79,6 +109,13 @@ class CustomerServiceAssistant:
         self.threshold: float = float("inf") if threshold is None else float(threshold)
         self.top_k: int = int(meta.get("top_k", 3))
         self.fusion: str = meta.get("fusion", "rrf")
+        self.escalate_on_pii: bool = bool(meta.get("escalate_on_pii", False))
+        oos_meta = meta.get("oos") or {}
+        self.oos_scorer = oos_scorer
+        self.oos_method: str | None = oos_meta.get("method") if oos_scorer is not None else None
+        self.oos_threshold: float = float(oos_meta["threshold"]) if oos_scorer is not None else float("inf")
+        self._inputs = ScoreInputs(classifier, feature_encoder)
+        self._in_scope = np.array([lab != self.oos_label for lab in self.labels])
 
     @classmethod
     def load(
@@ -108,13 +145,27 @@ class CustomerServiceAssistant:
             templates = json.loads((root / TEMPLATES_FILE).read_text(encoding="utf-8"))
         from domainfm_customer_service.generator import maybe_generator
 
+        oos_meta = artifact.metadata.get("customer_service", {}).get("oos") or {}
+        try:
+            scorer = load_scorer(root, oos_meta)
+        except (FileNotFoundError, ValueError) as exc:
+            raise DataError(f"{root}: {exc}") from None
+        feature_encoder = None
+        if scorer is not None and scorer.needs_features:
+            feature_encoder = base_feature_encoder(classifier, device, int(artifact.metadata.get("max_length", 128)))
         return cls(artifact, classifier, index=index, templates=templates, masker=masker, device=device,
-                   generator=maybe_generator(generator, device))
+                   generator=maybe_generator(generator, device), oos_scorer=scorer, feature_encoder=feature_encoder)
 
     # ----------------------------------------------------------------------------------- answering
 
-    def answer_many(self, queries: Sequence[Any], *, k: int | None = None, threshold: float | None = None) -> list[dict[str, Any]]:
-        """Answer a batch of questions. Raises :class:`QueryError` naming the first bad query."""
+    def answer_many(
+        self, queries: Sequence[Any], *, k: int | None = None, threshold: float | None = None,
+        oos_threshold: float | None = None,
+    ) -> list[dict[str, Any]]:
+        """Answer a batch of questions. Raises :class:`QueryError` naming the first bad query.
+
+        ``threshold`` / ``oos_threshold`` override the confidence and out-of-scope thresholds chosen in training.
+        """
         from domainfm_customer_service.serving import cpu_threads, faiss_threads
 
         texts = [validate_query(q, where=f"query {i}") for i, q in enumerate(queries)]
@@ -122,33 +173,49 @@ class CustomerServiceAssistant:
         # A chat turn is a tiny forward pass: one intra-op thread is faster than several (see serving.py).
         small = SMALL_BATCH_THREADS if self.device == "cpu" and len(texts) <= SMALL_BATCH else None
         with cpu_threads(small), faiss_threads(small):
-            probs = self.classifier.predict_proba(masked)
+            oos_scores, probs = self._scores(masked)
             k = k or self.top_k
             hits_all = self.index.search_many(masked, k=k, fusion=self.fusion) if self.index is not None else [[] for _ in texts]
         best, conf, oos = in_scope_confidence(probs, self.labels, self.oos_label)
         thr = self.threshold if threshold is None else threshold
+        oos_thr = self.oos_threshold if oos_threshold is None else oos_threshold
         out = []
         for i, text in enumerate(masked):
             intent = self.labels[int(best[i])]
             hits = hits_all[i]
             answer, source, doc_id, answer_intent = self._choose_answer(intent, hits)
-            reasons = []
-            if oos[i]:
-                reasons.append("out of scope")
+            oos_score = None if oos_scores is None else float(oos_scores[i])
+            reasons: list[str] = []
+            if oos[i] or (oos_score is not None and oos_score > oos_thr):
+                reasons.append("out_of_scope")
             if conf[i] < thr:
-                reasons.append(f"confidence {conf[i]:.2f} below threshold {thr:.2f}")
+                reasons.append("low_confidence")
             if answer is None and (self.index is not None or self.templates):
-                reasons.append("no answer available")
+                reasons.append("no_answer")
+            pii = masked[i] != texts[i]
+            if pii and self.escalate_on_pii:
+                reasons.append("pii")
+            scores = {
+                "confidence": float(conf[i]),
+                "confidence_threshold": _finite(thr),
+                "out_of_scope_score": oos_score,
+                "out_of_scope_threshold": _finite(oos_thr) if oos_score is not None else None,
+                "out_of_scope_method": self.oos_method,
+                "out_of_scope_probability": float(probs[i][self.labels.index(self.oos_label)]) if self.oos_label in self.labels else 0.0,
+                "personal_data_in_query": pii,
+            }
             out.append(
                 {
                     "query": text,
                     "intent": intent,
                     "predicted_label": self.labels[int(probs[i].argmax())],
                     "confidence": float(conf[i]),
-                    "out_of_scope_probability": float(probs[i][self.labels.index(self.oos_label)]) if self.oos_label in self.labels else 0.0,
+                    "out_of_scope_probability": scores["out_of_scope_probability"],
                     "threshold": thr,
                     "escalate": bool(reasons),
-                    "escalation_reason": "; ".join(reasons) or None,
+                    "escalation_reasons": reasons,
+                    "escalation_reason": "; ".join(_describe(r, scores) for r in reasons) or None,
+                    "escalation_scores": scores,
                     "answer": answer,
                     "answer_source": source,
                     "answer_doc_id": doc_id,
@@ -161,6 +228,13 @@ class CustomerServiceAssistant:
                 grounding = [answer] + [h.chunk.text for h in hits if h.chunk.text != answer]
                 out[-1]["generated_answer"] = self.generator.phrase(text, grounding)
         return out
+
+    def _scores(self, texts: list[str]) -> tuple[np.ndarray | None, np.ndarray]:
+        """(out-of-scope scores or None without a scorer, calibrated probabilities) for masked texts."""
+        if self.oos_scorer is None:
+            return None, self.classifier.predict_proba(texts)
+        logits, probs, features = self._inputs.run(texts, self.oos_scorer.needs_features)
+        return score_batch(self.oos_scorer, logits, probs, features, self._in_scope), probs
 
     def answer(self, query: Any, **kwargs: Any) -> dict[str, Any]:
         return self.answer_many([query], **kwargs)[0]
@@ -196,7 +270,8 @@ class CustomerServiceAssistant:
                     confidence=ans["confidence"],
                     abstained=ans["escalate"],
                     ranking=[RankedItem(id=p["doc_id"], score=float(p["score"])) for p in ans["passages"]] or None,
-                    extra={k: ans[k] for k in ("answer", "answer_source", "answer_doc_id", "escalation_reason", "predicted_label")},
+                    extra={k: ans[k] for k in ("answer", "answer_source", "answer_doc_id", "escalate", "escalation_reasons",
+                                               "escalation_reason", "escalation_scores", "predicted_label")},
                 )
             )
         return preds

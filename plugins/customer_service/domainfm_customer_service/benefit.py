@@ -21,6 +21,8 @@ DEFAULTS: dict[str, tuple[float, str, str]] = {
     "off_hours_share": (0.5, "fraction", "demo KB: agents staff 8:00-20:00, so half of the day has no human"),
     "human_wait_minutes": (6.0, "min", "assumption: median queue wait for a human at peak"),
     "human_answer_accuracy": (0.9, "fraction", "assumption: share of human answers that are complete and correct"),
+    "misled_customer_cost": (25.0, "EUR", "assumption: an answer to a question the bank's intents do not cover misleads "
+                             "the customer: a complaint, a repeat contact and goodwill (more than a wrong in-scope answer)"),
 }
 LIMITS: dict[str, float] = {
     "pii_in_index_and_logs": 0.0,
@@ -64,6 +66,14 @@ def oos_answered_rate(batch: ItemBatch) -> float | None:
     return float(batch.automated.astype(float)[oos].mean()) if oos.any() else None
 
 
+def out_of_scope_items(batch: ItemBatch) -> np.ndarray:
+    """1.0 for the items whose true intent is out of scope (none when the batch has no intents)."""
+    intents = batch.extra.get("intent")
+    if intents is None:
+        return np.zeros(len(batch.automated))
+    return (np.asarray(intents) == OUT_OF_SCOPE).astype(float)
+
+
 def benefit_terms(ctx: RunContext, evaluation: Evaluation) -> list[Any]:
     """The customer-service terms and constraints for ``evaluation``."""
     hours_per_ticket = _value(ctx, "minutes_per_ticket") / 60.0
@@ -71,6 +81,7 @@ def benefit_terms(ctx: RunContext, evaluation: Evaluation) -> list[Any]:
     off_hours = _value(ctx, "off_hours_share")
     wait = _value(ctx, "human_wait_minutes")
     human_acc = _value(ctx, "human_answer_accuracy")
+    misled_cost = _value(ctx, "misled_customer_cost")
     pii_found = evaluation.extra.get("pii_findings_in_index_and_logs")
 
     def wait_saved(b: ItemBatch) -> np.ndarray:
@@ -86,9 +97,16 @@ def benefit_terms(ctx: RunContext, evaluation: Evaluation) -> list[Any]:
         ),
         BenefitTerm(
             name="wrong_answer_cost", objective="business", unit="EUR",
-            description="Cost of automated answers that were wrong (repeat contact, later escalation).",
+            description="Cost of wrong automated answers to in-scope questions (repeat contact, later escalation).",
             assumptions=[_assumption(ctx, "repeat_contact_cost")],
-            utility=lambda b: -b.automated.astype(float) * (1.0 - b.quality) * repeat_cost,
+            utility=lambda b: -b.automated.astype(float) * (1.0 - b.quality) * (1.0 - out_of_scope_items(b)) * repeat_cost,
+        ),
+        BenefitTerm(
+            name="misled_customer_cost", objective="business", unit="EUR",
+            description="Cost of out-of-scope questions answered instead of handed over: a customer misled by an "
+                        "answer to a question the assistant does not cover.",
+            assumptions=[_assumption(ctx, "misled_customer_cost")],
+            utility=lambda b: -b.automated.astype(float) * out_of_scope_items(b) * misled_cost,
         ),
         BenefitTerm(
             name="answers_outside_staffed_hours", objective="social", unit="correct answers",

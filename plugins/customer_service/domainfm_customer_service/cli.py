@@ -46,10 +46,15 @@ def _load(run: str | None, artifact: str | None, device: str, no_ner: bool, gene
 
 def _show(ans: dict[str, Any]) -> None:
     click.echo(f"intent: {ans['intent']}  confidence: {ans['confidence']:.3f}  (threshold {ans['threshold']:.3f})")
+    scores = ans.get("escalation_scores") or {}
+    if scores.get("out_of_scope_score") is not None:
+        thr = scores["out_of_scope_threshold"]
+        click.echo(f"out-of-scope score ({scores['out_of_scope_method']}): {scores['out_of_scope_score']:.4g}"
+                   f"  (threshold {'none' if thr is None else format(thr, '.4g')})")
     for i, p in enumerate(ans["passages"], 1):
         click.echo(f"  [{i}] {p['score']:.4f}  {p['doc_id']}: {p['title']}")
     if ans["escalate"]:
-        click.echo(f"-> handing over to a human agent ({ans['escalation_reason']})")
+        click.echo(f"-> handing over to a human agent [{', '.join(ans['escalation_reasons'])}] ({ans['escalation_reason']})")
         if ans["answer"]:
             click.echo(f"   suggested answer for the agent: {ans['answer']}")
     elif ans["answer"] is None:

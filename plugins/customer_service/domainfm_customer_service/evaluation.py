@@ -1,5 +1,7 @@
 """Evaluation: intent accuracy/macro-F1, retrieval recall@k and MRR, automation vs answer accuracy,
-escalation precision/recall, all on one split with the threshold fixed beforehand on validation data.
+escalation precision/recall, out-of-scope recall and the AUROC of the out-of-scope score, in-scope false
+escalation and the accuracy of the in-scope questions answered, all on one split with the thresholds fixed
+beforehand on validation data.
 
 An item's ``quality`` is 1 when the answer the assistant would give is right for the true intent (0 for
 any answer to an out-of-scope question); its ``confidence`` is the calibrated in-scope confidence the
@@ -45,6 +47,30 @@ def escalation_metrics(escalated: np.ndarray, needs: np.ndarray) -> dict[str, fl
     }
 
 
+def out_of_scope_metrics(answers: Sequence[dict[str, Any]], truth: Sequence[str], oos_label: str) -> dict[str, float]:
+    """In-scope false escalation, accuracy of the in-scope questions answered and, when some questions are truly
+    out of scope, their recall and the AUROC of the out-of-scope score."""
+    from domainfm.engine.ood import auroc
+
+    is_oos = np.array([t == oos_label for t in truth], dtype=bool)
+    escalated = np.array([a["escalate"] for a in answers], dtype=bool)
+    out: dict[str, float] = {}
+    if (~is_oos).any():
+        out["in_scope_false_escalation"] = float(escalated[~is_oos].mean())
+        answered = ~is_oos & ~escalated
+        if answered.any():
+            right = np.array([a["intent"] == t for a, t in zip(answers, truth, strict=True)])
+            out["answered_accuracy"] = float(right[answered].mean())
+    if is_oos.any():
+        out["out_of_scope_recall"] = float(escalated[is_oos].mean())
+        scores = [a.get("escalation_scores", {}).get("out_of_scope_score") for a in answers]
+        if (~is_oos).any() and all(v is not None for v in scores):
+            value = auroc(np.asarray(scores, dtype=float)[~is_oos], np.asarray(scores, dtype=float)[is_oos])
+            if value is not None:
+                out["oos_auroc"] = value
+    return out
+
+
 def automation_curve(confidence: np.ndarray, quality: np.ndarray) -> Curve:
     """Automation rate (share answered without a human) against the accuracy of those answers."""
     from domainfm.engine.calibration import risk_coverage_curve
@@ -87,9 +113,7 @@ def evaluate_assistant(assistant: Any, data: DataBundle, split: str, *, baseline
     metrics["automated_answer_accuracy"] = float(quality[automated].mean()) if automated.any() else 0.0
     metrics["answer_accuracy_all"] = float(quality.mean())
     metrics.update(escalation_metrics(escalated, needs))
-    is_oos = np.array([t == oos for t in truth])
-    if is_oos.any():
-        metrics["out_of_scope_recall"] = float(escalated[is_oos].mean())
+    metrics.update(out_of_scope_metrics(answers, truth, oos))
 
     relevant_by_intent = assistant.index.documents_with_intent() if assistant.index is not None else {}
     relevant = [relevant_by_intent.get(t, set()) for t in truth]
@@ -129,5 +153,15 @@ def evaluate_assistant(assistant: Any, data: DataBundle, split: str, *, baseline
             "escalation_threshold": assistant.threshold,
             "items_per_second": len(texts) / seconds if seconds > 0 else None,
             "retrieval_fusion": assistant.fusion,
+            "out_of_scope_method": getattr(assistant, "oos_method", None),
+            "escalation_reasons": _reason_counts(answers),
         },
     )
+
+
+def _reason_counts(answers: Sequence[dict[str, Any]]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for a in answers:
+        for reason in a.get("escalation_reasons", []):
+            counts[reason] = counts.get(reason, 0) + 1
+    return counts

@@ -35,6 +35,7 @@ def domainfm_domains() -> list[DomainSpec]:
             benefit_terms=[
                 BenefitTermInfo(name="agent_time_saved", objective="business", unit="agent hours"),
                 BenefitTermInfo(name="wrong_answer_cost", objective="business", unit="EUR"),
+                BenefitTermInfo(name="misled_customer_cost", objective="business", unit="EUR"),
                 BenefitTermInfo(name="answers_outside_staffed_hours", objective="social", unit="correct answers"),
                 BenefitTermInfo(name="customer_wait_saved", objective="social", unit="customer minutes"),
                 BenefitTermInfo(name="consistency_gain", objective="social", unit="correct answers vs human baseline"),

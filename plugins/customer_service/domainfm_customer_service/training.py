@@ -10,7 +10,10 @@ Options (``--set options.NAME=VALUE``):
 - ``fusion`` (rrf): ``rrf`` (hybrid), ``dense`` or ``bm25``; ``top_k`` (3);
 - ``auto_small_data`` (true): below 500 training rows, train the intent classifier head-only;
 - full fine-tuning trains the new classifier head at ``train.head_learning_rate`` = 3e-3 unless that is set;
-- ``use_ner`` (auto): mask names with presidio NER when the offline spaCy model is installed.
+- ``use_ner`` (auto): mask names with presidio NER when the offline spaCy model is installed;
+- ``out_of_scope`` (true): fit the out-of-scope score (:mod:`domainfm_customer_service.oos`:
+  ``max_false_escalation`` 0.05, ``oos_methods``, ``negative_pool``, ``oos_fallback``, ``oos_knn_k``);
+- ``escalate_on_pii`` (false): hand over every question in which personal data was found (reason ``pii``).
 """
 
 from __future__ import annotations
@@ -88,6 +91,15 @@ def train_customer_service(ctx: RunContext, data: DataBundle) -> Artifact:
         "classifier_mode_reason": small,
     }
     cs_meta.update(escalation_threshold(ctx, classifier, data, float(ctx.option("target_precision", 0.9))))
+    cs_meta["escalate_on_pii"] = ctx.flag("escalate_on_pii", False)
+    if ctx.flag("out_of_scope", True):
+        from domainfm_customer_service.oos import fit_out_of_scope
+
+        started = time.perf_counter()
+        confidence_threshold = cs_meta["escalation_threshold"]
+        cs_meta["oos"] = fit_out_of_scope(ctx, classifier, data, OUT_OF_SCOPE,
+                                          float("inf") if confidence_threshold is None else confidence_threshold, root)
+        cs_meta["oos"]["seconds"] = round(time.perf_counter() - started, 1)
 
     documents = documents_from_bundle(data)
     encoder_dir = resolve_model(artifact.base_model).path
