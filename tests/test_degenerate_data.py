@@ -201,3 +201,100 @@ def test_require_labels_refuses_exactly_fewer_than_two_distinct(labels: list[str
     else:
         with pytest.raises(DataError, match=r"^d.csv: .*classification needs at least 2 labels$"):
             require_labels(labels, "d.csv")
+
+
+# ------------------------------------------------------------------------------------------ prediction input
+
+
+def test_stdin_lines_and_records_are_capped(tmp_path: Path) -> None:
+    from domainfm.io import read_input_records
+
+    ok = read_input_records("-", stdin=io.BytesIO(b"\xef\xbb\xbfhello\n\n" + json.dumps({"text": "hi"}).encode() + b"\n"))
+    assert ok == [{"text": "hello"}, {"text": "hi"}]
+    with pytest.raises(DataError, match=r"^<stdin>:2: field 'text' has 10,001 characters; the limit is 10,000"):
+        read_input_records("-", stdin=io.BytesIO(b"fine\n" + b"x" * 10_001 + b"\n"))
+    assert read_input_records("-", 20_000, stdin=io.BytesIO(b"x" * 10_001 + b"\n"))[0]["text"] == "x" * 10_001
+    nested = json.dumps({"text": "short", "context": {"notes": ["y" * 10_001]}}).encode()
+    with pytest.raises(DataError, match=r"^<stdin>:1: field 'context.notes\[0\]' has 10,001 characters"):
+        read_input_records("-", stdin=io.BytesIO(nested + b"\n"))
+    with pytest.raises(DataError, match=r"^<stdin>:1: field 'text' is a JSON object, not a string$"):
+        read_input_records("-", stdin=io.BytesIO(b'{"text": {"a": 1}}\n'))
+    with pytest.raises(DataError, match=r"^<stdin>:1: not UTF-8 text"):
+        read_input_records("-", stdin=io.BytesIO(b"\xff\xfe\x00binary\n"))
+
+
+def test_a_huge_stdin_line_fails_fast(tmp_path: Path) -> None:
+    from domainfm.io import read_input_records
+
+    class Stream(io.RawIOBase):
+        """20 MB of one line, handed out in the sizes readline asks for: counts what was read."""
+
+        def __init__(self) -> None:
+            self.left, self.read_bytes = 20_000_000, 0
+
+        def readinto(self, buffer: Any) -> int:
+            n = min(len(buffer), self.left)
+            buffer[:n] = b"z" * n
+            self.left -= n
+            self.read_bytes += n
+            return n
+
+        def readable(self) -> bool:
+            return True
+
+    stream = Stream()
+    with pytest.raises(DataError, match=r"^<stdin>:1: line is longer than 902,144 bytes"):
+        read_input_records("-", stdin=io.BufferedReader(stream))
+    assert stream.read_bytes < 1_000_000
+
+
+def test_prediction_files_are_checked_too(tmp_path: Path) -> None:
+    from domainfm.io import read_input_records
+
+    path = _jsonl(tmp_path / "in.jsonl", [{"text": "fine"}, {"text": ["a", "list"]}])
+    with pytest.raises(DataError, match=rf"^{path}:2: field 'text' is a JSON array, not a string$"):
+        read_input_records(str(path))
+
+
+# ------------------------------------------------------------------------------------------ plugin readers
+
+
+def _plugin_readers() -> dict[str, Any]:
+    from domainfm_customer_service.readers import load_source as cs_load, read_intents
+    from domainfm_education.grading_data import read_grading_file
+    from domainfm_finance_sentiment.readers import read_labelled_table
+    from domainfm_healthcare.readers import load_user_data
+    from domainfm_recommendation.readers import read_items
+
+    return {
+        "finance": (read_labelled_table, {"text": {"a": 1}, "label": "positive"}, "text"),
+        "customer_service": (read_intents, {"text": {"a": 1}, "intent": "card_arrival"}, "text"),
+        "healthcare": (lambda p: load_user_data(p), {"text": ["a"], "label": "flu"}, "text"),
+        "recommendation": (read_items, {"item": "w1", "title": "Pottery", "description": {"a": 1}}, "description"),
+        "education": (
+            read_grading_file,
+            {"question": "q", "reference_answers": "r", "student_answer": ["a"], "label": "correct"},
+            "student_answer",
+        ),
+        "_single": (cs_load, load_user_data),
+    }
+
+
+@pytest.mark.parametrize("domain", ["finance", "customer_service", "healthcare", "recommendation", "education"])
+def test_plugin_readers_refuse_a_json_object_or_array_as_text(tmp_path: Path, domain: str) -> None:
+    pytest.importorskip(f"domainfm_{'finance_sentiment' if domain == 'finance' else domain}")
+    read, bad, field = _plugin_readers()[domain]
+    path = _jsonl(tmp_path / "d.jsonl", [bad])
+    with pytest.raises(DataError, match=rf"^{path}:1: field '{field}' is a JSON (object|array), not a string$"):
+        read(path)
+
+
+def test_plugin_readers_refuse_a_single_label(tmp_path: Path) -> None:
+    pytest.importorskip("domainfm_customer_service")
+    pytest.importorskip("domainfm_healthcare")
+    cs_load, health_load = _plugin_readers()["_single"]
+    path = tmp_path / "one.csv"
+    path.write_text("text,label\n" + "".join(f"symptom number {i},flu\n" for i in range(9)), encoding="utf-8")
+    for load in (cs_load, health_load):
+        with pytest.raises(DataError, match=rf"^{path}: only the label 'flu' in 9 row\(s\)"):
+            load(str(path))

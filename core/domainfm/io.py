@@ -266,3 +266,87 @@ def _read_parquet(path: Path) -> list[dict[str, Any]]:
         reason = " ".join(str(exc).split())[:300]
         raise DataError(f"{path}: cannot read Parquet: {reason}") from exc
     return table.to_pylist()
+
+
+# ------------------------------------------------------------------------------------------ prediction input
+
+
+def check_record_texts(record: Mapping[str, Any], where: str, max_text_chars: int = DEFAULT_MAX_TEXT_CHARS) -> None:
+    """Refuse a prediction record whose ``text`` is not a string, or with any string (nested ones too) longer
+    than ``max_text_chars``; the message names ``where`` and the field's path."""
+    text = record.get("text")
+    if "text" in record and not isinstance(text, str):
+        kind = {dict: "a JSON object", list: "a JSON array"}.get(type(text), f"{json.dumps(text)}")
+        raise DataError(f"{where}: field 'text' is {kind}, not a string")
+    for name, value in _strings(record, ""):
+        if len(value) > max_text_chars:
+            raise DataError(
+                f"{where}: field {name!r} has {len(value):,} characters; the limit is {max_text_chars:,} "
+                "(max_text_chars)"
+            )
+
+
+def _strings(value: Any, prefix: str) -> Iterator[tuple[str, str]]:
+    if isinstance(value, str):
+        yield prefix, value
+    elif isinstance(value, Mapping):
+        for key, child in value.items():
+            if key != "_line":
+                yield from _strings(child, f"{prefix}.{key}" if prefix else str(key))
+    elif isinstance(value, (list, tuple)):
+        for i, child in enumerate(value):
+            yield from _strings(child, f"{prefix}[{i}]")
+
+
+def read_input_records(
+    path: str, max_text_chars: int = DEFAULT_MAX_TEXT_CHARS, stdin: Any = None
+) -> list[dict[str, Any]]:
+    """Prediction records from a table file, or from ``-`` (``stdin``, default ``sys.stdin.buffer``): JSONL
+    objects or plain text lines. Lines are read bounded (a huge line fails after :func:`max_line_chars`
+    characters), bytes are decoded here so binary input is named as such, and every record passes
+    :func:`check_record_texts`."""
+    if path != "-":
+        rows = read_records(path, max_text_chars=max_text_chars)
+        for row in rows:
+            check_record_texts(row, f"{path}:{row['_line']}", max_text_chars)
+        return [{k: v for k, v in r.items() if k != "_line"} for r in rows]
+    import sys
+
+    stream = stdin if stdin is not None else sys.stdin.buffer
+    limit = max_line_chars(max_text_chars)
+    records: list[dict[str, Any]] = []
+    for lineno, raw in enumerate(_bounded_byte_lines(stream, 4 * limit, max_text_chars), start=1):
+        where = f"<stdin>:{lineno}"
+        try:
+            line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{where}: not UTF-8 text (byte {raw[exc.start]:#04x} at column {exc.start + 1})") from None
+        if "\x00" in line:
+            raise DataError(f"{where}: binary data (a NUL byte); expected text lines or JSONL")
+        if not line.strip():
+            continue
+        if line.lstrip().startswith("{"):
+            try:
+                record = json.loads(line, object_pairs_hook=_no_duplicate_keys(where))
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{where}: invalid JSON: {exc.msg}") from None
+        else:
+            record = {"text": line.rstrip("\r\n")}
+        check_record_texts(record, where, max_text_chars)
+        records.append(record)
+    return records
+
+
+def _bounded_byte_lines(stream: Any, limit_bytes: int, max_text_chars: int) -> Iterator[bytes]:
+    lineno = 0
+    while True:
+        raw = stream.readline(limit_bytes + 2)
+        if not raw:
+            return
+        lineno += 1
+        if len(raw.rstrip(b"\r\n")) > limit_bytes:
+            raise DataError(
+                f"<stdin>:{lineno}: line is longer than {limit_bytes:,} bytes; a text may have at most "
+                f"{max_text_chars:,} characters (max_text_chars)"
+            )
+        yield raw

@@ -12,7 +12,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from domainfm.data import require_labels
 from domainfm.errors import DataError
+from domainfm.io import DEFAULT_MAX_TEXT_CHARS
 
 from domainfm_customer_service.documents import Document
 
@@ -43,13 +45,11 @@ def _where(path: Path, row: dict[str, Any]) -> str:
     return f"{path}:{row['_line']}" if "_line" in row else str(path)
 
 
-def _text(value: Any, where: str, name: str) -> str:
-    if value is None or (isinstance(value, float) and value != value):
-        raise DataError(f"{where}: field {name!r} is missing")
-    text = " ".join(str(value).split())
-    if not text:
-        raise DataError(f"{where}: field {name!r} is empty")
-    return text
+def _text(value: Any, where: str, name: str, max_chars: int | None = None) -> str:
+    """The core's checks (:func:`domainfm.data.clean_text`), then runs of whitespace collapsed."""
+    from domainfm.data import clean_text
+
+    return " ".join(clean_text(value, where, name, max_chars=max_chars).split())
 
 
 def _optional(value: Any) -> str | None:
@@ -86,7 +86,10 @@ def read_intents(path: str | Path, group_columns: tuple[str, ...] = ("channel", 
     out = []
     for row in rows:
         where = _where(path, row)
-        rec = {"text": _text(row.get("text"), where, "text"), "intent": _text(row.get(intent_col), where, intent_col)}
+        rec = {
+            "text": _text(row.get("text"), where, "text", DEFAULT_MAX_TEXT_CHARS),
+            "intent": _text(row.get(intent_col), where, intent_col),
+        }
         for g in groups:
             rec[g] = _optional(row.get(g)) or "unknown"
         out.append(rec)
@@ -227,7 +230,9 @@ def load_source(source: str) -> CustomerServiceData:
     if path.is_dir():
         return load_folder(path, source=str(path))
     if path.is_file():
-        return CustomerServiceData(utterances=read_intents(path), source=str(path))
+        rows = read_intents(path)
+        require_labels([r["intent"] for r in rows], str(path))
+        return CustomerServiceData(utterances=rows, source=str(path))
     raise DataError(f"{source}: not 'demo', 'banking77', a folder or a file")
 
 
@@ -259,6 +264,7 @@ def load_folder(folder: Path, source: str) -> CustomerServiceData:
         test = read_intents(test_path) if test_path else None
     else:
         rows = read_intents(utter)
+    require_labels([r["intent"] for r in rows], str(utter or train))
     kb_path = _first(folder, ("kb", "knowledge_base"), TABLE_SUFFIXES)
     if kb_path is None and (folder / "kb").is_dir():
         kb_path = folder / "kb"

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from domainfm.errors import DataError
+from domainfm.io import DEFAULT_MAX_TEXT_CHARS
 
 LABELS_3WAY: tuple[str, ...] = ("correct", "contradictory", "incorrect")
 SEMEVAL_SPLITS: dict[str, str] = {
@@ -97,9 +98,11 @@ def parse_references(value: Any, where: str) -> tuple[str, ...]:
 
 
 def _text(value: Any, where: str, field: str) -> str:
-    if value is None or not str(value).strip():
+    if value is None or (isinstance(value, str) and not value.strip()):
         raise DataError(f"{where}: field {field!r} is empty")
-    return " ".join(str(value).split())
+    from domainfm.data import clean_text  # the core's checks: a JSON object/array, too long
+
+    return " ".join(clean_text(value, where, field, max_chars=DEFAULT_MAX_TEXT_CHARS).split())
 
 
 def _label(value: Any, where: str, label_names: Sequence[str]) -> str:

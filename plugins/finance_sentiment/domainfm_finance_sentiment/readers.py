@@ -6,7 +6,7 @@ Sources understood by :func:`read_source` (the ``--data`` value of ``domainfm ru
 - ``phrasebank[:50agree|66agree|75agree|allagree]``: Financial PhraseBank v1.0 from the shared data directory;
 - a ``Sentences_*Agree.txt`` file, or a directory holding them (``options.agreement`` picks the file);
 - ``tfns[:PATH]``: Twitter Financial News Sentiment CSV (``text,label`` with 0=bearish, 1=bullish, 2=neutral);
-- ``hf:<dataset id>[:<split>]``: a Hugging Face hub dataset (needs network);
+- ``hf:<dataset id>[:<split>]``: a Hugging Face dataset (the core reader: local cache, or the hub when online);
 - any ``.csv``/``.tsv``/``.jsonl``/``.parquet`` file with ``text,label[,timestamp,topic,source,entity,id]``.
 
 Rows come back as plain dicts with ``text``, ``label`` (one of :data:`~domainfm_finance_sentiment.LABELS`)
@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from domainfm.errors import DataError
+from domainfm.io import DEFAULT_MAX_TEXT_CHARS
 
 from domainfm_finance_sentiment import LABELS
 
@@ -89,19 +90,12 @@ def normalise_label(value: Any, where: str, mapping: Mapping[str, str] | None = 
     return label
 
 
-def clean_text(value: Any, where: str) -> str:
-    """A stripped, non-empty string; raise naming ``where`` otherwise."""
-    if value is None:
-        raise DataError(f"{where}: field 'text' is missing")
-    if isinstance(value, bytes):
-        try:
-            value = value.decode("utf-8")
-        except UnicodeDecodeError:
-            raise DataError(f"{where}: field 'text' is not valid UTF-8") from None
-    text = " ".join(str(value).split())
-    if not text:
-        raise DataError(f"{where}: field 'text' is empty")
-    return text
+def clean_text(value: Any, where: str, max_chars: int = DEFAULT_MAX_TEXT_CHARS) -> str:
+    """A stripped, non-empty string with runs of whitespace collapsed: the core's checks
+    (:func:`domainfm.data.clean_text`: missing, JSON object/array, empty, longer than ``max_chars``)."""
+    from domainfm.data import clean_text as core_clean_text
+
+    return " ".join(core_clean_text(value, where, "text", max_chars=max_chars).split())
 
 
 def parse_timestamp(value: Any, where: str) -> datetime:
@@ -239,24 +233,22 @@ def read_tfns(path: str | Path | None = None) -> list[dict[str, Any]]:
     return rows
 
 
-def read_hub(dataset_id: str, split: str = "train", text_column: str = "text", label_column: str = "label") -> list[dict[str, Any]]:
-    """A hub dataset (needs network). Integer ``ClassLabel`` labels are mapped through their names."""
-    try:
-        from datasets import load_dataset
+def read_hub(source: str, text_column: str = "text", label_column: str = "label") -> list[dict[str, Any]]:
+    """An ``hf:<id>[:<split>]`` dataset through the core reader (:mod:`domainfm.hf`: the local cache, or the hub
+    when online); ``ClassLabel`` ids come back as names and are mapped through :data:`LABEL_ALIASES`."""
+    from domainfm.hf import read_hf_records
 
-        ds = load_dataset(dataset_id, split=split)
-    except Exception as exc:  # network, unknown id, ...
-        raise DataError(f"hf:{dataset_id}: cannot load split {split!r}: {type(exc).__name__}: {exc}") from exc
+    records = read_hf_records(source)
     for col in (text_column, label_column):
-        if col not in ds.column_names:
-            raise DataError(f"hf:{dataset_id}: missing column {col!r}; has {ds.column_names}")
-    names = getattr(ds.features[label_column], "names", None)
+        if records and col not in records[0]:
+            raise DataError(f"{source}: missing column {col!r}; has {sorted(set(records[0]) - {'_line'})}")
     rows = []
-    for i, rec in enumerate(ds):
-        where = f"hf:{dataset_id}[{split}] row {i}"
-        raw = rec[label_column]
-        label = names[raw] if names and isinstance(raw, int) else raw
-        rows.append({"id": f"hf-{i}", "text": clean_text(rec[text_column], where), "label": normalise_label(label, where)})
+    for rec in records:
+        where = f"{source} row {rec['_line']}"
+        rows.append(
+            {"id": f"hf-{rec['_line']}", "text": clean_text(rec[text_column], where),
+             "label": normalise_label(rec[label_column], where)}
+        )
     return rows
 
 
@@ -280,9 +272,7 @@ def read_source(source: str, options: Mapping[str, Any] | None = None) -> tuple[
         rows = read_tfns(path)
         origin = str(path or "tfns")
     elif source.startswith("hf:"):
-        parts = source[3:].split(":")
-        rows = read_hub(parts[0], parts[1] if len(parts) > 1 else "train",
-                        options.get("text_column", "text"), options.get("label_column", "label"))
+        rows = read_hub(source, options.get("text_column", "text"), options.get("label_column", "label"))
         origin = source
     else:
         path = Path(source)

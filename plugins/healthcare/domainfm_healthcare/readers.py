@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from domainfm.data import check_split, clean_text, require_labels
 from domainfm.errors import DataError
 from domainfm.types import DataBundle
 from domainfm_healthcare.deid import Deidentifier, default_deidentifier, redact_for_message
@@ -120,17 +121,9 @@ class RowCleaner:
         missing = [c for c in (self.text_column, self.label_column, *self.group_columns) if c not in row]
         if missing:
             raise DataError(f"{where}: missing field(s) {missing}")
-        raw = row[self.text_column]
-        text = "" if raw is None else str(raw).strip()
-        if not text:
-            raise DataError(f"{where}: field {self.text_column!r} is empty")
-        if len(text) > MAX_TEXT_CHARS:
-            raise DataError(
-                f"{where}: field {self.text_column!r} has {len(text)} characters; the limit is {MAX_TEXT_CHARS}"
-            )
-        label = "" if row[self.label_column] is None else str(row[self.label_column]).strip()
-        if not label:
-            raise DataError(f"{where}: field {self.label_column!r} is empty")
+        # the core's checks (missing, JSON object/array, empty, too long); their messages never echo a value
+        text = clean_text(row[self.text_column], where, self.text_column, max_chars=MAX_TEXT_CHARS)
+        label = clean_text(row[self.label_column], where, self.label_column)
         found = self.scanner.detect(label)
         if found:
             kinds = sorted({s.kind for s in found})
@@ -217,10 +210,14 @@ def _bundle(
     )
 
 
-def _stratified(rows: list[dict[str, Any]], fractions: tuple[float, float, float], seed: int) -> dict[str, list[dict[str, Any]]]:
+def _stratified(
+    rows: list[dict[str, Any]], fractions: tuple[float, float, float], seed: int, where: str = "data"
+) -> dict[str, list[dict[str, Any]]]:
     from domainfm.data import stratified_split_indices
 
-    parts = stratified_split_indices([r["label"] for r in rows], fractions, seed)
+    labels = [r["label"] for r in rows]
+    parts = stratified_split_indices(labels, fractions, seed)
+    check_split(labels, parts, SPLIT_NAMES, where)  # warns where too-rare labels went; one train label raises
     return {name: [rows[i] for i in idx] for name, idx in zip(SPLIT_NAMES, parts, strict=True)}
 
 
@@ -377,6 +374,7 @@ def load_user_data(
         if "train" not in parts:
             raise DataError(f"{path}: directory has no train.(csv|tsv|jsonl|parquet)")
         labels = list(label_names) if label_names else sorted({r["label"] for r in parts["train"]})
+        require_labels([r["label"] for r in parts["train"]], f"{path}/train")
         for name, rows in parts.items():
             outside = sorted({r["label"] for r in rows} - set(labels))
             if outside:
@@ -387,6 +385,7 @@ def load_user_data(
         split_desc = "as given (directory of split files)"
     elif path.is_file():
         rows = read_labelled_file(path, cleaner)
+        require_labels([r["label"] for r in rows], str(path))
         labels = list(label_names) if label_names else sorted({r["label"] for r in rows})
         counts = Counter(r["label"] for r in rows)
         rare = sorted(k for k, n in counts.items() if n < 3)
@@ -395,7 +394,7 @@ def load_user_data(
                 f"{path}: label(s) {[redact_for_message(x) for x in rare]} have fewer than 3 rows; "
                 "a train/validation/test split needs at least 3 per label"
             )
-        parts = _stratified(rows, (0.8, 0.1, 0.1), seed)
+        parts = _stratified(rows, (0.8, 0.1, 0.1), seed, str(path))
         split_desc = f"stratified 80/10/10, seed {seed}"
     else:
         raise DataError(

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from domainfm.errors import DataError
+from domainfm.io import DEFAULT_MAX_TEXT_CHARS
 
 USER_ALIASES = ("user", "userId", "user_id", "userid", "customer", "customer_id")
 ITEM_ALIASES = ("item", "movieId", "item_id", "itemid", "product", "product_id")
@@ -74,6 +75,8 @@ def _where(path: Path, row: Mapping[str, Any], index: int) -> str:
 def _id(value: Any, where: str, field: str) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         raise DataError(f"{where}: field {field!r} is missing")
+    if isinstance(value, (dict, list, tuple)):
+        raise DataError(f"{where}: field {field!r} is a JSON {'object' if isinstance(value, dict) else 'array'}, not an id")
     text = str(value).strip()
     if isinstance(value, float) and value.is_integer():
         text = str(int(value))
@@ -156,8 +159,8 @@ def items_from_rows(rows: list[dict[str, Any]], path: str | Path) -> list[ItemRe
         if item in seen:
             raise DataError(f"{where}: duplicate item {item!r} (first at row {seen[item] + 1})")
         seen[item] = i
-        title = _str(row.get(title_col)) if title_col else ""
-        parts = [_str(row.get(text_col))] if text_col else []
+        title = _text(row.get(title_col), where, title_col) if title_col else ""
+        parts = [_text(row.get(text_col), where, text_col)] if text_col else []
         for col in tag_cols:
             tags = _tags(row.get(col))
             if tags:
@@ -176,6 +179,15 @@ def _str(value: Any) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
     return str(value).strip()
+
+
+def _text(value: Any, where: str, field: str) -> str:
+    """An optional text field (empty when missing): the core's checks for a JSON object/array and for length."""
+    if value is None or (isinstance(value, float) and math.isnan(value)) or (isinstance(value, str) and not value.strip()):
+        return ""
+    from domainfm.data import clean_text
+
+    return clean_text(value, where, field, max_chars=DEFAULT_MAX_TEXT_CHARS)
 
 
 def _tags(value: Any) -> list[str]:
