@@ -59,6 +59,12 @@ def test_contract_on_demo(demo_run) -> None:  # noqa: ANN001
     assert {"agent_time_saved", "customer_wait_saved", "pii_in_index_and_logs", "error_rate_gap_across_groups"} <= names
     for pred in report.predictions:
         assert pred.label and pred.confidence is not None and "answer" in pred.extra
+        assert pred.extra["escalate"] == pred.abstained and isinstance(pred.extra["escalation_reasons"], list)
+        assert "out_of_scope_score" in pred.extra["escalation_scores"]
+    assert "misled_customer_cost" in names
+    oos = meta["oos"]
+    assert oos["max_false_escalation"] == 0.05 and oos["method"] in oos["methods_compared"]
+    assert oos["negative_pool"]["held_out"] > 0 and oos["validation_out_of_scope"]["labelled"] > 0
 
 
 def test_threshold_comes_from_validation(demo_run) -> None:  # noqa: ANN001
@@ -194,3 +200,21 @@ def test_optional_generator_phrases_from_passages(demo_run, tiny: Path, tmp_path
     assistant.threshold, assistant.oos_label = 0.0, "no-such-label"  # answer everything so the generator runs
     ans = assistant.answer("how do I close my account")
     assert ans["answer"] and isinstance(ans["generated_answer"], str)
+
+
+def test_http_ask_returns_the_escalation_decision(demo_run) -> None:  # noqa: ANN001
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from domainfm.config import RunConfig
+    from domainfm.serve.app import create_app
+
+    report, out = demo_run
+    app = create_app(PluginManager().load(), RunConfig(device="cpu", output_dir=out), {DOMAIN: Path(report.artifact.path)})
+    with TestClient(app) as client:
+        res = client.post(f"/{DOMAIN}/ask", json={"text": "What's a good recipe for lasagne?"})
+    assert res.status_code == 200, res.text
+    body = res.json()
+    assert isinstance(body["escalate"], bool) and body["escalate"] == bool(body["escalation_reasons"])
+    scores = body["escalation_scores"]
+    assert {"confidence", "confidence_threshold", "out_of_scope_score", "out_of_scope_threshold", "out_of_scope_method"} <= set(scores)
