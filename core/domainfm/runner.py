@@ -28,6 +28,7 @@ from domainfm.device import describe_device, resolve_device
 from domainfm.errors import DomainfmError
 from domainfm.io import atomic_write_json
 from domainfm.manager import PluginManager
+from domainfm.run_layout import check_name
 from domainfm.types import Artifact, DataBundle, Evaluation, Prediction, Predictor, RunContext
 
 T = TypeVar("T")
@@ -67,6 +68,8 @@ class Runner:
             config.model.base = spec.default_model
         if config.data is None:
             config.data = spec.default_data
+        if config.run_name is not None:
+            check_name(config.run_name, "run_name")  # it becomes a folder name: never '../x' or 'a/b'
         run_id = run_dir.name if run_dir else (config.run_name or new_run_id())
         run_dir = run_dir or Path(config.output_dir) / domain / run_id
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -144,8 +147,10 @@ class Runner:
             ctx.state["data_sizes"] = data.sizes()
             _remember_training_texts(ctx, data)
             modes = ctx.config.variants or [ctx.config.model.mode]
+            trained: list[RunContext] = []
             for mode in modes:
                 vctx = ctx if len(modes) == 1 else ctx.for_variant(mode, **{"model.mode": mode})
+                trained.append(vctx)
                 say(f"training ({mode}, base {ctx.config.model.base}, on {describe_device(ctx.device)})")
                 with _energy_tracker(vctx):
                     artifact = self.train(vctx, data)
@@ -165,11 +170,13 @@ class Runner:
             self.save_evaluations(ctx, result.evaluations)
             say("scoring benefit")
             result.report = self.benefit(ctx, result.evaluations)
+            _mark_source(result.report, result.evaluations)
             result.paths.update(self.write_report(ctx, result.report))
         except BaseException as exc:
             self.write_run_json(ctx, status="failed", error=f"{type(exc).__name__}: {exc}")
             raise
         self.write_run_json(ctx, status="finished")
+        self.remove_checkpoints(trained)
         result.paths["run"] = ctx.run_dir
         return result
 
@@ -203,6 +210,14 @@ class Runner:
             {variant: {"split": ev.split, "device": ev.device, **ev.metrics} for variant, ev in evaluations.items()},
         )
 
+    def remove_checkpoints(self, contexts: Sequence[RunContext]) -> None:
+        """Delete the training checkpoints of a run that finished (a failed or killed run keeps them to resume
+        from); ``domainfm runs gc`` reclaims those of runs finished before this existed."""
+        from domainfm.run_gc import remove_checkpoints
+
+        for vctx in contexts:
+            remove_checkpoints(vctx.checkpoint_dir)
+
     def write_report(self, ctx: RunContext, report: Any) -> dict[str, Path]:
         from domainfm import benefit
 
@@ -227,6 +242,14 @@ class Runner:
             "dp_epsilon": ctx.state.get("dp_epsilon"),
         }
         atomic_write_json(ctx.run_dir / "run.json", payload)
+
+
+def _mark_source(report: Any, evaluations: Mapping[str, Evaluation]) -> None:
+    """Say in the report which evaluation records it scores: the run's own, just written."""
+    from domainfm.benefit.model import BenefitReport, ReportSource
+
+    if isinstance(report, BenefitReport):
+        report.source = ReportSource(splits={name: ev.split for name, ev in evaluations.items()}, scored_by="run")
 
 
 def _remember_training_texts(ctx: RunContext, data: DataBundle, limit: int = 2000) -> None:

@@ -113,6 +113,32 @@ class GroupStats(_Record):
     key_metric: float | None = None
 
 
+class ReportSource(_Record):
+    """Which evaluation records a report scores, and who scored it.
+
+    The evaluations are always the run's own (``evaluations/<variant>.json``, written once by the training run on
+    its configured split); ``domainfm score`` may rescore them with other weights, recorded in ``changes``.
+    """
+
+    splits: dict[str, str] = Field(description="variant -> split of the evaluation record scored")
+    scored_by: Literal["run", "score"] = "run"
+    changes: list[str] = Field(default_factory=list, description="what a rescore changed, e.g. 'lambda: 1 -> 2'")
+    history: str | None = Field(default=None, description="the rescore's record under evaluations/history/")
+
+    def short(self) -> str:
+        """``test · training`` or ``test · rescored``: the split(s) and who scored."""
+        splits = "/".join(sorted(set(self.splits.values()))) or "?"
+        return f"{splits} · {'training' if self.scored_by == 'run' else 'rescored'}"
+
+    def describe(self) -> str:
+        """One sentence for reports and tables."""
+        splits = "/".join(sorted(set(self.splits.values()))) or "?"
+        line = f"scores the {splits} evaluation recorded when the run trained"
+        if self.scored_by == "score":
+            line += "; rescored by `domainfm score`" + (f" ({'; '.join(self.changes)})" if self.changes else "")
+        return line
+
+
 class BenefitReport(_Record):
     """Everything ``domainfm score`` / the end of ``domainfm run`` decides and shows."""
 
@@ -142,6 +168,7 @@ class BenefitReport(_Record):
     assumption_overrides_unused: list[str] = Field(default_factory=list)
     limit_overrides_unused: list[str] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
+    source: ReportSource | None = Field(default=None, description="which evaluation records this report scores")
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 

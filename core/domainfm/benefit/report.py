@@ -76,6 +76,7 @@ def render_html(report: BenefitReport) -> str:
         f"<h1>Benefit report: {escape(report.domain)}</h1>",
         f"<div class='muted'>run {escape(report.run_id)} · device {escape(report.device)} · "
         f"{escape(report.created_at.isoformat(timespec='seconds'))} · variants {escape(', '.join(report.variants))}</div>",
+        f"<div class='muted'>this report {escape(report.source.describe())}</div>" if report.source else "",
         _summary_cards(report, best, shown),
         _objective_text(report),
     ]

@@ -129,6 +129,7 @@ class RunSummary:
     key_value: float | None
     verdict: str | None
     objective: float | None
+    record: str | None = None  # which evaluation record the figures come from (see ReportSource.short)
 
 
 def list_runs(output_dir: str | Path, domain: str | None = None) -> list[RunSummary]:
@@ -146,12 +147,14 @@ def list_runs(output_dir: str | Path, domain: str | None = None) -> list[RunSumm
         objective: float | None = None
         key_value: float | None = None
         key: str | None = None
+        record: str | None = None
         if (run_dir / BENEFIT_JSON).is_file():
             try:
                 report = load_report(run_dir)
                 verdict = report.verdict
                 objective = report.best.objective if report.best else None
                 key = report.key_metric
+                record = report.source.short() if report.source else None
                 if key and report.variants:
                     key_value = report.metrics.get(report.variants[0], {}).get(key)
             except DataError:
@@ -160,7 +163,7 @@ def list_runs(output_dir: str | Path, domain: str | None = None) -> list[RunSumm
             RunSummary(
                 path=run_dir, run_id=str(run["run_id"]), domain=str(run["domain"]), status=str(run.get("status", "?")),
                 started_at=str(run.get("started_at", "")), device=str(run.get("device", "")), key_metric=key,
-                key_value=key_value, verdict=verdict, objective=objective,
+                key_value=key_value, verdict=verdict, objective=objective, record=record,
             )
         )
     return sorted(out, key=lambda r: (r.started_at, r.run_id))
@@ -213,6 +216,7 @@ def compare_reports(a: BenefitReport, b: BenefitReport, tolerance: float = 1e-9)
     text("decision", "operating point",
          f"{pa.variant} @ {pa.threshold:.4g}" if pa else None, f"{pb.variant} @ {pb.threshold:.4g}" if pb else None)
     text("decision", "lambda", a.lambda_, b.lambda_)
+    text("record", "evaluation", a.source.short() if a.source else None, b.source.short() if b.source else None)
     num("decision", "objective", pa.objective if pa else None, pb.objective if pb else None)
     num("decision", "R_T", pa.r_t if pa else None, pb.r_t if pb else None)
     num("decision", "R_S", pa.r_s if pa else None, pb.r_s if pb else None)

@@ -47,9 +47,9 @@ def _apply_early_flags(argv: list[str]) -> None:
 
 
 def _console() -> Any:
-    from rich.console import Console
+    from domainfm.cli.console import make_console
 
-    return Console(stderr=False, highlight=False)
+    return make_console()
 
 
 def _manager() -> Any:
@@ -225,42 +225,61 @@ def train(domain: str, **kw: Any) -> None:
 
     config = _build_config(kw)
     runner = Runner(_manager(), config)
-    ctx = runner.context(domain, Path(config.output_dir) / domain / config.run_name if config.run_name else None)
+    ctx = runner.context(domain)
     runner.write_run_json(ctx, status="running")
-    data = runner.load_data(ctx)
-    artifact = runner.train(ctx, data)
+    try:
+        data = runner.load_data(ctx)
+        artifact = runner.train(ctx, data)
+    except BaseException as exc:
+        runner.write_run_json(ctx, status="failed", error=f"{type(exc).__name__}: {exc}")
+        raise
     runner.write_run_json(ctx, status="trained")
+    runner.remove_checkpoints([ctx])
     click.echo(f"artifact: {artifact.path} (trained on {ctx.device})")
 
 
-def _load_artifact(path: str) -> Any:
-    from domainfm.types import ARTIFACT_METADATA, Artifact
+def _resolve(ref: str, variant: str | None, output_dir: str) -> Any:
+    """The run layout of a model reference (see :mod:`domainfm.run_layout`); says which run a domain name chose."""
+    from domainfm.run_layout import resolve_model
 
-    p = Path(path)
-    if (p / "artifact" / ARTIFACT_METADATA).is_file():
-        p = p / "artifact"
-    elif (p / "variants").is_dir() and not (p / ARTIFACT_METADATA).is_file():
-        found = sorted(str(v / "artifact") for v in (p / "variants").iterdir() if (v / "artifact" / ARTIFACT_METADATA).is_file())
-        raise DomainfmError(f"{p} holds several model variants; name one of: {', '.join(found)}")
-    return Artifact.load(p)
+    layout = resolve_model(ref, variant=variant, output_dir=output_dir)
+    if layout.source == "domain":
+        click.echo(f"using the newest run of {ref}: {layout.run_dir} (variant {layout.variant})", err=True)
+    return layout
+
+
+def model_options(func: Any) -> Any:
+    """The model reference of predict/evaluate: RUN (run or artifact directory, or a domain name), --variant."""
+    options = [
+        click.argument("model_ref", metavar="RUN"),
+        click.option("--variant", help="Which model of a multi-variant run (default: the one its benefit report chose)."),
+        click.option("--output-dir", default="runs", show_default=True, type=click.Path(file_okay=False),
+                     help="Where a domain name's runs are looked up."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
 
 
 @cli.command()
-@click.argument("artifact_path", type=click.Path(exists=True, file_okay=False))
+@model_options
 @click.option("--input", "input_path", default="-", help="JSONL/CSV file of records, or - for stdin (JSONL or plain lines).")
 @click.option("--output", "output_path", default="-", help="JSONL output file, or - for stdout.")
-@click.option("--batch-size", default=64, show_default=True, type=int)
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1))
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto")
-def predict(artifact_path: str, input_path: str, output_path: str, batch_size: int, device: str) -> None:
-    """Predict with a trained artifact (or run directory): records in, JSONL predictions out."""
+def predict(model_ref: str, variant: str | None, output_dir: str, input_path: str, output_path: str, batch_size: int,
+            device: str) -> None:
+    """Predict with a trained model: RUN is a run directory, an artifact directory or a domain name (its newest
+    run). Records in, JSONL predictions out."""
     from domainfm.config import RunConfig
     from domainfm.runner import Runner
 
-    artifact = _load_artifact(artifact_path)
-    runner = Runner(_manager(), RunConfig(device=device))
-    ctx = runner.context(artifact.domain, run_dir=Path(artifact.path).parent)
-    predictor = runner.load_predictor(ctx, artifact)
+    layout = _resolve(model_ref, variant, output_dir)
+    artifact = layout.load_artifact()
     records = _read_input(input_path)
+    runner = Runner(_manager(), RunConfig(device=device))
+    ctx = runner.context(artifact.domain, run_dir=layout.run_dir or layout.artifact_dir.parent)
+    predictor = runner.load_predictor(ctx, artifact)
     out = sys.stdout if output_path == "-" else None
     lines: list[str] = []
     for start in range(0, len(records), batch_size):
@@ -285,38 +304,63 @@ def _read_input(path: str) -> list[dict[str, Any]]:
         rows = read_records(path)
         return [{k: v for k, v in r.items() if k != "_line"} for r in rows]
     records = []
-    for lineno, line in enumerate(sys.stdin, start=1):
+    for lineno, raw in enumerate(sys.stdin.buffer, start=1):
+        try:  # bytes, decoded here, so binary input is named as such instead of failing inside the text layer
+            line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+        except UnicodeDecodeError as exc:
+            raise DataError(f"<stdin>:{lineno}: not UTF-8 text (byte {raw[exc.start]:#04x} at column {exc.start + 1})") from None
+        if "\x00" in line:
+            raise DataError(f"<stdin>:{lineno}: binary data (a NUL byte); expected text lines or JSONL")
         if not line.strip():
             continue
         if line.lstrip().startswith("{"):
             try:
-                records.append(json.loads(line))
+                record = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise DataError(f"<stdin>:{lineno}: invalid JSON: {exc.msg}") from None
+            if not isinstance(record, dict):
+                raise DataError(f"<stdin>:{lineno}: expected a JSON object")
+            records.append(record)
         else:
-            records.append({"text": line.rstrip("\n")})
+            records.append({"text": line.rstrip("\r\n")})
     return records
 
 
 @cli.command()
-@click.argument("artifact_path", type=click.Path(exists=True, file_okay=False))
-@click.option("--data", help="Data source; default: the domain's.")
+@model_options
+@click.option("--data", help="Data source; default: the one the run trained on.")
 @click.option("--split", default="test", show_default=True)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto")
-def evaluate(artifact_path: str, data: str | None, split: str, device: str) -> None:
-    """Evaluate a trained artifact (or run directory) on a split; writes the evaluation JSON."""
-    from domainfm.config import RunConfig
+def evaluate(model_ref: str, variant: str | None, output_dir: str, data: str | None, split: str, device: str) -> None:
+    """Evaluate a trained model on a split. The run's own evaluation (written when it trained) is never replaced:
+    this writes a new record under evaluations/history/ (see domainfm.run_history)."""
+    from domainfm.config import RunConfig, parse_config
+    from domainfm.run_history import save_evaluation
+    from domainfm.run_layout import check_name
     from domainfm.runner import Runner
 
-    artifact = _load_artifact(artifact_path)
-    run_dir = Path(artifact.path).parent
-    runner = Runner(_manager(), RunConfig(device=device, data=data, eval_split=split))
-    ctx = runner.context(artifact.domain, run_dir=run_dir)
+    check_name(split, "--split")
+    layout = _resolve(model_ref, variant, output_dir)
+    artifact = layout.load_artifact()
+    run = layout.run_json()
+    if run.get("config"):  # the run's own configuration (data source, options), on the requested split and device
+        config = parse_config(dict(run["config"]), source=str(layout.run_dir / "run.json"))
+        config = config.model_copy(update={"device": device, "eval_split": split, "data": data or config.data,
+                                           "run_name": None})
+    else:
+        config = RunConfig(device=device, data=data, eval_split=split)
+    runner = Runner(_manager(), config)
+    ctx = runner.context(artifact.domain, run_dir=layout.run_dir or layout.artifact_dir.parent)
     bundle = runner.load_data(ctx)
     predictor = runner.load_predictor(ctx, artifact)
     ev = runner.evaluate(ctx, predictor, bundle, split)
-    runner.save_evaluations(ctx, {str(artifact.metadata.get("variant", artifact.metadata.get("mode", "model"))): ev})
-    click.echo(json.dumps({"split": split, "device": ctx.device, **ev.metrics}, indent=2))
+    payload: dict[str, Any] = {"split": split, "variant": layout.variant, "device": ctx.device, **ev.metrics}
+    if layout.run_dir is not None:
+        path, is_record = save_evaluation(layout.run_dir, layout.variant, ev, run, data=ctx.config.data,
+                                          artifact=layout.artifact_dir)
+        payload["written"] = str(path)
+        payload["record"] = "the run's evaluation" if is_record else "history (the run's own evaluation is unchanged)"
+    click.echo(json.dumps(payload, indent=2))
 
 
 def _add_optional_commands(root: click.Group) -> None:

@@ -50,26 +50,27 @@ def check(path: Path, kind: str) -> None:
 
 
 @edu.command("grade")
-@click.option("--model", "model_dir", required=True, type=click.Path(exists=True, path_type=Path),
-              help="an education artifact directory (runs/education/<run>/artifact)")
+@click.option("--model", "model_dir", required=True,
+              help="an education run or artifact directory, or 'education' for the newest run")
 @click.option("--input", "input_path", required=True, type=click.Path(path_type=Path),
               help="CSV/JSONL with reference_answers and student_answer (id, question optional)")
 @click.option("--output", required=True, type=click.Path(path_type=Path), help="graded JSONL")
 @click.option("--queue", type=click.Path(path_type=Path), default=None, help="JSONL of answers for teacher review")
 @click.option("--device", default="auto", show_default=True)
-def grade(model_dir: Path, input_path: Path, output: Path, queue: Path | None, device: str) -> None:
+def grade(model_dir: str, input_path: Path, output: Path, queue: Path | None, device: str) -> None:
     """Grade a file of answers; uncertain ones (below the validation-chosen threshold) go to --queue."""
     from domainfm.data import read_table
     from domainfm.device import resolve_device
     from domainfm.errors import DomainfmError
     from domainfm.io import atomic_write_text
-    from domainfm.types import Artifact
+    from domainfm.run_layout import resolve_model
 
     from domainfm_education.grader import GraderPredictor
 
     try:
+        artifact = resolve_model(model_dir, domain="education").load_artifact()
         rows = read_table(input_path)
-        predictor = GraderPredictor.load(Artifact.load(model_dir), resolve_device(device))
+        predictor = GraderPredictor.load(artifact, resolve_device(device))
         preds = predictor.predict(rows)
     except DomainfmError as exc:
         _fail(exc)
@@ -86,28 +87,29 @@ def grade(model_dir: Path, input_path: Path, output: Path, queue: Path | None, d
 
 
 @edu.command("mastery")
-@click.option("--model", "model_dir", required=True, type=click.Path(exists=True, path_type=Path),
-              help="a knowledge_tracing artifact directory")
+@click.option("--model", "model_dir", required=True,
+              help="a knowledge_tracing run or artifact directory, or 'knowledge_tracing' for the newest run")
 @click.option("--input", "input_path", required=True, type=click.Path(path_type=Path),
               help="interaction log (student, skill, correct[, timestamp]) or the 3-line format")
 @click.option("--output", required=True, type=click.Path(path_type=Path), help="JSONL: mastery and recommendations")
 @click.option("--top", default=5, show_default=True, help="how many skills to recommend per student")
 @click.option("--key", default=None, help="pseudonymisation key for student ids (default: a random key)")
 @click.option("--device", default="auto", show_default=True)
-def mastery(model_dir: Path, input_path: Path, output: Path, top: int, key: str | None, device: str) -> None:
+def mastery(model_dir: str, input_path: Path, output: Path, top: int, key: str | None, device: str) -> None:
     """Mastery per skill and what to study next for every student in a log (ids pseudonymised)."""
     import secrets
 
     from domainfm.device import resolve_device
     from domainfm.errors import DomainfmError
     from domainfm.io import atomic_write_text
-    from domainfm.types import Artifact
+    from domainfm.run_layout import resolve_model
 
     from domainfm_education.kt_data import read_kt_file
     from domainfm_education.kt_predictor import KTPredictor
 
     try:
-        predictor = KTPredictor.load(Artifact.load(model_dir), resolve_device(device))
+        artifact = resolve_model(model_dir, domain="knowledge_tracing").load_artifact()
+        predictor = KTPredictor.load(artifact, resolve_device(device))
         log = read_kt_file(input_path, key=key or secrets.token_hex(16), skill_index=predictor.skill_index)
         records = [{"id": s.student, "skills": s.skills, "correct": s.correct} for s in log.sequences]
         preds = predictor.predict(records, top=top)

@@ -89,25 +89,30 @@ def deid_eval_command(probe: str | None, no_ner: bool) -> None:
 
 
 @health.command("triage")
-@click.argument("artifact_path", type=click.Path(exists=True, file_okay=False))
+@click.argument("artifact_path", metavar="RUN")
 @click.argument("texts", nargs=-1)
 @click.option("--top-k", default=3, show_default=True)
 @click.option("--no-explain", is_flag=True, help="skip integrated-gradients attributions")
 @click.option("--device", default="auto", show_default=True)
 def triage_command(artifact_path: str, texts: tuple[str, ...], top_k: int, no_explain: bool, device: str) -> None:
-    """Suggest conditions for symptom descriptions (TEXTS, or one per line on stdin). Not a diagnosis."""
+    """Suggest conditions for symptom descriptions (TEXTS, or one per line on stdin). Not a diagnosis.
+
+    RUN: a healthcare run or artifact directory, or 'healthcare' for the newest run."""
     from domainfm.device import resolve_device
     from domainfm.engine.text_classifier import TextClassifierPredictor
     from domainfm.errors import DomainfmError
-    from domainfm.types import Artifact
+    from domainfm.run_layout import resolve_model
     from domainfm_healthcare.deid import default_deidentifier
     from domainfm_healthcare.predictor import HealthcarePredictor
 
+    try:
+        artifact = resolve_model(artifact_path, domain="healthcare").load_artifact()
+    except DomainfmError as exc:
+        raise click.ClickException(str(exc)) from None
     lines = list(texts) or [line.strip() for line in sys.stdin if line.strip()]
     if not lines:
         raise click.ClickException("no text given (pass TEXTS or pipe lines on stdin)")
     try:
-        artifact = Artifact.load(artifact_path)
         inner = TextClassifierPredictor.load(artifact, resolve_device(device))
         predictor = HealthcarePredictor(inner, default_deidentifier(), top_k=top_k, explain=not no_explain)
         predictions = predictor.predict([{"id": str(i), "text": t} for i, t in enumerate(lines)])

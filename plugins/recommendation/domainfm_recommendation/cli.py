@@ -20,16 +20,24 @@ ARTIFACT_ENV = "DOMAINFM_REC_ARTIFACT"
 def _artifact_option(func: Any) -> Any:
     return click.option(
         "--artifact", "artifact", type=click.Path(path_type=Path), default=None,
-        help=f"trained recommender directory (default: ${ARTIFACT_ENV})",
+        help=f"a recommendation run or artifact directory, or 'recommendation' for the newest run "
+             f"(default: ${ARTIFACT_ENV})",
     )(func)
 
 
 def _load(artifact: Path | None, device: str = "cpu") -> Any:
+    from domainfm.errors import DomainfmError
+    from domainfm.run_layout import resolve_model
+
     from domainfm_recommendation.predictor import RecommendationPredictor
 
     path = artifact or (Path(os.environ[ARTIFACT_ENV]) if os.environ.get(ARTIFACT_ENV) else None)
     if path is None:
         raise click.UsageError(f"name the trained model with --artifact or ${ARTIFACT_ENV}")
+    try:
+        path = resolve_model(path, domain="recommendation").artifact_dir
+    except DomainfmError as exc:
+        raise click.ClickException(str(exc)) from None
     try:
         return RecommendationPredictor.load(path, device=device)
     except Exception as exc:  # a clear one-line message instead of a traceback
