@@ -3,10 +3,8 @@ and passes its own tests unchanged."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -61,19 +59,12 @@ def test_cli_command_writes_the_plugin(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_generated_plugin_installs_and_passes_its_tests(tmp_path: Path) -> None:
+def test_generated_plugin_installs_and_passes_its_tests(tmp_path: Path, install_and_test_plugin: Any) -> None:
     """The whole promise: generate, install into a separate target folder, run the plugin's own tests."""
     plugin_dir = tmp_path / "domainfm-routing"
     render_plugin(PluginNames("routing"), "text-classification", plugin_dir)
-    site = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-                    "--target", str(site), str(plugin_dir)], check=True, capture_output=True)
-    env = {**os.environ, "PYTHONPATH": str(site), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    listed = subprocess.run([sys.executable, "-m", "domainfm.cli.main", "plugins", "list", "--json"], env=env,
-                            capture_output=True, text=True, check=True).stdout
-    assert '"routing"' in listed
-    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"], cwd=plugin_dir,
-                            env=env, capture_output=True, text=True)
+    domains, result = install_and_test_plugin(plugin_dir)
+    assert "routing" in domains
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert " passed" in result.stdout and "failed" not in result.stdout
 
