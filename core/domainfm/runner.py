@@ -98,7 +98,11 @@ class Runner:
 
     def load_data(self, ctx: RunContext, source: str | None = None) -> DataBundle:
         src = source or ctx.config.data or self.pm.domain(ctx.domain).default_data
-        return self.stage(ctx, "data", lambda: self.pm.hook.domainfm_load_data(ctx=ctx, domain=ctx.domain, source=src))
+        data = self.stage(ctx, "data", lambda: self.pm.hook.domainfm_load_data(ctx=ctx, domain=ctx.domain, source=src))
+        from domainfm.benefit.overrides import check_override_names
+
+        check_override_names(ctx, data.group_columns)  # a mistyped benefit override fails before any training
+        return data
 
     def train(self, ctx: RunContext, data: DataBundle) -> Artifact:
         return self.stage(ctx, "train", lambda: self.pm.hook.domainfm_train(ctx=ctx, domain=ctx.domain, data=data))
