@@ -10,12 +10,16 @@ spaCy model it labels US phone numbers as UK_NHS.
     scanner = PiiScanner()
     scanner.find("mail me at ann@example.org")   # [PiiSpan(kind='EMAIL', ...)]
     scanner.mask("call +44 20 7946 0958")        # 'call <PHONE>'
+    PiiScanner(dates=True, context=True)          # free text: also dates, record numbers, addresses, URLs
+
+Every masked span becomes ``<KIND>`` (:func:`placeholder`), the one mask vocabulary of the product.
     scanner.scan_texts(texts)                     # PiiReport(count=..., by_kind=..., examples=[...])
     scanner.scan_directory(run_dir / "artifact")  # the same, over text-like files
 """
 
 from __future__ import annotations
 
+from domainfm.privacy.context import CONTEXT_RECOGNIZERS, DATE_RECOGNIZERS
 from domainfm.privacy.files import MAX_FILE_BYTES, TEXT_SUFFIXES, TOKENIZER_FILES
 from domainfm.privacy.ner import NER_ENTITIES, NER_MIN_SCORE, NER_MODEL, load_ner_analyzer
 from domainfm.privacy.public_names import public_phrases, within_public_name
@@ -28,14 +32,17 @@ from domainfm.privacy.recognizers import (
     luhn_valid,
     ssn_valid,
 )
-from domainfm.privacy.scanner import PiiReport, PiiScanner, mask_spans
+from domainfm.privacy.scanner import NerFilter, PiiReport, PiiScanner, mask_spans, placeholder
 
 __all__ = [
+    "CONTEXT_RECOGNIZERS",
+    "DATE_RECOGNIZERS",
     "DATE_RECOGNIZER",
     "MAX_FILE_BYTES",
     "NER_ENTITIES",
     "NER_MIN_SCORE",
     "NER_MODEL",
+    "NerFilter",
     "RECOGNIZERS",
     "TEXT_SUFFIXES",
     "TOKENIZER_FILES",
@@ -47,6 +54,7 @@ __all__ = [
     "load_ner_analyzer",
     "luhn_valid",
     "mask_spans",
+    "placeholder",
     "public_phrases",
     "ssn_valid",
     "within_public_name",

@@ -107,7 +107,7 @@ class Recognizer:
     score: float
     priority: int
     validate: Callable[[str], bool] | None = None
-    group: int = 0
+    group: int | str = 0  # the group holding the identifier (the rest of the match is context that introduces it)
 
 
 _B = r"(?<![\w@.+-])"  # left boundary: not inside a word, an email or a longer number

@@ -11,7 +11,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from domainfm.privacy.files import MAX_FILE_BYTES, file_texts, skip_reason
 from domainfm.privacy.ner import NER_ENTITIES, NER_MIN_SCORE, NER_MODEL, load_ner_analyzer
 from domainfm.privacy.public_names import public_phrases, within_public_name
+from domainfm.privacy.context import CONTEXT_RECOGNIZERS, DATE_RECOGNIZERS
 from domainfm.privacy.recognizers import DATE_RECOGNIZER, RECOGNIZERS, PiiSpan, Recognizer
+
+NerFilter = Callable[[str, int, int], bool]
+"""``(text, start, end) -> True`` to drop a NER span (e.g. an eponymous disease name tagged as a person)."""
 
 
 class PiiReport(BaseModel):
@@ -57,7 +61,12 @@ class PiiScanner:
 
     :param use_ner: True requires NER (raises if unavailable), False never uses it, None (default) uses it
         when installed and records why not otherwise in :attr:`ner_reason`.
-    :param dates: also report dates (off by default: most dates in business text are not personal data).
+    :param dates: also report dates (off by default: most dates in business text are not personal data);
+        with ``context`` the prose date formats of :data:`~domainfm.privacy.context.DATE_RECOGNIZERS` too.
+    :param context: also the recognisers that need context words or free-text layout
+        (:data:`~domainfm.privacy.context.CONTEXT_RECOGNIZERS`: keyword-introduced record numbers, street
+        addresses, URLs, names after a title): what de-identifying free text written by people needs.
+    :param ner_filter: drops NER spans it returns True for (domain knowledge such as eponymous disease names).
     :param kinds: report only these kinds (default: all).
     :param public_names: names known to be public rather than personal (catalogue titles, company names),
         which a small NER model tags as people or places. A NER span is not reported when, in its text,
@@ -73,9 +82,16 @@ class PiiScanner:
         kinds: Iterable[str] | None = None,
         ner_model: str = NER_MODEL,
         public_names: Iterable[str] = (),
+        context: bool = False,
+        ner_filter: NerFilter | None = None,
     ) -> None:
         self.public_phrases = public_phrases(public_names)
-        self.recognizers: list[Recognizer] = list(RECOGNIZERS) + ([DATE_RECOGNIZER] if dates else [])
+        self.recognizers: list[Recognizer] = list(RECOGNIZERS)
+        if dates:
+            self.recognizers += [DATE_RECOGNIZER, *DATE_RECOGNIZERS] if context else [DATE_RECOGNIZER]
+        if context:
+            self.recognizers += CONTEXT_RECOGNIZERS
+        self.ner_filter = ner_filter
         self.kinds = set(kinds) if kinds is not None else None
         self._analyzer: Any = None
         self.ner_reason: str | None = None
@@ -121,7 +137,7 @@ class PiiScanner:
                 continue
             for m in rec.pattern.finditer(text):
                 value = m.group(rec.group)
-                if rec.validate is not None and not rec.validate(value):
+                if not value or (rec.validate is not None and not rec.validate(value)):
                     continue
                 start, end = m.span(rec.group)
                 candidates.append((PiiSpan(rec.kind, start, end, value, rec.score), rec.priority))
@@ -146,6 +162,7 @@ class PiiScanner:
                     for r in found
                     if _plausible_entity(text[r.start : r.end])
                     and not within_public_name(text, r.start, r.end, self.public_phrases)
+                    and not (self.ner_filter is not None and self.ner_filter(text, r.start, r.end))
                 ]
             )
         return out
@@ -228,11 +245,16 @@ class PiiScanner:
         return report
 
 
+def placeholder(kind: str) -> str:
+    """The product's one mask vocabulary: what replaces a span of ``kind`` (``<EMAIL>``, ``<PERSON>``...)."""
+    return f"<{kind}>"
+
+
 def mask_spans(text: str, spans: Iterable[PiiSpan]) -> str:
-    """Replace ``spans`` (non-overlapping) in ``text`` by ``<KIND>`` placeholders."""
+    """Replace ``spans`` (non-overlapping) in ``text`` by their :func:`placeholder`."""
     out = text
     for s in sorted(spans, key=lambda s: s.start, reverse=True):
-        out = out[: s.start] + f"<{s.kind}>" + out[s.end :]
+        out = out[: s.start] + placeholder(s.kind) + out[s.end :]
     return out
 
 

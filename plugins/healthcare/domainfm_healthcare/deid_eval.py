@@ -16,7 +16,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from domainfm_healthcare.deid import Deidentifier, Span
+from domainfm.privacy import PiiSpan
+
+from domainfm_healthcare.deid import Deidentifier
 
 PROBE_FILE = "deid_probe.jsonl"
 
@@ -41,7 +43,7 @@ def load_probe(path: str | Path | None = None) -> list[dict[str, Any]]:
     return rows
 
 
-def _covered(ident: dict[str, Any], spans: Sequence[Span]) -> tuple[bool, bool]:
+def _covered(ident: dict[str, Any], spans: Sequence[PiiSpan]) -> tuple[bool, bool]:
     chars = set(range(ident["start"], ident["end"]))
     typed_chars = set(chars)
     for s in spans:

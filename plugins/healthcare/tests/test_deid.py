@@ -20,17 +20,17 @@ def ner() -> Deidentifier:
 @pytest.mark.parametrize(
     ("text", "secret", "placeholder"),
     [
-        ("Call me on (555) 123-4567 tonight.", "(555) 123-4567", "[PHONE]"),
-        ("Mobile +44 20 7946 0958 please.", "+44 20 7946 0958", "[PHONE]"),
-        ("Write to jo.bloggs@example.org about it.", "jo.bloggs@example.org", "[EMAIL]"),
-        ("Seen on 12/03/2024 in clinic.", "12/03/2024", "[DATE]"),
-        ("Admitted 3 March 2024 with fever.", "3 March 2024", "[DATE]"),
-        ("MRN 00482913, recurrent cough.", "00482913", "[ID]"),
-        ("NHS number 943 476 5919.", "943 476 5919", "[ID]"),
-        ("SSN 123-45-6789 on file.", "123-45-6789", "[ID]"),
-        ("I live at 221B Baker Street.", "221B Baker Street", "[ADDRESS]"),
-        ("Referred by Dr. Okonkwo for review.", "Okonkwo", "[NAME]"),
-        ("See https://portal.example.com/p/77 for results.", "https://portal.example.com/p/77", "[URL]"),
+        ("Call me on (555) 123-4567 tonight.", "(555) 123-4567", "<PHONE>"),
+        ("Mobile +44 20 7946 0958 please.", "+44 20 7946 0958", "<PHONE>"),
+        ("Write to jo.bloggs@example.org about it.", "jo.bloggs@example.org", "<EMAIL>"),
+        ("Seen on 12/03/2024 in clinic.", "12/03/2024", "<DATE>"),
+        ("Admitted 3 March 2024 with fever.", "3 March 2024", "<DATE>"),
+        ("MRN 00482913, recurrent cough.", "00482913", "<ID>"),
+        ("NHS number 943 476 5919.", "943 476 5919", "<ID>"),
+        ("SSN 123-45-6789 on file.", "123-45-6789", "<ID>"),
+        ("I live at 221B Baker Street.", "221B Baker Street", "<ADDRESS>"),
+        ("Referred by Dr. Okonkwo for review.", "Okonkwo", "<PERSON>"),
+        ("See https://portal.example.com/p/77 for results.", "https://portal.example.com/p/77", "<URL>"),
     ],
 )
 def test_pattern_identifiers_become_typed_placeholders(text: str, secret: str, placeholder: str) -> None:
@@ -55,8 +55,8 @@ def test_ner_finds_free_standing_names_patterns_alone_do_not(ner: Deidentifier) 
     text = "Yesterday Amara Okonkwo felt dizzy at work."
     assert "Okonkwo" in PATTERNS.deidentify(text).text
     result = ner.deidentify(text)
-    assert "Okonkwo" not in result.text and "[NAME]" in result.text
-    assert result.counts == {"NAME": 1}
+    assert "Okonkwo" not in result.text and "<PERSON>" in result.text
+    assert result.counts == {"PERSON": 1}
 
 
 def test_probe_set_recall_and_precision(ner: Deidentifier) -> None:
@@ -65,20 +65,20 @@ def test_probe_set_recall_and_precision(ner: Deidentifier) -> None:
     report = evaluate_deidentifier(ner, rows)
     assert report["deid_recall"] >= 0.95, report
     assert report["deid_precision"] >= 0.9, report
-    assert set(report["recall_by_kind"]) == {"NAME", "DATE", "PHONE", "EMAIL", "ADDRESS", "ID"}
+    assert set(report["recall_by_kind"]) == {"PERSON", "DATE", "PHONE", "EMAIL", "ADDRESS", "ID"}
 
 
 def test_probe_name_recall_drops_without_ner(ner: Deidentifier) -> None:
     rows = load_probe()
     with_patterns = evaluate_deidentifier(PATTERNS, rows)
     with_ner = evaluate_deidentifier(ner, rows)
-    assert with_patterns["recall_by_kind"]["NAME"] < with_ner["recall_by_kind"]["NAME"]
+    assert with_patterns["recall_by_kind"]["PERSON"] < with_ner["recall_by_kind"]["PERSON"]
     assert with_patterns["recall_by_kind"]["EMAIL"] == 1.0
 
 
 def test_unknown_kind_rejected() -> None:
     with pytest.raises(ValueError, match="unknown identifier kinds"):
-        Deidentifier(use_ner=False, kinds=["NAME", "BLOOD_TYPE"])
+        Deidentifier(use_ner=False, kinds=["PERSON", "BLOOD_TYPE"])
 
 
 def test_error_messages_are_redacted() -> None:
@@ -105,5 +105,5 @@ def test_planted_emails_and_phones_never_survive(
     text = " ".join(before) + f" {email} " + " ".join(after) + f" call {phone}."
     out = PATTERNS.deidentify(text).text
     assert email not in out and phone not in out
-    assert "[EMAIL]" in out and "[PHONE]" in out
+    assert "<EMAIL>" in out and "<PHONE>" in out
     assert out.startswith(" ".join(before))  # surrounding words are untouched

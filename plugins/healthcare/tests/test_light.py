@@ -36,5 +36,5 @@ def test_deidentify_route() -> None:
     client = TestClient(app)
     response = client.post("/healthcare/deidentify", json={"text": "Call (555) 123-4567 about my rash"})
     assert response.status_code == 200
-    assert response.json() == {"text": "Call [PHONE] about my rash", "identifiers_removed": {"PHONE": 1}}
+    assert response.json() == {"text": "Call <PHONE> about my rash", "identifiers_removed": {"PHONE": 1}}
     assert client.post("/healthcare/deidentify", json={"text": ""}).status_code == 422

@@ -283,7 +283,7 @@ def test_cli_deid_and_triage(head_report: Any, tmp_path: Path) -> None:
     result = runner.invoke(health, ["deid", str(src), str(dst), "--no-ner"])
     assert result.exit_code == 0, result.output
     row = json.loads(dst.read_text(encoding="utf-8").splitlines()[0])
-    assert row == {"note": "Seen [DATE], call [PHONE]", "ward": "B"}
+    assert row == {"note": "Seen <DATE>, call <PHONE>", "ward": "B"}
     bad = runner.invoke(health, ["deid", str(src), str(dst), "--column", "nope"])
     assert bad.exit_code != 0 and "not found" in bad.output
     result = runner.invoke(health, ["triage", str(head_report.artifact.path), "--no-explain", "--device", "cpu",

@@ -77,10 +77,10 @@ def test_identifiers_are_removed_on_load_and_extra_columns_dropped(tmp_path: Pat
     bundle = load_source(str(_write_csv(tmp_path / "d.csv", rows)), FAST)
     everything = json.dumps({n: t.to_list() for n, t in bundle.tables.items()})
     assert "Ana Lima" not in everything and "123-4567" not in everything and "example.com" not in everything
-    assert "[NAME]" in everything and "[PHONE]" in everything
+    assert "<PERSON>" in everything and "<PHONE>" in everything
     assert "contact" not in bundle.split("train").column_names
     assert bundle.meta["identifier_columns"] == {"contact": len(rows)}
-    assert bundle.meta["identifiers_removed"] == {"NAME": 1, "PHONE": 1}
+    assert bundle.meta["identifiers_removed"] == {"PERSON": 1, "PHONE": 1}
 
 
 def test_empty_text_error_names_file_and_line(tmp_path: Path) -> None:
