@@ -298,3 +298,13 @@ def test_plugin_readers_refuse_a_single_label(tmp_path: Path) -> None:
     for load in (cs_load, health_load):
         with pytest.raises(DataError, match=rf"^{path}: only the label 'flu' in 9 row\(s\)"):
             load(str(path))
+
+
+def test_predict_reads_stdin_through_the_capped_reader(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from domainfm.cli.main import _read_input
+
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"ok\n" + b"x" * 10_001 + b"\n")))
+    with pytest.raises(DataError, match=r"^<stdin>:2: field 'text' has 10,001 characters; the limit is 10,000"):
+        _read_input("-")

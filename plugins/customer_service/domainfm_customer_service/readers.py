@@ -14,6 +14,7 @@ from typing import Any
 
 from domainfm.data import require_labels
 from domainfm.errors import DataError
+from domainfm.hf import is_hf_source
 from domainfm.io import DEFAULT_MAX_TEXT_CHARS
 
 from domainfm_customer_service.documents import Document
@@ -71,8 +72,9 @@ def read_intents(path: str | Path, group_columns: tuple[str, ...] = ("channel", 
     """
     from domainfm.data import read_table
 
-    path = Path(path)
-    _check_suffix(path, TABLE_SUFFIXES, "utterance table")
+    if not is_hf_source(str(path)):  # hf:<dataset>[:<split>] is read by the core (domainfm.hf)
+        path = Path(path)
+        _check_suffix(path, TABLE_SUFFIXES, "utterance table")
     rows = read_table(path)
     if not rows:
         raise DataError(f"{path}: no rows")
@@ -217,7 +219,7 @@ def load_source(source: str) -> CustomerServiceData:
     - ``banking77``: BANKING77 from the shared data folder (``$DOMAINFM_SHARED_DATA`` or ``../shared/data``);
     - a folder holding ``utterances.*`` (or ``train.*``/``test.*``, or BANKING77's files) and optionally
       ``kb.*`` or a ``kb/`` folder, ``qa_pairs.*`` and ``templates.json``;
-    - a single utterance table.
+    - a single utterance table, or ``hf:<dataset>[:<split>]`` (read by the core, :mod:`domainfm.hf`).
     """
     if source == "demo":
         return load_folder(demo_dir(), source="demo")
@@ -229,11 +231,11 @@ def load_source(source: str) -> CustomerServiceData:
     path = Path(source)
     if path.is_dir():
         return load_folder(path, source=str(path))
-    if path.is_file():
-        rows = read_intents(path)
-        require_labels([r["intent"] for r in rows], str(path))
-        return CustomerServiceData(utterances=rows, source=str(path))
-    raise DataError(f"{source}: not 'demo', 'banking77', a folder or a file")
+    if path.is_file() or is_hf_source(source):
+        rows = read_intents(source if is_hf_source(source) else path)
+        require_labels([r["intent"] for r in rows], source)
+        return CustomerServiceData(utterances=rows, source=source)
+    raise DataError(f"{source}: not 'demo', 'banking77', a folder or a file (or hf:<dataset>[:<split>])")
 
 
 def shared_data_dir() -> Path:

@@ -21,6 +21,7 @@ import numpy as np
 
 from domainfm.data import check_split, clean_text, require_labels
 from domainfm.errors import DataError
+from domainfm.hf import is_hf_source
 from domainfm.types import DataBundle
 from domainfm_healthcare.deid import Deidentifier, default_deidentifier, redact_for_message
 
@@ -383,8 +384,8 @@ def load_user_data(
                     f"training labels {labels}"
                 )
         split_desc = "as given (directory of split files)"
-    elif path.is_file():
-        rows = read_labelled_file(path, cleaner)
+    elif path.is_file() or is_hf_source(str(source)):  # hf:<dataset>[:<split>]: the core reader (domainfm.hf)
+        rows = read_labelled_file(source if is_hf_source(str(source)) else path, cleaner)
         require_labels([r["label"] for r in rows], str(path))
         labels = list(label_names) if label_names else sorted({r["label"] for r in rows})
         counts = Counter(r["label"] for r in rows)
@@ -398,7 +399,8 @@ def load_user_data(
         split_desc = f"stratified 80/10/10, seed {seed}"
     else:
         raise DataError(
-            f"{source}: no such file or directory (sources: demo, symptom2disease, medical_abstracts, or a path)"
+            f"{source}: no such file or directory (sources: demo, symptom2disease, medical_abstracts, "
+            "hf:<dataset>[:<split>], or a path)"
         )
     meta = {"dataset": str(path), "split": split_desc, **cleaner.meta()}
     return _bundle(parts, str(path), labels, list(group_columns), meta)
