@@ -2,8 +2,10 @@
 
 Nothing heavy is imported at module level: torch, faiss, datasets and implicit load inside the hooks.
 
-Options (``config.options``): ``quick`` (bool, small validation grid), ``baselines`` (``quick`` | ``full`` |
-``none``: baseline runs inside ``evaluate``), ``batch_size`` (encoding batch size).
+Options (``config.options``): ``model_kind`` (``sequential``: text-aware sequential network | ``text_mix``:
+text/kNN/popularity mix; default ``seqmodel.DEFAULT_MODEL_KIND``), ``seq_epochs`` (most epochs of the sequential network), ``quick``
+(bool, small validation grid), ``baselines`` (``quick`` | ``full`` | ``none``: baseline runs inside
+``evaluate``), ``batch_size`` (encoding batch size).
 """
 
 from __future__ import annotations
@@ -116,52 +118,90 @@ def split_from_bundle(data: DataBundle) -> Any:
     )
 
 
+def model_kind_option(value: Any) -> str:
+    """``options.model_kind``: ``sequential`` or ``text_mix`` (None: the default); anything else is one clear error."""
+    from domainfm.errors import ConfigError
+
+    from domainfm_recommendation.seqmodel import DEFAULT_MODEL_KIND, MODEL_KINDS
+
+    kind = DEFAULT_MODEL_KIND if value is None else str(value)
+    if kind not in MODEL_KINDS:
+        raise ConfigError(f"options.model_kind: {kind!r} is not one of {list(MODEL_KINDS)}")
+    return kind
+
+
 def fit_artifact(
     data: DataBundle, out: Path, *, base_model: str, device: str, quick: bool, batch_size: int = 64,
-    max_length: int | None = 128,
+    max_length: int | None = 128, model_kind: str | None = None, seq_epochs: int | None = None,
 ) -> Artifact:
-    """Embed items, choose the mix on validation, refit on train + validation, save to ``out``."""
+    """Embed items, choose the model on validation, refit on train + validation, save to ``out``.
+
+    ``model_kind`` ``sequential``: the text-aware sequential network (epochs chosen on validation, at most
+    ``seq_epochs``); ``text_mix``: the text/kNN/popularity mix alone.
+    """
     from domainfm.engine.encoder import TextEncoder
     from domainfm.types import Artifact
 
     from domainfm_recommendation.pipeline import embed_items, index_split, train_recommender
 
+    kind = model_kind_option(model_kind)
     started = time.perf_counter()
     split = split_from_bundle(data)
     ix = index_split(split)
     encoder = TextEncoder(base_model, device=device, max_length=max_length)
     embeddings = embed_items(ix.texts, encoder, batch_size=batch_size)
     embed_seconds = time.perf_counter() - started
-    model, report = train_recommender(ix, embeddings, base_model, quick=quick)
+    extra: dict[str, Any] = {}
+    if kind == "sequential":
+        from dataclasses import replace
+
+        from domainfm_recommendation.seqnet import SeqConfig
+        from domainfm_recommendation.seqpipeline import train_sequential
+
+        cfg = SeqConfig()
+        cfg = replace(cfg, epochs=int(seq_epochs) if seq_epochs else (min(cfg.epochs, 10) if quick else cfg.epochs))
+        model, seq_report = train_sequential(ix, embeddings, base_model, cfg)
+        weights, validation, select_seconds = seq_report.mix_weights, seq_report.validation, seq_report.seconds
+        extra = {"sequential": {"config": cfg.as_dict(), "epochs": seq_report.selection.best_epoch,
+                                "validation_curve": seq_report.selection.validation_curve,
+                                "final_fit_seconds": seq_report.final.seconds}}
+    else:
+        model, report = train_recommender(ix, embeddings, base_model, quick=quick)
+        weights = {k: (v if v != float("inf") else None) for k, v in report.weights.__dict__.items()}
+        validation, select_seconds = report.validation, report.seconds
     model.build_index()
     out = Path(out)
     model.save(out, {"protocol": split.report})
     artifact = Artifact(
         path=out, domain=DOMAIN, kind=ARTIFACT_KIND, base_model=base_model, device=encoder.device,
         metadata={
+            "model_kind": kind,
             "n_items": ix.n_items,
             "n_users": len(ix.users),
-            "weights": {k: (v if v != float("inf") else None) for k, v in report.weights.__dict__.items()},
-            "validation": report.validation,
+            "weights": weights,
+            "validation": validation,
             "embed_seconds": embed_seconds,
-            "select_seconds": report.seconds,
+            "select_seconds": select_seconds,
             "train_seconds": time.perf_counter() - started,
             "index_device": getattr(model.index, "device", "cpu"),
             "protocol": split.report,
+            **extra,
         },
     )
     artifact.save_metadata()
     return artifact
 
 
-def train_to_directory(source: str, out: Path, *, base_model: str, quick: bool, device: str = "auto") -> Artifact:
+def train_to_directory(source: str, out: Path, *, base_model: str, quick: bool, device: str = "auto",
+                       model_kind: str | None = None) -> Artifact:
     """``domainfm rec train``: load ``source`` and fit an artifact into ``out``."""
     from domainfm.device import resolve_device
 
     from domainfm_recommendation.sources import load_split
 
     data = bundle_from_split(load_split(source), source)
-    return fit_artifact(data, out, base_model=base_model, device=resolve_device(device), quick=quick)
+    return fit_artifact(data, out, base_model=base_model, device=resolve_device(device), quick=quick,
+                        model_kind=model_kind)
 
 
 @hookimpl
@@ -172,10 +212,25 @@ def domainfm_train(ctx: RunContext, domain: str, data: DataBundle) -> Artifact |
     artifact = fit_artifact(
         data, ctx.artifact_dir, base_model=ctx.config.model.base or DEFAULT_BASE_MODEL, device=ctx.device,
         quick=ctx.flag("quick"), batch_size=int(ctx.option("batch_size", 64)),
-        max_length=ctx.config.model.max_length,
+        max_length=ctx.config.model.max_length, model_kind=ctx.option("model_kind"),
+        seq_epochs=_positive_int(ctx.option("seq_epochs"), "options.seq_epochs"),
     )
     ctx.resources.train_seconds = time.perf_counter() - started
     return artifact
+
+
+def _positive_int(value: Any, name: str) -> int | None:
+    from domainfm.errors import ConfigError
+
+    if value is None:
+        return None
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name}: {value!r} is not an integer") from None
+    if number < 1:
+        raise ConfigError(f"{name}: must be at least 1, got {number}")
+    return number
 
 
 @hookimpl

@@ -42,8 +42,10 @@ class RecommendationPredictor:
 
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu") -> RecommendationPredictor:
+        from domainfm_recommendation.seqmodel import load_recommender
+
         path = Path(path)
-        return cls(TextRecommender.load(path), device, path)
+        return cls(load_recommender(path), device, path)
 
     # ------------------------------------------------------------------------------ requests
 

@@ -1,0 +1,131 @@
+"""The served sequential recommender: the text-aware transformer ranks, the text/kNN model explains.
+
+:class:`SequentialRecommender` is a :class:`~domainfm_recommendation.model.TextRecommender` (same item table,
+text embeddings, histories, popularity, FAISS index, "more like this" and reasons) whose ``score`` and
+``recommend`` come from the sequential network: the user's history in order, the newest item last. Items
+added later (``add_items``) have no ID vector and are ranked through their text representation at once.
+
+On disk: the text recommender's files plus ``sequential.safetensors`` (network weights, warm-item mask) and
+``config.json["sequential"]`` (its :class:`~domainfm_recommendation.seqnet.SeqConfig`, text width, ID rows).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from domainfm.errors import DataError
+
+from domainfm_recommendation.model import MODEL_TYPE, Recommendation, TextRecommender
+
+MODEL_KINDS = ("sequential", "text_mix")
+DEFAULT_MODEL_KIND = "text_mix"  # "sequential" once it beats the sequential baselines (benchmarks/recommendation)
+
+
+class SequentialRecommender(TextRecommender):
+    """A :class:`TextRecommender` whose ranking comes from a :class:`~domainfm_recommendation.seqnet.SeqNet`."""
+
+    model_kind = "sequential"
+
+    def __init__(self, *args: Any, net: Any, warm: np.ndarray, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.net = net
+        self.warm = np.asarray(warm, dtype=bool)
+        self._scorer: Any = None
+
+    @classmethod
+    def from_parts(cls, text_model: TextRecommender, net: Any, warm: np.ndarray) -> SequentialRecommender:
+        m = text_model
+        return cls(m.item_ids, m.titles, m.embeddings, m.similarity, m.popularity, m.weights, m.histories,
+                   m.calibration, m.base_model, m.creators, m.dense_limit, m.index, net=net, warm=warm)
+
+    def scorer(self) -> Any:
+        """The network's scorer over the current catalogue (rebuilt after ``add_items``)."""
+        from domainfm_recommendation.seqtrain import SeqScorer
+
+        if self._scorer is None or self._scorer.table.shape[0] != self.n_items:
+            self._scorer = SeqScorer(self.net, self.embeddings, self.warm)
+        return self._scorer
+
+    def score(self, user_ids: Sequence[str], histories: Sequence[np.ndarray]) -> np.ndarray:
+        return self.scorer()(user_ids, histories).astype(np.float64)
+
+    def recommend(self, history: np.ndarray, k: int = 10, exclude: np.ndarray | None = None,
+                  candidates: np.ndarray | None = None) -> list[Recommendation]:
+        """Top-``k`` by the sequential network (exact over the catalogue: one matrix product per user)."""
+        if k <= 0:
+            raise ValueError("k must be positive")
+        if len(history) == 0:
+            return self.popular(k, exclude)
+        scores = self.score([""], [history])[0]
+        seen = history if exclude is None else exclude
+        scores[np.asarray(seen, dtype=np.int64)] = -np.inf
+        order = np.lexsort((np.arange(self.n_items), -scores))[:k]
+        items = [int(i) for i in order if np.isfinite(scores[i])]
+        reasons = self.explain_many(history, items)
+        return [Recommendation(self.item_ids[i], float(scores[i]), why) for i, why in zip(items, reasons, strict=True)]
+
+    def recommend_many(self, histories: Sequence[np.ndarray], k: int = 10) -> list[list[Recommendation]]:
+        return [self.recommend(h, k) for h in histories]
+
+    def add_items(self, item_ids: Sequence[str], titles: Sequence[str], embeddings: np.ndarray,
+                  creators: Sequence[str] | None = None) -> int:
+        added = super().add_items(item_ids, titles, embeddings, creators)
+        self._scorer = None  # new rows of the item table (text only: they have no ID vector)
+        return added
+
+    def save(self, path: str | Path, extra_config: dict[str, Any] | None = None) -> Path:
+        from safetensors.torch import save_file
+
+        path = Path(path)
+        sequential = {"config": self.net.cfg.as_dict(), "text_dim": int(self.net.proj.in_features),
+                      "id_items": self.net.n_id_items}
+        out = super().save(path, {**(extra_config or {}), "model_kind": self.model_kind, "sequential": sequential})
+        import torch
+
+        tensors = {f"net.{k}": v.detach().contiguous() for k, v in self.net.state_dict().items()}
+        tensors["warm"] = torch.from_numpy(self.warm.astype(np.uint8))
+        tmp = path / "sequential.safetensors.tmp"
+        save_file(tensors, str(tmp))
+        tmp.replace(path / "sequential.safetensors")
+        return out
+
+    @classmethod
+    def load(cls, path: str | Path) -> SequentialRecommender:
+        from safetensors.torch import load_file
+
+        from domainfm_recommendation.seqnet import SeqConfig, SeqNet
+
+        path = Path(path)
+        base = TextRecommender.load(path)
+        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+        seq = config.get("sequential")
+        weights = path / "sequential.safetensors"
+        if not isinstance(seq, dict) or not weights.is_file():
+            raise DataError(f"{path}: model_kind 'sequential' but no sequential network (sequential.safetensors)")
+        net = SeqNet(int(seq["text_dim"]), int(seq["id_items"]), SeqConfig(**seq["config"]))
+        tensors = load_file(str(weights))
+        net.load_state_dict({k[len("net."):]: v for k, v in tensors.items() if k.startswith("net.")})
+        net.eval()
+        return cls.from_parts(base, net, tensors["warm"].numpy().astype(bool))
+
+
+def load_recommender(path: str | Path) -> TextRecommender:
+    """The model in ``path``: a :class:`SequentialRecommender` or a plain :class:`TextRecommender`."""
+    path = Path(path)
+    config_path = path / "config.json"
+    if not config_path.is_file():
+        raise DataError(f"{path}: not a recommender model (missing config.json)")
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    if config.get("model_type") != MODEL_TYPE:
+        raise DataError(f"{config_path}: model_type is {config.get('model_type')!r}, expected {MODEL_TYPE!r}")
+    kind = config.get("model_kind", "text_mix")
+    if kind == "sequential":
+        return SequentialRecommender.load(path)
+    if kind != "text_mix":
+        raise DataError(f"{config_path}: model_kind {kind!r} is not one of {list(MODEL_KINDS)}")
+    return TextRecommender.load(path)
