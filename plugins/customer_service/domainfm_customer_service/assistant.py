@@ -113,7 +113,8 @@ class CustomerServiceAssistant:
         oos_meta = meta.get("oos") or {}
         self.oos_scorer = oos_scorer
         self.oos_method: str | None = oos_meta.get("method") if oos_scorer is not None else None
-        self.oos_threshold: float = float(oos_meta["threshold"]) if oos_scorer is not None else float("inf")
+        oos_threshold = oos_meta.get("threshold") if oos_scorer is not None else None
+        self.oos_threshold: float = float("inf") if oos_threshold is None else float(oos_threshold)
         self._inputs = ScoreInputs(classifier, feature_encoder)
         self._in_scope = np.array([lab != self.oos_label for lab in self.labels])
 
@@ -259,7 +260,11 @@ class CustomerServiceAssistant:
         for i, rec in enumerate(records):
             if "text" not in rec:
                 raise DataError(f"record {i}: field 'text' is missing")
-        answers = self.answer_many([rec["text"] for rec in records])
+        answers: list[dict[str, Any]] = [{} for _ in records]
+        for k in dict.fromkeys(rec.get("k") for rec in records):  # a record may ask for its own passage count
+            idx = [i for i, rec in enumerate(records) if rec.get("k") == k]
+            for i, ans in zip(idx, self.answer_many([records[i]["text"] for i in idx], k=k), strict=True):
+                answers[i] = ans
         preds = []
         for rec, ans in zip(records, answers, strict=True):
             preds.append(

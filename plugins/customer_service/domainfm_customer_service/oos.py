@@ -196,8 +196,9 @@ def fit_out_of_scope(
 
 
 def load_scorer(root: Path, meta: dict[str, Any]) -> OodScorer | None:
-    """The fitted scorer an artifact's ``customer_service.oos`` metadata names (None for older artifacts)."""
+    """The fitted scorer an artifact's ``customer_service.oos`` metadata names (None for older artifacts). Its
+    threshold may be None (+inf: the low-confidence rule used the whole rate); the score is still reported."""
     spec = meta.get("scorer")
-    if not spec or meta.get("threshold") is None:
+    if not spec:
         return None
     return OodScorer.load(spec, root / SCORER_FILE)
