@@ -128,30 +128,45 @@ def test_duplicate_domain_is_reported_against_the_second_plugin(site: Path) -> N
     assert pm.plugins["bplug"].status == "broken" and "already provided" in (pm.plugins["bplug"].error or "")
 
 
+def _own_domain_spec(name: str) -> DomainSpec:
+    return DomainSpec(name=name, description="d", tasks=["classification"], output_space="labels",
+                      default_data="demo", default_model="m", metrics=["accuracy"], key_metric="accuracy")
+
+
 class WrongReturn:
     @hookimpl
+    def domainfm_domains(self):  # type: ignore[no-untyped-def]
+        return [_own_domain_spec("wrong_domain")]
+
+    @hookimpl
     def domainfm_load_data(self, ctx, domain, source):  # type: ignore[no-untyped-def]
-        return {"train": [1, 2, 3]}
+        return {"train": [1, 2, 3]} if domain == "wrong_domain" else None
 
 
 class Raises:
     @hookimpl
+    def domainfm_domains(self):  # type: ignore[no-untyped-def]
+        return [_own_domain_spec("raising_domain")]
+
+    @hookimpl
     def domainfm_load_data(self, ctx, domain, source):  # type: ignore[no-untyped-def]
-        raise ValueError("cannot parse line 3")
+        if domain == "raising_domain":
+            raise ValueError("cannot parse line 3")
 
 
-def test_wrong_return_type_names_plugin_hook_and_type(tmp_path: Path) -> None:
+def test_wrong_return_type_in_its_own_domain_names_plugin_hook_and_type(tmp_path: Path) -> None:
     from domainfm.config import RunConfig
     from domainfm.runner import Runner
 
     pm = PluginManager(autoload=False).load()
     pm.register(WrongReturn(), name="wrong-return")
     runner = Runner(pm, RunConfig(output_dir=tmp_path))
-    ctx = runner.context("text_classification")
+    ctx = runner.context("wrong_domain")
     with pytest.raises(PluginContractError) as info:
         runner.load_data(ctx, "demo")
     assert info.value.plugin == "wrong-return" and info.value.hook == "domainfm_load_data"
     assert "expected DataBundle" in str(info.value)
+    assert pm.exclusions == [] and pm.plugins["wrong-return"].status == "loaded"  # its own domain: not excluded
 
 
 def test_exception_in_a_plugin_names_it(tmp_path: Path) -> None:
@@ -161,7 +176,7 @@ def test_exception_in_a_plugin_names_it(tmp_path: Path) -> None:
     pm = PluginManager(autoload=False).load()
     pm.register(Raises(), name="raiser")
     runner = Runner(pm, RunConfig(output_dir=tmp_path))
-    ctx = runner.context("text_classification")
+    ctx = runner.context("raising_domain")
     with pytest.raises(PluginError, match="plugin 'raiser' in domainfm_load_data: ValueError: cannot parse line 3"):
         runner.load_data(ctx, "demo")
 
@@ -182,3 +197,55 @@ def test_plugins_list_is_fast_and_imports_no_torch() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "HEAVY []" in out, out
     assert '"name": "domainfm.text_classification"' in out
+
+
+TYPO = """
+from domainfm import hookimpl
+
+@hookimpl
+def domainfm_trian(ctx, domain, data):
+    return None
+"""
+
+BAD_SIGNATURE = """
+from domainfm import hookimpl
+
+@hookimpl
+def domainfm_train(ctx, domain, data, epochs):
+    return None
+"""
+
+
+def test_an_unknown_hook_name_is_a_broken_plugin_with_the_nearest_hook(site: Path) -> None:
+    fake_distribution(site, "typoplug", TYPO)
+    fake_distribution(site, "goodplug", GOOD)
+    pm = PluginManager().load()
+    info = pm.plugins["typoplug"]
+    assert info.status == "broken"
+    assert info.error == "unknown hook 'domainfm_trian' (did you mean 'domainfm_train'?)"
+    assert pm.pm.get_plugin("typoplug") is None  # takes part in no hook
+    assert pm.plugins["goodplug"].status == "loaded"  # the next plugin is not blamed for it
+    assert "good_domain" in pm.domains
+
+
+def test_pluggy_validation_messages_become_one_line(site: Path) -> None:
+    fake_distribution(site, "badsig", BAD_SIGNATURE)
+    pm = PluginManager().load()
+    error = pm.plugins["badsig"].error or ""
+    assert pm.plugins["badsig"].status == "broken" and "\n" not in error
+    assert "epochs" in error and "domainfm_train" in error
+
+
+@pytest.mark.parametrize("source", [TYPO, BAD_SIGNATURE])
+def test_strict_plugins_fails_in_one_line_without_a_traceback(site: Path, source: str) -> None:
+    fake_distribution(site, "strictplug", source)
+    with pytest.raises(BrokenPluginError) as info:
+        PluginManager(strict=True).load()
+    assert "\n" not in str(info.value) and "strictplug" in str(info.value)
+    code = "from domainfm.cli.main import main; main(['--strict-plugins', 'plugins', 'list'])"
+    env = {**__import__("os").environ, "PYTHONPATH": str(site)}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: plugin 'strictplug'"), proc.stderr

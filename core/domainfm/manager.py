@@ -3,8 +3,12 @@
 Plugins come from two places: the core's own built-in plugins (:data:`BUILTIN_PLUGINS`) and installed
 distributions with an entry point in the group ``domainfm``. Loading never lets one plugin take the
 others down: a plugin that fails to import, raises while registering, or declares an incompatible core
-version is recorded as :class:`BrokenPlugin` and reported; everything else keeps working. With
-``strict=True`` (``DOMAINFM_STRICT_PLUGINS=1`` or ``--strict-plugins``) the first failure re-raises.
+version, or implements a hook no spec declares (a typo such as ``domainfm_trian``) is recorded as broken
+(:class:`PluginInfo`, one line) and reported; everything else keeps working. At call time, a plugin that
+raises outside its own domain (an observer, a benefit term for every domain, a wrapper, a registration hook)
+is excluded: blocked for the rest of the process and listed in :attr:`PluginManager.exclusions` (see
+:mod:`domainfm.isolation`). With ``strict=True`` (``DOMAINFM_STRICT_PLUGINS=1`` or ``--strict-plugins``) the
+first failure raises :class:`~domainfm.errors.BrokenPluginError` with a one-line message instead.
 
 Environment variables (flags of the same meaning override them):
 
@@ -15,10 +19,10 @@ Environment variables (flags of the same meaning override them):
 
 from __future__ import annotations
 
-import functools
+import difflib
 import importlib
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
@@ -28,11 +32,15 @@ import pluggy
 from domainfm import __version__, hookspecs
 from domainfm.errors import (
     BrokenPluginError,
+    ConfigError,
+    DataError,
     DomainfmError,
     PluginContractError,
     PluginError,
     UnknownDomainError,
 )
+from domainfm.hooks import Hooks
+from domainfm.isolation import guard_plugin
 from domainfm.types import DomainSpec
 
 ENTRY_POINT_GROUP = "domainfm"
@@ -41,6 +49,7 @@ BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("domainfm.text_classification", "domainfm.builtin.text_classification"),
     ("domainfm.benefit", "domainfm.builtin.benefit_terms"),
 )
+_USER_ERRORS = (DataError, ConfigError)
 
 
 @dataclass
@@ -71,6 +80,23 @@ class PluginInfo:
         if self.status == "broken":
             return f"{self.name} {ver}: BROKEN: {self.error}"
         return f"{self.name} {ver}: {self.status}"
+
+
+@dataclass(frozen=True)
+class PluginExclusion:
+    """A plugin taken out of every hook after it raised outside its own domain."""
+
+    plugin: str
+    hook: str
+    domain: str | None
+    error: str
+
+    def one_line(self) -> str:
+        where = f" (domain {self.domain!r})" if self.domain else ""
+        return f"excluded: {self.hook} raised{where}: {self.error}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"plugin": self.plugin, "hook": self.hook, "domain": self.domain, "error": self.error}
 
 
 def _split_env(name: str) -> list[str] | None:
@@ -104,6 +130,8 @@ class PluginManager:
         self.strict = strict if strict is not None else _truthy("DOMAINFM_STRICT_PLUGINS")
         self.plugins: dict[str, PluginInfo] = {}
         self.domains: dict[str, DomainSpec] = {}
+        self.exclusions: list[PluginExclusion] = []
+        self.hooks = Hooks(self)
         self._load_builtins = load_builtins
         self._loaded = False
 
@@ -172,19 +200,29 @@ class PluginManager:
         module: str | None = None,
         builtin: bool = False,
     ) -> PluginInfo | None:
-        """Register a plugin object (module, class instance). Also usable directly, e.g. in tests."""
+        """Register a plugin object (module, class instance). Also usable directly, e.g. in tests.
+
+        pluggy holds a guarded stand-in (:func:`domainfm.isolation.guard_plugin`): the plugin's hook
+        implementations with the same options, each validating its result and isolating its failures.
+        """
         module = module or getattr(plugin, "__name__", type(plugin).__name__)
-        try:
-            self.pm.register(plugin, name=name)
-        except Exception as exc:  # pluggy validates hookimpl names and signatures here
-            self._record_broken(name, version, module, builtin, f"registration failed: {exc}", exc)
-            return None
-        _install_validators(self.pm, plugin, name)
         info = PluginInfo(name, version, module, builtin)
         try:
-            impl = getattr(plugin, "domainfm_domains", None)
-            raw = impl() if impl is not None and _is_hookimpl(impl) else []
-            domains = _validate_domains(raw or [], name)
+            registered = self.pm.register(guard_plugin(self.pm, plugin, name, self._plugin_failed), name=name)
+        except Exception as exc:  # pluggy validates hookimpl names and signatures here
+            self._record_broken(name, version, module, builtin, f"registration failed: {_one_line(exc)}", exc)
+            return None
+        if registered is None:  # a blocked name (an excluded plugin registered again)
+            self._record_broken(name, version, module, builtin, "blocked: it was excluded earlier in this process", None)
+            return None
+        unknown = self._unknown_hooks(name)
+        if unknown:
+            self.pm.unregister(name=name)
+            self._record_broken(name, version, module, builtin, unknown, None)
+            return None
+        self.plugins[name] = info
+        try:
+            domains = _validate_domains(self.hooks.domains(name), name)
             for spec in domains:
                 if spec.name in self.domains:
                     raise PluginContractError(
@@ -192,13 +230,31 @@ class PluginManager:
                     )
         except Exception as exc:
             self.pm.unregister(name=name)
-            self._record_broken(name, version, module, builtin, f"domainfm_domains raised: {exc}", exc)
+            reason = str(exc) if isinstance(exc, PluginContractError) else f"domainfm_domains raised: {_one_line(exc)}"
+            self._record_broken(name, version, module, builtin, reason, exc)
             return None
         for spec in domains:
             self.domains[spec.name] = spec
         info.domains = domains
-        self.plugins[name] = info
         return info
+
+    def _unknown_hooks(self, name: str) -> str | None:
+        """A one-line message if ``name`` implements hooks no spec declares (a typo: ``domainfm_trian``)."""
+        try:
+            self.pm.check_pending()
+        except pluggy.PluginValidationError:
+            known = [n for n in vars(self.pm.hook) if not n.startswith("_") and getattr(self.pm.hook, n).has_spec()]
+            problems = []
+            for hook_name in sorted(vars(self.pm.hook)):
+                caller = getattr(self.pm.hook, hook_name)
+                if hook_name.startswith("_") or caller.has_spec():
+                    continue
+                if any(i.plugin_name == name and not i.optionalhook for i in caller.get_hookimpls()):
+                    close = difflib.get_close_matches(hook_name, known, n=1)
+                    hint = f" (did you mean {close[0]!r}?)" if close else f" (hooks: {', '.join(sorted(known))})"
+                    problems.append(f"unknown hook {hook_name!r}{hint}")
+            return "; ".join(problems) or None
+        return None
 
     def unregister(self, name: str) -> None:
         self.pm.unregister(name=name)
@@ -210,11 +266,56 @@ class PluginManager:
     def _record_broken(
         self, name: str, version: str | None, module: str, builtin: bool, message: str, exc: BaseException | None
     ) -> None:
+        message = _one_line(message)
         self.plugins[name] = PluginInfo(name, version, module, builtin, status="broken", error=message)
         if self.strict:
-            if exc is not None:
-                raise exc
-            raise BrokenPluginError(f"plugin {name!r}: {message}")
+            raise BrokenPluginError(f"plugin {name!r}: {message}") from exc
+
+    # ------------------------------------------------------------------------------ isolation
+
+    def _plugin_failed(self, plugin: str, hook: str, call: Mapping[str, Any], error: Exception) -> None:
+        """A guarded hook implementation raised: re-raise what is the caller's to see, exclude the rest.
+
+        Re-raised: a failure in the plugin's own domain (its stages, its observers and terms while its own
+        domain runs), any failure of a built-in plugin (the core's own), a user mistake (DataError,
+        ConfigError), and anything ``domainfm_domains`` raises (the manager marks that plugin broken). Every
+        other failure excludes the plugin: it raised in another domain's run, a server, or a registration
+        hook, where it must not take the others down.
+        """
+        domain = call.get("domain")
+        if domain is None:
+            domain = getattr(call.get("ctx"), "domain", None)
+        info = self.plugins.get(plugin)
+        spec = self.domains.get(domain) if isinstance(domain, str) else None
+        own = spec is not None and spec.plugin == plugin
+        if own or hook == "domainfm_domains" or info is None or info.builtin or isinstance(error, _USER_ERRORS):
+            if isinstance(error, DomainfmError):
+                raise error
+            raise PluginError(plugin, hook, f"{type(error).__name__}: {error}") from error
+        self.exclude(plugin, hook, error, domain if isinstance(domain, str) else None)
+
+    def exclude(self, plugin: str, hook: str, error: BaseException, domain: str | None = None) -> PluginExclusion:
+        """Take ``plugin`` out of every hook for the rest of the process (pluggy ``set_blocked``) and record why."""
+        cause = error.__cause__ if isinstance(error, PluginError) and error.__cause__ is not None else error
+        text = str(error) if isinstance(error, PluginContractError) else f"{type(cause).__name__}: {cause}"
+        exclusion = PluginExclusion(plugin=plugin, hook=hook, domain=domain, error=_one_line(text))
+        self.exclusions.append(exclusion)
+        self.pm.set_blocked(plugin)
+        info = self.plugins.get(plugin)
+        if info is not None:
+            for spec in info.domains:
+                self.domains.pop(spec.name, None)
+            info.status, info.error = "broken", exclusion.one_line()
+        if self.strict:
+            raise BrokenPluginError(f"plugin {plugin!r}: {exclusion.one_line()}") from error
+        return exclusion
+
+    def exclusion(self, plugin: str) -> PluginExclusion | None:
+        """Why ``plugin`` was excluded, if it was."""
+        return next((e for e in self.exclusions if e.plugin == plugin), None)
+
+    def is_excluded(self, plugin: str) -> bool:
+        return self.exclusion(plugin) is not None
 
     # ------------------------------------------------------------------------------ queries
 
@@ -236,15 +337,13 @@ class PluginManager:
         raise UnknownDomainError(f"unknown domain {name!r}; loaded domains: {sorted(self.domains) or 'none'}")
 
     @property
-    def hook(self) -> Any:
+    def hook(self) -> pluggy.HookRelay:
+        """pluggy's raw hook relay, for tests and tools. The core calls hooks through :attr:`hooks` (typed,
+        with per-plugin isolation); a call here bypasses nothing but the typing."""
         return self.pm.hook
 
 
 # ---------------------------------------------------------------------------------- helpers
-
-
-def _is_hookimpl(func: Any) -> bool:
-    return hasattr(func, "domainfm_impl")
 
 
 def _incompatible_core(dist: metadata.Distribution | None) -> str | None:
@@ -286,73 +385,9 @@ def _first_error(exc: Any) -> str:
     return f"field {loc}: {err['msg']}"
 
 
-# Return-type checks per hook: (expected type(s), description). None results always pass (not mine).
-def _expected_types() -> dict[str, tuple[type | tuple[type, ...], str]]:
-    from domainfm import types as t
-
-    return {
-        "domainfm_load_data": (t.DataBundle, "DataBundle"),
-        "domainfm_train": (t.Artifact, "Artifact"),
-        "domainfm_load_predictor": (t.Predictor, "Predictor (domain, device, predict)"),
-        "domainfm_predict": (list, "list[Prediction]"),
-        "domainfm_evaluate": (t.Evaluation, "Evaluation"),
-        "domainfm_benefit_terms": (list, "list[BenefitTerm | Constraint]"),
-    }
-
-
-def _check_result(hook: str, plugin: str, result: Any) -> Any:
-    from domainfm import types as t
-
-    expected = _expected_types().get(hook)
-    if expected is None or result is None:
-        return result
-    typ, desc = expected
-    if not isinstance(result, typ):
-        raise PluginContractError(plugin, hook, f"returned {type(result).__name__}, expected {desc}")
-    if hook == "domainfm_predict":
-        for i, item in enumerate(result):
-            if not isinstance(item, t.Prediction):
-                raise PluginContractError(plugin, hook, f"item {i} is {type(item).__name__}, expected Prediction")
-    elif hook == "domainfm_benefit_terms":
-        for i, item in enumerate(result):
-            if not isinstance(item, (t.BenefitTerm, t.Constraint)):
-                raise PluginContractError(
-                    plugin, hook, f"item {i} is {type(item).__name__}, expected BenefitTerm or Constraint"
-                )
-            if item.contributed_by is None:
-                item.contributed_by = plugin
-    elif hook == "domainfm_train":
-        if not result.path.is_dir():
-            raise PluginContractError(plugin, hook, f"field path: artifact directory {result.path} does not exist")
-    return result
-
-
-def _install_validators(pm: pluggy.PluginManager, plugin: Any, name: str) -> None:
-    """Wrap each of ``plugin``'s hook implementations so that a wrong result or an exception names it.
-
-    pluggy calls ``HookImpl.function``; wrapping it there (rather than validating the firstresult value
-    after the fact) is what lets the error name the plugin that produced the bad value.
-    """
-    expected = _expected_types()
-    for caller in pm.get_hookcallers(plugin) or []:
-        for impl in caller.get_hookimpls():
-            if impl.plugin is not plugin or impl.hookwrapper or getattr(impl, "wrapper", False):
-                continue
-            impl.function = _validated(impl.function, caller.name, name, caller.name in expected)
-
-
-def _validated(func: Callable[..., Any], hook: str, plugin: str, check: bool) -> Callable[..., Any]:
-    @functools.wraps(func)
-    def call(*args: Any, **kwargs: Any) -> Any:
-        try:
-            result = func(*args, **kwargs)
-        except DomainfmError:
-            raise
-        except Exception as exc:
-            raise PluginError(plugin, hook, f"{type(exc).__name__}: {exc}") from exc
-        return _check_result(hook, plugin, result) if check else result
-
-    return call
+def _one_line(value: object) -> str:
+    """pluggy's and Python's multi-line messages as one line."""
+    return " ".join(str(value).split())
 
 
 _DEFAULT: PluginManager | None = None

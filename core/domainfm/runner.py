@@ -27,9 +27,9 @@ from domainfm.config import RunConfig
 from domainfm.device import describe_device, resolve_device
 from domainfm.errors import DomainfmError
 from domainfm.io import atomic_write_json
-from domainfm.manager import PluginManager
+from domainfm.manager import PluginExclusion, PluginManager
 from domainfm.run_layout import check_name
-from domainfm.types import Artifact, DataBundle, Evaluation, Prediction, Predictor, RunContext
+from domainfm.types import Artifact, DataBundle, Evaluation, Prediction, Predictor, RunContext, dp_epsilon_of
 
 T = TypeVar("T")
 
@@ -50,9 +50,14 @@ class RunResult:
     report: Any = None
     paths: dict[str, Path] = field(default_factory=dict)
 
+    @property
+    def excluded_plugins(self) -> list[PluginExclusion]:
+        """Plugins that raised outside their own domain and were excluded (this run or earlier in the process)."""
+        return list(self.ctx.pm.exclusions) if self.ctx.pm is not None else []
+
 
 class Runner:
-    """The typed facade in front of ``pm.hook``: one method per stage, each validated and observed."""
+    """The stages of a run: one method per stage, each calling its hook through ``pm.hooks`` and observed."""
 
     def __init__(self, pm: PluginManager, config: RunConfig) -> None:
         self.pm = pm.load()
@@ -77,8 +82,8 @@ class Runner:
         return RunContext(run_id=run_id, domain=domain, config=config, run_dir=run_dir, device=device, pm=self.pm)
 
     def stage(self, ctx: RunContext, name: str, call: Callable[[], T | None]) -> T:
-        hook = self.pm.hook
-        hook.domainfm_stage_started(ctx=ctx, stage=name)
+        hooks = self.pm.hooks
+        hooks.stage_started(ctx, name)
         started = time.perf_counter()
         try:
             result = call()
@@ -87,47 +92,41 @@ class Runner:
                     f"no loaded plugin implements stage {name!r} for domain {ctx.domain!r}"
                 )
         except BaseException as exc:
-            hook.domainfm_stage_failed(ctx=ctx, stage=name, error=exc)
+            hooks.stage_failed(ctx, name, exc)
             raise
         seconds = time.perf_counter() - started
         ctx.resources.stage_seconds[name] = round(seconds, 4)
-        hook.domainfm_stage_finished(ctx=ctx, stage=name, result=result, seconds=seconds)
+        hooks.stage_finished(ctx, name, result, seconds)
         return result
 
     # ----------------------------------------------------------------------------- stages
 
     def load_data(self, ctx: RunContext, source: str | None = None) -> DataBundle:
         src = source or ctx.config.data or self.pm.domain(ctx.domain).default_data
-        data = self.stage(ctx, "data", lambda: self.pm.hook.domainfm_load_data(ctx=ctx, domain=ctx.domain, source=src))
+        data = self.stage(ctx, "data", lambda: self.pm.hooks.load_data(ctx, ctx.domain, src))
         from domainfm.benefit.overrides import check_override_names
 
         check_override_names(ctx, data.group_columns)  # a mistyped benefit override fails before any training
         return data
 
     def train(self, ctx: RunContext, data: DataBundle) -> Artifact:
-        return self.stage(ctx, "train", lambda: self.pm.hook.domainfm_train(ctx=ctx, domain=ctx.domain, data=data))
+        artifact = self.stage(ctx, "train", lambda: self.pm.hooks.train(ctx, ctx.domain, data))
+        ctx.dp_epsilon = dp_epsilon_of(artifact)
+        return artifact
 
     def load_predictor(self, ctx: RunContext, artifact: Artifact) -> Predictor:
-        return self.stage(
-            ctx, "load", lambda: self.pm.hook.domainfm_load_predictor(ctx=ctx, domain=ctx.domain, artifact=artifact)
-        )
+        predictor = self.stage(ctx, "load", lambda: self.pm.hooks.load_predictor(ctx, ctx.domain, artifact))
+        ctx.dp_epsilon = dp_epsilon_of(artifact) if dp_epsilon_of(artifact) is not None else ctx.dp_epsilon
+        return predictor
 
     def predict(self, ctx: RunContext, predictor: Predictor, records: Sequence[Mapping[str, Any]]) -> list[Prediction]:
-        return self.stage(
-            ctx,
-            "predict",
-            lambda: self.pm.hook.domainfm_predict(ctx=ctx, domain=ctx.domain, predictor=predictor, records=records),
-        )
+        return self.stage(ctx, "predict", lambda: self.pm.hooks.predict(ctx, ctx.domain, predictor, records))
 
     def evaluate(self, ctx: RunContext, predictor: Predictor, data: DataBundle, split: str | None = None) -> Evaluation:
         name = split or ctx.config.eval_split
         if name not in data.tables:
             raise DomainfmError(f"data has no split {name!r} to evaluate; it has {sorted(data.tables)}")
-        return self.stage(
-            ctx,
-            "evaluate",
-            lambda: self.pm.hook.domainfm_evaluate(ctx=ctx, domain=ctx.domain, predictor=predictor, data=data, split=name),
-        )
+        return self.stage(ctx, "evaluate", lambda: self.pm.hooks.evaluate(ctx, ctx.domain, predictor, data, name))
 
     def benefit(self, ctx: RunContext, evaluations: dict[str, Evaluation]) -> Any:
         def score() -> Any:
@@ -198,7 +197,7 @@ class Runner:
         outputs: list[str] = []
         for rec in records:
             started = time.perf_counter()
-            preds = self.pm.hook.domainfm_predict(ctx=ctx, domain=ctx.domain, predictor=predictor, records=[rec])
+            preds = self.pm.hooks.predict(ctx, ctx.domain, predictor, [rec])
             timings.append((time.perf_counter() - started) * 1000)
             outputs.extend(p.model_dump_json(exclude_none=True) for p in preds or [])
         ctx.resources.latency_ms_p50 = float(np.percentile(timings, 50))

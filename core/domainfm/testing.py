@@ -149,7 +149,7 @@ def check_plugin_contract(
     spec = pm.domain(domain)
     ctx = runner.context(domain)
     seen: list[str] = []
-    pm.pm.register(_StageRecorder(seen), name=f"contract-recorder-{ctx.run_id}")
+    pm.register(_StageRecorder(seen), name=f"contract-recorder-{ctx.run_id}")
     try:
         data = runner.load_data(ctx, source)
         assert isinstance(data, DataBundle) and data.tables, "load_data must return a non-empty DataBundle"
@@ -167,11 +167,7 @@ def check_plugin_contract(
         assert evaluation.key_metric in evaluation.metrics
         if evaluation.outcomes is not None:
             assert len(evaluation.outcomes) == evaluation.n_items, "outcomes must have one entry per item"
-        contributions = [
-            item
-            for result in pm.hook.domainfm_benefit_terms(ctx=ctx, domain=domain, evaluation=evaluation)
-            for item in result
-        ]
+        contributions = pm.hooks.benefit_terms(ctx, domain, evaluation)
         if evaluation.outcomes is not None:
             batch = item_batch(evaluation, threshold=0.0, resources=ctx.resources)
             for item in contributions:
@@ -182,7 +178,7 @@ def check_plugin_contract(
                     values = np.asarray(item.utility(batch), dtype=float)
                     assert values.shape == (len(batch),), f"term {item.name}: utility must give one value per item"
     finally:
-        pm.pm.unregister(name=f"contract-recorder-{ctx.run_id}")
+        pm.unregister(f"contract-recorder-{ctx.run_id}")
     return ContractReport(domain, spec, data, artifact, predictions, evaluation, contributions, seen)
 
 

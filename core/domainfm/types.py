@@ -9,7 +9,7 @@ transformers, datasets or faiss.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -108,9 +108,73 @@ class ResourceUsage:
         return {k: v for k, v in self.__dict__.items()}
 
 
+_TYPED_STATE: dict[str, Callable[[Any], Any]] = {
+    "dp_epsilon": float,
+    "data_sizes": dict,
+    "resumed_from": str,
+    "energy_country": str,
+    "energy_tracking_error": str,
+}
+"""``ctx.state`` keys that are typed fields of :class:`RunContext` now (key -> how a value is converted)."""
+
+
+class RunState(MutableMapping[str, Any]):
+    """``RunContext.state``: free-form keys for plugins, and the old spellings of the typed fields.
+
+    ``ctx.state["dp_epsilon"]`` reads and writes ``ctx.dp_epsilon`` (likewise every key of
+    ``_TYPED_STATE``), so code written against the string keys keeps working; an unset field reads as a
+    missing key. Every other key is stored here as in a dict.
+    """
+
+    def __init__(self, ctx: RunContext, initial: Mapping[str, Any] | None = None) -> None:
+        self._ctx = ctx
+        self._other: dict[str, Any] = {}
+        for key, value in (initial or {}).items():
+            self[key] = value
+
+    def __getitem__(self, key: str) -> Any:
+        if key in _TYPED_STATE:
+            value = getattr(self._ctx, key)
+            if value is None:
+                raise KeyError(key)
+            return value
+        return self._other[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if key in _TYPED_STATE:
+            setattr(self._ctx, key, None if value is None else _TYPED_STATE[key](value))
+        else:
+            self._other[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        if key in _TYPED_STATE:
+            if getattr(self._ctx, key) is None:
+                raise KeyError(key)
+            setattr(self._ctx, key, None)
+        else:
+            del self._other[key]
+
+    def __iter__(self) -> Iterator[str]:
+        yield from (k for k in _TYPED_STATE if getattr(self._ctx, k) is not None)
+        yield from self._other
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def __repr__(self) -> str:
+        return f"RunState({dict(self)!r})"
+
+
 @dataclass
 class RunContext:
-    """One object per run, handed to every hook: identity, configuration, paths and device."""
+    """One object per run, handed to every hook: identity, configuration, paths and device.
+
+    Typed facts the core and plugins share during a run: ``dp_epsilon`` (the privacy budget of
+    differentially private training, set by the runner from the artifact, see :func:`dp_epsilon_of`),
+    ``data_sizes`` (rows per table), ``resumed_from`` (the checkpoint training resumed from),
+    ``energy_country`` and ``energy_tracking_error`` (energy measurement). ``state`` holds anything else a
+    plugin wants to keep for the run; the old ``state`` keys of the typed fields still work.
+    """
 
     run_id: str
     domain: str
@@ -120,8 +184,17 @@ class RunContext:
     pm: PluginManager | None = None
     started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     resources: ResourceUsage = field(default_factory=ResourceUsage)
-    state: dict[str, Any] = field(default_factory=dict)
+    state: MutableMapping[str, Any] = field(default_factory=dict)
     variant: str | None = None
+    dp_epsilon: float | None = None
+    data_sizes: dict[str, int] | None = None
+    resumed_from: str | None = None
+    energy_country: str | None = None
+    energy_tracking_error: str | None = None
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.state, RunState) and self.state._ctx is self):
+            self.state = RunState(self, self.state)
 
     @property
     def artifact_dir(self) -> Path:
@@ -204,7 +277,11 @@ ARTIFACT_METADATA = "domainfm-artifact.json"
 
 
 class Artifact(_Model):
-    """A trained model: a directory in ``save_pretrained`` layout plus ``domainfm-artifact.json``."""
+    """A trained model: a directory in ``save_pretrained`` layout plus ``domainfm-artifact.json``.
+
+    ``metadata["dp"] = {"epsilon": ...}`` marks differentially private training; the runner copies the
+    epsilon to :attr:`RunContext.dp_epsilon`, which the privacy constraints read.
+    """
 
     path: Path
     domain: str
@@ -228,6 +305,13 @@ class Artifact(_Model):
             raise FileNotFoundError(f"{path}: not a domainfm artifact (missing {ARTIFACT_METADATA})")
         artifact = cls.model_validate_json(meta.read_text(encoding="utf-8"))
         return artifact.model_copy(update={"path": path})
+
+
+def dp_epsilon_of(artifact: Artifact) -> float | None:
+    """The epsilon of differentially private training recorded in ``artifact.metadata["dp"]``, if any."""
+    dp = artifact.metadata.get("dp")
+    epsilon = dp.get("epsilon") if isinstance(dp, Mapping) else None
+    return None if epsilon is None else float(epsilon)
 
 
 # ------------------------------------------------------------------------------------------ predictions

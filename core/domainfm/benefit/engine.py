@@ -33,6 +33,7 @@ from domainfm.benefit.model import (
     BenefitReport,
     ConstraintCheck,
     ConstraintReport,
+    ExcludedPlugin,
     GroupStats,
     LambdaPoint,
     Normalisation,
@@ -160,26 +161,25 @@ def score(ctx: RunContext, evaluations: Mapping[str, Evaluation]) -> BenefitRepo
         assumption_overrides_unused=sorted(set(cfg.assumptions) - declared_assumptions),
         limit_overrides_unused=sorted(set(limits) - declared_limits),
         warnings=warnings,
+        excluded_plugins=[ExcludedPlugin(**e.as_dict()) for e in ctx.pm.exclusions],
     )
 
 
 def collect_contributions(ctx: RunContext, evaluation: Evaluation) -> tuple[list[BenefitTerm], list[Constraint]]:
     """Ask every plugin for terms and constraints for ``evaluation``; names must be unique."""
     assert ctx.pm is not None
-    results = ctx.pm.hook.domainfm_benefit_terms(ctx=ctx, domain=ctx.domain, evaluation=evaluation)
     terms: list[BenefitTerm] = []
     constraints: list[Constraint] = []
     seen: dict[str, str | None] = {}
-    for result in results:
-        for item in result or []:
-            if item.name in seen:
-                raise PluginContractError(
-                    item.contributed_by or "?",
-                    "domainfm_benefit_terms",
-                    f"name {item.name!r} is already contributed by {seen[item.name]!r}",
-                )
-            seen[item.name] = item.contributed_by
-            (terms if isinstance(item, BenefitTerm) else constraints).append(item)
+    for item in ctx.pm.hooks.benefit_terms(ctx, ctx.domain, evaluation):
+        if item.name in seen:
+            raise PluginContractError(
+                item.contributed_by or "?",
+                "domainfm_benefit_terms",
+                f"name {item.name!r} is already contributed by {seen[item.name]!r}",
+            )
+        seen[item.name] = item.contributed_by
+        (terms if isinstance(item, BenefitTerm) else constraints).append(item)
     return terms, constraints
 
 

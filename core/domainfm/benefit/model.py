@@ -139,6 +139,15 @@ class ReportSource(_Record):
         return line
 
 
+class ExcludedPlugin(_Record):
+    """A plugin taken out of every hook for the rest of the process after it raised outside its own domain."""
+
+    plugin: str
+    hook: str = Field(description="the hook that raised")
+    domain: str | None = Field(default=None, description="the domain being served when it raised")
+    error: str = Field(description="the error, one line")
+
+
 class BenefitReport(_Record):
     """Everything ``domainfm score`` / the end of ``domainfm run`` decides and shows."""
 
@@ -168,6 +177,9 @@ class BenefitReport(_Record):
     assumption_overrides_unused: list[str] = Field(default_factory=list)
     limit_overrides_unused: list[str] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
+    excluded_plugins: list[ExcludedPlugin] = Field(
+        default_factory=list, description="plugins that raised outside their own domain and took no further part"
+    )
     source: ReportSource | None = Field(default=None, description="which evaluation records this report scores")
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)

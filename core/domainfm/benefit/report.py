@@ -87,6 +87,12 @@ def render_html(report: BenefitReport) -> str:
         items += [f"limit override <code>{escape(k)}</code> matches no constraint" for k in report.limit_overrides_unused]
         parts.append("<h2>Warnings</h2><ul class='warn'>" + "".join(f"<li>{i}</li>" for i in items) + "</ul>")
 
+    if report.excluded_plugins:
+        rows = [f"<li><code>{escape(e.plugin)}</code> excluded: {escape(e.hook)} raised"
+                f"{escape(f' (domain {e.domain})' if e.domain else '')}: {escape(e.error)}</li>" for e in report.excluded_plugins]
+        parts.append("<h2>Excluded plugins</h2><p class='muted'>These plugins raised outside their own domain; they took "
+                     "no further part in this run (or this process).</p><ul class='warn'>" + "".join(rows) + "</ul>")
+
     parts.append("<h2>Trade-off</h2><div class='plots'>")
     parts.append(_plot("Pareto front of R_T vs R_S", plots.pareto_svg(report)))
     parts.append(_plot("Benefit against the confidence threshold", plots.threshold_svg(report)))

@@ -297,14 +297,12 @@ def _add_plugin_routes(app: FastAPI, pm: PluginManager, registry: PredictorRegis
     for info in list(pm.plugins.values()):
         if info.status != "loaded":
             continue
-        plugin = pm.pm.get_plugin(info.name)
-        impl = getattr(plugin, "domainfm_register_routes", None)
-        if impl is None or not hasattr(impl, "domainfm_impl"):
+        if not pm.hooks.implements(info.name, "domainfm_register_routes"):
             continue
         documented = (400, 401, 413, 503) if guard else (400, 413, 503)
         router = APIRouter(route_class=_route_class(info.name), responses={k: ERROR_RESPONSES[k] for k in documented})
         try:
-            impl(router=router, get_predictor=registry.get)
+            pm.hooks.register_routes(info.name, router, registry.get)  # raises once the plugin is excluded
             _check_openapi(router, info.name)
         except Exception as exc:
             app.state.route_errors[info.name] = f"domainfm_register_routes raised: {type(exc).__name__}: {exc}"

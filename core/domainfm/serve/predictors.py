@@ -150,7 +150,7 @@ class PredictorRegistry:
         predictor = self.get(domain)
         ctx = self._slots[domain].ctx
         try:
-            result = self.pm.hook.domainfm_predict(ctx=ctx, domain=domain, predictor=predictor, records=records)
+            result = self.pm.hooks.predict(ctx, domain, predictor, records)
         except DataError as exc:
             raise InputError(str(exc)) from exc
         except Exception as exc:
