@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from domainfm.benefit.model import BenefitReport
-from domainfm.benefit.verdict import verdict_reason
 
 _STYLE = {"pass": "green", "fail": "red", "not_measurable": "yellow", "unverified": "yellow"}
 
@@ -28,12 +27,11 @@ def summary_table(report: BenefitReport) -> Any:
     table.add_column("note")
     best = report.best
     verdict = f"[{_STYLE[report.verdict]}]{report.verdict}[/]"
-    reason = verdict_reason(report) or ""
     if best is None:
-        table.add_row("operating point", "none feasible", "", verdict, reason)
+        table.add_row("operating point", "none feasible", "", verdict, "no point satisfies every measured constraint")
     else:
         table.add_row(
-            "operating point", f"{best.variant} @ {best.threshold:.3g}", f"coverage {best.coverage:.1%}", verdict, reason
+            "operating point", f"{best.variant} @ {best.threshold:.3g}", f"coverage {best.coverage:.1%}", verdict, ""
         )
         nb, ns = report.normalisation["business"], report.normalisation["social"]
         table.add_row("R_T (business)", _fmt(best.r_t), f"raw {_fmt(best.r_t_raw)} {nb.unit}", "", nb.method)
@@ -58,4 +56,3 @@ def summary_table(report: BenefitReport) -> Any:
     for e in report.excluded_plugins:  # raised outside its own domain: took no further part
         table.add_row(f"  plugin {e.plugin}", "", "", "[yellow]excluded[/]", f"{e.hook} raised: {e.error}")
     return table
-
