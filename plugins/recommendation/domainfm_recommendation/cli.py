@@ -122,9 +122,13 @@ def batch_cmd(k: int, users_file: Path | None, out: Path | None, artifact: Path 
 @click.option("--base-model", default="sentence-transformers/all-MiniLM-L6-v2", show_default=True)
 @click.option("--quick", is_flag=True, help="small validation grid (for smoke runs)")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-def train_cmd(source: str, out: Path, base_model: str, quick: bool, device: str) -> None:
+@click.option("--model-kind", type=click.Choice(["sequential", "text_mix"]), default=None,
+              help="text-aware sequential network or text/kNN/popularity mix (default: the plugin's default)")
+def train_cmd(source: str, out: Path, base_model: str, quick: bool, device: str, model_kind: str | None) -> None:
     from domainfm_recommendation.plugin import train_to_directory
 
-    artifact = train_to_directory(source, out, base_model=base_model, quick=quick, device=device)
-    click.echo(f"trained {artifact.metadata.get('n_items')} items, validation NDCG@10 "
+    artifact = train_to_directory(source, out, base_model=base_model, quick=quick, device=device,
+                                  model_kind=model_kind)
+    click.echo(f"trained {artifact.metadata['model_kind']} model on {artifact.metadata.get('n_items')} items, "
+               f"validation NDCG@10 "
                f"{artifact.metadata['validation']['ndcg_at_10']:.4f} -> {artifact.path}")

@@ -138,3 +138,33 @@ def test_save_load_serve_and_add_items(trained, tmp_path: Path) -> None:  # type
     assert loaded.add_items(["new"], ["brand new"], text[int(targets[0])][None]) == 1
     top = [r.item for r in loaded.recommend(loaded.histories["u0"], k=3)]
     assert "new" in top
+
+
+def test_rec_train_sequential_kind_on_demo_serves_through_cli(tiny_model_dir: Path, tmp_path: Path) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from domainfm_recommendation.cli import rec
+
+    out = tmp_path / "seq"
+    result = CliRunner().invoke(rec, ["train", "--data", "demo", "--out", str(out), "--base-model", str(tiny_model_dir),
+                                      "--quick", "--device", "cpu", "--model-kind", "sequential"])
+    assert result.exit_code == 0, result.output
+    assert "trained sequential model" in result.output
+    config = json.loads((out / "config.json").read_text())
+    assert config["model_kind"] == "sequential" and (out / "sequential.safetensors").is_file()
+    shown = CliRunner().invoke(rec, ["recommend", "u01", "-k", "4", "--artifact", str(out), "--json"])
+    assert shown.exit_code == 0, shown.output
+    ranking = json.loads(shown.output)["ranking"]
+    assert len(ranking) == 4 and len({r["id"] for r in ranking}) == 4
+
+
+def test_unknown_model_kind_is_one_config_error() -> None:
+    from domainfm.errors import ConfigError
+
+    from domainfm_recommendation.plugin import model_kind_option
+
+    assert model_kind_option("sequential") == "sequential"
+    with pytest.raises(ConfigError, match=r"options.model_kind: 'sasrec' is not one of"):
+        model_kind_option("sasrec")
