@@ -128,7 +128,8 @@ def config_options(func: Any) -> Any:
     options = [
         click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML or TOML config file."),
         click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config field."),
-        click.option("--data", help="Data source (path, 'demo', 'hf:<id>'); default: the domain's."),
+        click.option("--data", help="Data source: a path, 'demo' (or a source the domain names), or "
+                     "hf:<dataset>[:<split>] for domains whose data is one text table; default: the domain's."),
         click.option("--base-model", help="Base model hub id or local path."),
         click.option("--mode", type=click.Choice(MODES), help="Fine-tuning mode."),
         click.option("--epochs", type=float, help="Training epochs."),
@@ -297,33 +298,10 @@ def predict(model_ref: str, variant: str | None, output_dir: str, input_path: st
 
 
 def _read_input(path: str) -> list[dict[str, Any]]:
-    from domainfm.errors import DataError
-    from domainfm.io import read_records
+    """Records from a table file or stdin, read bounded, texts capped (:func:`domainfm.io.read_input_records`)."""
+    from domainfm.io import read_input_records
 
-    if path != "-":
-        rows = read_records(path)
-        return [{k: v for k, v in r.items() if k != "_line"} for r in rows]
-    records = []
-    for lineno, raw in enumerate(sys.stdin.buffer, start=1):
-        try:  # bytes, decoded here, so binary input is named as such instead of failing inside the text layer
-            line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
-        except UnicodeDecodeError as exc:
-            raise DataError(f"<stdin>:{lineno}: not UTF-8 text (byte {raw[exc.start]:#04x} at column {exc.start + 1})") from None
-        if "\x00" in line:
-            raise DataError(f"<stdin>:{lineno}: binary data (a NUL byte); expected text lines or JSONL")
-        if not line.strip():
-            continue
-        if line.lstrip().startswith("{"):
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"<stdin>:{lineno}: invalid JSON: {exc.msg}") from None
-            if not isinstance(record, dict):
-                raise DataError(f"<stdin>:{lineno}: expected a JSON object")
-            records.append(record)
-        else:
-            records.append({"text": line.rstrip("\r\n")})
-    return records
+    return read_input_records(path)
 
 
 @cli.command()
