@@ -88,3 +88,13 @@ def test_the_cli_refuses_a_typo_before_training(tmp_path: Path) -> None:
     assert "did you mean 'hourly_cost'?" in done.stderr + done.stdout
     assert "Traceback" not in done.stderr
     assert not list(tmp_path.glob("text_classification/*/artifact"))  # no training started
+
+
+def test_a_rescore_checks_only_the_overrides_it_adds(tmp_path: Path) -> None:
+    # a finished run's config may hold names from before this check; `domainfm score --set` checks its own
+    ctx = _runner(tmp_path, "benefit.assumptions.legacy_name=1", "benefit.assumptions.hourly_cots=2").context(
+        "text_classification"
+    )
+    check_override_names(ctx, only=["benefit.assumptions.not_given"])  # the stale names are not checked
+    with pytest.raises(ConfigError, match=r"^benefit\.assumptions\.hourly_cots: .*did you mean 'hourly_cost'"):
+        check_override_names(ctx, only=["benefit.assumptions.hourly_cots"])

@@ -108,11 +108,20 @@ def unknown_name_message(section: str, name: str, known: Iterable[str], domain: 
     return f"benefit.{section}.{name}: unknown {kind} for domain {domain!r}{hint} Known: {listed}"
 
 
-def check_override_names(ctx: RunContext, group_columns: Sequence[str] = ()) -> None:
+def check_override_names(
+    ctx: RunContext, group_columns: Sequence[str] = (), only: Iterable[str] | None = None
+) -> None:
     """Raise :class:`ConfigError` for the first override in ``benefit.assumptions``/``benefit.limits`` that
-    no plugin declares for ``ctx.domain``. Nothing is asked of the plugins when there are no overrides."""
+    no plugin declares for ``ctx.domain``. ``only`` (dotted keys such as ``benefit.assumptions.x``) restricts the
+    check to those overrides, e.g. the ones a rescore adds to a finished run's config. Nothing is asked of the
+    plugins when there is nothing to check."""
     cfg = ctx.config.benefit
-    if not cfg.assumptions and not cfg.limits:
+    wanted = None if only is None else {key.strip() for key in only}
+    sections = {
+        section: sorted(n for n in given if wanted is None or f"benefit.{section}.{n}" in wanted)
+        for section, given in (("assumptions", cfg.assumptions), ("limits", cfg.limits))
+    }
+    if not any(sections.values()):
         return
     try:
         names = declared_names(ctx, group_columns)
@@ -121,10 +130,8 @@ def check_override_names(ctx: RunContext, group_columns: Sequence[str] = ()) -> 
     except Exception as exc:  # a plugin that cannot build its terms without data: the report lists unused names
         log.warning("cannot check the names of benefit overrides before training: %s: %s", type(exc).__name__, exc)
         return
-    for section, given, known in (
-        ("assumptions", cfg.assumptions, names.assumptions),
-        ("limits", cfg.limits, names.limits),
-    ):
-        for name in sorted(given):
-            if name not in known:
-                raise ConfigError(unknown_name_message(section, name, known, ctx.domain))
+    known = {"assumptions": names.assumptions, "limits": names.limits}
+    for section, given in sections.items():
+        for name in given:
+            if name not in known[section]:
+                raise ConfigError(unknown_name_message(section, name, known[section], ctx.domain))

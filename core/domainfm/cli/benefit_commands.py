@@ -32,6 +32,7 @@ def score_command(run_dir: str, lambda_: float | None, overrides: tuple[str, ...
     """
     from domainfm.benefit import score, summary_table, write_report
     from domainfm.benefit.model import ReportSource
+    from domainfm.benefit.overrides import check_override_names
     from domainfm.benefit.report import BENEFIT_JSON
     from domainfm.benefit.runs import context_from_run, read_evaluations, read_run_json
     from domainfm.run_history import check_training_splits, keep_training_report, save_score, score_changes
@@ -39,6 +40,10 @@ def score_command(run_dir: str, lambda_: float | None, overrides: tuple[str, ...
     ctx = context_from_run(run_dir, overrides, lambda_)
     run = read_run_json(ctx.run_dir)
     evaluations = read_evaluations(ctx.run_dir)
+    check_override_names(  # a mistyped --set benefit.assumptions/limits name fails here, with the nearest name
+        ctx, sorted({g for ev in evaluations.values() if ev.outcomes for g in ev.outcomes.groups}),
+        only=[o.split("=", 1)[0] for o in overrides],
+    )
     check_training_splits(ctx.run_dir, evaluations, run)
     report = score(ctx, evaluations)
     splits = {name: ev.split for name, ev in evaluations.items()}
