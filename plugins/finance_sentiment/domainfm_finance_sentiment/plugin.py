@@ -75,7 +75,7 @@ def domainfm_load_data(ctx: RunContext, domain: str, source: str) -> DataBundle 
     present = [c for c in ("id", "timestamp", "topic", "source", "entity") if all(c in r for r in rows)]
     full = records_to_dataset(rows, columns=["text", "label", *present])
     seed = int(ctx.option("split_seed", SPLIT_SEED))
-    tables = stratified_split(full, "label", SPLIT, seed=seed)
+    tables = stratified_split(full, "label", SPLIT, seed=seed, where=meta["origin"])
     groups = [c for c in GROUP_COLUMNS if c in present and len({r[c] for r in rows}) > 1]
     return DataBundle(
         tables=tables,
