@@ -186,6 +186,26 @@ def test_plugins_raising_outside_their_domain_are_excluded_and_the_run_finishes(
     assert {e.plugin for e in again.excluded_plugins} == {"tracker", "carbon", "logger"}
 
 
+class TermUtilityCrash:
+    """Returns a term for every domain whose utility raises when the engine measures it."""
+
+    @hookimpl
+    def domainfm_benefit_terms(self, ctx: RunContext, domain: str, evaluation: Evaluation) -> list[Any]:
+        return [BenefitTerm(name="carbon_cost", objective="business", unit="EUR", description="CO2 at a price",
+                            utility=lambda b: b.automated * (b.resources.co2_kg / 1000))]  # co2_kg is None
+
+
+def test_a_foreign_term_that_raises_when_measured_is_excluded_too(tmp_path: Path) -> None:
+    from domainfm.runner import Runner
+
+    pm = _manager(("mini", MiniDomain()), ("carbon", TermUtilityCrash()))
+    result = Runner(pm, _config(tmp_path)).run("mini")
+    assert [t.name for t in result.report.terms] == ["answers"]
+    [excluded] = result.report.excluded_plugins
+    assert excluded.plugin == "carbon" and excluded.hook == "benefit term 'carbon_cost'"
+    assert excluded.error.startswith("TypeError:") and pm.pm.is_blocked("carbon")
+
+
 def test_a_failure_in_the_plugins_own_domain_still_fails_the_run(tmp_path: Path) -> None:
     from domainfm.runner import Runner
 

@@ -285,14 +285,19 @@ class PluginManager:
         domain = call.get("domain")
         if domain is None:
             domain = getattr(call.get("ctx"), "domain", None)
-        info = self.plugins.get(plugin)
-        spec = self.domains.get(domain) if isinstance(domain, str) else None
-        own = spec is not None and spec.plugin == plugin
-        if own or hook == "domainfm_domains" or info is None or info.builtin or isinstance(error, _USER_ERRORS):
+        domain = domain if isinstance(domain, str) else None
+        if hook == "domainfm_domains" or isinstance(error, _USER_ERRORS) or not self.isolates(plugin, domain):
             if isinstance(error, DomainfmError):
                 raise error
             raise PluginError(plugin, hook, f"{type(error).__name__}: {error}") from error
-        self.exclude(plugin, hook, error, domain if isinstance(domain, str) else None)
+        self.exclude(plugin, hook, error, domain)
+
+    def isolates(self, plugin: str, domain: str | None) -> bool:
+        """Whether a failure of ``plugin`` while ``domain`` is served excludes it (rather than failing the call):
+        true for a loaded third-party plugin that does not own ``domain``."""
+        info = self.plugins.get(plugin)
+        spec = self.domains.get(domain) if domain is not None else None
+        return info is not None and not info.builtin and not (spec is not None and spec.plugin == plugin)
 
     def exclude(self, plugin: str, hook: str, error: BaseException, domain: str | None = None) -> PluginExclusion:
         """Take ``plugin`` out of every hook for the rest of the process (pluggy ``set_blocked``) and record why."""

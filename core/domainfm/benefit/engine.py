@@ -97,9 +97,7 @@ def score(ctx: RunContext, evaluations: Mapping[str, Evaluation]) -> BenefitRepo
         )
 
     limits = dict(cfg.limits)
-    rows: list[dict[str, Any]] = []
-    for v in variants:
-        rows.extend(_sweep_variant(v, limits))
+    rows = _sweep_isolated(ctx, variants, limits)
 
     norms = {
         "business": _normalisation("business", variants, [r["r_t_raw"] for r in rows]),
@@ -181,6 +179,22 @@ def collect_contributions(ctx: RunContext, evaluation: Evaluation) -> tuple[list
         seen[item.name] = item.contributed_by
         (terms if isinstance(item, BenefitTerm) else constraints).append(item)
     return terms, constraints
+
+
+def _sweep_isolated(ctx: RunContext, variants: list[_Variant], limits: Mapping[str, float]) -> list[dict[str, Any]]:
+    """Every variant's operating points. A term or constraint of another domain's plugin that raises while it is
+    measured excludes that plugin (as a raising hook does) and the sweep starts again without its contributions."""
+    assert ctx.pm is not None
+    while True:
+        try:
+            return [row for v in variants for row in _sweep_variant(v, limits)]
+        except PluginError as exc:
+            if not ctx.pm.isolates(exc.plugin, ctx.domain) or ctx.pm.is_excluded(exc.plugin):
+                raise
+            ctx.pm.exclude(exc.plugin, exc.hook, exc, ctx.domain)
+            for v in variants:
+                v.terms = [t for t in v.terms if t.contributed_by != exc.plugin]
+                v.constraints = [c for c in v.constraints if c.contributed_by != exc.plugin]
 
 
 def default_thresholds(confidence: np.ndarray) -> list[float]:
