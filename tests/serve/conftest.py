@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
 from domainfm import hookimpl
 from domainfm.config import RunConfig, build_config
@@ -74,6 +75,7 @@ class FakePlugin:
         gate: threading.Event | None = None,
         fail_on: str | None = None,
         routes: Callable[[Any, Any], None] | None = None,
+        record_model: type[BaseModel] | None = None,
     ) -> None:
         self.name = f"fake_{domain}"
         self.domain = domain
@@ -81,6 +83,7 @@ class FakePlugin:
         self.predict_error = predict_error
         self.predictor = FakePredictor(domain, gate=gate, fail_on=fail_on)
         self.routes = routes
+        self.record_model = record_model
         self.loads = 0
 
     @hookimpl
@@ -89,6 +92,7 @@ class FakePlugin:
             DomainSpec(
                 name=self.domain, description="fake", tasks=["classification"], output_space="labels",
                 default_data="demo", default_model="none", metrics=["accuracy"], key_metric="accuracy",
+                **({"record_model": self.record_model} if self.record_model is not None else {}),
             )
         ]
 
@@ -139,5 +143,63 @@ def make_app(tmp_path: Path, tc_run_dir: Path) -> Callable[..., Any]:
         empty_runs = tmp_path / "no-runs"
         settings = settings or ServeSettings(runs_dir=empty_runs, **setting_fields)
         return create_app(pm, RunConfig(device="cpu", output_dir=empty_runs), given, settings)
+
+    return build
+
+
+class StubPredictor:
+    """Stands in for a real domain's model: answers every record, echoing it in ``extra['record']``."""
+
+    def __init__(self, domain: str) -> None:
+        self.domain = domain
+        self.device = "cpu"
+        self.batches: list[list[dict[str, Any]]] = []
+
+    def predict(self, records: Sequence[Mapping[str, Any]]) -> list[Prediction]:
+        self.batches.append([dict(r) for r in records])
+        return [
+            Prediction(id=None, label="stub", confidence=0.5, scores={"stub": 0.5}, extra={"record": dict(r)})
+            for r in records
+        ]
+
+
+class StubModels:
+    """Loads a :class:`StubPredictor` for the real plugins' domains (``tryfirst``), so that their routes and
+    record models run without a trained model; ``tag`` is what its ``domainfm_predict`` wrapper adds."""
+
+    def __init__(self, domains: Sequence[str], tag: str = "domainfm_predict") -> None:
+        self.predictors = {d: StubPredictor(d) for d in domains}
+        self.tag = tag
+
+    @hookimpl(tryfirst=True)
+    def domainfm_load_predictor(self, ctx: Any, domain: str, artifact: Artifact) -> Any:
+        return self.predictors.get(domain)
+
+    @hookimpl(hookwrapper=True)
+    def domainfm_predict(self, ctx: Any, domain: str, predictor: Any, records: Sequence[Mapping[str, Any]]) -> Any:
+        outcome = yield
+        for prediction in outcome.get_result() or []:
+            prediction.extra["via"] = self.tag
+
+
+@pytest.fixture
+def real_plugins_app(tmp_path: Path) -> Callable[..., Any]:
+    """``real_plugins_app(*domains, **settings)`` → (app, StubModels): the installed plugins of those domains
+    (skipped when one is not installed), each domain's model replaced by a stub."""
+    from domainfm.serve.app import create_app
+    from domainfm.serve.settings import ServeSettings
+
+    def build(*domains: str, **setting_fields: Any) -> tuple[Any, StubModels]:
+        pm = PluginManager().load()
+        missing = [d for d in domains if d not in pm.domains]
+        if missing:
+            pytest.skip(f"plugins for {missing} are not installed")
+        stubs = StubModels(domains)
+        pm.register(stubs, name="stub_models")
+        artifacts = {d: fake_artifact(tmp_path / "stub-artifacts", d) for d in domains}
+        empty_runs = tmp_path / "no-runs"
+        app = create_app(pm, RunConfig(device="cpu", output_dir=empty_runs), artifacts,
+                         ServeSettings(runs_dir=empty_runs, **setting_fields))
+        return app, stubs
 
     return build

@@ -170,12 +170,14 @@ def test_a_plugin_that_fails_to_load_gets_503_for_its_domain_only(make_app: Call
     assert health["status"] == "degraded" and health["domains"]["fake_broken"]["status"] == "failed"
 
 
-def test_a_plugin_whose_predict_raises_gets_503_and_others_work(make_app: Callable[..., Any]) -> None:
+def test_a_plugin_whose_predict_raises_gets_500_and_others_work(make_app: Callable[..., Any]) -> None:
+    # A bug in the plugin is a 500 for that request, not a 503 that reads as "this server is down".
     failing = FakePlugin("fake_failing", predict_error=RuntimeError("CUDA error: device-side assert"))
     with client(make_app(failing)) as c:
         bad = c.post("/fake_failing/predict", json={"texts": ["hello there"]})
         tc = c.post("/text_classification/predict", json={"texts": ["hello there"]})
-    assert bad.status_code == 503 and "device-side assert" in bad.json()["detail"]
+    assert bad.status_code == 500 and "device-side assert" in bad.json()["detail"]
+    assert bad.json()["domain"] == "fake_failing"
     assert tc.status_code == 200
 
 
@@ -214,7 +216,7 @@ def _raising_routes(router: Any, get_predictor: Any) -> None:
     raise ImportError("optional dependency missing")
 
 
-def test_plugin_routes_are_served_and_their_failures_are_503(make_app: Callable[..., Any]) -> None:
+def test_plugin_routes_are_served_and_their_failures_are_500(make_app: Callable[..., Any]) -> None:
     routes = FakePlugin("fake_routes", routes=_echo_routes)
     broken_routes = FakePlugin("fake_noroutes", routes=_raising_routes)
     with client(make_app(routes, broken_routes)) as c:
@@ -225,7 +227,7 @@ def test_plugin_routes_are_served_and_their_failures_are_503(make_app: Callable[
         plugins = {p["name"]: p for p in c.get("/plugins").json()["plugins"]}
         health = c.get("/health").json()
     assert echo.status_code == 200 and echo.json() == {"label": "long"}
-    assert boom.status_code == 503 and boom.json()["plugin"] == "fake_fake_routes" and "internal bug" in boom.json()["detail"]
+    assert boom.status_code == 500 and boom.json()["plugin"] == "fake_fake_routes" and "internal bug" in boom.json()["detail"]
     assert bad.status_code == 422
     assert predict.status_code == 200
     assert "optional dependency missing" in plugins["fake_fake_noroutes"]["error"]

@@ -16,6 +16,7 @@ from typing import Any
 
 from domainfm import hookimpl
 from domainfm.errors import DataError
+from domainfm.records import TextPairRecord
 from domainfm.types import Artifact, BenefitTermInfo, DataBundle, DomainSpec, Evaluation, RunContext
 
 DOMAIN = "text_classification"
@@ -36,6 +37,7 @@ def domainfm_domains() -> list[DomainSpec]:
             benefit_terms=[
                 BenefitTermInfo(name="items_automated", objective="business", unit="items"),
             ],
+            record_model=TextPairRecord,
         )
     ]
 

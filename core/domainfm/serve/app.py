@@ -4,6 +4,8 @@
 # built in closures below (the predict request model is made per app, with its limits) at runtime.
 
 import contextlib
+import json
+import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from domainfm import __version__
@@ -22,8 +25,9 @@ from domainfm.manager import PluginManager
 from domainfm.serve.artifacts import resolve_artifacts
 from domainfm.serve.auth import make_auth_dependency
 from domainfm.serve.batching import MicroBatcher, QueueFullError
+from domainfm.serve.context import ServeContext
 from domainfm.serve.limits import BodySizeLimit
-from domainfm.serve.predictors import DomainUnavailableError, InputError, PredictorRegistry
+from domainfm.serve.predictors import DomainUnavailableError, InputError, PredictFailedError, PredictorRegistry
 from domainfm.serve.runtime import BatchRunner, HeapTrimmer, tune_allocator
 from domainfm.serve.schemas import (
     DomainHealth,
@@ -35,11 +39,14 @@ from domainfm.serve.schemas import (
     predict_request_model,
 )
 from domainfm.serve.settings import ServeSettings
+from domainfm.serve.validation import PathRedactor, public_errors
 from domainfm.types import ARTIFACT_METADATA, Artifact
+
+log = logging.getLogger(__name__)
 
 
 class PluginRouteError(Exception):
-    """A plugin's own route raised: answered 503 naming the plugin (its routes only)."""
+    """A plugin's own route raised: answered 500 naming the plugin (a bug in it, not the client's mistake)."""
 
     def __init__(self, plugin: str, error: BaseException) -> None:
         self.plugin = plugin
@@ -58,7 +65,8 @@ class _PluginRoute(APIRoute):
         async def guarded(request: Request) -> Response:
             try:
                 return await handler(request)
-            except (StarletteHTTPException, RequestValidationError, DomainUnavailableError, QueueFullError):
+            except (StarletteHTTPException, RequestValidationError, DomainUnavailableError, PredictFailedError,
+                    QueueFullError):
                 raise
             except DataError as exc:
                 raise InputError(str(exc)) from exc
@@ -77,7 +85,8 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorResponse, "description": "missing or invalid API key (when keys are configured)"},
     413: {"model": ErrorResponse, "description": "request body larger than max_body_bytes"},
     429: {"model": ErrorResponse, "description": "the domain's queue is full; retry later"},
-    503: {"model": ErrorResponse, "description": "the domain has no model or its plugin failed"},
+    500: {"model": ErrorResponse, "description": "the domain's plugin failed on this request (a bug; see the server log)"},
+    503: {"model": ErrorResponse, "description": "the domain has no model (none trained, or it failed to load)"},
 }
 
 
@@ -158,19 +167,28 @@ def create_app(
         for batcher in batchers.values():
             await batcher.close()
 
-    app = FastAPI(
+    # Swagger UI and ReDoc from assets shipped in the package (fastapi-offline): /docs works without internet.
+    app = FastAPIOffline(
         title="domainfm",
         version=__version__,
         description="Foundation models at work in the loaded domains. Predictions are domainfm Prediction records.",
         lifespan=lifespan,
+        swagger_ui_parameters={"validatorUrl": None},  # no badge fetched from an online validator
+    )
+    record_models = {domain: pm.domains[domain].record_model if domain in pm.domains else None for domain in resolved}
+    serve = ServeContext(registry, batchers, record_models, settings)
+    redact = PathRedactor(
+        {"<runs_dir>": runs_dir, **{f"<{domain} artifact>": path for domain, path in resolved.items() if domain in explicit}}
     )
     app.state.registry = registry
     app.state.batchers = batchers
+    app.state.serve = serve
+    app.state.redact = redact
     app.state.runtime = runtime
     app.state.trimmer = trimmer
     app.state.settings = settings
     app.state.route_errors = {}
-    _install_error_handlers(app)
+    _install_error_handlers(app, redact)
 
     keys = [k.get_secret_value() for k in settings.api_keys]
     guard = [Depends(make_auth_dependency(keys))] if keys else []
@@ -185,6 +203,8 @@ def create_app(
             state = registry.status(domain)
             if keys:  # /health is open: without a key, say only whether each domain is ready
                 state = {"status": state["status"], "device": state.get("device")}
+            else:
+                state = {k: redact(v) if k in ("artifact", "error") and isinstance(v, str) else v for k, v in state.items()}
             domains[domain] = DomainHealth(**state, queued=batcher.queued, batching=batcher.stats.as_dict())
         degraded = any(d.status == "failed" for d in domains.values()) or bool(app.state.route_errors)
         return HealthResponse(
@@ -201,11 +221,13 @@ def create_app(
         for info in infos:
             if info["name"] in app.state.route_errors:
                 info["error"] = app.state.route_errors[info["name"]]
+            if isinstance(info.get("error"), str):
+                info["error"] = redact(info["error"])
         return PluginsResponse.model_validate({"plugins": infos})
 
-    request_model = predict_request_model(settings.max_records, settings.max_text_chars)
     for domain in resolved:
-        _add_predict_route(core, domain, request_model, registry, batchers[domain], settings)
+        request_model = predict_request_model(domain, serve.record_model(domain), settings.max_records, settings.max_text_chars)
+        _add_predict_route(core, domain, request_model, serve)
     app.include_router(core)
 
     _add_plugin_routes(app, pm, registry, guard)
@@ -241,18 +263,14 @@ def _torch_threads_setter(threads: int | None) -> Callable[[], None] | None:
 
 
 def _add_predict_route(
-    router: APIRouter,
-    domain: str,
-    request_model: type[PredictRequestBase],
-    registry: PredictorRegistry,
-    batcher: MicroBatcher,
-    settings: ServeSettings,
+    router: APIRouter, domain: str, request_model: type[PredictRequestBase], serve: ServeContext
 ) -> None:
+    settings = serve.settings
+
     async def predict(body: request_model) -> Response:  # type: ignore[valid-type]
-        records = body.as_records()  # type: ignore[attr-defined]
-        _check_record_texts(records, settings.max_text_chars)
-        predictor = registry.loaded(domain) or await run_in_threadpool(registry.get, domain)
-        predictions = await batcher.submit(records)
+        records = serve.records(domain, body.as_records(), loc=body.record_locs())  # type: ignore[attr-defined]
+        predictions = await serve.submit(domain, records)
+        predictor = await serve.predictor(domain)
         payload = PredictResponse(domain=domain, device=str(predictor.device), predictions=predictions)
         return Response(payload.model_dump_json(exclude_none=True), media_type="application/json")
 
@@ -265,41 +283,25 @@ def _add_predict_route(
         operation_id=f"{domain}_predict",
         summary=f"Predict a batch for {domain}",
         description=(
-            f"A batch of `records` (dicts with {domain}'s input fields, e.g. `text`) or `texts`; at most "
-            f"{settings.max_records} per request, {settings.max_text_chars} characters per text. Concurrent "
-            "requests are micro-batched into one forward pass."
+            f"Exactly one of `records` ({serve.record_model(domain).__name__} objects with {domain}'s input fields) "
+            f"or `texts` (records with only `text`); at most {settings.max_records} per request, "
+            f"{settings.max_text_chars} characters per string. A record that breaks its model or a limit is a 422 "
+            "naming the field. Concurrent requests are micro-batched into one forward pass."
         ),
         tags=[domain],
     )
 
 
-def _check_record_texts(records: list[dict[str, Any]], max_chars: int) -> None:
-    errors = []
-    for i, record in enumerate(records):
-        for key, value in record.items():
-            if isinstance(value, str) and len(value) > max_chars:
-                errors.append(
-                    {
-                        "type": "string_too_long",
-                        "loc": ("body", "records", i, key),
-                        "msg": f"String should have at most {max_chars} characters (max_text_chars); got {len(value)}",
-                        "input": None,
-                        "ctx": {"max_length": max_chars},
-                    }
-                )
-    if errors:
-        raise RequestValidationError(errors)
-
-
 def _add_plugin_routes(app: FastAPI, pm: PluginManager, registry: PredictorRegistry, guard: list[Any]) -> None:
     """Each loaded plugin's ``domainfm_register_routes``, on its own router: one plugin failing to
-    register is recorded (``/plugins``, ``/health``) and the others are served."""
+    register is recorded (``/plugins``, ``/health``) and the others are served. Routes reach the models
+    through the :class:`~domainfm.serve.context.ServeContext` (``ServeDep``), not ``get_predictor``."""
     for info in list(pm.plugins.values()):
         if info.status != "loaded":
             continue
         if not pm.hooks.implements(info.name, "domainfm_register_routes"):
             continue
-        documented = (400, 401, 413, 503) if guard else (400, 413, 503)
+        documented = (400, 401, 413, 429, 500, 503) if guard else (400, 413, 429, 500, 503)
         router = APIRouter(route_class=_route_class(info.name), responses={k: ERROR_RESPONSES[k] for k in documented})
         try:
             pm.hooks.register_routes(info.name, router, registry.get)  # raises once the plugin is excluded
@@ -326,20 +328,42 @@ def _check_openapi(router: APIRouter, plugin: str) -> None:
         ) from exc
 
 
-def _install_error_handlers(app: FastAPI) -> None:
+class SafeJSONResponse(JSONResponse):
+    """JSON with non-ASCII escaped: a lone surrogate from the request (``"\\ud800"``) can never make
+    rendering the error itself fail (a 500 in plain text)."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")
+
+
+def _install_error_handlers(app: FastAPI, redact: PathRedactor) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return SafeJSONResponse({"detail": public_errors(exc.errors(), redact)}, status_code=422)
+
     @app.exception_handler(DomainUnavailableError)
     async def unavailable(_: Request, exc: DomainUnavailableError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc), "domain": exc.domain}, status_code=503)
+        return SafeJSONResponse({"detail": redact(str(exc)), "domain": exc.domain}, status_code=503)
+
+    @app.exception_handler(PredictFailedError)
+    async def predict_failed(_: Request, exc: PredictFailedError) -> JSONResponse:
+        log.error("%s", exc, exc_info=exc.__cause__ or exc)
+        return SafeJSONResponse({"detail": redact(str(exc)), "domain": exc.domain}, status_code=500)
 
     @app.exception_handler(PluginRouteError)
     async def plugin_failed(_: Request, exc: PluginRouteError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc), "plugin": exc.plugin}, status_code=503)
+        log.error("%s", exc, exc_info=exc.__cause__ or exc)
+        return SafeJSONResponse({"detail": redact(str(exc)), "plugin": exc.plugin}, status_code=500)
 
     @app.exception_handler(QueueFullError)
     async def queue_full(_: Request, exc: QueueFullError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=429, headers={"Retry-After": "1"})
+        return SafeJSONResponse({"detail": str(exc)}, status_code=429, headers={"Retry-After": "1"})
 
     @app.exception_handler(InputError)
     async def bad_input(_: Request, exc: InputError) -> JSONResponse:
-        detail = [{"type": "value_error", "loc": ["body", "records"], "msg": str(exc)}]
-        return JSONResponse({"detail": detail}, status_code=422)
+        detail = [{"type": "value_error", "loc": ["body", "records"], "msg": redact(str(exc))}]
+        return SafeJSONResponse({"detail": detail}, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def internal(_: Request, exc: Exception) -> JSONResponse:
+        return SafeJSONResponse({"detail": f"internal server error ({type(exc).__name__}); see the server log"}, status_code=500)

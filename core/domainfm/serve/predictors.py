@@ -32,7 +32,7 @@ def freeze_loaded_objects() -> int:
 
 
 class DomainUnavailableError(DomainfmError):
-    """A domain cannot answer: no artifact, its plugin failed to load the model, or its predict failed.
+    """A domain cannot answer: no artifact, or its plugin failed to load the model.
 
     The server answers 503 with this message on the domain's routes only.
     """
@@ -45,6 +45,16 @@ class DomainUnavailableError(DomainfmError):
 
 class InputError(DomainfmError):
     """A request's records do not fit the domain (the server answers 422)."""
+
+
+class PredictFailedError(DomainfmError):
+    """The domain's plugin raised in predict or broke its contract: a bug on the server's side (answered 500),
+    not a missing model (503, which a load balancer reads as 'this server is down')."""
+
+    def __init__(self, domain: str, reason: str) -> None:
+        self.domain = domain
+        self.reason = reason
+        super().__init__(f"domain {domain!r}: {reason}")
 
 
 @dataclass
@@ -145,7 +155,8 @@ class PredictorRegistry:
         """Predict a batch through ``domainfm_predict`` (blocking; called from a worker thread).
 
         :raises InputError: the plugin rejected the input (a :class:`~domainfm.errors.DataError`).
-        :raises DomainUnavailableError: the plugin failed or broke the contract.
+        :raises DomainUnavailableError: the domain has no model, or no plugin predicts for it.
+        :raises PredictFailedError: the plugin raised or broke the contract.
         """
         predictor = self.get(domain)
         ctx = self._slots[domain].ctx
@@ -154,11 +165,11 @@ class PredictorRegistry:
         except DataError as exc:
             raise InputError(str(exc)) from exc
         except Exception as exc:
-            raise DomainUnavailableError(domain, f"predict failed: {type(exc).__name__}: {exc}") from exc
+            raise PredictFailedError(domain, f"predict failed: {type(exc).__name__}: {exc}") from exc
         if result is None:
             raise DomainUnavailableError(domain, "no loaded plugin implements domainfm_predict for it")
         if len(result) != len(records):
-            raise DomainUnavailableError(
+            raise PredictFailedError(
                 domain, f"domainfm_predict returned {len(result)} predictions for {len(records)} records"
             )
         return result

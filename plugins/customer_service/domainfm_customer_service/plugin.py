@@ -12,6 +12,7 @@ from domainfm import hookimpl
 from domainfm.types import Artifact, BenefitTermInfo, DataBundle, DomainSpec, Evaluation, RunContext
 
 from domainfm_customer_service import DOMAIN
+from domainfm_customer_service.records import CustomerServiceRecord
 
 FEEDBACK_FILE = "feedback.sqlite"
 
@@ -41,6 +42,7 @@ def domainfm_domains() -> list[DomainSpec]:
                 BenefitTermInfo(name="consistency_gain", objective="social", unit="correct answers vs human baseline"),
             ],
             cli_group="cs",
+            record_model=CustomerServiceRecord,
         )
     ]
 
@@ -120,4 +122,4 @@ def domainfm_benefit_terms(ctx: RunContext, domain: str, evaluation: Evaluation)
 def domainfm_register_routes(router: Any, get_predictor: Any) -> None:
     from domainfm_customer_service.routes import add_routes
 
-    add_routes(router, get_predictor)
+    add_routes(router)

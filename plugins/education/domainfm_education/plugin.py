@@ -20,6 +20,8 @@ from typing import Any
 from domainfm import hookimpl
 from domainfm.types import Artifact, BenefitTermInfo, DataBundle, DomainSpec, Evaluation, RunContext
 
+from domainfm_education.records import GradingRecord, KnowledgeTracingRecord
+
 GRADING = "education"
 KT = "knowledge_tracing"
 BASE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -45,6 +47,7 @@ def domainfm_domains() -> list[DomainSpec]:
                 BenefitTermInfo(name="grading_accuracy_gap", objective="constraint", unit="accuracy points"),
             ],
             cli_group="edu",
+            record_model=GradingRecord,
         ),
         DomainSpec(
             name=KT,
@@ -61,6 +64,7 @@ def domainfm_domains() -> list[DomainSpec]:
                 BenefitTermInfo(name="practice_minutes_targeted", objective="business", unit="min"),
             ],
             cli_group="edu",
+            record_model=KnowledgeTracingRecord,
         ),
     ]
 

@@ -19,6 +19,7 @@ from domainfm.errors import DataError
 from domainfm.types import Artifact, BenefitTermInfo, DataBundle, DomainSpec, Evaluation, RunContext
 
 from domainfm_finance_sentiment import DOMAIN, LABELS
+from domainfm_finance_sentiment.records import FinanceRecord
 
 SPLIT = (0.8, 0.1, 0.1)
 SPLIT_SEED = 42
@@ -48,6 +49,7 @@ def domainfm_domains() -> list[DomainSpec]:
                 BenefitTermInfo(name="train_seconds", objective="constraint", unit="s"),
             ],
             cli_group="finance",
+            record_model=FinanceRecord,
         )
     ]
 

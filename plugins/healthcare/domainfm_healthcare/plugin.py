@@ -19,6 +19,7 @@ from typing import Any
 
 from domainfm import hookimpl
 from domainfm.config import DEFAULT_BASE_MODEL
+from domainfm.records import TextRecord
 from domainfm.types import (
     Artifact,
     BenefitContribution,
@@ -72,6 +73,7 @@ def domainfm_domains() -> list[DomainSpec]:
                 BenefitTermInfo(name="latency_p95", objective="constraint", unit="ms"),
             ],
             cli_group="health",
+            record_model=TextRecord,
         )
     ]
 

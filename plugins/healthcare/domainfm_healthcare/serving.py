@@ -6,6 +6,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from domainfm.records import TextRecord
+from domainfm.serve.context import ServeDep
+
 
 # Module level: FastAPI resolves the (string) annotations of the route functions from module globals.
 class TextIn(BaseModel):
@@ -13,11 +16,15 @@ class TextIn(BaseModel):
 
 
 class TriageIn(BaseModel):
-    records: list[TextIn] = Field(min_length=1, max_length=64)
+    records: list[TextRecord] = Field(min_length=1, max_length=64)
 
 
 def register_routes(router: Any, get_predictor: Any) -> None:
-    """``POST /healthcare/deidentify`` and ``POST /healthcare/triage`` (top-k, abstention, attributions)."""
+    """``POST /healthcare/deidentify`` and ``POST /healthcare/triage`` (top-k, abstention, attributions).
+
+    Triage reaches the model through the server (``ServeDep``): its text limits, micro-batcher and
+    ``domainfm_predict``; ``get_predictor`` is not used.
+    """
 
     @router.post("/healthcare/deidentify")
     def deidentify(body: TextIn) -> dict[str, Any]:
@@ -27,14 +34,7 @@ def register_routes(router: Any, get_predictor: Any) -> None:
         return {"text": result.text, "identifiers_removed": result.counts}
 
     @router.post("/healthcare/triage")
-    def triage(body: TriageIn) -> list[dict[str, Any]]:
-        from fastapi import HTTPException
-
-        from domainfm.errors import DataError
-
-        predictor = get_predictor("healthcare")
-        try:
-            predictions = predictor.predict([r.model_dump() for r in body.records])
-        except DataError as exc:
-            raise HTTPException(status_code=422, detail=str(exc)) from None
+    async def triage(body: TriageIn, serve: ServeDep) -> list[dict[str, Any]]:
+        loc = [("body", "records", i) for i in range(len(body.records))]
+        predictions = await serve.predict("healthcare", body.records, loc=loc)
         return [p.model_dump(mode="json") for p in predictions]

@@ -19,6 +19,8 @@ from domainfm import hookimpl
 from domainfm.config import DEFAULT_BASE_MODEL
 from domainfm.types import BenefitTermInfo, DomainSpec
 
+from domainfm_recommendation.records import RecommendationRecord
+
 if TYPE_CHECKING:  # pragma: no cover
     import click
 
@@ -51,6 +53,7 @@ def domainfm_domains() -> list[DomainSpec]:
                 BenefitTermInfo(name="artifact_user_fields", objective="constraint", unit="fields"),
             ],
             cli_group="rec",
+            record_model=RecommendationRecord,
         )
     ]
 
@@ -64,10 +67,9 @@ def domainfm_register_commands(cli: click.Group) -> None:
 
 @hookimpl
 def domainfm_register_routes(router: Any, get_predictor: Any) -> None:
-    @router.post(f"/{DOMAIN}/recommend")
-    def recommend(body: dict[str, Any]) -> dict[str, Any]:  # pragma: no cover - exercised by the server tests
-        records = body.get("records") or [body]
-        return {"predictions": [p.model_dump(mode="json") for p in get_predictor(DOMAIN).predict(records)]}
+    from domainfm_recommendation.routes import add_routes
+
+    add_routes(router)
 
 
 # ---------------------------------------------------------------------------------------------- stages

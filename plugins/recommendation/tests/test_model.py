@@ -99,16 +99,30 @@ def test_baselines_on_toy_data() -> None:
     assert np.all(als.score(["zz"], [np.array([])]) == 0)
 
 
-def test_http_route(model: TextRecommender) -> None:
-    from fastapi import APIRouter, FastAPI
+def test_http_route(model: TextRecommender, tmp_path: Path) -> None:
+    """``POST /recommendation/recommend`` through the server (record model, micro-batcher, domainfm_predict)."""
     from fastapi.testclient import TestClient
 
-    from domainfm_recommendation.plugin import domainfm_register_routes
+    from domainfm.config import RunConfig
+    from domainfm.manager import PluginManager
+    from domainfm.serve.app import create_app
+    from domainfm.serve.settings import ServeSettings
+    from domainfm.types import Artifact
 
-    router = APIRouter()
-    domainfm_register_routes(router=router, get_predictor=lambda domain: RecommendationPredictor(model))
-    app = FastAPI()
-    app.include_router(router)
-    body = TestClient(app).post("/recommendation/recommend", json={"records": [{"user": "a", "k": 2}, {"item": "zz"}]}).json()
-    first, second = body["predictions"]
+    from domainfm_recommendation.plugin import ARTIFACT_KIND, DOMAIN
+
+    path = model.save(tmp_path / "artifact")
+    Artifact(path=path, domain=DOMAIN, kind=ARTIFACT_KIND, base_model="none").save_metadata()
+    app = create_app(PluginManager(select=[DOMAIN]).load(), RunConfig(device="cpu", output_dir=tmp_path),
+                     {DOMAIN: path}, ServeSettings(runs_dir=tmp_path))
+    with TestClient(app) as client:
+        batch = client.post(f"/{DOMAIN}/recommend", json={"records": [{"user": "a", "k": 2}, {"item": "zz"}]})
+        one = client.post(f"/{DOMAIN}/recommend", json={"user": "c", "k": 3})
+        bad = client.post(f"/{DOMAIN}/recommend", json={"records": [{"user": "a", "k": 0}, {"k": 2}]})
+        batching = client.get("/health").json()["domains"][DOMAIN]["batching"]
+    first, second = batch.json()["predictions"]
     assert len(first["ranking"]) == 2 and second["abstained"] is True
+    assert [r["id"] for r in one.json()["predictions"][0]["ranking"]][0] in {"i8", "i9"}
+    assert bad.status_code == 422
+    assert [e["loc"] for e in bad.json()["detail"]] == [["body", "records", 0, "k"], ["body", "records", 1]]
+    assert batching["requests"] == 2 and batching["records"] == 3  # both answered through the micro-batcher
