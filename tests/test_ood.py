@@ -109,12 +109,23 @@ def test_compare_methods_keeps_the_best_recall_at_the_rate() -> None:
     rng = np.random.default_rng(1)
     good = HeldOut(rng.normal(0, 1, 400), rng.normal(4, 1, 100))
     weak = HeldOut(rng.normal(0, 1, 400), rng.normal(1, 1, 100))
-    chosen, report = compare_methods({"weak": weak, "good": good}, 0.05, fallback="weak")
+    chosen, report = compare_methods({"pool": {"weak": weak, "good": good}}, 0.05, fallback="weak")
     assert chosen == "good"
-    assert report["good"]["out_of_scope_recall"] > report["weak"]["out_of_scope_recall"]
-    for point in report.values():
-        assert point["in_scope_flag_rate"] <= 0.05
+    assert report["good"]["pool"]["out_of_scope_recall"] > report["weak"]["pool"]["out_of_scope_recall"]
+    for method in ("good", "weak"):
+        assert report[method]["pool"]["in_scope_flag_rate"] <= 0.05
     # without out-of-scope examples nothing can be compared: the fallback is kept, thresholds still respect the rate
-    chosen, report = compare_methods({"weak": HeldOut(weak.in_scores, np.zeros(0)), "good": HeldOut(good.in_scores, np.zeros(0))},
+    chosen, report = compare_methods({"pool": {"weak": HeldOut(weak.in_scores, np.zeros(0)), "good": HeldOut(good.in_scores, np.zeros(0))}},
                                      0.05, fallback="weak")
-    assert chosen == "weak" and report["weak"]["out_of_scope_recall"] is None
+    assert chosen == "weak" and report["weak"]["mean_recall"] is None
+
+
+def test_a_near_source_counts_as_much_as_a_large_far_one() -> None:
+    rng = np.random.default_rng(2)
+    in_scores = rng.normal(0, 1, 400)
+    # "far" (1,000 easy items): both methods catch everything; "near" (40 items): only "b" catches them
+    far = {"a": HeldOut(in_scores, rng.normal(8, 1, 1000)), "b": HeldOut(in_scores, rng.normal(8, 1, 1000))}
+    near = {"a": HeldOut(in_scores, rng.normal(0.5, 1, 40)), "b": HeldOut(in_scores, rng.normal(4, 1, 40))}
+    chosen, report = compare_methods({"far": far, "near": near}, 0.05, fallback="a")
+    assert chosen == "b"
+    assert report["b"]["mean_recall"] == pytest.approx((report["b"]["far"]["out_of_scope_recall"] + report["b"]["near"]["out_of_scope_recall"]) / 2)

@@ -230,14 +230,29 @@ def operating_point(held: HeldOut, rate: float) -> dict[str, Any]:
     }
 
 
-def compare_methods(held: Mapping[str, HeldOut], rate: float, fallback: str) -> tuple[str, dict[str, Any]]:
-    """The method flagging the most held-out out-of-scope inputs at ``rate`` (ties: higher AUROC, then the order
-    of ``held``), and every method's operating point. Without out-of-scope inputs ``fallback`` is kept."""
-    report = {name: operating_point(h, rate) for name, h in held.items()}
-    scored = [n for n in held if report[n]["out_of_scope_recall"] is not None]
+def compare_methods(
+    held: Mapping[str, Mapping[str, HeldOut]], rate: float, fallback: str
+) -> tuple[str, dict[str, dict[str, Any]]]:
+    """Choose a method on held-out data from one or more sources (``held[source][method]``: e.g. out-of-scope
+    texts from elsewhere, or known labels left out of fitting). Each method's score is its out-of-scope recall
+    at ``rate``, averaged over the sources that have out-of-scope inputs (so that a large far-away source cannot
+    drown a small near one); ties go to the higher mean AUROC, then to the order of the methods. Without any
+    out-of-scope inputs ``fallback`` is kept. Returns the method and ``report[method][source]`` operating
+    points plus ``report[method]["mean_recall"]`` / ``["mean_auroc"]``."""
+    methods = list(dict.fromkeys(m for per_source in held.values() for m in per_source))
+    report: dict[str, dict[str, Any]] = {m: {} for m in methods}
+    for source, per_source in held.items():
+        for method, h in per_source.items():
+            report[method][source] = operating_point(h, rate)
+    for method in methods:
+        points = [p for p in report[method].values() if p["out_of_scope_recall"] is not None]
+        report[method]["mean_recall"] = float(np.mean([p["out_of_scope_recall"] for p in points])) if points else None
+        aurocs = [p["auroc"] for p in points if p["auroc"] is not None]
+        report[method]["mean_auroc"] = float(np.mean(aurocs)) if aurocs else None
+    scored = [m for m in methods if report[m]["mean_recall"] is not None]
     if not scored:
-        if fallback not in held:
+        if fallback not in report:
             raise ValueError(f"fallback method {fallback!r} was not scored")
         return fallback, report
-    best = max(scored, key=lambda n: (report[n]["out_of_scope_recall"], report[n]["auroc"] or 0.0, -list(held).index(n)))
+    best = max(scored, key=lambda m: (round(report[m]["mean_recall"], 9), report[m]["mean_auroc"] or 0.0, -methods.index(m)))
     return best, report

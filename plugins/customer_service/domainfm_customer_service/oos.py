@@ -2,15 +2,18 @@
 
 Training (:func:`fit_out_of_scope`) scores validation questions with every method of
 :mod:`domainfm.engine.ood` (``msp``, ``energy``, ``knn``, ``mahalanobis``, ``oos_class``). The in-scope side is
-the validation split's in-scope questions; the out-of-scope side is the validation split's questions labelled
-out-of-scope (if the data has that label) plus the held-out half of the negative pool
-(:mod:`domainfm_customer_service.negatives`). Each method's threshold is the lowest that, together with the
-low-confidence rule, escalates at most ``options.max_false_escalation`` (default 0.05) of the in-scope
-validation questions; the method escalating the most out-of-scope validation questions at that rate is kept.
+the validation split's in-scope questions. Out-of-scope validation comes from two sources, weighted equally:
+the validation split's questions labelled out-of-scope (if the data has that label) plus the held-out half of
+the negative pool (:mod:`domainfm_customer_service.negatives`): far from the domain; and the validation
+questions of a few known intents left out of a refitted stand-in (:func:`held_out_intents_fold`): near it.
+Each method's threshold is the lowest that, together with the low-confidence rule, escalates at most
+``options.max_false_escalation`` (default 0.05) of the in-scope validation questions; the method escalating
+the most out-of-scope validation questions at that rate is kept, refitted on every intent.
 
 Options: ``max_false_escalation`` (0.05), ``oos_methods`` (comma list, default all), ``negative_pool``
-(``demo``, ``none`` or files), ``oos_fallback`` (the method kept when there is no out-of-scope validation
-data, default ``knn``), ``oos_knn_k`` (10).
+(``demo``, ``none`` or files), ``oos_pseudo_intents`` (known intents the near fold leaves out; default a
+tenth, 0 turns it off), ``oos_fallback`` (the method kept when there is no out-of-scope validation data,
+default ``knn``), ``oos_knn_k`` (10).
 """
 
 from __future__ import annotations
@@ -98,6 +101,50 @@ def score_batch(scorer: OodScorer, logits: np.ndarray, probs: np.ndarray, featur
     return scorer.score(probs=probs[:, in_scope], logits=logits[:, in_scope], features=features)
 
 
+def pseudo_option(ctx: RunContext, n_intents: int) -> int:
+    """How many known intents the held-out-intents fold leaves out (``options.oos_pseudo_intents``; default a
+    tenth of the intents, at least one, none below four intents)."""
+    raw = ctx.option("oos_pseudo_intents", None)
+    if raw is None:
+        return max(1, round(0.1 * n_intents)) if n_intents >= 4 else 0
+    try:
+        n = int(raw)
+    except (TypeError, ValueError):
+        raise ConfigError(f"options.oos_pseudo_intents: {raw!r} is not a whole number") from None
+    if not 0 <= n < n_intents - 1:
+        raise ConfigError(f"options.oos_pseudo_intents: {n} must be between 0 and {n_intents - 2} ({n_intents} intents)")
+    return n
+
+
+def held_out_intents_fold(
+    methods: Sequence[str], train_feats: np.ndarray, train_ids: np.ndarray, valid_feats: np.ndarray, valid_ids: np.ndarray,
+    neg_feats: np.ndarray | None, n_left: int, c: float, k: int, seed: int,
+) -> tuple[dict[str, HeldOut], list[int]]:
+    """Near out-of-scope validation from the training data alone: ``n_left`` seeded known intents are left out
+    of everything fitted here (a logistic-regression head on the same features standing in for the classifier,
+    and every scorer); their validation questions are the out-of-scope side, the other intents' the in-scope
+    side. Returns the scores per method and the left-out class ids."""
+    from domainfm.engine.calibration import softmax
+    from domainfm.engine.lpft import fit_probe
+
+    classes = np.unique(train_ids)
+    left = np.sort(np.random.default_rng(seed).choice(classes, n_left, replace=False))
+    keep_train, keep_valid = ~np.isin(train_ids, left), ~np.isin(valid_ids, left)
+    remaining = classes[~np.isin(classes, left)]
+    y = np.searchsorted(remaining, train_ids[keep_train])
+    probe = fit_probe(train_feats[keep_train], y.tolist(), None, [], len(remaining), [c], seed)
+    logits = valid_feats @ probe["weight"].T + probe["bias"]
+    probs = softmax(logits)
+    held = {}
+    for method in methods:
+        if method == "oos_class" and neg_feats is None:
+            continue
+        scorer = fit_scorer(method, train_features=train_feats[keep_train], train_labels=y, negative_features=neg_feats, k=k, seed=seed)
+        scores = scorer.score(probs=probs, logits=logits, features=valid_feats)
+        held[method] = HeldOut(scores[keep_valid], scores[~keep_valid])
+    return held, left.tolist()
+
+
 def fit_out_of_scope(
     ctx: RunContext,
     classifier: Any,
@@ -108,7 +155,12 @@ def fit_out_of_scope(
     fitted: dict[str, OodScorer] | None = None,
 ) -> dict[str, Any]:
     """Fit every requested scorer, choose one on validation, save it into ``out_dir``; return its metadata.
-    ``fitted``, when given, receives every fitted scorer by method (benchmarks report them all)."""
+    ``fitted``, when given, receives every fitted scorer by method (benchmarks report them all).
+
+    Two out-of-scope validation sources, weighted equally in the choice: ``validation`` (questions labelled
+    out-of-scope plus the held-out half of the negative pool, against the in-scope validation questions, with
+    the low-confidence rule sharing the rate) and ``held_out_intents`` (:func:`held_out_intents_fold`: near
+    out-of-scope questions, which texts from other domains are not)."""
     from domainfm_customer_service.negatives import negative_pool, split_pool
 
     rate = rate_option(ctx)
@@ -119,6 +171,7 @@ def fit_out_of_scope(
     seed = ctx.config.train.seed
     labels = list(classifier.labels)
     in_scope = np.array([lab != oos_label for lab in labels])
+    n_left = pseudo_option(ctx, int(in_scope.sum()))
 
     def rows(split: str) -> tuple[list[str], list[str]]:
         table = data.tables.get(split)
@@ -141,30 +194,30 @@ def fit_out_of_scope(
         "negative_pool": {"sources": sources, "train": len(pool_train), "held_out": len(pool_held)},
         "methods_compared": methods,
     }
-    valid_in = [t for t, y in zip(valid_x, valid_y, strict=True) if y != oos_label]
+    index = {lab: i for i, lab in enumerate(labels)}
+    valid_in = [(t, index[y]) for t, y in zip(valid_x, valid_y, strict=True) if y != oos_label and y in index]
     valid_out = [t for t, y in zip(valid_x, valid_y, strict=True) if y == oos_label] + pool_held
     if not valid_in:
         meta.update(method=fallback, threshold=None, reason="no in-scope validation data: the out-of-scope score is not used")
         return meta
 
-    need_features = any(m in FEATURE_METHODS for m in methods)
+    need_features = n_left > 0 or any(m in FEATURE_METHODS for m in methods)
     inputs = ScoreInputs(classifier, base_feature_encoder(classifier, ctx.device, ctx.config.model.max_length) if need_features else None)
     meta["feature_source"] = inputs.feature_source if need_features else None
-    index = {lab: i for i, lab in enumerate(labels)}
     in_train = [(t, index[y]) for t, y in zip(train_x, train_y, strict=True) if y != oos_label and y in index]
     train_feats = inputs.run([t for t, _ in in_train], True)[2] if need_features else None
     # class ids over the in-scope columns only: the scorers never see the out-of-scope label
     column = np.cumsum(in_scope) - 1
     train_ids = column[[i for _, i in in_train]] if in_train else np.zeros(0, dtype=int)
     neg_feats = inputs.run(pool_train, True)[2] if need_features and pool_train and "oos_class" in methods else None
-    logits_in, probs_in, feats_in = inputs.run(valid_in, need_features)
+    logits_in, probs_in, feats_in = inputs.run([t for t, _ in valid_in], need_features)
     logits_out, probs_out, feats_out = inputs.run(valid_out, need_features) if valid_out else (None, None, None)
 
     def escalated_already(probs: np.ndarray) -> np.ndarray:
         conf = probs[:, in_scope].max(axis=1)
         return (conf < confidence_threshold) | ~in_scope[probs.argmax(axis=1)]
 
-    held: dict[str, HeldOut] = {}
+    held: dict[str, dict[str, HeldOut]] = {"validation": {}}
     scorers: dict[str, OodScorer] = {}
     k = int(ctx.option("oos_knn_k", 10))
     for method in methods:
@@ -172,24 +225,33 @@ def fit_out_of_scope(
         scorers[method] = scorer
         if fitted is not None:
             fitted[method] = scorer
-        held[method] = HeldOut(
+        held["validation"][method] = HeldOut(
             score_batch(scorer, logits_in, probs_in, feats_in, in_scope),
             score_batch(scorer, logits_out, probs_out, feats_out, in_scope) if valid_out else np.zeros(0),
             escalated_already(probs_in),
             escalated_already(probs_out) if valid_out else np.zeros(0, dtype=bool),
         )
+    if n_left and train_feats is not None and feats_in is not None:
+        c = float(classifier.artifact.metadata.get("head_C") or classifier.artifact.metadata.get("probe_C") or 8.0)
+        valid_ids = column[[i for _, i in valid_in]]
+        held["held_out_intents"], left = held_out_intents_fold(methods, train_feats, train_ids, feats_in, valid_ids, neg_feats,
+                                                               n_left, c, k, seed)
+        in_names = [lab for lab in labels if lab != oos_label]
+        meta["held_out_intents"] = {"intents": [in_names[i] for i in left], "head_C": c,
+                                    "stand_in": "logistic-regression head on the same features, refitted without them"}
     chosen, report = compare_methods(held, rate, fallback)
     scorer = scorers[chosen]
     scorer.save(out_dir / SCORER_FILE)
-    threshold = report[chosen]["threshold"]
+    threshold = report[chosen]["validation"]["threshold"]
     meta.update({
         "method": chosen,
         "scorer": scorer.spec(),
         "threshold": threshold if np.isfinite(threshold) else None,
         "threshold_is": "+inf: the low-confidence rule alone uses the rate up" if threshold == float("inf") else None,
         "validation": report,
-        "choice_rule": "highest out-of-scope recall on validation at the stated in-scope false-escalation rate "
-                       "(ties: AUROC)" if valid_out else f"no out-of-scope validation data: fallback {fallback}",
+        "choice_rule": "highest out-of-scope recall at the stated in-scope false-escalation rate, averaged over the "
+                       "validation sources (ties: AUROC)" if report[chosen]["mean_recall"] is not None
+                       else f"no out-of-scope validation data: fallback {fallback}",
         "validation_out_of_scope": {"labelled": len(valid_out) - len(pool_held), "negative_pool": len(pool_held)},
     })
     return meta

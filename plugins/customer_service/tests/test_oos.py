@@ -1,4 +1,4 @@
-"""Out-of-scope handling on a tiny constructed set: three known intents, and questions from a fourth intent the
+"""Out-of-scope handling on a tiny constructed set: four known intents, and questions from a fifth intent the
 model never saw. A bag-of-words head classifier stands in for the encoder, so the test runs in seconds."""
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ VOCAB = {
     "card_lost": "lost card stolen wallet missing debit gone thief",
     "transfer": "send money transfer account payment beneficiary iban wire",
     "reset_pin": "pin code forgot reset blocked digits locked wrong",
+    "savings": "savings save interest goal pot account monthly rainy",
     "mortgage": "mortgage house loan rate interest property deposit repayment",  # held out: never trained on
 }
 FILLER = "my the a please help i need to how do with today".split()
@@ -73,7 +74,7 @@ class BagOfWordsHead:
 @pytest.fixture
 def constructed(tmp_path: Path, hashing_encoder: Any) -> dict[str, Any]:
     rng = np.random.default_rng(0)
-    known = ["card_lost", "reset_pin", "transfer"]
+    known = ["card_lost", "reset_pin", "savings", "transfer"]
     split = {name: [(t, i) for i in known for t in _utterances(i, n, rng)] for name, n in (("train", 30), ("validation", 20), ("test", 20))}
     held_out = [(t, OUT_OF_SCOPE) for t in _utterances("mortgage", 20, rng)]
     tables = {name: records_to_dataset([{"text": t, "label": y} for t, y in rows], columns=["text", "label"]) for name, rows in split.items()}
@@ -105,8 +106,11 @@ def test_questions_from_a_held_out_intent_are_handed_over(constructed: dict[str,
     assert meta["method"] in meta["methods_compared"] and meta["max_false_escalation"] == 0.05
     assert meta["negative_pool"] == {"sources": [str(constructed["pool"])], "train": 12, "held_out": 12}
     assert (constructed["root"] / SCORER_FILE).is_file() or meta["method"] in ("msp", "energy")
-    for point in meta["validation"].values():  # every method's threshold keeps the stated in-scope rate
-        assert point["in_scope_flag_rate"] <= 0.05 and point["in_scope_items"] == 60
+    for report in meta["validation"].values():  # every method's threshold keeps the stated in-scope rate
+        assert report["validation"]["in_scope_flag_rate"] <= 0.05 and report["validation"]["in_scope_items"] == 80
+        # the near source: one known intent left out of a refitted stand-in, its 20 validation questions out of scope
+        assert report["held_out_intents"]["out_of_scope_items"] == 20 and report["held_out_intents"]["in_scope_items"] == 60
+    assert len(meta["held_out_intents"]["intents"]) == 1
     assistant = _assistant(constructed, meta)
     unseen = assistant.answer_many([t for t, _ in constructed["held_out"]])
     known = assistant.answer_many([t for t, _ in constructed["test"]])
@@ -126,19 +130,23 @@ def test_a_stricter_rate_escalates_fewer_in_scope_questions(constructed: dict[st
     strict = _fit(constructed, "options.max_false_escalation=0.0", "options.oos_methods=knn")
     assert loose["method"] == strict["method"] == "knn"
     assert strict["threshold"] >= loose["threshold"]
-    assert strict["validation"]["knn"]["in_scope_flag_rate"] == 0.0
+    assert strict["validation"]["knn"]["validation"]["in_scope_flag_rate"] == 0.0
 
 
 def test_without_out_of_scope_validation_data_the_fallback_is_kept(constructed: dict[str, Any]) -> None:
-    meta = _fit(constructed, "options.negative_pool=none", "options.oos_methods=energy,mahalanobis", "options.oos_fallback=mahalanobis")
+    meta = _fit(constructed, "options.negative_pool=none", "options.oos_pseudo_intents=0",
+                "options.oos_methods=energy,mahalanobis", "options.oos_fallback=mahalanobis")
     assert meta["method"] == "mahalanobis" and "fallback" in meta["choice_rule"]
-    assert meta["methods_compared"] == ["energy", "mahalanobis"]  # no pool: nothing to train oos_class on
+    meta = _fit(constructed, "options.negative_pool=none")  # the held-out-intents fold alone still compares
+    assert "oos_class" not in meta["methods_compared"]  # no pool: nothing to train oos_class on
+    assert meta["validation"][meta["method"]]["mean_recall"] is not None and "fallback" not in meta["choice_rule"]
 
 
 @pytest.mark.parametrize(("option", "message"), [
     ("options.max_false_escalation=lots", "options.max_false_escalation"),
     ("options.max_false_escalation=1.5", "outside"),
     ("options.oos_methods=knn,cosine", "options.oos_methods"),
+    ("options.oos_pseudo_intents=4", "options.oos_pseudo_intents"),
 ])
 def test_bad_options_name_the_option(constructed: dict[str, Any], option: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
