@@ -42,7 +42,7 @@ OURS = "text_sequential"
 def grids(max_len: int) -> dict[str, list[dict[str, Any]]]:
     """Candidate configurations per model, in trial order (dropout × learning rate for every model)."""
     out: dict[str, list[dict[str, Any]]] = {}
-    order = [(0.2, 1e-3), (0.5, 1e-3), (0.2, 3e-3), (0.5, 3e-3)]
+    order = [(0.2, 3e-3), (0.5, 3e-3), (0.2, 1e-3), (0.5, 1e-3)]
     out["SASRec"] = [{"hidden_size": 64, "inner_size": 256, "n_layers": 2, "n_heads": 2, "hidden_dropout_prob": d,
                       "attn_dropout_prob": d, "learning_rate": lr} for d, lr in order]
     out["GRU4Rec"] = [{"embedding_size": 64, "hidden_size": 128, "num_layers": 1, "dropout_prob": d,
@@ -70,7 +70,7 @@ def log(msg: str) -> None:
 
 
 def run_recbole(name: str, trials: list[dict[str, Any]], ix: Any, folders: dict[str, Path], max_len: int,
-                max_epochs: int, patience: int, seed: int) -> dict[str, Any]:
+                max_epochs: int, patience: int, seed: int, trial_seconds: float) -> dict[str, Any]:
     import recbole_runner as rr
 
     from domainfm_recommendation.evaluation import accuracy_metrics
@@ -86,7 +86,8 @@ def run_recbole(name: str, trials: list[dict[str, Any]], ix: Any, folders: dict[
             scorer = rr.RecBoleScorer(model, dataset, ix.item_ids, max_len)
             return accuracy_metrics(evaluate_scorer(scorer, ix, "validation"))["ndcg_at_10"]
 
-        _, trial_log = rr.train(name, config, dataset, train_data, max_epochs, evaluate, patience)
+        _, trial_log = rr.train(name, config, dataset, train_data, max_epochs, evaluate, patience,
+                                deadline=time.perf_counter() + trial_seconds)
         rows.append({"params": params, "best_epoch": trial_log.best_epoch, "epochs_run": trial_log.epochs_run,
                      "validation_ndcg_at_10": trial_log.best_validation_ndcg_at_10,
                      "validation_curve": trial_log.validation_curve, "seconds": trial_log.seconds})
@@ -97,7 +98,7 @@ def run_recbole(name: str, trials: list[dict[str, Any]], ix: Any, folders: dict[
     assert best is not None
     selection_seconds = time.perf_counter() - started
     config, dataset, train_data = rr.build(name, folders["test"], best[1], max_len, seed)
-    model, final_log = rr.train(name, config, dataset, train_data, max(1, best[2]))
+    model, final_log = rr.train(name, config, dataset, train_data, max(1, best[2]))  # the chosen epoch count
     scorer = rr.RecBoleScorer(model, dataset, ix.item_ids, max_len)
     result = evaluate_scorer(scorer, ix, "test")
     return {"result": result, "params": best[1], "epochs": best[2], "validation_ndcg_at_10": best[0],
@@ -105,7 +106,7 @@ def run_recbole(name: str, trials: list[dict[str, Any]], ix: Any, folders: dict[
 
 
 def run_ours(trials: list[dict[str, Any]], ix: Any, embeddings: np.ndarray, max_epochs: int, patience: int,
-             seed: int, base_model: str) -> dict[str, Any]:
+             seed: int, base_model: str, trial_seconds: float) -> dict[str, Any]:
     from domainfm_recommendation.pipeline import evaluate_scorer
     from domainfm_recommendation.seqnet import SeqConfig
     from domainfm_recommendation.seqpipeline import select_epochs, train_sequential
@@ -115,7 +116,7 @@ def run_ours(trials: list[dict[str, Any]], ix: Any, embeddings: np.ndarray, max_
     started = time.perf_counter()
     for params in trials:
         cfg = SeqConfig(**params, epochs=max_epochs, patience=patience, seed=seed)
-        _, _, trial_log = select_epochs(ix, embeddings, cfg)
+        _, _, trial_log = select_epochs(ix, embeddings, cfg, deadline=time.perf_counter() + trial_seconds)
         rows.append({"params": params, "best_epoch": trial_log.best_epoch, "epochs_run": trial_log.epochs_run,
                      "validation_ndcg_at_10": trial_log.best_validation_ndcg_at_10,
                      "validation_curve": trial_log.validation_curve, "seconds": trial_log.seconds})
@@ -127,7 +128,8 @@ def run_ours(trials: list[dict[str, Any]], ix: Any, embeddings: np.ndarray, max_
     selection_seconds = time.perf_counter() - started
     # the plugin's own training path with the chosen configuration (epochs chosen again on validation)
     t0 = time.perf_counter()
-    model, report = train_sequential(ix, embeddings, base_model, best[1])
+    model, report = train_sequential(ix, embeddings, base_model, best[1],
+                                     deadline=time.perf_counter() + trial_seconds)
     train_seconds = time.perf_counter() - t0
     result = evaluate_scorer(model.score, ix, "test")
     return {"result": result, "params": {k: v for k, v in best[1].as_dict().items()}, "epochs": report.selection.best_epoch,
@@ -135,84 +137,14 @@ def run_ours(trials: list[dict[str, Any]], ix: Any, embeddings: np.ndarray, max_
             "plugin_train_seconds": train_seconds, "model": model}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--smoke", action="store_true", help="1 trial, 2 epochs per model")
-    parser.add_argument("--data", default=None, help="MovieLens directory (default: shared data)")
-    parser.add_argument("--models", default=",".join([*BASELINES, OURS]))
-    parser.add_argument("--trials", type=int, default=4, help="configurations tried per model (same for all)")
-    parser.add_argument("--max-epochs", type=int, default=40)
-    parser.add_argument("--patience", type=int, default=3)
-    parser.add_argument("--max-len", type=int, default=50, help="history length (RecBole MAX_ITEM_LIST_LENGTH)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--base-model", default="sentence-transformers/all-MiniLM-L6-v2")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=None)
-    args = parser.parse_args()
-    if args.smoke:
-        args.trials, args.max_epochs = 1, 2
-
-    import warnings
-
-    import pandas as pd
-    import torch
-
-    from bench import embed
-    from recbole_compat import import_recbole
-
+def write(args: argparse.Namespace, table: dict[str, Any], details: dict[str, Any], budget: dict[str, Any],
+          recbole_version: str, started_all: float) -> None:
+    """Merge this run's models into the results file (models not rerun keep their earlier entries)."""
     from domainfm.benchmarking import DEFAULT_PACKAGES, machine_info, package_versions
     from domainfm.io import atomic_write_json
 
-    from domainfm_recommendation.evaluation import all_metrics
-    from domainfm_recommendation.pipeline import index_split, test_popularity
     from domainfm_recommendation.seqmodel import DEFAULT_MODEL_KIND
-    from domainfm_recommendation.sources import load_split, movielens_dir
 
-    torch.set_num_threads(args.threads)
-    # RecBole's fillna(inplace=True) under pandas 3: a no-op warning; the atomic files have no missing values
-    warnings.filterwarnings("ignore", category=pd.errors.ChainedAssignmentError)
-    recbole_version = import_recbole()
-    import recbole_runner as rr
-
-    started_all = time.perf_counter()
-    data_dir = Path(args.data) if args.data else movielens_dir()
-    if not data_dir.is_dir():
-        sys.exit(f"MovieLens not found at {data_dir}; pass --data or set DOMAINFM_SHARED_DATA")
-    ix = index_split(load_split(str(data_dir)))
-    popularity = test_popularity(ix)
-    models = [m.strip() for m in args.models.split(",") if m.strip()]
-    unknown = sorted(set(models) - {*BASELINES, OURS})
-    if unknown:
-        sys.exit(f"--models: unknown {unknown}; choose from {[*BASELINES, OURS]}")
-    grid = grids(args.max_len)
-    table: dict[str, Any] = {}
-    details: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory(prefix="recbole-split-") as tmp:
-        folders = {run: Path(tmp) / run for run in ("validation", "test")}
-        if any(m in BASELINES for m in models):
-            for run, folder in folders.items():
-                rr.write_atomic_files(folder, ix, run, args.max_len)
-        for name in models:
-            t0 = time.perf_counter()
-            if name == OURS:
-                embeddings, embed_seconds, _ = embed(ix.texts, args.base_model, "cpu", HERE / "work" / "embeddings.npy")
-                out = run_ours(grid[name][: args.trials], ix, embeddings, args.max_epochs, args.patience, args.seed,
-                               args.base_model)
-                out["embed_seconds"] = embed_seconds
-            else:
-                out = run_recbole(name, grid[name][: args.trials], ix, folders, args.max_len, args.max_epochs,
-                                  args.patience, args.seed)
-            result = out.pop("result")
-            out.pop("model", None)
-            metrics = all_metrics(result, popularity, len(ix.users))
-            metrics.update(cold_item_stats(result, ix))
-            out["seconds"] = time.perf_counter() - t0
-            table[name] = metrics
-            details[name] = out
-            log(f"{name} test {json.dumps(metrics)}")
-
-    base_done = [m for m in BASELINES if m in table]
-    best_name = max(base_done, key=lambda m: table[m]["ndcg_at_10"]) if base_done else None
     section: dict[str, Any] = {
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -221,20 +153,22 @@ def main() -> None:
         "mode": "smoke" if args.smoke else "full",
         "protocol": "the benchmark's split (temporal leave-one-out, full ranking over the catalogue, history "
         "excluded), scored by the plugin's evaluate_scorer/all_metrics for every model",
-        "trial_budget": {"trials_per_model": args.trials, "max_epochs": args.max_epochs, "patience": args.patience,
-                         "selection": "validation NDCG@10 (train histories), then refit on train + validation for "
-                         "the chosen epoch count and one test run", "max_len": args.max_len, "seed": args.seed,
-                         "threads": args.threads},
+        "trial_budget": budget,
         "recbole_notes": "RecBole 1.2.1 models, data pipeline and losses (CE over the catalogue); pre-split "
         "atomic files via benchmark_filename; own epoch loop (Trainer._train_epoch's body, Adam) so no "
         "tensorboard and no pickled checkpoints; numpy-2 aliases and a tensorboard stand-in (recbole_compat.py)",
         "table": table,
         "runs": details,
-        "best_sequential_baseline": best_name,
-        "seconds": time.perf_counter() - started_all,
+        "seconds_this_run": time.perf_counter() - started_all,
     }
     out_path = args.out or (HERE / ("results.smoke.json" if args.smoke else "results.json"))
     results = json.loads(out_path.read_text(encoding="utf-8")) if out_path.is_file() else {}
+    section["table"] = {**results.get("sequential", {}).get("table", {}), **table}
+    section["runs"] = {**results.get("sequential", {}).get("runs", {}), **details}
+    table = section["table"]
+    base_done = [m for m in BASELINES if m in table]
+    best_name = max(base_done, key=lambda m: table[m]["ndcg_at_10"]) if base_done else None
+    section["best_sequential_baseline"] = best_name
     results["sequential"] = section
     if best_name is not None:
         results["best_sequential_baseline"] = best_name
@@ -260,6 +194,92 @@ def main() -> None:
             )
     atomic_write_json(out_path, results)
     log(f"wrote {out_path}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--smoke", action="store_true", help="1 trial, 2 epochs per model")
+    parser.add_argument("--data", default=None, help="MovieLens directory (default: shared data)")
+    parser.add_argument("--models", default=",".join([*BASELINES, OURS]))
+    parser.add_argument("--trials", type=int, default=2, help="configurations tried per model (same for all)")
+    parser.add_argument("--max-epochs", type=int, default=40)
+    parser.add_argument("--patience", type=int, default=4)
+    parser.add_argument("--trial-minutes", type=float, default=8.0,
+                        help="wall-clock cap per trial (training stops after the epoch that passes it)")
+    parser.add_argument("--max-len", type=int, default=50, help="history length (RecBole MAX_ITEM_LIST_LENGTH)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--base-model", default="sentence-transformers/all-MiniLM-L6-v2")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    if args.smoke:
+        args.trials, args.max_epochs = 1, 2
+
+    import warnings
+
+    import pandas as pd
+    import torch
+
+    from bench import embed
+    from recbole_compat import import_recbole
+
+    from domainfm_recommendation.evaluation import all_metrics
+    from domainfm_recommendation.pipeline import index_split, test_popularity
+    from domainfm_recommendation.sources import load_split, movielens_dir
+
+    torch.set_num_threads(args.threads)
+    # RecBole's fillna(inplace=True) under pandas 3: a no-op warning; the atomic files have no missing values
+    warnings.filterwarnings("ignore", category=pd.errors.ChainedAssignmentError)
+    recbole_version = import_recbole()
+    import recbole_runner as rr
+
+    started_all = time.perf_counter()
+    data_dir = Path(args.data) if args.data else movielens_dir()
+    if args.data != "demo" and not data_dir.is_dir():  # demo: the plugin's packaged set, for a quick check
+        sys.exit(f"MovieLens not found at {data_dir}; pass --data or set DOMAINFM_SHARED_DATA")
+    ix = index_split(load_split("demo" if args.data == "demo" else str(data_dir)))
+    popularity = test_popularity(ix)
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    unknown = sorted(set(models) - {*BASELINES, OURS})
+    if unknown:
+        sys.exit(f"--models: unknown {unknown}; choose from {[*BASELINES, OURS]}")
+    grid = grids(args.max_len)
+    budget = {"trials_per_model": args.trials, "max_epochs": args.max_epochs, "patience": args.patience,
+              "trial_minutes_cap": args.trial_minutes,
+              "selection": "validation NDCG@10 (train histories) per epoch, best configuration and epoch count "
+              "refitted on train + validation and tested once", "max_len": args.max_len, "seed": args.seed,
+              "threads": args.threads}
+    table: dict[str, Any] = {}
+    details: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="recbole-split-") as tmp:
+        folders = {run: Path(tmp) / run for run in ("validation", "test")}
+        if any(m in BASELINES for m in models):
+            for run, folder in folders.items():
+                rr.write_atomic_files(folder, ix, run, args.max_len)
+        for name in models:
+            t0 = time.perf_counter()
+            if name == OURS:
+                cache = None if args.data == "demo" else HERE / "work" / "embeddings.npy"
+                embeddings, embed_seconds, _ = embed(ix.texts, args.base_model, "cpu", cache)
+                out = run_ours(grid[name][: args.trials], ix, embeddings, args.max_epochs, args.patience, args.seed,
+                               args.base_model, args.trial_minutes * 60)
+                out["embed_seconds"] = embed_seconds
+            else:
+                out = run_recbole(name, grid[name][: args.trials], ix, folders, args.max_len, args.max_epochs,
+                                  args.patience, args.seed, args.trial_minutes * 60)
+            result = out.pop("result")
+            out.pop("model", None)
+            metrics = all_metrics(result, popularity, len(ix.users))
+            metrics.update(cold_item_stats(result, ix))
+            out["seconds"] = time.perf_counter() - t0
+            out["date"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            out["trial_budget"] = budget
+            table[name] = metrics
+            details[name] = out
+            log(f"{name} test {json.dumps(metrics)}")
+            write(args, table, details, budget, recbole_version, started_all)  # after every model: partial results
+
+
 
 
 if __name__ == "__main__":
