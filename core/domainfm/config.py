@@ -20,7 +20,7 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
 
 
-Mode = Literal["full", "head", "lora", "lpft", "contrastive"]
+Mode = Literal["full", "head", "lora", "lpft", "contrastive", "distill"]
 MODES: tuple[str, ...] = get_args(Mode)
 
 
@@ -30,7 +30,8 @@ class ModelConfig(_Section):
         default="full",
         description="full fine-tuning, head-only on frozen embeddings, LoRA (peft), lpft (linear probe on frozen "
         "sentence embeddings, then fine-tuning every weight under it), or contrastive (few examples per label: the "
-        "sentence encoder tuned with in-batch negatives, then the head)",
+        "sentence encoder tuned with in-batch negatives, then the head), or distill (model.teacher fine-tuned, or reused when it "
+        "is an artifact, and the base model trained on its temperature-scaled probabilities plus the gold labels)",
     )
     max_length: int = Field(default=128, ge=8, le=8192)
     lora_r: int = Field(default=8, ge=1)
@@ -39,6 +40,14 @@ class ModelConfig(_Section):
     lora_target_modules: list[str] | None = None
     revision: str | None = None
     trust_remote_code: bool = False
+    teacher: str | None = Field(
+        default=None, description="model.mode=distill: the teacher, a hub id or local model (fine-tuned first with the "
+        "domain's recipe) or a trained artifact directory (reused as it is)",
+    )
+    distill_temperature: float = Field(default=2.0, gt=0, description="softmax temperature of the distillation targets")
+    distill_alpha: float = Field(
+        default=0.5, ge=0, le=1, description="weight of the gold labels' cross-entropy; the KL to the teacher gets 1 - alpha"
+    )
 
 
 class TrainConfig(_Section):

@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 
 from domainfm.config import RunConfig
 from domainfm.device import describe_device, resolve_device
+from domainfm.engine.distill import evaluate_companions
 from domainfm.errors import DomainfmError
 from domainfm.io import atomic_write_json
 from domainfm.manager import PluginExclusion, PluginManager
@@ -170,6 +171,8 @@ class Runner:
                 if vctx is not ctx:
                     ctx.resources = vctx.resources  # the last variant's resources stand for the run
                 result.artifact = artifact
+                # a distilled student's teacher is evaluated too: a second candidate for the benefit report
+                evaluate_companions(self, ctx, vctx, artifact, data, result.evaluations)
             self.save_evaluations(ctx, result.evaluations)
             say("scoring benefit")
             result.report = self.benefit(ctx, result.evaluations)

@@ -41,6 +41,7 @@ from domainfm.benefit.model import (
     TermReport,
     Verdict,
 )
+from domainfm.benefit.candidates import candidate_rows
 from domainfm.benefit.pareto import argmax_objective, objective_values, pareto_front
 from domainfm.errors import DomainfmError, PluginContractError, PluginError
 from domainfm.types import BenefitTerm, Constraint, Evaluation, ItemBatch, ResourceUsage, RunContext
@@ -159,6 +160,7 @@ def score(ctx: RunContext, evaluations: Mapping[str, Evaluation]) -> BenefitRepo
         assumption_overrides_unused=sorted(set(cfg.assumptions) - declared_assumptions),
         limit_overrides_unused=sorted(set(limits) - declared_limits),
         warnings=warnings,
+        candidates=candidate_rows(evaluations, [v.name for v in variants], points, optimum),
         excluded_plugins=[ExcludedPlugin(**e.as_dict()) for e in ctx.pm.exclusions],
     )
 

@@ -177,6 +177,10 @@ class BenefitReport(_Record):
     assumption_overrides_unused: list[str] = Field(default_factory=list)
     limit_overrides_unused: list[str] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
+    candidates: list[dict[str, Any]] = Field(
+        default_factory=list, description="one row per variant: quality with its interval, latency, texts/s, energy per "
+        "1,000 predictions, best feasible objective, chosen or not (domainfm.benefit.candidates)",
+    )
     excluded_plugins: list[ExcludedPlugin] = Field(
         default_factory=list, description="plugins that raised outside their own domain and took no further part"
     )

@@ -121,6 +121,7 @@ def render_html(report: BenefitReport) -> str:
     for title, svg in plots.risk_coverage_svgs(report):
         parts.append(_plot(title, svg))
     parts.append("</div>")
+    parts.append(_candidates_table(report))
     parts.append(_metrics_table(report))
     parts.append(_resources_table(report))
     parts.append(
@@ -309,6 +310,38 @@ def _metrics_table(report: BenefitReport) -> str:
     )
     return (f"<h3>Evaluation metrics</h3><p>Brackets: 95 % bootstrap interval over the test items.</p>"
             f"<table><tr><th>variant</th>{head}</tr>{rows}</table>")
+
+
+def _candidates_table(report: BenefitReport) -> str:
+    """The candidate models side by side (teacher and student when the run distilled) and the one chosen."""
+    if len(report.candidates) < 2:
+        return ""
+    roles = any(c.get("role") for c in report.candidates)
+    title = "Teacher and student" if roles else "Candidates"
+
+    def quality(c: dict[str, Any], key: str) -> str:
+        ci = c.get(f"{key}_ci95")
+        return _fmt(c.get(key)) + (f" <span class='l'>[{ci[0]:.3f}, {ci[1]:.3f}]</span>" if ci else "")
+
+    def energy(c: dict[str, Any]) -> str:
+        kwh = c.get("energy_kwh_per_1000_predictions")
+        return "–" if kwh is None else f"{kwh * 1000:.3g} Wh"
+
+    rows = "".join(
+        f"<tr><td>{escape(c['variant'])}{' ★' if c.get('chosen') else ''}</td><td>{escape(str(c.get('role') or ''))}</td>"
+        f"<td class='num'>{quality(c, 'accuracy')}</td><td class='num'>{quality(c, 'macro_f1')}</td>"
+        f"<td class='num'>{_fmt(c.get('latency_ms_p50'))} / {_fmt(c.get('latency_ms_p95'))}</td>"
+        f"<td class='num'>{_fmt(c.get('texts_per_s'))}</td><td class='num'>{energy(c)}</td>"
+        f"<td class='num'>{_fmt(c.get('best_feasible_objective'))}</td></tr>"
+        for c in report.candidates
+    )
+    chosen = next((c["variant"] for c in report.candidates if c.get("chosen")), None)
+    verdict = (f"The objective picks <b>{escape(chosen)}</b> under the constraints." if chosen
+               else "No candidate satisfies every measured constraint.")
+    return (f"<h3>{title}</h3><p>{verdict} Quality on the evaluated split with its 95 % interval; latency of one "
+            "request (p50 / p95); texts/s and energy per 1,000 predictions measured side by side by the trainer.</p>"
+            "<table><tr><th>candidate</th><th>role</th><th>accuracy</th><th>macro-F1</th><th>latency ms</th>"
+            "<th>texts/s</th><th>energy / 1,000</th><th>best feasible objective</th></tr>" + rows + "</table>")
 
 
 def _resources_table(report: BenefitReport) -> str:

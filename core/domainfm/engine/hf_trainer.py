@@ -75,9 +75,11 @@ def add_lora_adapters(model: Any, model_config: ModelConfig) -> Any:
 
 
 def tokenized_dataset(
-    tokenizer: Any, texts: list[str], pairs: list[str] | None, ys: list[int], max_length: int
+    tokenizer: Any, texts: list[str], pairs: list[str] | None, ys: list[int], max_length: int,
+    extra: dict[str, list[Any]] | None = None,
 ) -> Any:
-    """A ``datasets.Dataset`` of token ids, ``labels`` and a ``length`` column for length-grouped batches."""
+    """A ``datasets.Dataset`` of token ids, ``labels`` and a ``length`` column for length-grouped batches;
+    ``extra`` columns (one value per text, e.g. teacher logits) are kept as they are."""
     from datasets import Dataset
 
     def tokenize(batch: dict[str, list[Any]]) -> dict[str, Any]:
@@ -90,11 +92,11 @@ def tokenized_dataset(
         enc["length"] = [len(ids) for ids in enc["input_ids"]]
         return enc
 
-    cols: dict[str, list[Any]] = {"text": texts, "labels": ys}
+    cols: dict[str, list[Any]] = {"text": texts, "labels": ys, **(extra or {})}
     if pairs is not None:
         cols["pair"] = pairs
     ds = Dataset.from_dict(cols)
-    return ds.map(tokenize, batched=True, remove_columns=[c for c in cols if c != "labels"])
+    return ds.map(tokenize, batched=True, remove_columns=[c for c in ("text", "pair") if c in cols])
 
 
 def build_trainer(
@@ -108,9 +110,13 @@ def build_trainer(
     head_learning_rate: float | None,
     autocast: str | None,
     class_weights: list[float] | None,
+    trainer_class: type | None = None,
+    data_collator: Any = None,
 ) -> Any:
     """A ``Trainer`` that checkpoints under ``ctx.checkpoint_dir`` and, given a validation set, keeps the best
-    macro-F1 model and stops early. ``head_learning_rate`` (when set) trains the head at its own rate."""
+    macro-F1 model and stops early. ``head_learning_rate`` (when set) trains the head at its own rate.
+    ``trainer_class`` / ``data_collator`` replace the plain ``Trainer`` and padding collator (distillation's loss
+    and its teacher-logits column)."""
     from transformers import DataCollatorWithPadding, Trainer
 
     has_valid = valid_ds is not None
@@ -119,12 +125,12 @@ def build_trainer(
     optimizers: tuple[Any, Any] = (None, None)
     if head_learning_rate:
         optimizers = (_head_and_body_optimizer(model, learning_rate, head_learning_rate, ctx.config.train.weight_decay), None)
-    return Trainer(
+    return (trainer_class or Trainer)(
         model=model,
         args=args,
         train_dataset=train_ds,
         eval_dataset=valid_ds,
-        data_collator=DataCollatorWithPadding(tokenizer),
+        data_collator=data_collator or DataCollatorWithPadding(tokenizer),
         processing_class=tokenizer,
         compute_metrics=_accuracy_and_macro_f1,
         callbacks=callbacks,

@@ -1,6 +1,6 @@
 """Fine-tuning and inference for transformer text classifiers (single texts or text pairs).
 
-Five modes, chosen by ``ctx.config.model.mode``:
+Six modes, chosen by ``ctx.config.model.mode``:
 
 - ``full``: every weight trains (Hugging Face ``Trainer``);
 - ``lora``: low-rank adapters via peft on the attention projections, merged into the weights at the end so
@@ -11,7 +11,10 @@ Five modes, chosen by ``ctx.config.model.mode``:
   (:mod:`domainfm.engine.lpft`); saved as a head artifact with its own encoder;
 - ``contrastive``: for a few examples per label, the encoder tuned with in-batch negatives (same-label texts
   together), its step count chosen on validation, then that head (:mod:`domainfm.engine.contrastive`); saved
-  like ``lpft``.
+  like ``lpft``;
+- ``distill``: ``model.teacher`` fine-tuned (or a trained artifact reused), then the base model trained on the
+  teacher's temperature-scaled probabilities plus the gold labels, over the training split and optional
+  unlabelled text (:mod:`domainfm.engine.distill`); saved like ``full``, with both models' quality and speed.
 
 Trainer runs (:mod:`domainfm.engine.hf_trainer`) get dynamic padding, length-grouped batches, AMP on GPU,
 gradient accumulation, early stopping on validation macro-F1, seeds, and checkpoints under
@@ -74,7 +77,7 @@ from domainfm.types import (
     RunContext,
 )
 
-DEFAULT_LR = {"full": 5e-5, "lora": 5e-4, "head": 1.0, "lpft": 3e-5, "contrastive": 3e-5}
+DEFAULT_LR = {"full": 5e-5, "lora": 5e-4, "head": 1.0, "lpft": 3e-5, "contrastive": 3e-5, "distill": 5e-5}
 PROBE_C_GRID = [0.5, 2.0, 8.0, 32.0]
 
 
@@ -136,12 +139,15 @@ def fine_tune_text_classifier(
         y_valid, x_valid, p_valid = [], [], None
 
     started = time.perf_counter()
+    columns = {"text_column": text_column, "label_column": label_column, "text_pair_column": text_pair_column,
+               "train_split": train_split, "eval_split": eval_split}
     if cfg.train.ensemble_size > 1:
+        if cfg.model.mode == "distill":
+            raise ConfigError("train.ensemble_size > 1 with model.mode=distill: distil one student from the teacher "
+                              "(or make the teacher an ensemble artifact and pass it as model.teacher)")
         if cfg.model.mode == "head":
             raise ConfigError("train.ensemble_size > 1 with model.mode=head: a frozen encoder's logistic head is the same "
                               "for every seed, so the members would be identical; use full, lora, lpft or contrastive")
-        columns = {"text_column": text_column, "label_column": label_column, "text_pair_column": text_pair_column,
-                   "train_split": train_split, "eval_split": eval_split}
         artifact = _train_ensemble(ctx, data, labels, columns, started)
         return _calibrate_on_validation(ctx, artifact, x_valid, p_valid, y_valid, with_macro_f1=True)
     if cfg.model.mode == "head":
@@ -157,6 +163,14 @@ def fine_tune_text_classifier(
             raise DataError(f"{data.source}: model.mode=contrastive classifies single texts; for text pairs use full or lora")
         metadata = _fit_contrastive(ctx, resolved.path, labels, x_train, y_train, x_valid, y_valid)
         kind = KIND_HEAD
+    elif cfg.model.mode == "distill":
+        from domainfm.engine import distill
+
+        metadata = distill.fit_student(
+            ctx, data, resolved.path, labels, columns, (x_train, p_train, y_train), (x_valid, p_valid, y_valid),
+            lambda teacher_ctx: fine_tune_text_classifier(teacher_ctx, data, label_names=labels, **columns),
+        )
+        kind = KIND_HF
     else:
         metadata = _fit_transformer(ctx, resolved.path, labels, x_train, p_train, y_train, x_valid, p_valid, y_valid)
         kind = KIND_HF
@@ -185,7 +199,12 @@ def fine_tune_text_classifier(
     )
     if _is_main_process():
         artifact.save_metadata()
-    return _calibrate_on_validation(ctx, artifact, x_valid, p_valid, y_valid)
+    artifact = _calibrate_on_validation(ctx, artifact, x_valid, p_valid, y_valid)
+    if cfg.model.mode == "distill" and _is_main_process():
+        from domainfm.engine import distill
+
+        artifact = distill.record_comparison(ctx, artifact, x_valid, p_valid, y_valid)
+    return artifact
 
 
 def _calibrate_on_validation(

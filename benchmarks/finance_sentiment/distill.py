@@ -1,0 +1,319 @@
+"""finance_sentiment distillation benchmark: an all-mpnet-base-v2 teacher and a distilled MiniLM student on PhraseBank.
+
+Run (one heavy job at a time on the shared machine; the model is fetched on demand):
+
+    flock /tmp/domainfm-heavy.lock .venv/bin/python benchmarks/finance_sentiment/distill.py
+    flock /tmp/domainfm-heavy.lock .venv/bin/python benchmarks/finance_sentiment/distill.py --smoke   # minutes
+
+Protocol, pinned: Financial PhraseBank v1.0, the plugin's seeded 80/10/10 split stratified by label (split seed
+42, exact duplicates dropped first), as in ``bench.py``. Epochs are chosen on validation only (the engine's
+Trainer evaluates every epoch and keeps the best validation macro-F1); figures are on test with 95 % bootstrap
+intervals.
+
+- teacher (50agree and all-agree): all-mpnet-base-v2 fully fine-tuned by the domain's engine recipe
+  (``options.recipe=engine``: AdamW, linear decay after 10 % warm-up, bf16 autocast, early stopping), temperature-
+  calibrated on validation, its inference precision chosen on validation;
+- student (50agree): the packaged MiniLM with ``model.mode=distill`` and ``model.teacher`` = the teacher artifact:
+  KL to the teacher's temperature-scaled probabilities (T^2-scaled) plus the gold labels' cross-entropy, over the
+  training split and unlabelled in-domain text (Twitter Financial News Sentiment sentences, labels dropped,
+  every sentence that is also in PhraseBank removed), calibrated and precision-chosen like any artifact;
+- speed: teacher and student predictors as loaded (each at its validation-chosen precision), on the same test
+  sentences, timed in alternating rounds in one process; the best round counts.
+
+Parts already trained by an earlier invocation with the same settings are reused from ``work/distill-*``
+(``--retrain`` ignores them); the results say which invocation trained what. Writes
+``benchmarks/finance_sentiment/results-distill.json`` and merges the headline keys into ``results.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from domainfm.benchmarking import machine_info, package_versions
+
+HERE = Path(__file__).resolve().parent
+WORK = HERE / "work"
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("DOMAINFM_NO_PROGRESS", "1")
+TEACHER = "sentence-transformers/all-mpnet-base-v2"
+STUDENT = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def log(msg: str) -> None:
+    print(f"{datetime.now(timezone.utc).strftime('%H:%M:%S')} {msg}", flush=True)
+
+
+def settings_for(smoke: bool) -> dict[str, Any]:
+    # Teacher: the plain recipe MODELS.md measured (lr 3e-5, batch 16, max_length 96, bf16, 10 % warm-up);
+    # epochs are an upper bound, the kept epoch is the best on validation.
+    teacher = {"lr": 3e-5, "batch_size": 16, "max_length": 96, "epochs": 1 if smoke else 3, "warmup_ratio": 0.1,
+               "mixed_precision": "bf16", "patience": 2, "seed": 42}
+    student = {"lr": 1e-4, "batch_size": 32, "max_length": 96, "epochs": 1 if smoke else 4, "warmup_ratio": 0.06,
+               "mixed_precision": "bf16", "patience": 2, "seed": 42, "temperature": 2.0, "alpha": 0.5,
+               "unlabelled": "tfns", "unlabelled_max": 200 if smoke else 4000}
+    return {"teacher": teacher, "teacher_allagree": dict(teacher), "student": student,
+            "n_train": 64 if smoke else None, "n_eval": 64 if smoke else None,
+            "speed_sentences": 64 if smoke else 486, "speed_rounds": 1 if smoke else 3}
+
+
+def make_ctx(run_dir: Path, overrides: list[str]) -> Any:
+    from domainfm.config import build_config
+    from domainfm.device import resolve_device
+    from domainfm.types import RunContext
+
+    cfg = build_config(None, ["options.topics=off", "options.recipe=engine", *overrides])
+    return RunContext(run_id=uuid.uuid4().hex[:8], domain="finance_sentiment", config=cfg, run_dir=run_dir,
+                      device=resolve_device("auto"))
+
+
+def common_overrides(s: dict[str, Any]) -> list[str]:
+    return [f"train.learning_rate={s['lr']}", f"train.batch_size={s['batch_size']}", f"model.max_length={s['max_length']}",
+            f"train.epochs={s['epochs']}", f"train.warmup_ratio={s['warmup_ratio']}",
+            f"train.mixed_precision={s['mixed_precision']}", f"train.early_stopping_patience={s['patience']}",
+            f"train.seed={s['seed']}", "train.eval_batch_size=64", "train.save_total_limit=1"]
+
+
+def load_data(source: str, n_train: int | None, n_eval: int | None = None) -> Any:
+    """The pinned split; ``--smoke`` keeps a stratified subset of each split."""
+    from domainfm.data import stratified_split_indices
+    from domainfm_finance_sentiment import plugin
+
+    ctx = make_ctx(WORK / "data", [])
+    data = plugin.domainfm_load_data(ctx, "finance_sentiment", source)
+    for split, n in (("train", n_train), ("validation", n_eval), ("test", n_eval)):
+        table = data.tables[split]
+        if n and n < len(table):
+            idx = stratified_split_indices(table["label"], (n / len(table), 1 - n / len(table)), seed=0)[0]
+            data.tables[split] = table.select(list(idx))
+    return data
+
+
+def fingerprint(payload: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def train_part(name: str, source: str, data: Any, overrides: list[str], key: dict[str, Any], retrain: bool) -> tuple[Any, dict[str, Any]]:
+    """Train one model through the plugin (or reuse the artifact an earlier invocation left with the same key)."""
+    from domainfm.types import Artifact
+    from domainfm_finance_sentiment import plugin
+
+    run_dir = WORK / f"distill-{name}"
+    stamp = run_dir / "bench-key.json"
+    digest = fingerprint({"source": source, "overrides": overrides, **key})
+    ctx = make_ctx(run_dir, overrides)
+    reused = False
+    if not retrain and stamp.is_file() and json.loads(stamp.read_text()).get("key") == digest:
+        artifact = Artifact.load(ctx.artifact_dir)
+        reused = True
+        log(f"[{name}] reusing {ctx.artifact_dir} (trained {json.loads(stamp.read_text()).get('trained_at')})")
+    else:
+        import shutil
+
+        shutil.rmtree(run_dir, ignore_errors=True)
+        log(f"[{name}] training on {source} ({len(data.tables['train'])} train rows)")
+        artifact = plugin.domainfm_train(ctx, "finance_sentiment", data)
+        from domainfm.io import atomic_write_json
+
+        atomic_write_json(stamp, {"key": digest, "trained_at": datetime.now(timezone.utc).isoformat(),
+                                  "command": " ".join([Path(sys.executable).name, *sys.argv])})
+        shutil.rmtree(ctx.checkpoint_dir, ignore_errors=True)
+    predictor = plugin.domainfm_load_predictor(ctx, "finance_sentiment", artifact)
+    ev = plugin.domainfm_evaluate(ctx, "finance_sentiment", predictor, data, "test")
+    meta = artifact.metadata
+    figures = {
+        "accuracy": round(ev.metrics["accuracy"], 4),
+        "macro_f1": round(ev.metrics["macro_f1"], 4),
+        "ece": round(ev.metrics["ece"], 4),
+        **interval_figures(ev.metrics),
+        "test_examples": ev.n_items,
+        "train_examples": meta.get("train_examples"),
+        "train_seconds": round(float(meta.get("train_seconds") or 0), 1),
+        "epochs_run": meta.get("epochs_run"),
+        "best_validation_macro_f1": meta.get("best_validation_macro_f1"),
+        "validation_accuracy": meta.get("validation_accuracy"),
+        "inference_dtype": predictor.inner.precision,
+        "training_autocast": meta.get("training_autocast"),
+        "parameters": meta.get("parameters"),
+        "reused_from_earlier_invocation": reused,
+        "trained_at": json.loads(stamp.read_text()).get("trained_at"),
+        "artifact": str(artifact.path.relative_to(HERE)) if artifact.path.is_relative_to(HERE) else str(artifact.path),
+        "per_class": ev.per_class,
+        "confusion": ev.confusion,
+    }
+    if meta.get("distillation"):
+        figures["distillation"] = meta["distillation"]
+    log(f"[{name}] test accuracy {figures['accuracy']} {figures.get('accuracy_ci95')}, train {figures['train_seconds']} s")
+    return (predictor, artifact), figures
+
+
+def interval_figures(metrics: dict[str, float]) -> dict[str, list[float]]:
+    from domainfm.metrics import metric_interval
+
+    return {f"{name}_ci95": list(bounds) for name in ("accuracy", "macro_f1")
+            if (bounds := metric_interval(metrics, name, digits=4))}
+
+
+def unlabelled_file(exclude: set[str], limit: int, seed: int = 0) -> tuple[Path, int]:
+    """TFNS sentences (labels dropped) that are not PhraseBank sentences, ``limit`` of them, one per line."""
+    import random
+
+    from domainfm_finance_sentiment.readers import read_source
+
+    rows, _ = read_source("tfns")
+    texts = sorted({" ".join(r["text"].split()) for r in rows} - exclude)
+    random.Random(seed).shuffle(texts)
+    texts = texts[:limit]
+    path = WORK / f"unlabelled-tfns-{limit}.txt"
+    from domainfm.io import atomic_write_text
+
+    atomic_write_text(path, "\n".join(texts) + "\n")
+    return path, len(texts)
+
+
+def speed(teacher: Any, student: Any, texts: list[str], rounds: int) -> dict[str, Any]:
+    """Sentences/s of both predictors as loaded, alternating rounds in this process; the best round counts."""
+    teacher.predict_proba(texts[:8])
+    student.predict_proba(texts[:8])
+    times: dict[str, list[float]] = {"teacher": [], "student": []}
+    for _ in range(rounds):
+        for name, p in (("teacher", teacher), ("student", student)):
+            started = time.perf_counter()
+            p.predict_proba(texts)
+            times[name].append(time.perf_counter() - started)
+    rate = {name: len(texts) / min(ts) for name, ts in times.items()}
+    return {"sentences": len(texts), "rounds": rounds,
+            "teacher_sentences_per_s": round(rate["teacher"], 1), "student_sentences_per_s": round(rate["student"], 1),
+            "teacher_student_speedup": round(rate["student"] / rate["teacher"], 2),
+            "teacher_dtype": teacher.inner.precision, "student_dtype": student.inner.precision,
+            "seconds_per_round": {k: [round(v, 3) for v in ts] for k, ts in times.items()},
+            "how": "FinancePredictor.predict_proba as loaded (length-sorted batches of 64), same test sentences"}
+
+
+def merge_headline(results: dict[str, Any], out: Path) -> None:
+    """Put this run's headline keys into results.json beside bench.py's figures (the MiniLM ladder's own 50agree
+    and all-agree accuracies stay under ``minilm_*``)."""
+    from domainfm.io import atomic_write_json
+
+    main = json.loads(out.read_text()) if out.is_file() else {}
+    for key in ("accuracy_50agree", "accuracy_allagree"):
+        if key in main and f"minilm_{key}" not in main and not main.get("distillation"):
+            main[f"minilm_{key}"] = main[key]
+            main[f"minilm_{key}_ci95"] = main.get(f"{key}_ci95")
+    for key in ("accuracy_50agree", "accuracy_50agree_ci95", "accuracy_allagree", "accuracy_allagree_ci95",
+                "student_accuracy_50agree", "student_accuracy_50agree_ci95", "teacher_student_speedup"):
+        if key in results:
+            main[key] = results[key]
+    main["distillation"] = {"results": "results-distill.json", "date": results["date"], "command": results["command"],
+                            "teacher": TEACHER, "student": STUDENT}
+    atomic_write_json(out, main)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--smoke", action="store_true", help="64 rows per split, 1 epoch each")
+    ap.add_argument("--parts", default="teacher,allagree,student,speed",
+                    help="comma list of parts: teacher, allagree, student, speed")
+    ap.add_argument("--retrain", action="store_true", help="train every part even when an earlier artifact fits")
+    args = ap.parse_args()
+    parts = set(filter(None, args.parts.split(",")))
+    settings = settings_for(args.smoke)
+    global WORK
+    if args.smoke:
+        WORK = HERE / "work" / "smoke"
+    WORK.mkdir(parents=True, exist_ok=True)
+    out = HERE / ("results-distill-smoke.json" if args.smoke else "results-distill.json")
+    started = time.perf_counter()
+    results: dict[str, Any] = json.loads(out.read_text()) if out.is_file() else {}
+    results.update({
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "date": datetime.now(timezone.utc).isoformat(),
+        "machine": machine_info(),
+        "versions": package_versions(("torch", "transformers", "sentence-transformers", "datasets", "domainfm",
+                                      "domainfm-finance-sentiment")),
+        "settings": settings,
+        "protocol": "PhraseBank v1.0, seeded 80/10/10 split stratified by label (seed 42), duplicates dropped; test split",
+        "teacher_model": TEACHER, "student_model": STUDENT,
+    })
+    from domainfm.io import atomic_write_json
+    from domainfm.model_store import MPNET, fetch, model_path
+
+    if model_path(MPNET) is None:
+        log("fetching all-mpnet-base-v2")
+        fetch(MPNET, progress=log)
+
+    def save() -> None:
+        results["total_seconds_this_invocation"] = round(time.perf_counter() - started, 1)
+        atomic_write_json(out, results)
+
+    data = load_data("phrasebank:50agree", settings["n_train"], settings["n_eval"])
+    teacher_key = {"model": TEACHER, **settings["teacher"]}
+    teacher = student = None
+    if parts & {"teacher", "student", "speed"}:
+        s = settings["teacher"]
+        teacher, results["teacher_50agree"] = train_part(
+            "teacher-50agree", "phrasebank:50agree", data, ["model.mode=full", f"model.base={TEACHER}", *common_overrides(s)],
+            {**teacher_key, "n_train": settings["n_train"]}, args.retrain and "teacher" in parts)
+        results["accuracy_50agree"] = results["teacher_50agree"]["accuracy"]
+        results["accuracy_50agree_ci95"] = results["teacher_50agree"].get("accuracy_ci95")
+        save()
+    if "allagree" in parts:
+        s = settings["teacher_allagree"]
+        data_all = load_data("phrasebank:allagree", settings["n_train"], settings["n_eval"])
+        _, results["teacher_allagree"] = train_part(
+            "teacher-allagree", "phrasebank:allagree", data_all, ["model.mode=full", f"model.base={TEACHER}", *common_overrides(s)],
+            {**teacher_key, "n_train": settings["n_train"]}, args.retrain)
+        results["accuracy_allagree"] = results["teacher_allagree"]["accuracy"]
+        results["accuracy_allagree_ci95"] = results["teacher_allagree"].get("accuracy_ci95")
+        save()
+    if parts & {"student", "speed"} and teacher is not None:
+        s = settings["student"]
+        phrasebank = {" ".join(t.split()) for split in data.tables.values() for t in split["text"]}
+        path, n_unlabelled = unlabelled_file(phrasebank, s["unlabelled_max"])
+        overrides = ["model.mode=distill", f"model.base={STUDENT}", f"model.teacher={teacher[1].path}",
+                     f"model.distill_temperature={s['temperature']}", f"model.distill_alpha={s['alpha']}",
+                     f"options.unlabelled={path}", *common_overrides(s)]
+        student, results["student_50agree"] = train_part(
+            "student-50agree", "phrasebank:50agree", data, overrides,
+            {"teacher_trained_at": results["teacher_50agree"]["trained_at"], **s, "n_train": settings["n_train"]},
+            args.retrain)
+        results["student_50agree"]["unlabelled_texts"] = n_unlabelled
+        results["student_accuracy_50agree"] = results["student_50agree"]["accuracy"]
+        results["student_accuracy_50agree_ci95"] = results["student_50agree"].get("accuracy_ci95")
+        results["student_minus_teacher_points"] = round(100 * (results["student_accuracy_50agree"]
+                                                               - results["accuracy_50agree"]), 2)
+        save()
+    if "speed" in parts and teacher is not None and student is not None:
+        texts = list(data.tables["test"]["text"])[: settings["speed_sentences"]]
+        results["speed"] = speed(teacher[0], student[0], texts, settings["speed_rounds"])
+        results["teacher_student_speedup"] = results["speed"]["teacher_student_speedup"]
+        save()
+    results["targets"] = {
+        "accuracy_50agree": {"target": ">= 0.87", "measured": results.get("accuracy_50agree"),
+                             "ci95": results.get("accuracy_50agree_ci95"),
+                             "met": (results.get("accuracy_50agree") or 0) >= 0.87},
+        "accuracy_allagree": {"target": ">= 0.97", "measured": results.get("accuracy_allagree"),
+                              "ci95": results.get("accuracy_allagree_ci95"),
+                              "met": (results.get("accuracy_allagree") or 0) >= 0.97},
+        "student_within_1_5_points": {"target": "student >= teacher - 0.015", "measured": results.get("student_minus_teacher_points"),
+                                      "met": results.get("student_minus_teacher_points") is not None
+                                      and results["student_minus_teacher_points"] >= -1.5},
+        "teacher_student_speedup": {"target": ">= 4x", "measured": results.get("teacher_student_speedup"),
+                                    "met": (results.get("teacher_student_speedup") or 0) >= 4.0},
+    }
+    save()
+    if not args.smoke:
+        merge_headline(results, HERE / "results.json")
+    log(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
