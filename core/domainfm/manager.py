@@ -301,6 +301,9 @@ class PluginManager:
 
     def exclude(self, plugin: str, hook: str, error: BaseException, domain: str | None = None) -> PluginExclusion:
         """Take ``plugin`` out of every hook for the rest of the process (pluggy ``set_blocked``) and record why."""
+        earlier = self.exclusion(plugin)
+        if earlier is not None:  # e.g. its wrapper and its own implementation failed in the same call
+            return earlier
         cause = error.__cause__ if isinstance(error, PluginError) and error.__cause__ is not None else error
         text = str(error) if isinstance(error, PluginContractError) else f"{type(cause).__name__}: {cause}"
         exclusion = PluginExclusion(plugin=plugin, hook=hook, domain=domain, error=_one_line(text))

@@ -110,10 +110,12 @@ class ResourceUsage:
 
 _TYPED_STATE: dict[str, Callable[[Any], Any]] = {
     "dp_epsilon": float,
-    "data_sizes": dict,
+    "data_sizes": lambda v: v,
     "resumed_from": str,
     "energy_country": str,
     "energy_tracking_error": str,
+    "variant_resources": lambda v: v,
+    "privacy_public_names": list,
 }
 """``ctx.state`` keys that are typed fields of :class:`RunContext` now (key -> how a value is converted)."""
 
@@ -154,6 +156,11 @@ class RunState(MutableMapping[str, Any]):
         else:
             del self._other[key]
 
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        if key not in self:
+            self[key] = default
+        return self[key]  # the stored value (a typed field may have converted it), so mutations stick
+
     def __iter__(self) -> Iterator[str]:
         yield from (k for k in _TYPED_STATE if getattr(self._ctx, k) is not None)
         yield from self._other
@@ -172,8 +179,10 @@ class RunContext:
     Typed facts the core and plugins share during a run: ``dp_epsilon`` (the privacy budget of
     differentially private training, set by the runner from the artifact, see :func:`dp_epsilon_of`),
     ``data_sizes`` (rows per table), ``resumed_from`` (the checkpoint training resumed from),
-    ``energy_country`` and ``energy_tracking_error`` (energy measurement). ``state`` holds anything else a
-    plugin wants to keep for the run; the old ``state`` keys of the typed fields still work.
+    ``energy_country`` and ``energy_tracking_error`` (energy measurement), ``variant_resources`` (variant ->
+    its measured resources) and ``privacy_public_names`` (the data's public names, not counted as people).
+    ``state`` holds anything else a plugin wants to keep for the run; the old ``state`` keys of the typed
+    fields still read and write them.
     """
 
     run_id: str
@@ -191,6 +200,8 @@ class RunContext:
     resumed_from: str | None = None
     energy_country: str | None = None
     energy_tracking_error: str | None = None
+    variant_resources: dict[str, dict[str, Any]] | None = None
+    privacy_public_names: list[str] | None = None
 
     def __post_init__(self) -> None:
         if not (isinstance(self.state, RunState) and self.state._ctx is self):
