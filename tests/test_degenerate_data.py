@@ -308,3 +308,23 @@ def test_predict_reads_stdin_through_the_capped_reader(monkeypatch: pytest.Monke
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"ok\n" + b"x" * 10_001 + b"\n")))
     with pytest.raises(DataError, match=r"^<stdin>:2: field 'text' has 10,001 characters; the limit is 10,000"):
         _read_input("-")
+
+
+@given(
+    lines=st.lists(st.text(st.characters(exclude_characters="\r\n", exclude_categories=("Cs",)), max_size=40), max_size=8),
+    limit=st.integers(1, 30),
+    ending=st.sampled_from(["\n", "\r\n"]),
+)
+def test_bounded_lines_yield_every_short_line_and_stop_at_the_first_long_one(lines: list[str], limit: int, ending: str) -> None:
+    from domainfm.io import bounded_lines
+
+    stream = io.StringIO("".join(line + ending for line in lines), newline="")
+    too_long = next((i for i, line in enumerate(lines, start=1) if len(line) > limit), None)
+    got: list[str] = []
+    if too_long is None:
+        got = list(bounded_lines(stream, "f", limit))
+        assert got == [line + ending for line in lines]
+    else:
+        with pytest.raises(DataError, match=rf"^f:{too_long}: line is longer than {limit:,} characters"):
+            got.extend(bounded_lines(stream, "f", limit))
+        assert got == [line + ending for line in lines[: too_long - 1]]
