@@ -268,8 +268,10 @@ def model_options(func: Any) -> Any:
 @click.option("--output", "output_path", default="-", help="JSONL output file, or - for stdout.")
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1))
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto")
+@click.option("--max-text-chars", type=click.IntRange(min=1), default=10_000, show_default=True,
+              help="Characters one text may have; a longer one (or a longer line) fails naming its line.")
 def predict(model_ref: str, variant: str | None, output_dir: str, input_path: str, output_path: str, batch_size: int,
-            device: str) -> None:
+            device: str, max_text_chars: int) -> None:
     """Predict with a trained model: RUN is a run directory, an artifact directory or a domain name (its newest
     run). Records in, JSONL predictions out."""
     from domainfm.config import RunConfig
@@ -277,7 +279,7 @@ def predict(model_ref: str, variant: str | None, output_dir: str, input_path: st
 
     layout = _resolve(model_ref, variant, output_dir)
     artifact = layout.load_artifact()
-    records = _read_input(input_path)
+    records = _read_input(input_path, max_text_chars)
     runner = Runner(_manager(), RunConfig(device=device))
     ctx = runner.context(artifact.domain, run_dir=layout.run_dir or layout.artifact_dir.parent)
     predictor = runner.load_predictor(ctx, artifact)
@@ -297,11 +299,11 @@ def predict(model_ref: str, variant: str | None, output_dir: str, input_path: st
         atomic_write_text(output_path, "\n".join(lines) + ("\n" if lines else ""))
 
 
-def _read_input(path: str) -> list[dict[str, Any]]:
+def _read_input(path: str, max_text_chars: int = 10_000) -> list[dict[str, Any]]:
     """Records from a table file or stdin, read bounded, texts capped (:func:`domainfm.io.read_input_records`)."""
     from domainfm.io import read_input_records
 
-    return read_input_records(path)
+    return read_input_records(path, max_text_chars)
 
 
 @cli.command()
