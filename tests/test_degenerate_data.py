@@ -308,6 +308,8 @@ def test_predict_reads_stdin_through_the_capped_reader(monkeypatch: pytest.Monke
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"ok\n" + b"x" * 10_001 + b"\n")))
     with pytest.raises(DataError, match=r"^<stdin>:2: field 'text' has 10,001 characters; the limit is 10,000"):
         _read_input("-")
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"x" * 10_001 + b"\n")))
+    assert _read_input("-", 20_000) == [{"text": "x" * 10_001}]  # predict --max-text-chars 20000
 
 
 @given(
