@@ -18,8 +18,8 @@ Loc = tuple[str | int, ...]
 #: Errors listed in one 422 body; the rest are counted.
 MAX_ERRORS = 20
 
-# An absolute POSIX path of two or more components, not part of a URL or a longer word.
-_PATH = re.compile(r"(?<![\w.:/~-])/(?:[^/\s'\"`,;:()\[\]{}<>]+/)+[^/\s'\"`,;:()\[\]{}<>]*")
+# An absolute POSIX path of two or more components, not part of a URL, a longer word or a named root.
+_PATH = re.compile(r"(?<![\w.:/~>-])/(?:[^/\s'\"`,;:()\[\]{}<>]+/)+[^/\s'\"`,;:()\[\]{}<>]*")
 
 
 def surrogate_position(text: str) -> int | None:
