@@ -330,3 +330,21 @@ def test_bounded_lines_yield_every_short_line_and_stop_at_the_first_long_one(lin
         with pytest.raises(DataError, match=rf"^f:{too_long}: line is longer than {limit:,} characters"):
             got.extend(bounded_lines(stream, "f", limit))
         assert got == [line + ending for line in lines[: too_long - 1]]
+
+
+def test_the_cli_refuses_degenerate_data_in_one_line(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    path = tmp_path / "one.csv"
+    path.write_text("text,label\n" + "".join(f"text number {i},billing\n" for i in range(12)), encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "domainfm.cli.main", "run", "text_classification", "--data", str(path),
+         "--output-dir", str(tmp_path / "runs")],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "DOMAINFM_NO_PROGRESS": "1", "COLUMNS": "200"},
+    )
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [f"error: {path}: only the label 'billing' in 12 row(s); classification needs at least 2 labels"]
+    assert not list((tmp_path / "runs").glob("*/*/artifact"))
