@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from domainfm.errors import ConfigError
 
@@ -22,6 +22,8 @@ class _Section(BaseModel):
 
 Mode = Literal["full", "head", "lora", "lpft", "contrastive", "distill"]
 MODES: tuple[str, ...] = get_args(Mode)
+Tracker = Literal["tensorboard", "mlflow"]
+TRACKERS: tuple[str, ...] = get_args(Tracker)
 
 
 class ModelConfig(_Section):
@@ -81,6 +83,23 @@ class TrainConfig(_Section):
     group_by_length: bool = True
     save_total_limit: int = Field(default=2, ge=1)
     num_workers: int = Field(default=0, ge=0)
+    report_to: list[Tracker] = Field(
+        default_factory=list,
+        description="experiment tracking: none (default), tensorboard (event files in the run directory), mlflow "
+        "(MLFLOW_TRACKING_URI, else a SQLite store next to the runs) or a list of both (domainfm.tracking)",
+    )
+
+    @field_validator("report_to", mode="before")
+    @classmethod
+    def _trackers(cls, value: Any) -> Any:
+        """``none``, one name, ``a,b`` or a list; ``none`` alone means no tracking."""
+        if value is None:
+            return []
+        names = [v.strip() for v in value.split(",")] if isinstance(value, str) else value
+        if isinstance(names, (list, tuple)):
+            names = [n.strip().lower() if isinstance(n, str) else n for n in names]
+            return list(dict.fromkeys(n for n in names if n not in ("none", "")))
+        return value
 
 
 class BenefitConfig(_Section):
