@@ -128,6 +128,9 @@ def held_out_intents_fold(
     from domainfm.engine.lpft import fit_probe
 
     classes = np.unique(train_ids)
+    n_left = min(n_left, len(classes) - 2)  # at least two intents stay for the stand-in classifier
+    if n_left <= 0:
+        return {}, []
     left = np.sort(np.random.default_rng(seed).choice(classes, n_left, replace=False))
     keep_train, keep_valid = ~np.isin(train_ids, left), ~np.isin(valid_ids, left)
     remaining = classes[~np.isin(classes, left)]
@@ -234,8 +237,9 @@ def fit_out_of_scope(
     if n_left and train_feats is not None and feats_in is not None:
         c = float(classifier.artifact.metadata.get("head_C") or classifier.artifact.metadata.get("probe_C") or 8.0)
         valid_ids = column[[i for _, i in valid_in]]
-        held["held_out_intents"], left = held_out_intents_fold(methods, train_feats, train_ids, feats_in, valid_ids, neg_feats,
-                                                               n_left, c, k, seed)
+        fold, left = held_out_intents_fold(methods, train_feats, train_ids, feats_in, valid_ids, neg_feats, n_left, c, k, seed)
+        if fold:
+            held["held_out_intents"] = fold
         in_names = [lab for lab in labels if lab != oos_label]
         meta["held_out_intents"] = {"intents": [in_names[i] for i in left], "head_C": c,
                                     "stand_in": "logistic-regression head on the same features, refitted without them"}
