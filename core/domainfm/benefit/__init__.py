@@ -14,6 +14,7 @@ from domainfm.benefit.engine import check_constraint, make_batch, score, term_va
 from domainfm.benefit.model import BenefitReport, ConstraintCheck, OperatingPoint
 from domainfm.benefit.report import load_report, render_html, write_report
 from domainfm.benefit.summary import summary_table
+from domainfm.benefit.verdict import verdict_line, verdict_reason
 
 __all__ = [
     "BenefitReport",
@@ -26,5 +27,7 @@ __all__ = [
     "score",
     "summary_table",
     "term_value",
+    "verdict_line",
+    "verdict_reason",
     "write_report",
 ]

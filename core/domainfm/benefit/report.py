@@ -32,6 +32,7 @@ th{background:#f4f6f8} td.num{text-align:right;font-variant-numeric:tabular-nums
 .plots{display:flex;flex-wrap:wrap;gap:1rem}.plot{flex:1 1 480px}.plot svg{width:100%;height:auto}
 .muted{color:#666;font-size:.85rem} ul.warn li{color:#8a4b00}
 code{background:#f4f6f8;padding:0 .2rem}
+.card .v .reason{display:block;font-size:.85rem;font-weight:400;color:#8a4b00;max-width:40rem}
 """
 
 
@@ -150,7 +151,11 @@ def _badge(status: str) -> str:
 
 
 def _summary_cards(report: BenefitReport, best: OperatingPoint | None, shown: OperatingPoint | None) -> str:
-    cards = [("verdict", _badge(report.verdict))]
+    from domainfm.benefit.verdict import verdict_reason
+
+    reason = verdict_reason(report)
+    verdict = _badge(report.verdict) + (f" <span class='reason'>{escape(reason)}</span>" if reason else "")
+    cards = [("verdict", verdict)]
     if best is None:
         cards.append(("chosen operating point", "none feasible"))
     else:

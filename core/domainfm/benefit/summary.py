@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from domainfm.benefit.model import BenefitReport
+from domainfm.benefit.verdict import verdict_reason
 
 _STYLE = {"pass": "green", "fail": "red", "not_measurable": "yellow", "unverified": "yellow"}
 
@@ -27,11 +28,12 @@ def summary_table(report: BenefitReport) -> Any:
     table.add_column("note")
     best = report.best
     verdict = f"[{_STYLE[report.verdict]}]{report.verdict}[/]"
+    reason = verdict_reason(report) or ""
     if best is None:
-        table.add_row("operating point", "none feasible", "", verdict, "no point satisfies every measured constraint")
+        table.add_row("operating point", "none feasible", "", verdict, reason)
     else:
         table.add_row(
-            "operating point", f"{best.variant} @ {best.threshold:.3g}", f"coverage {best.coverage:.1%}", verdict, ""
+            "operating point", f"{best.variant} @ {best.threshold:.3g}", f"coverage {best.coverage:.1%}", verdict, reason
         )
         nb, ns = report.normalisation["business"], report.normalisation["social"]
         table.add_row("R_T (business)", _fmt(best.r_t), f"raw {_fmt(best.r_t_raw)} {nb.unit}", "", nb.method)
