@@ -27,6 +27,8 @@ EARLY_FLAGS = {
 EARLY_SWITCHES = {
     "--strict-plugins": "DOMAINFM_STRICT_PLUGINS",
     "--no-autoload": "DOMAINFM_DISABLE_PLUGIN_AUTOLOAD",
+    "-v": "DOMAINFM_VERBOSE",
+    "--verbose": "DOMAINFM_VERBOSE",
 }
 
 
@@ -69,6 +71,7 @@ def _report_broken(pm: Any) -> None:
 @click.option("--disable-plugins", metavar="A,B", help="Never load these plugins.")
 @click.option("--strict-plugins", is_flag=True, help="Fail on the first plugin that cannot load.")
 @click.option("--no-autoload", is_flag=True, help="Load no entry-point plugins unless named in --plugins.")
+@click.option("-v", "--verbose", is_flag=True, help="Show libraries' warnings, progress bars and training logs.")
 def cli(**_: Any) -> None:
     """domainfm: put foundation models to work in a domain and measure what they are worth."""
 
@@ -211,6 +214,10 @@ def _print_results(console: Any, result: Any) -> None:
     for name, path in result.paths.items():
         if name != "run":
             console.print(f"  {name}: {path}")
+    if result.report is not None:  # the last line: the verdict, and why when it is not "pass"
+        from domainfm.benefit.verdict import verdict_line
+
+        console.print(verdict_line(result.report), soft_wrap=True)
 
 
 def _fmt(value: Any) -> str:
@@ -382,6 +389,9 @@ def build_cli() -> click.Group:
 def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     _apply_early_flags(args)
+    from domainfm.logging_setup import configure
+
+    configure(verbose=os.environ.get("DOMAINFM_VERBOSE") == "1")  # before any library is imported
     try:
         root = build_cli()
         root.main(args=args, prog_name="domainfm", standalone_mode=False)
