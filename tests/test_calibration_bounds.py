@@ -81,3 +81,12 @@ def test_an_interior_temperature_is_kept() -> None:
     assert calibrator.kind == "temperature" and calibrator.note is None
     assert temperature_at_bound(calibrator.temperature) is None
     assert "note" not in calibrator.to_metadata()
+
+
+def test_choose_calibrator_serves_the_fallback_and_says_so() -> None:
+    from domainfm.engine.calibration import choose_calibrator
+
+    z, y = separated_logits(n=80)
+    calibrator, report = choose_calibrator(z, y, ("temperature",))
+    assert calibrator.kind == report["chosen"] != "temperature"
+    assert report["fallback"]["from"] == "temperature" and "lower bound" in report["fallback"]["note"]

@@ -330,8 +330,11 @@ def choose_calibrator(
         report["cv_ece"][kind] = float(np.mean(eces))
         report["cv_nll"][kind] = float(np.mean(nlls))
     best = min(kinds, key=lambda k: (report["cv_ece"][k], report["cv_nll"][k]))
-    report["chosen"] = best
-    return fit_calibrator(best, z, y), report
+    calibrator = fit_calibrator(best, z, y)
+    report["chosen"] = calibrator.kind
+    if calibrator.kind != best:  # a temperature at its bound on all the items: the fallback is served
+        report["fallback"] = {"from": best, "note": calibrator.note}
+    return calibrator, report
 
 
 def expected_calibration_error(probs: np.ndarray, labels: Sequence[int], n_bins: int = 15) -> float:
