@@ -60,15 +60,26 @@ def _batch(windows: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor, torch
 
 
 def _loss(net: SeqNet, table: torch.Tensor, states: torch.Tensor, targets: torch.Tensor,
-          generator: torch.Generator) -> torch.Tensor:
+          generator: torch.Generator, warm_ids: torch.Tensor) -> torch.Tensor:
+    """Next-item cross-entropy against the warm items (those with training interactions).
+
+    Items without any training interaction are left out of the softmax: nobody could have chosen them yet
+    (in serving they are the newly added items), so training them as negatives would only teach the model to
+    bury their text.
+    """
     valid = targets >= 0
     h = states[valid]
     tgt = targets[valid]
     negatives = net.cfg.negatives
-    if negatives <= 0 or negatives >= table.shape[0]:
-        return F.cross_entropy(h @ table.T, tgt)
-    # sampled softmax: the target against uniform draws from the whole catalogue (uniform: no logQ term)
-    sample = torch.randint(0, table.shape[0], (negatives,), generator=generator)
+    if negatives <= 0 or negatives >= len(warm_ids):
+        logits = h @ table.T
+        if len(warm_ids) < table.shape[0]:
+            blocked = torch.ones(table.shape[0], dtype=torch.bool)
+            blocked[warm_ids] = False
+            logits = logits.masked_fill(blocked[None, :], float("-inf"))
+        return F.cross_entropy(logits, tgt)
+    # sampled softmax: the target against uniform draws from the warm catalogue (uniform: no logQ term)
+    sample = warm_ids[torch.randint(0, len(warm_ids), (negatives,), generator=generator)]
     pos = (h * table[tgt]).sum(-1, keepdim=True)
     neg = h @ table[sample].T
     neg = neg.masked_fill(sample[None, :] == tgt[:, None], float("-inf"))
@@ -98,6 +109,7 @@ def fit_seqnet(
     net = SeqNet(text.shape[1], n_items, cfg)
     text_t = torch.from_numpy(np.ascontiguousarray(text, dtype=np.float32))
     warm_t = torch.from_numpy(warm)
+    warm_ids = torch.from_numpy(np.flatnonzero(warm))
     windows = training_windows(histories, cfg.max_len)
     if not windows:
         raise ValueError("no history has two items: nothing to learn an order from")
@@ -115,7 +127,7 @@ def fit_seqnet(
             if cfg.id_dropout > 0:
                 keep = torch.rand(n_items, generator=generator) >= cfg.id_dropout
             table = net.item_table(text_t, warm_t, keep)
-            loss = _loss(net, table, net.encode(table, inputs, mask), targets, generator)
+            loss = _loss(net, table, net.encode(table, inputs, mask), targets, generator, warm_ids)
             optimizer.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)

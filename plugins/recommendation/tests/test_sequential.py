@@ -168,3 +168,18 @@ def test_unknown_model_kind_is_one_config_error() -> None:
     assert model_kind_option("sequential") == "sequential"
     with pytest.raises(ConfigError, match=r"options.model_kind: 'sasrec' is not one of"):
         model_kind_option("sasrec")
+
+
+def test_items_without_training_interactions_are_not_trained_as_negatives() -> None:
+    from domainfm_recommendation.seqtrain import _loss
+
+    torch.manual_seed(0)
+    net = SeqNet(4, 6, SeqConfig(dim=4, heads=1, layers=1))
+    table = torch.randn(6, 4)
+    states = torch.randn(2, 3, 4)
+    targets = torch.tensor([[-1, 0, 2], [1, 2, 0]])
+    warm_ids = torch.tensor([0, 1, 2])  # items 3-5 never occur in training
+    loss = _loss(net, table, states, targets, torch.Generator(), warm_ids)
+    h = states[targets >= 0]
+    expected = torch.nn.functional.cross_entropy(h @ table[:3].T, targets[targets >= 0])
+    assert torch.allclose(loss, expected)
