@@ -351,6 +351,20 @@ def test_registration_hooks_are_dispatched_through_pluggy_so_wrappers_see_them()
     assert "commands" in tracer.seen and "routes" in tracer.seen
 
 
+def test_a_plugin_whose_routes_raise_is_reported_by_the_server_not_excluded() -> None:
+    from fastapi import APIRouter
+
+    class BadRoutes(MiniDomain):
+        @hookimpl
+        def domainfm_register_routes(self, router: Any, get_predictor: Any) -> None:
+            raise ImportError("optional dependency missing")
+
+    pm = _manager(("mini", BadRoutes()))
+    with pytest.raises(ImportError, match="optional dependency missing"):
+        pm.hooks.register_routes("mini", APIRouter(), get_predictor=lambda domain: None)
+    assert pm.exclusions == [] and "mini" in pm.domains  # the server serves it through the core routes
+
+
 class OverridesDomains:
     @hookimpl(tryfirst=True, wrapper=True)
     def domainfm_domains(self) -> Generator[None, Any, Any]:

@@ -16,8 +16,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from domainfm.errors import PluginError
-
 if TYPE_CHECKING:  # pragma: no cover
     import click
     import pluggy
@@ -67,15 +65,12 @@ class Hooks:
     def register_routes(self, plugin: str, router: Any, get_predictor: Any) -> None:
         """``plugin`` adds its HTTP routes to its own ``router``.
 
-        :raises PluginError: the plugin raised (it is excluded); its router must not be mounted.
+        :raises PluginError: the plugin raised; the server leaves its router out and reports the error, and
+            the plugin's domains stay served through the core routes.
         """
         caller = self._for_plugin("domainfm_register_routes", plugin)
-        if caller is None:
-            return
-        caller(router=router, get_predictor=get_predictor)
-        exclusion = self._manager.exclusion(plugin)
-        if exclusion is not None:
-            raise PluginError(plugin, "domainfm_register_routes", exclusion.error)
+        if caller is not None:
+            caller(router=router, get_predictor=get_predictor)
 
     # ------------------------------------------------------------------------------ stages
 

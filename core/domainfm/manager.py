@@ -48,8 +48,12 @@ BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("domainfm.defaults", "domainfm.builtin.defaults"),
     ("domainfm.text_classification", "domainfm.builtin.text_classification"),
     ("domainfm.benefit", "domainfm.builtin.benefit_terms"),
+    ("domainfm.tracking", "domainfm.tracking.plugin"),
 )
 _USER_ERRORS = (DataError, ConfigError)
+_CALLER_HANDLES = frozenset({"domainfm_domains", "domainfm_register_routes"})
+"""Hooks whose failure the caller records: a broken plugin (domains), a route error the server reports
+(``/plugins``, ``/health`` degraded) while the plugin's domains stay served through the core routes."""
 
 
 @dataclass
@@ -278,17 +282,17 @@ class PluginManager:
 
         Re-raised: a failure in the plugin's own domain (its stages, its observers and terms while its own
         domain runs), any failure of a built-in plugin (the core's own), a user mistake (DataError,
-        ConfigError), and anything ``domainfm_domains`` raises (the manager marks that plugin broken). Every
-        other failure excludes the plugin: it raised in another domain's run, a server, or a registration
-        hook, where it must not take the others down.
+        ConfigError), and the hooks of ``_CALLER_HANDLES``. Every other failure excludes the plugin: it
+        raised in another domain's run, in a server, or in ``domainfm_register_commands``, where it must
+        not take the others down.
         """
         domain = call.get("domain")
         if domain is None:
             domain = getattr(call.get("ctx"), "domain", None)
         domain = domain if isinstance(domain, str) else None
-        if hook == "domainfm_domains" or isinstance(error, _USER_ERRORS) or not self.isolates(plugin, domain):
-            if isinstance(error, DomainfmError):
-                raise error
+        if hook in _CALLER_HANDLES or isinstance(error, _USER_ERRORS) or not self.isolates(plugin, domain):
+            if isinstance(error, DomainfmError) or hook == "domainfm_register_routes":
+                raise error  # the server reports a route error in its own words
             raise PluginError(plugin, hook, f"{type(error).__name__}: {error}") from error
         self.exclude(plugin, hook, error, domain)
 

@@ -304,7 +304,7 @@ def _add_plugin_routes(app: FastAPI, pm: PluginManager, registry: PredictorRegis
         documented = (400, 401, 413, 429, 500, 503) if guard else (400, 413, 429, 500, 503)
         router = APIRouter(route_class=_route_class(info.name), responses={k: ERROR_RESPONSES[k] for k in documented})
         try:
-            pm.hooks.register_routes(info.name, router, registry.get)  # raises once the plugin is excluded
+            pm.hooks.register_routes(info.name, router, registry.get)  # raises what the plugin raised
             _check_openapi(router, info.name)
         except Exception as exc:
             app.state.route_errors[info.name] = f"domainfm_register_routes raised: {type(exc).__name__}: {exc}"
