@@ -20,6 +20,7 @@ Environment variables (flags of the same meaning override them):
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
 import os
 from collections.abc import Callable, Iterable, Mapping
@@ -151,7 +152,7 @@ class PluginManager:
                 if name in self.disable:
                     self.plugins[name] = PluginInfo(name, __version__, module, True, status="disabled")
                     continue
-                self._guarded(name, __version__, module, True, lambda m=module: importlib.import_module(m))
+                self._guarded(name, __version__, module, True, functools.partial(importlib.import_module, module))
         if self.autoload or self.select:
             for ep in self._entry_points():
                 self._load_entry_point(ep)
@@ -209,7 +210,7 @@ class PluginManager:
         pluggy holds a guarded stand-in (:func:`domainfm.isolation.guard_plugin`): the plugin's hook
         implementations with the same options, each validating its result and isolating its failures.
         """
-        module = module or getattr(plugin, "__name__", type(plugin).__name__)
+        module = module or str(getattr(plugin, "__name__", type(plugin).__name__))
         info = PluginInfo(name, version, module, builtin)
         try:
             registered = self.pm.register(guard_plugin(self.pm, plugin, name, self._plugin_failed), name=name)
