@@ -170,21 +170,3 @@ def check_result(hook: str, plugin: str, result: Any) -> Any:
     elif hook == "domainfm_train" and not checked.path.is_dir():
         raise PluginContractError(plugin, hook, f"field path: artifact directory {checked.path} does not exist")
     return result
-    typ, desc = expected
-    if not isinstance(result, typ):
-        raise PluginContractError(plugin, hook, f"returned {type(result).__name__}, expected {desc}")
-    if hook == "domainfm_predict":
-        for i, item in enumerate(result):
-            if not isinstance(item, t.Prediction):
-                raise PluginContractError(plugin, hook, f"item {i} is {type(item).__name__}, expected Prediction")
-    elif hook == "domainfm_benefit_terms":
-        for i, item in enumerate(result):
-            if not isinstance(item, (t.BenefitTerm, t.Constraint)):
-                raise PluginContractError(
-                    plugin, hook, f"item {i} is {type(item).__name__}, expected BenefitTerm or Constraint"
-                )
-            if item.contributed_by is None:
-                item.contributed_by = plugin
-    elif hook == "domainfm_train" and not result.path.is_dir():
-        raise PluginContractError(plugin, hook, f"field path: artifact directory {result.path} does not exist")
-    return result
