@@ -131,10 +131,14 @@ def test_batch_size_and_text_length_limits_name_the_field(make_app: Callable[...
 
 
 def test_plugin_input_errors_are_422(make_app: Callable[..., Any]) -> None:
-    with client(make_app()) as c:
-        r = c.post("/text_classification/predict", json={"records": [{"id": "no text here"}]})
+    # fake_generic declares no record model: its predictor's DataError is the 422; text_classification's
+    # record model names the missing field before the model runs
+    with client(make_app(FakePlugin("fake_generic"))) as c:
+        r = c.post("/fake_generic/predict", json={"records": [{"id": "no text here"}]})
+        typed = c.post("/text_classification/predict", json={"records": [{"id": "no text here"}]})
     assert r.status_code == 422
     assert "field 'text'" in r.json()["detail"][0]["msg"]
+    assert typed.status_code == 422 and typed.json()["detail"][0]["loc"] == ["body", "records", 0, "text"]
 
 
 def test_oversize_bodies_get_413(make_app: Callable[..., Any]) -> None:
