@@ -83,8 +83,8 @@ def recbole_config(model: str, data_path: Path, params: dict[str, Any], max_len:
         "save_dataset": False,
         "save_dataloaders": False,
         "log_wandb": False,
-        "train_batch_size": 512,
-        "eval_batch_size": 512,
+        "train_batch_size": 2048,  # RecBole's default
+        "eval_batch_size": 2048,
         "weight_decay": 0.0,
         **params,
     }
