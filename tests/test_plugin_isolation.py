@@ -426,3 +426,74 @@ def test_a_run_without_dp_gets_neither(tmp_path: Path) -> None:
     names = {c.name: c for c in result.report.constraints}
     assert "privacy_dp_epsilon" not in names and names["privacy_identifiers_training_data"].limit == 0.0
     assert result.ctx.dp_epsilon is None and "dp_epsilon" not in result.ctx.state
+
+
+# ------------------------------------------------------------------------------------------ wrapper paths
+
+
+class Wrapper:
+    """A predict wrapper that fails at a chosen point: 'before' its yield, 'after' it, or while handling
+    ('handling') an error of the wrapped call; 'passes' lets that error through unchanged."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+
+    @hookimpl(wrapper=True)
+    def domainfm_predict(self, ctx: Any, domain: str, predictor: Any, records: Any) -> Generator[None, Any, Any]:
+        if self.where == "before":
+            raise RuntimeError("before")
+        try:
+            result = yield
+        except Exception:  # the wrapped call's error, as the core raises it (a PluginError naming the plugin)
+            if self.where == "handling":
+                raise RuntimeError("while handling") from None
+            raise
+        if self.where == "after":
+            raise RuntimeError("after")
+        return result
+
+
+class FailingPredict(MiniDomain):
+    @hookimpl
+    def domainfm_predict(self, ctx: Any, domain: str, predictor: Any, records: Any) -> Any:
+        if domain == "mini" and records and records[0]["text"] == "explode":
+            raise ValueError("model exploded")
+        return None
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_a_failing_wrapper_is_transparent_and_excluded(where: str) -> None:
+    pm = _manager(("mini", MiniDomain()), ("wrap", Wrapper(where)))
+    preds = pm.hooks.predict(None, "mini", MiniPredictor(), [{"text": "a long enough text"}])
+    assert preds is not None and [p.label for p in preds] == ["long"]
+    assert pm.exclusions[0].plugin == "wrap" and pm.exclusions[0].error == f"RuntimeError: {where}"
+
+
+def test_an_error_of_the_wrapped_call_is_not_the_wrappers_fault() -> None:
+    pm = _manager(("mini", FailingPredict()), ("wrap", Wrapper("passes")))
+    with pytest.raises(PluginError, match="plugin 'mini' in domainfm_predict: ValueError: model exploded"):
+        pm.hooks.predict(None, "mini", MiniPredictor(), [{"text": "explode"}])
+    assert pm.exclusions == []
+
+
+def test_a_wrapper_that_raises_while_handling_the_wrapped_error_is_excluded_and_the_error_goes_on() -> None:
+    pm = _manager(("mini", FailingPredict()), ("wrap", Wrapper("handling")))
+    with pytest.raises(PluginError, match="model exploded"):
+        pm.hooks.predict(None, "mini", MiniPredictor(), [{"text": "explode"}])
+    assert [e.plugin for e in pm.exclusions] == ["wrap"] and "while handling" in pm.exclusions[0].error
+
+
+class ForeignWrongType:
+    @hookimpl(tryfirst=True)
+    def domainfm_evaluate(self, ctx: Any, domain: str, predictor: Any, data: Any, split: str) -> Any:
+        return {"accuracy": 1.0}  # for every domain, and the wrong type
+
+
+def test_a_foreign_plugin_breaking_the_contract_is_excluded_and_the_owner_answers(tmp_path: Path) -> None:
+    from domainfm.runner import Runner
+
+    pm = _manager(("mini", MiniDomain()), ("wrongtype", ForeignWrongType()))
+    result = Runner(pm, _config(tmp_path)).run("mini")
+    assert result.evaluations["full"].metrics["accuracy"] == 1.0 and result.evaluations["full"].domain == "mini"
+    [excluded] = result.excluded_plugins
+    assert excluded.plugin == "wrongtype" and "returned dict, expected Evaluation" in excluded.error
