@@ -121,22 +121,28 @@ def build_trainer(
 
     has_valid = valid_ds is not None
     args = _training_arguments(ctx, learning_rate=learning_rate, autocast=autocast, has_valid=has_valid)
+    # about five loss points per epoch (at most every 50 steps): a small set still gets a training curve
+    per_epoch = -(-len(train_ds) // (ctx.config.train.batch_size * ctx.config.train.grad_accum))
+    args.logging_steps = max(1, min(50, per_epoch // 5))
     callbacks = _callbacks(early_stopping_patience=ctx.config.train.early_stopping_patience if has_valid else 0)
     optimizers: tuple[Any, Any] = (None, None)
     if head_learning_rate:
         optimizers = (_head_and_body_optimizer(model, learning_rate, head_learning_rate, ctx.config.train.weight_decay), None)
-    return (trainer_class or Trainer)(
-        model=model,
-        args=args,
-        train_dataset=train_ds,
-        eval_dataset=valid_ds,
-        data_collator=data_collator or DataCollatorWithPadding(tokenizer),
-        processing_class=tokenizer,
-        compute_metrics=_accuracy_and_macro_f1,
-        callbacks=callbacks,
-        optimizers=optimizers,
-        compute_loss_func=weighted_cross_entropy(class_weights) if class_weights is not None else None,
-    )
+    from domainfm.tracking import adapt_trainer, trainer_environment
+
+    with trainer_environment(ctx):  # the Trainer's TensorBoard callback reads its folder when it is created
+        return adapt_trainer((trainer_class or Trainer)(
+            model=model,
+            args=args,
+            train_dataset=train_ds,
+            eval_dataset=valid_ds,
+            data_collator=data_collator or DataCollatorWithPadding(tokenizer),
+            processing_class=tokenizer,
+            compute_metrics=_accuracy_and_macro_f1,
+            callbacks=callbacks,
+            optimizers=optimizers,
+            compute_loss_func=weighted_cross_entropy(class_weights) if class_weights is not None else None,
+        ), ctx)
 
 
 def train_with_resume(ctx: RunContext, trainer: Any) -> None:
@@ -149,11 +155,20 @@ def train_with_resume(ctx: RunContext, trainer: Any) -> None:
 
 
 def save_log_history(ctx: RunContext, trainer: Any) -> None:
+    """The Trainer's log history beside the checkpoints and, as the model's training curves, in its artifact
+    (``training_log.json``: the report plots it, the tracking plugin logs it)."""
+    from domainfm.tracking import model_name
+    from domainfm.training_log import save_training_log
+
     atomic_write_json(ctx.checkpoint_dir / "trainer_state_summary.json", {"log_history": trainer.state.log_history})
+    if ctx.artifact_dir.is_dir():
+        save_training_log(ctx.artifact_dir, trainer, model_name(ctx))
 
 
 def _training_arguments(ctx: RunContext, *, learning_rate: float, autocast: str | None, has_valid: bool) -> Any:
     from transformers import TrainingArguments
+
+    from domainfm.tracking import trainer_arguments
 
     train = ctx.config.train
     on_gpu = ctx.device.startswith("cuda")
@@ -186,7 +201,7 @@ def _training_arguments(ctx: RunContext, *, learning_rate: float, autocast: str 
         use_cpu=not on_gpu,
         ddp_backend="gloo" if not on_gpu and int(os.environ.get("WORLD_SIZE", "1")) > 1 else None,
         dataloader_num_workers=train.num_workers,
-        report_to="none",
+        **trainer_arguments(ctx),  # train.report_to: the Trainer's own TensorBoard / MLflow callbacks
         logging_strategy="steps",
         logging_steps=50,
         save_only_model=False,
