@@ -105,6 +105,9 @@ class Runner:
     def load_data(self, ctx: RunContext, source: str | None = None) -> DataBundle:
         src = source or ctx.config.data or self.pm.domain(ctx.domain).default_data
         data = self.stage(ctx, "data", lambda: self.pm.hooks.load_data(ctx, ctx.domain, src))
+        from domainfm.fingerprints import data_fingerprints
+
+        ctx.state["data_fingerprints"] = data_fingerprints(data)  # run.json: which items each split held
         from domainfm.benefit.overrides import check_override_names
 
         check_override_names(ctx, data.group_columns)  # a mistyped benefit override fails before any training
@@ -178,6 +181,7 @@ class Runner:
             result.report = self.benefit(ctx, result.evaluations)
             _mark_source(result.report, result.evaluations)
             result.paths.update(self.write_report(ctx, result.report))
+            self.write_model_cards(ctx)
         except BaseException as exc:
             self.write_run_json(ctx, status="failed", error=f"{type(exc).__name__}: {exc}")
             raise
@@ -229,6 +233,15 @@ class Runner:
 
         return self.stage(ctx, "report", lambda: benefit.write_report(report, ctx.run_dir))
 
+    def write_model_cards(self, ctx: RunContext) -> None:
+        """A ``README.md`` model card in every artifact of the run (variants and a distillation teacher too)."""
+        from domainfm.model_card import write_model_card
+        from domainfm.types import ARTIFACT_METADATA
+
+        for meta in sorted([*ctx.run_dir.glob(f"artifact/{ARTIFACT_METADATA}"),
+                            *ctx.run_dir.glob(f"variants/*/artifact/{ARTIFACT_METADATA}")]):
+            write_model_card(meta.parent, ctx.run_dir)
+
     def write_run_json(self, ctx: RunContext, status: str, error: str | None = None) -> None:
         payload = {
             "run_id": ctx.run_id,
@@ -243,6 +256,7 @@ class Runner:
             "config": json.loads(ctx.config.model_dump_json(by_alias=True)),
             "resources": ctx.resources.as_dict(),
             "data_sizes": ctx.state.get("data_sizes"),
+            "data_fingerprints": ctx.state.get("data_fingerprints"),
             "resumed_from": ctx.state.get("resumed_from"),
             "variant_resources": ctx.state.get("variant_resources"),
             "dp_epsilon": ctx.state.get("dp_epsilon"),
