@@ -4,7 +4,6 @@ teacher and student as two candidates of the benefit report."""
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
@@ -91,7 +90,7 @@ def test_a_distill_run_trains_teacher_then_student_and_reports_both(tmp_path: Pa
     unlabelled = tmp_path / "more.txt"
     unlabelled.write_text("the refund came quickly\n\nstaff were rude on the phone\nwhere is my order\n", encoding="utf-8")
     result = _run(tmp_path, ["model.mode=distill", f"model.base={student_dir}", f"model.teacher={tiny_model_dir}",
-                             "train.epochs=2", f"options.unlabelled={unlabelled}"])
+                             "train.epochs=1", f"options.unlabelled={unlabelled}"])
     run_dir = result.ctx.run_dir
     student = Artifact.load(run_dir / "artifact")
     teacher_dir = run_dir / "variants" / "teacher" / "artifact"
@@ -124,41 +123,38 @@ def test_a_distill_run_trains_teacher_then_student_and_reports_both(tmp_path: Pa
 
 def test_the_student_moves_toward_the_teachers_soft_labels(tmp_path: Path, tiny_model_dir: Path, student_dir: Path) -> None:
     """Pure distillation (alpha 0): after training, the student's probabilities on the training texts are closer
-    (KL) to the teacher's than those of the same student before training."""
-    from domainfm.engine.classifier_predictor import TextClassifierPredictor
-    from domainfm.engine.hf_trainer import load_sequence_classifier
-
-    teacher_run = _run(tmp_path / "t", ["model.mode=full", f"model.base={tiny_model_dir}", "train.epochs=3",
-                                        "train.learning_rate=1e-3"])
-    teacher_dir = teacher_run.ctx.run_dir / "artifact"
-    result = _run(tmp_path / "s", ["model.mode=distill", f"model.base={student_dir}", f"model.teacher={teacher_dir}",
-                                   "model.distill_alpha=0", "model.distill_temperature=1", "train.epochs=8",
-                                   "train.learning_rate=3e-3", "train.seed=7"])
-    with open(_demo_csv(), encoding="utf-8") as fh:
-        texts = [row["text"] for row in csv.DictReader(fh)]
-    teacher = TextClassifierPredictor.load(Artifact.load(teacher_dir), precision="float32")
-    student = TextClassifierPredictor.load(Artifact.load(result.ctx.run_dir / "artifact"), precision="float32")
-    p_teacher = _softmax(teacher.predict_logits(texts))
-
+    (KL) to the teacher's than those of the same student before training. A given teacher artifact is reused."""
     import torch
     from transformers import set_seed
 
-    set_seed(7)  # the student's initial weights: the same seed and base as the run's
-    model, tokenizer = load_sequence_classifier(student_dir, list(student.labels), trust_remote_code=False)
+    from domainfm.builtin import text_classification
+    from domainfm.engine.classifier_predictor import TextClassifierPredictor
+    from domainfm.engine.hf_trainer import load_sequence_classifier
+    from domainfm.engine.text_classifier import fine_tune_text_classifier
+
+    tctx = _ctx(tmp_path / "t", ["model.mode=full", f"model.base={tiny_model_dir}", "train.epochs=3",
+                                 "train.learning_rate=1e-3"])
+    data = text_classification.domainfm_load_data(tctx, "text_classification", "demo")
+    labels = list(data.label_names or [])
+    teacher_artifact = fine_tune_text_classifier(tctx, data, label_names=labels)
+    sctx = _ctx(tmp_path / "s", ["model.mode=distill", f"model.base={student_dir}", f"model.teacher={teacher_artifact.path}",
+                                 "model.distill_alpha=0", "model.distill_temperature=1", "train.epochs=8",
+                                 "train.learning_rate=3e-3", "train.seed=7"])
+    student_artifact = fine_tune_text_classifier(sctx, data, label_names=labels)
+    assert student_artifact.metadata["distillation"]["teacher_trained_by_this_run"] is False
+    assert not (tmp_path / "s" / "variants").exists()  # a given artifact is reused, not retrained or copied
+
+    texts = list(data.tables["train"]["text"])
+    teacher = TextClassifierPredictor.load(teacher_artifact, precision="float32")
+    student = TextClassifierPredictor.load(student_artifact, precision="float32")
+    p_teacher = _softmax(teacher.predict_logits(texts))
+    set_seed(7)  # the student's initial weights: the same seed and base as its training
+    model, tokenizer = load_sequence_classifier(student_dir, labels, trust_remote_code=False)
     with torch.inference_mode():
         enc = tokenizer(texts, truncation=True, max_length=32, padding=True, return_tensors="pt")
         before = _softmax(model(**enc).logits.numpy())
     after = _softmax(student.predict_logits(texts))
     assert _kl(p_teacher, after) < 0.5 * _kl(p_teacher, before)
-    assert result.report is not None and Artifact.load(result.ctx.run_dir / "artifact").metadata["distillation"][
-        "teacher_trained_by_this_run"] is False
-    assert not (result.ctx.run_dir / "variants" / "teacher").exists()  # a given artifact is reused, not copied
-
-
-def _demo_csv() -> Path:
-    from domainfm.builtin.text_classification import demo_path
-
-    return demo_path()
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:

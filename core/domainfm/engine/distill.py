@@ -3,8 +3,9 @@ student's speed.
 
 1. The teacher (``model.teacher``): a trained artifact directory is reused as it is; a model id or local model
    is first fine-tuned with the domain's own recipe (the ``domainfm_train`` hook at ``model.mode=full``, so a
-   plugin's recipe applies; the engine's ``full`` mode when there is no plugin manager) into
-   ``variants/teacher/artifact`` of the run, where a re-run finds it again.
+   plugin's recipe applies; the engine's ``full`` mode on the domain's columns when the engine was handed a
+   bundle the domain derived, or there is no plugin manager) into ``variants/teacher/artifact`` of the run,
+   where a re-run finds it again.
 2. The teacher's logits on the training split and on optional unlabelled in-domain text
    (``options.unlabelled``: a ``.txt`` file with one text per line, or a CSV/JSONL/Parquet table with the
    domain's text column, and its pair column for text pairs).
@@ -35,6 +36,8 @@ from domainfm.errors import ConfigError, DataError
 from domainfm.types import ARTIFACT_METADATA, Artifact, DataBundle, ResourceUsage, RunContext
 
 TEACHER_VARIANT = "teacher"
+RUN_DATA = "run_data"
+"""``ctx.state`` key: the runner's own data bundle (the teacher trains through the domain's hook only on it)."""
 TEACHER_COLUMN = "teacher_logits"
 IGNORE_LABEL = -100
 SPEED_ROUNDS = 3
@@ -46,8 +49,11 @@ SPEED_ROUNDS = 3
 def obtain_teacher(
     ctx: RunContext, data: DataBundle, labels: list[str], fine_tune: Callable[[RunContext], Artifact]
 ) -> tuple[Artifact, bool]:
-    """The teacher artifact and whether this run trained it. ``fine_tune(teacher_ctx)`` trains one when no
-    plugin manager is at hand; a calibrated teacher already in the run's teacher folder is reused (resume)."""
+    """The teacher artifact and whether this run trained it. The domain's ``domainfm_train`` hook trains it when
+    the engine got the run's own data bundle (a domain that reshapes its data first, e.g. into text pairs, hands
+    the engine a derived bundle its hook would not accept); otherwise ``fine_tune(teacher_ctx)``, the engine's
+    ``full`` mode on the bundle and columns the domain gave. A calibrated teacher already in the run's teacher
+    folder is reused (resume)."""
     teacher = ctx.config.model.teacher
     if not teacher:
         raise ConfigError("model.teacher: required with model.mode=distill (a model id or a trained artifact directory)")
@@ -60,7 +66,7 @@ def obtain_teacher(
         artifact = Artifact.load(tctx.artifact_dir)
         if "temperature" in artifact.metadata or "calibrator" in artifact.metadata:
             return _checked(artifact, labels, str(tctx.artifact_dir)), False
-    if ctx.pm is not None:
+    if ctx.pm is not None and ctx.state.get(RUN_DATA) is data:
         artifact = ctx.pm.hooks.train(tctx, ctx.domain, data)
         if artifact is None:
             raise ConfigError(f"model.teacher: no plugin trains domain {ctx.domain!r} to make the teacher")
