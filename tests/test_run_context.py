@@ -29,6 +29,10 @@ def test_old_state_keys_read_and_write_the_typed_fields(tmp_path: Path) -> None:
     }
     del ctx.state["dp_epsilon"]
     assert ctx.dp_epsilon is None and len(ctx.state) == 3
+    ctx.state.setdefault("privacy_texts", {})["outputs"] = ["a prediction"]
+    ctx.state.setdefault("benefit_details", {})["privacy_pii_artifacts"] = {"reason": "no artifact"}
+    assert ctx.privacy_texts == {"outputs": ["a prediction"]}
+    assert ctx.benefit_details == {"privacy_pii_artifacts": {"reason": "no artifact"}}
 
 
 def test_a_state_mapping_given_at_construction_and_variants_keep_the_fields(tmp_path: Path) -> None:

@@ -116,6 +116,10 @@ _TYPED_STATE: dict[str, Callable[[Any], Any]] = {
     "energy_tracking_error": str,
     "variant_resources": lambda v: v,
     "privacy_public_names": list,
+    "privacy_texts": lambda v: v,
+    "privacy_scans": lambda v: v,
+    "privacy_scans_previous": lambda v: v,
+    "benefit_details": lambda v: v,
 }
 """``ctx.state`` keys that are typed fields of :class:`RunContext` now (key -> how a value is converted)."""
 
@@ -180,7 +184,10 @@ class RunContext:
     differentially private training, set by the runner from the artifact, see :func:`dp_epsilon_of`),
     ``data_sizes`` (rows per table), ``resumed_from`` (the checkpoint training resumed from),
     ``energy_country`` and ``energy_tracking_error`` (energy measurement), ``variant_resources`` (variant ->
-    its measured resources) and ``privacy_public_names`` (the data's public names, not counted as people).
+    its measured resources), ``privacy_public_names`` (the data's public names, not counted as people),
+    ``privacy_texts`` (source -> texts the privacy constraints scan: ``training_data``, ``outputs``),
+    ``privacy_scans`` and ``privacy_scans_previous`` (PII scan results of this run and of the report a
+    rescore replaces) and ``benefit_details`` (constraint name -> details shown in the report).
     ``state`` holds anything else a plugin wants to keep for the run; the old ``state`` keys of the typed
     fields still read and write them.
     """
@@ -202,6 +209,10 @@ class RunContext:
     energy_tracking_error: str | None = None
     variant_resources: dict[str, dict[str, Any]] | None = None
     privacy_public_names: list[str] | None = None
+    privacy_texts: dict[str, list[str]] | None = None
+    privacy_scans: dict[str, dict[str, Any]] | None = None
+    privacy_scans_previous: dict[str, dict[str, Any]] | None = None
+    benefit_details: dict[str, dict[str, Any]] | None = None
 
     def __post_init__(self) -> None:
         if not (isinstance(self.state, RunState) and self.state._ctx is self):
