@@ -24,6 +24,7 @@ torch and transformers are imported inside the functions.
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -74,6 +75,7 @@ def obtain_teacher(
         artifact = fine_tune(tctx)
     artifact.metadata.setdefault("role", TEACHER_VARIANT)
     artifact.save_metadata()
+    shutil.rmtree(tctx.checkpoint_dir, ignore_errors=True)  # the artifact is saved; a base model's are GBs
     ctx.state["teacher_resources"] = tctx.resources.as_dict()
     return _checked(artifact, labels, teacher), True
 
