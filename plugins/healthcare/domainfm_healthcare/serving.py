@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 
 from domainfm.records import TextRecord
 from domainfm.serve.context import ServeDep
+from domainfm.types import Prediction
 
 
 # Module level: FastAPI resolves the (string) annotations of the route functions from module globals.
@@ -33,8 +34,7 @@ def register_routes(router: Any, get_predictor: Any) -> None:
         result = default_deidentifier().deidentify(body.text)
         return {"text": result.text, "identifiers_removed": result.counts}
 
-    @router.post("/healthcare/triage")
-    async def triage(body: TriageIn, serve: ServeDep) -> list[dict[str, Any]]:
+    @router.post("/healthcare/triage", response_model=list[Prediction])
+    async def triage(body: TriageIn, serve: ServeDep) -> list[Prediction]:
         loc = [("body", "records", i) for i in range(len(body.records))]
-        predictions = await serve.predict("healthcare", body.records, loc=loc)
-        return [p.model_dump(mode="json") for p in predictions]
+        return await serve.predict("healthcare", body.records, loc=loc)
