@@ -138,3 +138,16 @@ def test_training_text_kept_for_the_privacy_scan_is_the_text_column(make_ctx: An
     # without a text column every string column but the label is scanned
     _remember_training_texts(ctx, DataBundle(tables={"train": train}, source="t", text_column=None))
     assert ctx.state["privacy_texts"]["training_data"] == ["mail a@b.org", "fine", "Ann Lee", "Bo Chan"]
+
+
+def test_time_serving_excludes_warm_up_and_says_what_it_timed() -> None:
+    from domainfm.benefit.resources import serving_path, time_serving
+
+    delays = [0.3, 0.001, 0.002, 0.001, 0.002]  # the first call pays a one-off load
+    latency = time_serving(lambda d: time.sleep(d) or d, delays, path="the toy path", split="test")
+    assert latency.p95_ms < 100 and latency.n == 4 and latency.warmup == 1
+    assert latency.outputs == delays  # every call's result, the warm-up's included
+    assert latency.timed == "the toy path; 4 records of the test split one per call, after 1 untimed warm-up call"
+    assert "predict hook" in serving_path(object())
+    with pytest.raises(ValueError):
+        time_serving(lambda d: d, [], path="p", split="test")

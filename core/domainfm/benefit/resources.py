@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
@@ -108,3 +109,52 @@ def measure_latency(
         fn(batch)
         times.append((time.perf_counter() - started) * 1000.0)
     return float(np.percentile(times, 50)), float(np.percentile(times, 95))
+
+
+DEFAULT_SERVING_PATH = "the domain's predict hook on one record (what `domainfm serve` runs per request)"
+
+
+@dataclass
+class ServingLatency:
+    """Single-request latency of the serving path and a sentence saying exactly what was timed."""
+
+    p50_ms: float
+    p95_ms: float
+    n: int
+    warmup: int
+    timed: str
+    outputs: list[Any] = field(default_factory=list, repr=False)
+
+
+def serving_path(predictor: Any) -> str:
+    """What one request runs for ``predictor``: its ``serving_path`` attribute when it declares one (e.g.
+    "de-identification, calibrated top-3 suggestions and abstention; attributions only on request")."""
+    declared = getattr(predictor, "serving_path", None)
+    return str(declared) if isinstance(declared, str) and declared.strip() else DEFAULT_SERVING_PATH
+
+
+def time_serving(
+    call: Callable[[Any], Any], records: Sequence[Any], *, path: str, split: str, warmup: int = 1
+) -> ServingLatency:
+    """Time ``call(record)`` once per record, the way a server answers single requests.
+
+    The first ``warmup`` calls run untimed (lazy loading, caches: a server pays them once, not per request)
+    unless there are no others. Every call's result is kept in :attr:`ServingLatency.outputs`. Raises
+    ValueError without records.
+    """
+    if not records:
+        raise ValueError("time_serving: no records to time")
+    warm = min(warmup, len(records) - 1)
+    outputs = [call(record) for record in records[:warm]]
+    times = []
+    for record in records[warm:]:
+        started = time.perf_counter()
+        outputs.append(call(record))
+        times.append((time.perf_counter() - started) * 1000.0)
+    timed = (
+        f"{path}; {len(times)} records of the {split} split one per call"
+        + (f", after {warm} untimed warm-up call{'s' if warm > 1 else ''}" if warm else "")
+    )
+    return ServingLatency(
+        float(np.percentile(times, 50)), float(np.percentile(times, 95)), len(times), warm, timed, outputs
+    )

@@ -329,8 +329,11 @@ def resource_constraints(ctx: RunContext) -> list[Constraint]:
     for name, attr, unit, limit, source in RESOURCE_LIMITS:
         value = getattr(ctx.resources, attr)
         info: dict[str, Any] = {"resource": attr, "limit_source": source}
+        description = f"{attr.replace('_', ' ')} of the run (limit source: {source})."
         if attr == "latency_ms_p95":
             info["latency_ms_p50"] = ctx.resources.latency_ms_p50
+            info["timed"] = ctx.state.get("latency_timed") or "not recorded"
+            description = f"95th percentile single-request latency. Timed: {info['timed']} (limit source: {source})."
         if attr in ("energy_kwh", "co2_kg"):
             info["country"] = ctx.state.get("energy_country")
             if value is None:
@@ -340,8 +343,7 @@ def resource_constraints(ctx: RunContext) -> list[Constraint]:
         details[name] = info
         out.append(
             Constraint(
-                name=name, kind="resource", unit=unit,
-                description=f"{attr.replace('_', ' ')} of the run (limit source: {source}).",
+                name=name, kind="resource", unit=unit, description=description,
                 limit=limit, direction="max", depends_on_operating_point=False,
                 measure=_resource_of(attr),
             )

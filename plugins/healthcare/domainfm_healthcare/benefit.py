@@ -39,7 +39,7 @@ LIMITS: dict[str, float] = {
     "precision_floor": 0.9,
     "identifiers_in_artifacts": 0.0,
     "group_accuracy_gap": 0.10,
-    "latency_p95_ms": 3000.0,  # one request incl. de-identification and IG attributions for 3 suggestions
+    "latency_p95_ms": 3000.0,  # one request: de-identification, top-3 suggestions, abstention (no attributions)
 }
 
 
@@ -156,7 +156,8 @@ def benefit_terms(ctx: RunContext, evaluation: Evaluation) -> list[BenefitContri
             name="latency_p95",
             kind="resource",
             unit="ms",
-            description="95th percentile single-request latency (including de-identification)",
+            description="95th percentile single-request latency. Timed: "
+            + str(ctx.state.get("latency_timed") or "not recorded"),
             limit=_limit(ctx, "latency_p95_ms"),
             direction="max",
             measure=latency,

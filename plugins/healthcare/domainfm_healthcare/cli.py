@@ -114,7 +114,9 @@ def triage_command(artifact_path: str, texts: tuple[str, ...], top_k: int, no_ex
         raise click.ClickException("no text given (pass TEXTS or pipe lines on stdin)")
     try:
         inner = TextClassifierPredictor.load(artifact, resolve_device(device))
-        predictor = HealthcarePredictor(inner, default_deidentifier(), top_k=top_k, explain=not no_explain)
+        predictor = HealthcarePredictor(
+            inner, default_deidentifier(), top_k=top_k, explain="never" if no_explain else "always"
+        )
         predictions = predictor.predict([{"id": str(i), "text": t} for i, t in enumerate(lines)])
     except DomainfmError as exc:
         raise click.ClickException(str(exc)) from None

@@ -4,7 +4,8 @@ Domain ``healthcare``: symptom triage and medical text classification. Sources: 
 project's offline set), ``symptom2disease``, ``medical_abstracts`` (from ../shared/data/healthcare) or a
 ``text,label`` file / directory of split files. Everything is de-identified while loading.
 
-Options (``options.<name>=...``): ``target_precision`` (0.9), ``top_k`` (3), ``explain`` (true),
+Options (``options.<name>=...``): ``target_precision`` (0.9), ``top_k`` (3), ``explain`` (on_request:
+attributions for records with ``"explain": true``; always; never),
 ``ig_steps`` (16), ``dp`` (false), ``dp_epsilon`` (8), ``dp_delta``, ``dp_max_grad_norm`` (1.0),
 ``max_train`` (medical_abstracts), ``deid_ner`` (true), ``seed`` (42), ``text_column``, ``label_column``,
 ``group_columns``, ``labels``.
@@ -124,7 +125,7 @@ def domainfm_load_predictor(ctx: RunContext, domain: str, artifact: Artifact) ->
         inner,
         _deidentifier(ctx),
         top_k=int(ctx.option("top_k", 3)),
-        explain=ctx.flag("explain", True),
+        explain=ctx.option("explain", "on_request"),
         ig_steps=int(ctx.option("ig_steps", 16)),
     )
 

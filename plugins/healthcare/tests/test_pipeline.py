@@ -31,7 +31,7 @@ def head_report(pm: PluginManager, tiny_model_dir: Path, tmp_path_factory: pytes
     out = tmp_path_factory.mktemp("runs-head")
     return check_plugin_contract(
         pm, "healthcare", source="demo", output_dir=out,
-        overrides=[f"model.base={tiny_model_dir}", "model.mode=head", *BASE_OVERRIDES],
+        overrides=[f"model.base={tiny_model_dir}", "model.mode=head", "options.explain=always", *BASE_OVERRIDES],
     )
 
 
@@ -219,7 +219,8 @@ def test_a_deep_ensemble_runs_every_stage_and_is_explained_through_its_first_mem
 ) -> None:
     report = check_plugin_contract(
         pm, "healthcare", source="demo", output_dir=tmp_path / "runs",
-        overrides=[f"model.base={tiny_model_dir}", "model.mode=full", "train.ensemble_size=2", *BASE_OVERRIDES],
+        overrides=[f"model.base={tiny_model_dir}", "model.mode=full", "train.ensemble_size=2", "options.explain=always",
+                   *BASE_OVERRIDES],
     )
     meta = report.artifact.metadata
     assert report.artifact.kind == "text-classifier-ensemble" and meta["ensemble_size"] == 2
