@@ -108,7 +108,8 @@ def test_runs_list_and_compare(tmp_path: Path, toy_manager: PluginManager) -> No
     listed = invoke(runs_group, ["list", "--output-dir", str(tmp_path), "--domain", "toy"])
     assert listed.exit_code == 0 and listed.output.index("r1") < listed.output.index("r2")
     assert "unverif" in listed.output  # the built-in energy constraints are not measurable here
-    changes = json.loads(invoke(runs_group, ["compare", "r1", "r2", "--output-dir", str(tmp_path), "--json"]).output)
+    compared = json.loads(invoke(runs_group, ["compare", "r1", "r2", "--output-dir", str(tmp_path), "--json"]).output)
+    changes = compared["benefit"][0]["changes"]
     moved = {(c["section"], c["name"]) for c in changes if c["moved"]}
     assert {("decision", "objective"), ("term", "net_value"), ("metric", "full.accuracy")} <= moved
     assert ("decision", "lambda") not in moved

@@ -248,3 +248,138 @@ def compare_reports(a: BenefitReport, b: BenefitReport, tolerance: float = 1e-9)
         for metric in [m for m in a.metrics[variant] if m in b.metrics[variant]]:
             num("metric", f"{variant}.{metric}", a.metrics[variant][metric], b.metrics[variant][metric])
     return changes
+
+
+# ------------------------------------------------------------------------------------------ comparing several runs
+
+
+class SplitMismatchError(DomainfmError):
+    """Two runs were judged on different test items: a paired comparison of their metrics would be meaningless."""
+
+
+@dataclass
+class RunRecord:
+    """What ``runs compare`` reads of one run: run.json, its training-time evaluations, its report if any."""
+
+    path: Path
+    run: dict[str, Any]
+    evaluations: dict[str, Evaluation]
+    report: BenefitReport | None
+
+    @property
+    def run_id(self) -> str:
+        return str(self.run.get("run_id") or self.path.name)
+
+    @property
+    def eval_split(self) -> str:
+        return str((self.run.get("config") or {}).get("eval_split", "test"))
+
+
+def read_run_record(run_dir: Path) -> RunRecord:
+    run = read_run_json(run_dir)
+    try:
+        evaluations = read_evaluations(run_dir)
+    except DataError:
+        evaluations = {}
+    report = load_report(run_dir) if (run_dir / BENEFIT_JSON).is_file() else None
+    return RunRecord(run_dir, run, evaluations, report)
+
+
+def config_differences(records: list[RunRecord]) -> list[dict[str, Any]]:
+    """Every flattened config field whose value is not the same in all runs (absent fields count as None)."""
+    from domainfm.tracking.flatten import flatten
+
+    flat = [flatten(r.run.get("config") or {}) for r in records]
+    keys = sorted(set().union(*flat))
+    out = []
+    for key in keys:
+        values = [f.get(key) for f in flat]
+        if any(v != values[0] for v in values[1:]):
+            out.append({"field": key, "values": values})
+    return out
+
+
+def fingerprint_table(records: list[RunRecord]) -> list[dict[str, Any]]:
+    """Each split's fingerprint in every run (None where a run recorded none), and whether they all agree."""
+    prints = [r.run.get("data_fingerprints") or {} for r in records]
+    out = []
+    for split in sorted(set().union(*prints)):
+        values = [(p.get(split) or {}).get("sha256") for p in prints]
+        sizes = [(p.get(split) or {}).get("n") for p in prints]
+        out.append({"split": split, "sha256": values, "n": sizes,
+                    "same": None not in values and len(set(values)) == 1})
+    return out
+
+
+def pair_variants(a: RunRecord, b: RunRecord) -> list[tuple[str, str]]:
+    """Variants to pair: those both runs have; else, when each has one, those two (``full`` vs ``lora``)."""
+    shared = [v for v in a.evaluations if v in b.evaluations]
+    if shared:
+        return [(v, v) for v in shared]
+    if len(a.evaluations) == 1 and len(b.evaluations) == 1:
+        return [(next(iter(a.evaluations)), next(iter(b.evaluations)))]
+    return []
+
+
+def check_same_split(a: RunRecord, b: RunRecord, ev_a: Evaluation, ev_b: Evaluation) -> str | None:
+    """Why the two evaluations cannot be paired (None: they can), by split name and data fingerprint."""
+    if ev_a.split != ev_b.split:
+        return f"{a.run_id} was evaluated on {ev_a.split!r}, {b.run_id} on {ev_b.split!r}"
+    fa = ((a.run.get("data_fingerprints") or {}).get(ev_a.split) or {}).get("sha256")
+    fb = ((b.run.get("data_fingerprints") or {}).get(ev_b.split) or {}).get("sha256")
+    if fa and fb and fa != fb:
+        return (f"the {ev_a.split} splits differ (fingerprints {fa[:12]} vs {fb[:12]}): the runs were judged on "
+                "different items, so their metrics cannot be paired")
+    return None
+
+
+def significance(a: RunRecord, b: RunRecord, *, resamples: int, seed: int) -> list[dict[str, Any]]:
+    """Paired bootstrap of B - A per variant pair on the test items both share; refused when the splits differ."""
+    from domainfm.benefit.paired_bootstrap import compare_evaluations
+
+    out: list[dict[str, Any]] = []
+    for va, vb in pair_variants(a, b):
+        ev_a, ev_b = a.evaluations[va], b.evaluations[vb]
+        entry: dict[str, Any] = {"baseline": a.run_id, "run": b.run_id, "variant_a": va, "variant_b": vb,
+                                 "split": ev_a.split, "refused": check_same_split(a, b, ev_a, ev_b)}
+        if not a.run.get("data_fingerprints") or not b.run.get("data_fingerprints"):
+            entry["note"] = "a run recorded no data fingerprints: paired by the item ids both evaluations share"
+        if entry["refused"] is None:
+            n, diffs = compare_evaluations(ev_a, ev_b, resamples=resamples, seed=seed)
+            if n == 0:
+                entry["refused"] = "the evaluations share no item ids (or record no per-item outcomes)"
+            entry.update({"n_shared": n, "n_a": ev_a.n_items, "n_b": ev_b.n_items,
+                          "metrics": [d.as_dict() for d in diffs]})
+        out.append(entry)
+    return out
+
+
+def compare_runs(run_dirs: list[Path], *, resamples: int = 2000, seed: int = 0) -> dict[str, Any]:
+    """Everything ``domainfm runs compare A B [C...]`` shows, each later run against the first: config
+    differences, data fingerprints, paired metric deltas with significance, and benefit deltas."""
+    if len(run_dirs) < 2:
+        raise DomainfmError("runs compare needs at least two runs")
+    records = [read_run_record(Path(p)) for p in run_dirs]
+    domains = {str(r.run.get("domain")) for r in records}
+    if len(domains) > 1:
+        raise DomainfmError(f"runs of different domains cannot be compared: {', '.join(sorted(domains))}")
+    base = records[0]
+    benefit = []
+    for other in records[1:]:
+        if base.report is None or other.report is None:
+            missing = base if base.report is None else other
+            benefit.append({"baseline": base.run_id, "run": other.run_id,
+                            "note": f"{missing.run_id} has no benefit report (run `domainfm score {missing.path}`)"})
+            continue
+        changes = compare_reports(base.report, other.report)
+        benefit.append({"baseline": base.run_id, "run": other.run_id, "changes": [c.__dict__ for c in changes],
+                        "sources": [r.source.describe() if r.source else None for r in (base.report, other.report)]})
+    return {
+        "domain": domains.pop(),
+        "runs": [{"run_id": r.run_id, "path": str(r.path), "status": r.run.get("status"),
+                  "started_at": r.run.get("started_at")} for r in records],
+        "config": config_differences(records),
+        "fingerprints": fingerprint_table(records),
+        "significance": [row for other in records[1:] for row in significance(base, other, resamples=resamples, seed=seed)],
+        "benefit": benefit,
+    }

@@ -74,7 +74,7 @@ def score_command(run_dir: str, lambda_: float | None, overrides: tuple[str, ...
 
 @click.group("runs")
 def runs_group() -> None:
-    """List earlier runs, compare two of them (which benefit terms moved), reclaim their disk."""
+    """List earlier runs, compare them (configuration, data, metrics with significance, benefit), reclaim disk."""
 
 
 @runs_group.command("list")
@@ -107,43 +107,124 @@ def runs_list(domain: str | None, output_dir: str) -> None:
 
 
 @runs_group.command("compare")
-@click.argument("run_a")
-@click.argument("run_b")
+@click.argument("run_refs", nargs=-1, required=True, metavar="RUN_A RUN_B [RUN_C...]")
 @click.option("--output-dir", default="runs", show_default=True, type=click.Path(file_okay=False),
               help="Where to look up run ids.")
-@click.option("--all", "show_all", is_flag=True, help="Also show figures that did not move.")
-@click.option("--json", "as_json", is_flag=True, help="Print the changes as JSON.")
-def runs_compare(run_a: str, run_b: str, output_dir: str, show_all: bool, as_json: bool) -> None:
-    """Compare the benefit reports of RUN_A (before) and RUN_B (after): paths or run ids."""
+@click.option("--all", "show_all", is_flag=True, help="Also show benefit figures that did not move.")
+@click.option("--resamples", default=2000, show_default=True, type=click.IntRange(min=100),
+              help="Bootstrap resamples of the paired metric differences.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the bootstrap resamples.")
+@click.option("--json", "as_json", is_flag=True, help="Print the whole comparison as JSON.")
+def runs_compare(run_refs: tuple[str, ...], output_dir: str, show_all: bool, resamples: int, seed: int,
+                 as_json: bool) -> None:
+    """Compare runs (paths or run ids), each against RUN_A: configuration differences, data fingerprints, metric
+    deltas with a paired bootstrap over the test items both runs share (refused when their splits differ), and
+    which benefit terms moved. Every figure comes from the runs' training-time records."""
+    from domainfm.benefit.runs import compare_runs, resolve_run
+    from domainfm.errors import DomainfmError
+
+    if len(run_refs) < 2:
+        raise DomainfmError("runs compare needs at least two runs: RUN_A RUN_B [RUN_C...]")
+    result = compare_runs([resolve_run(ref, output_dir) for ref in run_refs], resamples=resamples, seed=seed)
+    if as_json:
+        click.echo(json.dumps(result, indent=2, default=str))
+        return
+    console = _console()
+    ids = [r["run_id"] for r in result["runs"]]
+    click.echo(f"{result['domain']}: {ids[0]} (baseline) vs {', '.join(ids[1:])}")
+    _print_config(console, result["config"], ids)
+    _print_fingerprints(console, result["fingerprints"], ids)
+    _print_significance(console, result["significance"], resamples)
+    for pair in result["benefit"]:
+        _print_benefit(console, pair, show_all)
+
+
+def _fmt(v: Any) -> str:
+    return "-" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def _print_config(console: Any, rows: list[dict[str, Any]], ids: list[str]) -> None:
     from rich.table import Table
 
-    from domainfm.benefit import load_report
-    from domainfm.benefit.runs import compare_reports, resolve_run
-
-    a = load_report(resolve_run(run_a, output_dir))
-    b = load_report(resolve_run(run_b, output_dir))
-    changes = compare_reports(a, b)
-    if as_json:
-        click.echo(json.dumps([c.__dict__ for c in changes], indent=2, default=str))
+    if not rows:
+        click.echo("configuration: identical")
         return
-    shown = [c for c in changes if c.moved or show_all]
-    for label, report in (("before", a), ("after", b)):
-        source = report.source.describe() if report.source else "was written before reports recorded their source"
-        click.echo(f"{label}: {report.run_id}: the report {source}")
-    table = Table(title=f"{a.domain}: {a.run_id} → {b.run_id} ({sum(c.moved for c in changes)} moved)")
-    for col in ("what", "name", a.run_id, b.run_id, "Δ"):
-        table.add_column(col, justify="right" if col in (a.run_id, b.run_id, "Δ") else "left")
+    table = Table(title=f"configuration differences ({len(rows)})")
+    table.add_column("field")
+    for run_id in ids:
+        table.add_column(run_id, no_wrap=True)
+    for row in rows:
+        table.add_row(row["field"], *(json.dumps(v) if not isinstance(v, str) else v for v in row["values"]))
+    console.print(table)
 
-    def fmt(v: Any) -> str:
-        return "-" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)
 
+def _print_fingerprints(console: Any, rows: list[dict[str, Any]], ids: list[str]) -> None:
+    from rich.table import Table
+
+    if not rows:
+        click.echo("data fingerprints: none recorded (runs written before fingerprints were kept)")
+        return
+    table = Table(title="data fingerprints (sha256 of each split's ids)")
+    table.add_column("split")
+    for run_id in ids:
+        table.add_column(run_id, no_wrap=True)
+    table.add_column("same")
+    for row in rows:
+        cells = ["-" if h is None else f"{h[:12]} (n={n})" for h, n in zip(row["sha256"], row["n"], strict=True)]
+        table.add_row(row["split"], *cells, "yes" if row["same"] else "[red]no[/]")
+    console.print(table)
+
+
+def _print_significance(console: Any, rows: list[dict[str, Any]], resamples: int) -> None:
+    from rich.table import Table
+
+    if not rows:
+        click.echo("metrics: no evaluation records to pair")
+        return
+    table = Table(title=f"metric deltas, paired bootstrap ({resamples} resamples) over the items both runs share")
+    for col in ("run", "variant", "split", "metric", "baseline", "run value", "Δ", "95 % interval of Δ", "p", "items"):
+        table.add_column(col, justify="right" if col not in ("run", "variant", "split", "metric") else "left")
+    refused = []
+    for row in rows:
+        variant = row["variant_a"] if row["variant_a"] == row["variant_b"] else f"{row['variant_a']} → {row['variant_b']}"
+        if row.get("refused"):
+            refused.append(f"{row['run']} ({variant}): paired comparison refused: {row['refused']}")
+            continue
+        for m in row.get("metrics", []):
+            table.add_row(row["run"], variant, row["split"], m["metric"], f"{m['a']:.4f}", f"{m['b']:.4f}",
+                          f"{m['delta']:+.4f}", f"[{m['ci_low']:+.4f}, {m['ci_high']:+.4f}]", f"{m['p_value']:.4f}",
+                          str(m["n_items"]))
+    if table.row_count:
+        console.print(table)
+    for line in refused:
+        click.echo(line)
+    for row in rows:
+        if row.get("note"):
+            click.echo(f"{row['run']}: {row['note']}")
+
+
+def _print_benefit(console: Any, pair: dict[str, Any], show_all: bool) -> None:
+    from rich.table import Table
+
+    if "changes" not in pair:
+        click.echo(f"benefit {pair['baseline']} → {pair['run']}: {pair['note']}")
+        return
+    for label, run_id, source in zip(("before", "after"), (pair["baseline"], pair["run"]), pair["sources"], strict=True):
+        click.echo(f"{label}: {run_id}: the report {source or 'was written before reports recorded their source'}")
+    changes = pair["changes"]
+    shown = [c for c in changes if c["moved"] or show_all]
+    a, b = pair["baseline"], pair["run"]
+    table = Table(title=f"benefit: {a} → {b} ({sum(c['moved'] for c in changes)} moved)")
+    for col in ("what", "name", a, b, "Δ"):
+        table.add_column(col, justify="right" if col in (a, b, "Δ") else "left")
     for c in shown:
-        delta = "" if c.delta is None else (f"[green]+{c.delta:.4g}[/]" if c.delta > 0 else f"[red]{c.delta:.4g}[/]"
-                                            if c.delta < 0 else "0")
-        table.add_row(c.section, c.name, fmt(c.before), fmt(c.after), delta)
-    _console().print(table)
-    if not shown:
-        click.echo("nothing moved")
+        d = c["delta"]
+        delta = "" if d is None else (f"[green]+{d:.4g}[/]" if d > 0 else f"[red]{d:.4g}[/]" if d < 0 else "0")
+        table.add_row(c["section"], c["name"], _fmt(c["before"]), _fmt(c["after"]), delta)
+    if shown:
+        console.print(table)
+    else:
+        click.echo(f"benefit {a} → {b}: nothing moved")
 
 
 @runs_group.command("gc")
