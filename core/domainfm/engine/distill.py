@@ -172,6 +172,7 @@ def fit_student(
     teacher = TextClassifierPredictor.load(teacher_artifact, ctx.device)
     soft = teacher.predict_logits(texts, pairs)
     soft_seconds = time.perf_counter() - started
+    soft_precision = teacher.precision  # the teacher's own validated inference precision
     del teacher
 
     set_seed(cfg.train.seed)
@@ -215,6 +216,7 @@ def fit_student(
             "teacher_seconds": round(teacher_seconds, 2),
             "teacher_train_seconds": teacher_artifact.metadata.get("train_seconds"),
             "teacher_logits_seconds": round(soft_seconds, 2),
+            "teacher_logits_precision": soft_precision,
             "student_train_seconds": round(student_seconds, 2),
             "temperature": cfg.model.distill_temperature,
             "alpha": cfg.model.distill_alpha,
