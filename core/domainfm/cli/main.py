@@ -17,6 +17,7 @@ import click
 
 from domainfm import __version__
 from domainfm.cli.models_command import models_group
+from domainfm.cli.plugins_new_command import plugins_new
 from domainfm.config import MODES
 from domainfm.errors import DomainfmError
 
@@ -65,7 +66,31 @@ def _report_broken(pm: Any) -> None:
         click.echo(f"warning: plugin {info.one_line()}", err=True)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class RootGroup(click.Group):
+    """The root group: plugin command groups join it the first time a command is looked up or listed, so
+    ``CliRunner().invoke(cli, ["routing", ...])`` reaches a plugin's commands in tests as ``main()`` does."""
+
+    _plugin_commands_added = False
+
+    def add_plugin_commands(self) -> None:
+        if self._plugin_commands_added:
+            return
+        self._plugin_commands_added = True
+        _add_optional_commands(self)
+        # a plugin whose domainfm_register_commands raises is excluded from every hook (strict: one-line error)
+        _manager().hooks.register_commands(self)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands:
+            self.add_plugin_commands()
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self.add_plugin_commands()
+        return super().list_commands(ctx)
+
+
+@click.group(cls=RootGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="domainfm")
 @click.option("--plugins", metavar="A,B", help="Load only these plugins (also DOMAINFM_PLUGINS).")
 @click.option("--disable-plugins", metavar="A,B", help="Never load these plugins.")
@@ -119,6 +144,8 @@ def plugins_info(name: str) -> None:
     payload["domains"] = [json.loads(d.model_dump_json()) for d in info.domains]
     click.echo(json.dumps(payload, indent=2))
 
+
+plugins.add_command(plugins_new)
 
 cli.add_command(models_group)
 
@@ -368,21 +395,8 @@ def _add_optional_commands(root: click.Group) -> None:
 
 def build_cli() -> click.Group:
     """The root group with core commands and every loaded plugin's commands."""
-    _add_optional_commands(cli)
-    pm = _manager()
-    for info in list(pm.plugins.values()):
-        if info.status != "loaded":
-            continue
-        plugin = pm.pm.get_plugin(info.name)
-        impl = getattr(plugin, "domainfm_register_commands", None)
-        if impl is None:
-            continue
-        try:
-            impl(cli=cli)
-        except Exception as exc:  # a plugin's broken command group must not take the CLI down
-            info.status, info.error = "broken", f"domainfm_register_commands raised: {exc}"
-            if pm.strict:
-                raise
+    assert isinstance(cli, RootGroup)
+    cli.add_plugin_commands()
     return cli
 
 
