@@ -152,3 +152,45 @@ def resource_svg(report: BenefitReport) -> str | None:
     ax.set_xlabel("fraction of the limit (log scale; 1 = at the limit)")
     ax.invert_yaxis()
     return _svg(fig)
+
+
+def training_curve_svgs(logs: dict[str, dict[str, Any]]) -> list[tuple[str, str]]:
+    """Per fine-tuned model: training loss and validation loss per step (left), each validation metric per
+    evaluation step (right), the best checkpoint's step marked; from its ``training_log.json``."""
+    from domainfm.training_log import curves
+
+    out: list[tuple[str, str]] = []
+    for name, log in logs.items():
+        series = curves(log)
+        if not series:
+            continue
+        fig = _figure(6.4, 3.8)
+        ax = fig.add_subplot()
+        ax2 = ax.twinx()
+        for key, style in (("loss", "-"), ("eval_loss", "--")):
+            if key in series:
+                xs, ys = zip(*series[key], strict=True)
+                ax.plot(xs, ys, color="black", ls=style, lw=1.2, marker="o" if key == "eval_loss" else None, ms=3,
+                        label="training loss" if key == "loss" else "validation loss")
+        metrics = sorted(k for k in series if k.startswith("eval_") and k != "eval_loss")
+        for k, key in enumerate(metrics):
+            xs, ys = zip(*series[key], strict=True)
+            ax2.plot(xs, ys, color=_COLOURS[k % len(_COLOURS)], marker="o", ms=3, lw=1.5,
+                     label=f"validation {key.removeprefix('eval_')}")
+        best, target = log.get("best_metric"), log.get("metric_for_best_model")
+        if isinstance(best, (int, float)) and target and f"eval_{target}" in series:
+            step = next((s for s, v in series[f"eval_{target}"] if v == best), None)
+            if step is not None:
+                ax2.axvline(step, color="grey", ls=":", lw=1)
+        ax.set_xlabel("training step")
+        ax.set_ylabel("loss")
+        ax2.set_ylabel("validation metric")
+        ax.grid(alpha=0.3)
+        handles = ax.get_legend_handles_labels()
+        handles2 = ax2.get_legend_handles_labels()
+        ax.legend(handles[0] + handles2[0], handles[1] + handles2[1], fontsize=7, loc="best")
+        title = f"Training curve: {name}"
+        if isinstance(best, (int, float)) and target:
+            title += f" (best validation {target} {best:.4f}, dotted line)"
+        out.append((title, _svg(fig)))
+    return out

@@ -41,7 +41,7 @@ def write_report(report: BenefitReport, run_dir: str | Path) -> dict[str, Path]:
     run_dir = Path(run_dir)
     payload = json.loads(report.model_dump_json(by_alias=True))
     json_path = atomic_write_json(run_dir / BENEFIT_JSON, payload)
-    html_path = atomic_write_text(run_dir / REPORT_HTML, render_html(report))
+    html_path = atomic_write_text(run_dir / REPORT_HTML, render_html(report, training_logs(report, run_dir)))
     return {"benefit": json_path, "report": html_path}
 
 
@@ -63,8 +63,18 @@ def load_report(path: str | Path) -> BenefitReport:
 # ------------------------------------------------------------------------------------------ HTML
 
 
-def render_html(report: BenefitReport) -> str:
-    """The whole report as one HTML string."""
+def training_logs(report: BenefitReport, run_dir: Path) -> dict[str, dict[str, Any]]:
+    """The training curves of every fine-tuned model of the run (``training_log.json`` in its artifact), by
+    model name; a single model takes the name of the run's variant."""
+    from domainfm.training_log import find_training_logs, read_training_log
+
+    found = find_training_logs(run_dir)
+    rename = report.variants[0] if len(report.variants) == 1 and list(found) == ["model"] else None
+    return {(rename or name): read_training_log(path) for name, path in found.items()}
+
+
+def render_html(report: BenefitReport, training_logs: dict[str, dict[str, Any]] | None = None) -> str:
+    """The whole report as one HTML string (with each fine-tuned model's training curves when given)."""
     from domainfm.benefit import plots
 
     best = report.best
@@ -122,6 +132,12 @@ def render_html(report: BenefitReport) -> str:
     for title, svg in plots.risk_coverage_svgs(report):
         parts.append(_plot(title, svg))
     parts.append("</div>")
+    training = plots.training_curve_svgs(training_logs or {})
+    if training:
+        parts.append("<h2>Training curves</h2><p class='muted'>Loss and validation metrics per step of every fine-tuned "
+                     "model of the run, from its <code>training_log.json</code>.</p><div class='plots'>")
+        parts.extend(_plot(title, svg) for title, svg in training)
+        parts.append("</div>")
     parts.append(_candidates_table(report))
     parts.append(_metrics_table(report))
     parts.append(_resources_table(report))
