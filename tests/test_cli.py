@@ -138,3 +138,32 @@ def test_run_on_the_packaged_minilm(tmp_path: Path) -> None:
     metrics = json.loads((run_dir / "metrics.json").read_text())["head"]
     # 45 original sentences, 9 test items: frozen MiniLM embeddings separate these sentiments well.
     assert metrics["accuracy"] >= 0.6
+
+
+@pytest.mark.parametrize("command", ["run", "train"])
+def test_a_run_name_that_leaves_the_output_dir_is_refused(tmp_path: Path, command: str) -> None:
+    out = tmp_path / "out"
+    done = domainfm("--no-autoload", command, "text_classification", "--output-dir", str(out), "--set",
+                    "run_name=../../../x")
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert "run_name: '../../../x' is not a valid name" in done.stderr
+    assert not (tmp_path.parent / "x").exists() and not out.exists()
+
+
+def test_a_failed_train_says_so_in_run_json(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("text,label\nfine,positive\n,negative\n")
+    done = domainfm("--no-autoload", "train", "text_classification", "--data", str(bad), "--output-dir", str(tmp_path),
+                    "--set", "run_name=broken")
+    assert done.returncode == 2 and f"{bad}:" in done.stderr
+    run = json.loads((tmp_path / "text_classification" / "broken" / "run.json").read_text())
+    assert run["status"] == "failed" and str(bad) in run["error"]
+
+
+def test_a_config_value_where_a_section_belongs_is_one_line(tmp_path: Path) -> None:
+    done = domainfm("--no-autoload", "run", "text_classification", "--output-dir", str(tmp_path), "--set", "model=3",
+                    "--mode", "full")
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert "model" in done.stderr

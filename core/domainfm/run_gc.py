@@ -74,7 +74,7 @@ def plan(output_dir: str | Path, tmp_age_s: float = 3600.0, now: float | None = 
         for tmp in _temporaries(run_dir):
             if any(parent in claimed for parent in tmp.parents):
                 continue
-            age = now - tmp.lstat().st_mtime
+            age = now - _newest_mtime(tmp)
             if status != "running" or age > tmp_age_s:
                 items.append(Reclaimable(tmp, size_of(tmp), f"temporary file of a {status} run, {age / 3600:.1f} h old"))
     return items
@@ -95,6 +95,21 @@ def _temporaries(run_dir: Path) -> Iterator[Path]:
             if (name.startswith(".") and name.endswith(".tmp")) or name.startswith("tmp-checkpoint-"):
                 yield Path(root) / name
         dirs[:] = [d for d in dirs if not (d.startswith(".") and d.endswith(".tmp")) and not d.startswith("tmp-checkpoint-")]
+
+
+def _newest_mtime(path: Path) -> float:
+    """The last write to a file, or to any file in a folder (a live writer touches files; a folder's own time
+    only says when an entry was added)."""
+    if not path.is_dir() or path.is_symlink():
+        return path.lstat().st_mtime
+    times = []
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                times.append((Path(root) / name).lstat().st_mtime)
+            except FileNotFoundError:
+                pass
+    return max(times) if times else path.lstat().st_mtime
 
 
 def _status(run_dir: Path) -> str:

@@ -147,11 +147,9 @@ def _from_run(run_dir: Path, variant: str | None, source: str = "run") -> RunLay
 
 
 def _check_variant(layout: RunLayout, variant: str | None) -> RunLayout:
-    if variant is None or variant == layout.variant:
-        return layout
-    if variant not in layout.variants:
+    if variant is not None and variant not in layout.variants:
         raise DataError(f"{layout.run_dir or layout.artifact_dir}: no variant {variant!r}; it has {', '.join(sorted(layout.variants))}")
-    return RunLayout(layout.run_dir, layout.variants, variant, layout.source)
+    return layout if variant is None else RunLayout(layout.run_dir, layout.variants, variant, layout.source)
 
 
 def _run_variants(run_dir: Path) -> dict[str, Path]:

@@ -90,7 +90,7 @@ def test_score_errors_name_the_file(tmp_path: Path, toy_manager: PluginManager) 
     empty = tmp_path / "empty"
     empty.mkdir()
     result = invoke(score_command, [str(empty)])
-    assert isinstance(result.exception, DataError) and "no run.json" in str(result.exception)
+    assert isinstance(result.exception, DataError) and "empty: not a run directory" in str(result.exception)
     run_dir = write_run(tmp_path, "r1", "2026-01-01T00:00:00")
     (run_dir / "evaluations" / "bad.json").write_text('{"domain": "toy"}')
     result = invoke(score_command, [str(run_dir)])
@@ -122,3 +122,67 @@ def test_runs_list_and_compare(tmp_path: Path, toy_manager: PluginManager) -> No
     missing = invoke(runs_group, ["compare", "r1", "nope", "--output-dir", str(tmp_path)])
     assert isinstance(missing.exception, DomainfmError) and "no run 'nope'" in str(missing.exception)
     assert "no runs" in invoke(runs_group, ["list", "--output-dir", str(tmp_path / "none")]).output
+
+
+def test_runs_list_keeps_run_ids_whole_when_stdout_is_not_a_terminal(
+    tmp_path: Path, toy_manager: PluginManager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = ["20261205-072512-a1b2c3", "20261205-081433-d4e5f6"]
+    for i, run_id in enumerate(ids):
+        assert invoke(score_command, [str(write_run(tmp_path, run_id, f"2026-12-05T0{7 + i}:00:00")), "--json"]).exit_code == 0
+    monkeypatch.delenv("COLUMNS", raising=False)  # a pipe or a log file: rich would assume 80 columns
+    listed = CliRunner().invoke(runs_group, ["list", "--output-dir", str(tmp_path)])
+    assert listed.exit_code == 0, listed.output
+    assert "…" not in listed.output
+    for run_id in ids:
+        assert run_id in listed.output
+    header = next(line for line in listed.output.splitlines() if "run id" in line)
+    for column in ("domain", "status", "started", "key metric", "record", "verdict", "objective"):
+        assert column in header
+    assert "test · rescored" in listed.output  # which evaluation record and who scored
+
+
+def test_score_says_which_record_it_scores_and_keeps_the_runs_own(tmp_path: Path, toy_manager: PluginManager) -> None:
+    run_dir = write_run(tmp_path, "r1", "2026-01-01T00:00:00")
+    training_report = {"run_id": "r1", "source": {"splits": {"full": "test"}, "scored_by": "run"}}
+    (run_dir / "benefit.json").write_text(json.dumps(training_report))
+    out = json.loads(invoke(score_command, [str(run_dir), "--json", "--lambda", "4"]).output)
+    assert out["source"] == ("scores the test evaluation recorded when the run trained; rescored by `domainfm score` "
+                             "(lambda: 1.0 -> 4.0)")
+    history = run_dir / "evaluations" / "history"
+    assert json.loads((history / "benefit-at-training.json").read_text()) == training_report
+    record = json.loads(Path(out["paths"]["history"]).read_text())
+    assert record["kind"] == "score" and record["splits"] == {"full": "test"} and record["changes"] == ["lambda: 1.0 -> 4.0"]
+    report = json.loads((run_dir / "benefit.json").read_text())
+    assert report["source"]["scored_by"] == "score" and report["source"]["history"].startswith("evaluations/history/")
+    assert "rescored by" in (run_dir / "report.html").read_text()
+    # a second rescore adds a record and keeps the first kept report
+    out2 = json.loads(invoke(score_command, [str(run_dir), "--json", "--set", "benefit.assumptions.error_penalty=1"]).output)
+    assert out2["paths"]["history"] != out["paths"]["history"]
+    assert json.loads((history / "benefit-at-training.json").read_text()) == training_report
+    assert len(list(history.glob("*-score.json"))) == 2
+
+
+def test_score_refuses_evaluations_of_another_split_than_the_runs(tmp_path: Path, toy_manager: PluginManager) -> None:
+    run_dir = write_run(tmp_path, "r1", "2026-01-01T00:00:00")
+    ev = json.loads((run_dir / "evaluations" / "full.json").read_text())
+    ev["split"] = "validation"  # what `domainfm evaluate --split validation` used to leave behind
+    (run_dir / "evaluations" / "full.json").write_text(json.dumps(ev))
+    result = invoke(score_command, [str(run_dir)])
+    assert isinstance(result.exception, DataError)
+    assert "full.json: holds the 'validation' split, but the run is judged on 'test'" in str(result.exception)
+
+
+def test_runs_compare_says_which_record_each_side_shows(tmp_path: Path, toy_manager: PluginManager) -> None:
+    a = write_run(tmp_path, "r1", "2026-01-01T00:00:00")
+    b = write_run(tmp_path, "r2", "2026-01-02T00:00:00")
+    for run_dir in (a, b):
+        assert invoke(score_command, [str(run_dir), "--json"]).exit_code == 0
+    assert invoke(score_command, [str(b), "--json", "--lambda", "3"]).exit_code == 0
+    shown = invoke(runs_group, ["compare", "r1", "r2", "--output-dir", str(tmp_path)])
+    assert shown.exit_code == 0
+    assert "before: r1: the report scores the test evaluation recorded when the run trained" in shown.output
+    assert "after: r2: the report scores the test evaluation recorded when the run trained; rescored" in shown.output
+    compared = json.loads(invoke(runs_group, ["compare", "r1", "r2", "--output-dir", str(tmp_path), "--json"]).output)
+    record = next(c for c in compared["benefit"][0]["changes"] if c["section"] == "record")
+    assert record["before"] == record["after"] == "test · rescored"

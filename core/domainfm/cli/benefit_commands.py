@@ -19,12 +19,14 @@ def _console() -> Any:
 
 
 @click.command("score")
-@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("run_ref", metavar="RUN")
 @click.option("--lambda", "lambda_", type=float, help="Weight of social benefit R_S in the objective.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a config field, e.g. benefit.assumptions.hourly_cost=40 or benefit.limits.resource_co2=1.")
 @click.option("--json", "as_json", is_flag=True, help="Print benefit.json's decision summary as JSON instead of a table.")
-def score_command(run_dir: str, lambda_: float | None, overrides: tuple[str, ...], as_json: bool) -> None:
+@click.option("--output-dir", default="runs", show_default=True, type=click.Path(file_okay=False),
+              help="Where a domain name's runs are looked up.")
+def score_command(run_ref: str, lambda_: float | None, overrides: tuple[str, ...], as_json: bool, output_dir: str) -> None:
     """Recompute the benefit report (benefit.json, report.html) of a run directory with other weights.
 
     It always scores the evaluations the run recorded when it trained (never a later `domainfm evaluate`); the
@@ -37,7 +39,7 @@ def score_command(run_dir: str, lambda_: float | None, overrides: tuple[str, ...
     from domainfm.benefit.runs import context_from_run, read_evaluations, read_run_json
     from domainfm.run_history import check_training_splits, keep_training_report, save_score, score_changes
 
-    ctx = context_from_run(run_dir, overrides, lambda_)
+    ctx = context_from_run(_run_dir(run_ref, output_dir), overrides, lambda_)
     run = read_run_json(ctx.run_dir)
     evaluations = read_evaluations(ctx.run_dir)
     check_override_names(  # a mistyped --set benefit.assumptions/limits name fails here, with the nearest name
@@ -70,6 +72,22 @@ def score_command(run_dir: str, lambda_: float | None, overrides: tuple[str, ...
     console.print(f"this report {report.source.describe()}")
     for name, path in {**paths, "history": history}.items():
         console.print(f"{name}: {path}")
+
+
+def _run_dir(ref: str, output_dir: str) -> Path:
+    """RUN as a run directory: a folder with run.json as it is (it may have no model), anything else through the
+    model resolver (an artifact directory, a domain name or folder: its newest trained run)."""
+    from domainfm.errors import DataError
+    from domainfm.run_layout import resolve_model
+
+    if (Path(ref) / "run.json").is_file():
+        return Path(ref)
+    layout = resolve_model(ref, output_dir=output_dir)
+    if layout.run_dir is None:
+        raise DataError(f"{ref}: an artifact outside any run; score needs a run directory (runs/<domain>/<run id>)")
+    if layout.source == "domain":
+        click.echo(f"using the newest run of {ref}: {layout.run_dir}", err=True)
+    return layout.run_dir
 
 
 @click.group("runs")
