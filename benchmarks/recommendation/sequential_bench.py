@@ -207,6 +207,9 @@ def main() -> None:
     parser.add_argument("--trial-minutes", type=float, default=8.0,
                         help="wall-clock cap per trial (training stops after the epoch that passes it)")
     parser.add_argument("--max-len", type=int, default=50, help="history length (RecBole MAX_ITEM_LIST_LENGTH)")
+    parser.add_argument("--finish-by", default=None, metavar="HH:MM",
+                        help="UTC time to be done by: each trial's cap shrinks to fit the trainings left; a model "
+                        "whose trials would get under a minute each is skipped (and says so)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--base-model", default="sentence-transformers/all-MiniLM-L6-v2")
     parser.add_argument("--threads", type=int, default=2)
@@ -244,6 +247,10 @@ def main() -> None:
     if unknown:
         sys.exit(f"--models: unknown {unknown}; choose from {[*BASELINES, OURS]}")
     grid = grids(args.max_len)
+    finish_by = None
+    if args.finish_by:
+        hour, minute = (int(x) for x in args.finish_by.split(":"))
+        finish_by = datetime.now(timezone.utc).replace(hour=hour, minute=minute, second=0, microsecond=0)
     budget = {"trials_per_model": args.trials, "max_epochs": args.max_epochs, "patience": args.patience,
               "trial_minutes_cap": args.trial_minutes,
               "selection": "validation NDCG@10 (train histories) per epoch, best configuration and epoch count "
@@ -256,24 +263,35 @@ def main() -> None:
         if any(m in BASELINES for m in models):
             for run, folder in folders.items():
                 rr.write_atomic_files(folder, ix, run, args.max_len)
-        for name in models:
+        skipped: dict[str, str] = {}
+        for n, name in enumerate(models):
             t0 = time.perf_counter()
+            trial_seconds = args.trial_minutes * 60
+            if finish_by is not None:
+                slots = sum(args.trials + (2 if m == OURS else 1) for m in models[n:])
+                trial_seconds = min(trial_seconds, (finish_by - datetime.now(timezone.utc)).total_seconds() / slots)
+                if trial_seconds < 60:
+                    skipped[name] = f"not run: under a minute per trial left before --finish-by {args.finish_by}"
+                    log(f"{name} {skipped[name]}")
+                    details[name] = {"not_run": skipped[name]}
+                    write(args, table, details, budget, recbole_version, started_all)
+                    continue
             if name == OURS:
                 cache = None if args.data == "demo" else HERE / "work" / "embeddings.npy"
                 embeddings, embed_seconds, _ = embed(ix.texts, args.base_model, "cpu", cache)
                 out = run_ours(grid[name][: args.trials], ix, embeddings, args.max_epochs, args.patience, args.seed,
-                               args.base_model, args.trial_minutes * 60)
+                               args.base_model, trial_seconds)
                 out["embed_seconds"] = embed_seconds
             else:
                 out = run_recbole(name, grid[name][: args.trials], ix, folders, args.max_len, args.max_epochs,
-                                  args.patience, args.seed, args.trial_minutes * 60)
+                                  args.patience, args.seed, trial_seconds)
             result = out.pop("result")
             out.pop("model", None)
             metrics = all_metrics(result, popularity, len(ix.users))
             metrics.update(cold_item_stats(result, ix))
             out["seconds"] = time.perf_counter() - t0
             out["date"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-            out["trial_budget"] = budget
+            out["trial_budget"] = {**budget, "trial_seconds_cap": trial_seconds}
             table[name] = metrics
             details[name] = out
             log(f"{name} test {json.dumps(metrics)}")
