@@ -10,12 +10,14 @@ Fixtures:
 Functions:
 
 - :func:`build_tiny_model` builds the tiny model anywhere;
+- :func:`build_tiny_classifier_artifact` saves it as a ready classifier artifact (random head, a chosen calibrator);
 - :func:`check_plugin_contract` runs every stage of a domain on small data and validates each result.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,6 +88,51 @@ def build_tiny_model(path: str | Path, hidden_size: int = 32, layers: int = 2, v
     return path
 
 
+def build_tiny_classifier_artifact(
+    path: str | Path,
+    *,
+    labels: tuple[str, ...] = ("negative", "neutral", "positive"),
+    calibrator: dict[str, Any] | None = None,
+    domain: str = "text_classification",
+    logit_scale: float = 2.0,
+    max_length: int = 32,
+) -> Path:
+    """A ready ``hf-sequence-classification`` artifact (no training): the tiny BERT with a random head whose weights
+    are drawn with scale ``logit_scale`` (so confidences spread over (1/K, 1) instead of sitting at 1/K), its tokenizer,
+    and ``domainfm-artifact.json`` with ``calibrator`` (default: temperature 2.5). Loads like a trained model."""
+    import torch
+    from transformers import BertForSequenceClassification
+
+    path = Path(path)
+    base = build_tiny_model(path.parent / f".{path.name}-base")
+    torch.manual_seed(1)
+    model = BertForSequenceClassification.from_pretrained(
+        str(base), num_labels=len(labels), id2label=dict(enumerate(labels)), label2id={n: i for i, n in enumerate(labels)}
+    )
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(base))
+    model.eval()
+    with torch.no_grad():
+        # a random head sees pooled features that barely differ between texts; centring and scaling it on the tiny
+        # corpus gives logits of spread ``logit_scale``, so texts get different labels and confidences
+        pooled = model.bert(**tokenizer(TINY_CORPUS, padding=True, return_tensors="pt")).pooler_output
+        centre = pooled.mean(0)
+        weight = torch.randn(len(labels), pooled.shape[1])
+        spread = ((pooled - centre) @ weight.T).std()
+        model.classifier.weight.copy_(weight * logit_scale / spread)
+        model.classifier.bias.copy_(-(model.classifier.weight @ centre))
+    model.save_pretrained(str(path), safe_serialization=True)
+    tokenizer.save_pretrained(str(path))
+    Artifact(
+        path=path, domain=domain, kind="hf-sequence-classification", base_model=str(base), label_names=list(labels),
+        device="cpu", metadata={"mode": "full", "max_length": max_length, "text_column": "text",
+                                "inference_dtype": "float32",
+                                "calibrator": calibrator or {"kind": "temperature", "temperature": 2.5}},
+    ).save_metadata()
+    return path
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))
@@ -121,6 +168,8 @@ def shared_data_dir() -> Path:
 
 @dataclass
 class ContractReport:
+    """What :func:`check_plugin_contract` ran: each stage's result, the benefit report and the stages seen."""
+
     domain: str
     spec: DomainSpec
     data: DataBundle
@@ -129,6 +178,12 @@ class ContractReport:
     evaluation: Evaluation
     contributions: list[Any]
     stages: list[str] = field(default_factory=list)
+    report: Any = None
+    run_dir: Path | None = None
+
+
+FOREIGN_DOMAIN = "contract_check_foreign_domain"
+HEAVY_MODULES = ("torch", "transformers", "datasets", "sentence_transformers", "faiss")
 
 
 def check_plugin_contract(
@@ -140,14 +195,31 @@ def check_plugin_contract(
     overrides: list[str] | None = None,
     output_dir: Path,
     n_predict: int = 3,
+    check_light_import: bool = True,
 ) -> ContractReport:
-    """Run every stage of ``domain`` and assert each result honours the hook contract."""
+    """Run every stage of ``domain`` as ``domainfm run`` does and assert each result honours the hook contract.
+
+    ``config`` (or ``overrides``, ``--set``-style strings such as ``model.base=<tiny_model_dir>``) configures the
+    run; it is written under ``output_dir/<domain>/<run id>/`` with ``run.json``, so commands that take a domain
+    name find it as the newest run. Checked, each failure an ``AssertionError`` naming the rule:
+
+    - importing the plugin's module imports none of :data:`HEAVY_MODULES` (``check_light_import``);
+    - every stage returns the documented type; the artifact is saved and reloads; one prediction per record;
+    - ``Evaluation.outcomes`` is present, one entry per item (the benefit engine reads nothing else);
+    - the plugin's own stage hooks return None for a domain that is not theirs;
+    - the terms it declares in ``DomainSpec.benefit_terms`` are the terms it returns (name, objective, unit);
+    - every term gives one finite value per item, every constraint a finite value or None;
+    - the benefit engine scores the evaluation end to end and writes ``benefit.json`` and ``report.html``.
+    """
     from domainfm.runner import Runner
 
     cfg = config or build_config(None, [f"output_dir={output_dir}", *(overrides or [])])
     runner = Runner(pm, cfg)
     spec = pm.domain(domain)
+    if check_light_import:
+        assert_light_import(pm, spec)
     ctx = runner.context(domain)
+    runner.write_run_json(ctx, status="running")
     seen: list[str] = []
     pm.register(_StageRecorder(seen), name=f"contract-recorder-{ctx.run_id}")
     try:
@@ -165,21 +237,114 @@ def check_plugin_contract(
         assert len(predictions) == len(records), "predict must return one Prediction per record"
         evaluation = runner.evaluate(ctx, predictor, data, split)
         assert evaluation.key_metric in evaluation.metrics
-        if evaluation.outcomes is not None:
-            assert len(evaluation.outcomes) == evaluation.n_items, "outcomes must have one entry per item"
+        assert evaluation.outcomes is not None, (
+            "evaluate must return Evaluation.outcomes (confidence and quality per item): the benefit engine reads them"
+        )
+        assert len(evaluation.outcomes) == evaluation.n_items, "outcomes must have one entry per item"
+        _assert_foreign_domain_is_ignored(pm, spec, ctx, data, reloaded, predictor, records, split)
         contributions = pm.hooks.benefit_terms(ctx, domain, evaluation)
-        if evaluation.outcomes is not None:
-            batch = item_batch(evaluation, threshold=0.0, resources=ctx.resources)
-            for item in contributions:
-                if isinstance(item, Constraint):
-                    value = item.measure(batch)
-                    assert value is None or np.isfinite(value), f"constraint {item.name} returned {value}"
-                else:
-                    values = np.asarray(item.utility(batch), dtype=float)
-                    assert values.shape == (len(batch),), f"term {item.name}: utility must give one value per item"
+        _assert_declared_terms_are_returned(pm, spec, ctx, evaluation)
+        batch = item_batch(evaluation, threshold=0.0, resources=ctx.resources)
+        for item in contributions:
+            if isinstance(item, Constraint):
+                value = item.measure(batch)
+                assert value is None or np.isfinite(value), f"constraint {item.name} returned {value}"
+            else:
+                values = np.asarray(item.utility(batch), dtype=float)
+                assert values.shape == (len(batch),), f"term {item.name}: utility must give one value per item"
+                assert np.isfinite(values).all(), f"term {item.name}: utility gave a value that is not finite"
+        variant = str(reloaded.metadata.get("variant", cfg.model.mode))
+        runner.save_evaluations(ctx, {variant: evaluation})
+        report = runner.benefit(ctx, {variant: evaluation})
+        paths = runner.write_report(ctx, report)
+        assert report.verdict in ("pass", "fail", "unverified"), f"unknown verdict {report.verdict!r}"
+        assert all(Path(p).is_file() for p in paths.values()), "the benefit report must be written"
+    except BaseException as exc:
+        runner.write_run_json(ctx, status="failed", error=f"{type(exc).__name__}: {exc}")
+        raise
     finally:
         pm.unregister(f"contract-recorder-{ctx.run_id}")
-    return ContractReport(domain, spec, data, artifact, predictions, evaluation, contributions, seen)
+    runner.write_run_json(ctx, status="finished")
+    return ContractReport(domain, spec, data, artifact, predictions, evaluation, contributions, seen, report, ctx.run_dir)
+
+
+def assert_light_import(pm: PluginManager, spec: DomainSpec) -> None:
+    """Importing the module that implements ``spec`` imports none of :data:`HEAVY_MODULES` (a fresh interpreter)."""
+    import subprocess
+
+    module = _plugin_module(pm, spec)
+    if module is None:
+        return
+    code = (f"import sys, importlib; importlib.import_module({module!r}); "
+            f"print(','.join(m for m in {HEAVY_MODULES!r} if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert not out, f"importing {module} imports {out}: import heavy modules inside hook functions"
+
+
+def _plugin_object(pm: PluginManager, spec: DomainSpec) -> Any:
+    plugin = pm.pm.get_plugin(spec.plugin) if spec.plugin else None
+    return getattr(plugin, "original", plugin)
+
+
+def _plugin_module(pm: PluginManager, spec: DomainSpec) -> str | None:
+    plugin = _plugin_object(pm, spec)
+    name = getattr(plugin, "__name__", None) or getattr(type(plugin), "__module__", None)
+    return name if isinstance(name, str) and name in sys.modules else None
+
+
+def _own_impls(pm: PluginManager, spec: DomainSpec, hook: str) -> list[Any]:
+    """The plugin's own (non-wrapper) implementations of ``hook``, unguarded."""
+    plugin = _plugin_object(pm, spec)
+    if plugin is None:
+        return []
+    impls = []
+    for attr in dir(plugin):
+        opts = pm.pm.parse_hookimpl_opts(plugin, attr)
+        if opts is None or (opts.get("specname") or attr) != hook or opts.get("wrapper") or opts.get("hookwrapper"):
+            continue
+        impls.append(getattr(plugin, attr))
+    return impls
+
+
+def _assert_foreign_domain_is_ignored(
+    pm: PluginManager, spec: DomainSpec, ctx: Any, data: DataBundle, artifact: Artifact, predictor: Any,
+    records: list[dict[str, Any]], split: str,
+) -> None:
+    calls = {
+        "domainfm_load_data": {"source": "demo"},
+        "domainfm_train": {"data": data},
+        "domainfm_load_predictor": {"artifact": artifact},
+        "domainfm_predict": {"predictor": predictor, "records": records},
+        "domainfm_evaluate": {"predictor": predictor, "data": data, "split": split},
+    }
+    for hook, kwargs in calls.items():
+        for impl in _own_impls(pm, spec, hook):
+            result = impl(ctx=ctx, domain=FOREIGN_DOMAIN, **kwargs)
+            assert result is None, (
+                f"{spec.plugin}.{hook} returned {type(result).__name__} for domain {FOREIGN_DOMAIN!r}: "
+                "a stage hook must return None for domains that are not its own"
+            )
+
+
+def _assert_declared_terms_are_returned(pm: PluginManager, spec: DomainSpec, ctx: Any, evaluation: Evaluation) -> None:
+    from domainfm.types import BenefitTerm
+
+    own = [item for impl in _own_impls(pm, spec, "domainfm_benefit_terms")
+           for item in (impl(ctx=ctx, domain=spec.name, evaluation=evaluation) or [])]
+    returned = {item.name: item for item in own}
+    for info in spec.benefit_terms:
+        item = returned.get(info.name)
+        assert item is not None, (
+            f"DomainSpec.benefit_terms declares {info.name!r} but domainfm_benefit_terms does not return it; "
+            f"returned: {sorted(returned)}"
+        )
+        kind = "constraint" if isinstance(item, Constraint) else item.objective
+        assert (kind, item.unit) == (info.objective, info.unit), (
+            f"{info.name}: declared as {info.objective} in {info.unit!r}, returned as {kind} in {item.unit!r}"
+        )
+    declared = {info.name for info in spec.benefit_terms}
+    undeclared = sorted(n for n, item in returned.items() if isinstance(item, BenefitTerm) and n not in declared)
+    assert not undeclared, f"domainfm_benefit_terms returns terms DomainSpec.benefit_terms does not declare: {undeclared}"
 
 
 def item_batch(evaluation: Evaluation, threshold: float, resources: Any = None) -> ItemBatch:

@@ -35,7 +35,7 @@ def domainfm_domains() -> list[DomainSpec]:
             metrics=["accuracy", "macro_f1", "weighted_f1", "ece", "top3_accuracy"],
             key_metric="macro_f1",
             benefit_terms=[
-                BenefitTermInfo(name="items_automated", objective="business", unit="items"),
+                BenefitTermInfo(name="handling_cost_saved", objective="business", unit="currency"),
             ],
             record_model=TextPairRecord,
         )

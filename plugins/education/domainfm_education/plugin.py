@@ -42,9 +42,10 @@ def domainfm_domains() -> list[DomainSpec]:
             key_metric="macro_f1",
             benefit_terms=[
                 BenefitTermInfo(name="teacher_hours_saved", objective="business", unit="h"),
-                BenefitTermInfo(name="answers_auto_graded", objective="business", unit="answers"),
                 BenefitTermInfo(name="feedback_latency_days_saved", objective="social", unit="student-days"),
-                BenefitTermInfo(name="grading_accuracy_gap", objective="constraint", unit="accuracy points"),
+                BenefitTermInfo(name="auto_graded_precision", objective="constraint", unit="accuracy"),
+                BenefitTermInfo(name="grading_accuracy_gap_corpus", objective="constraint", unit="accuracy points"),
+                BenefitTermInfo(name="grading_accuracy_gap_question", objective="constraint", unit="accuracy points"),
             ],
             cli_group="edu",
             record_model=GradingRecord,
@@ -60,8 +61,8 @@ def domainfm_domains() -> list[DomainSpec]:
             metrics=["auc", "accuracy", "rmse", "recommendation_ndcg_at_3", "mastery_future_auc"],
             key_metric="auc",
             benefit_terms=[
-                BenefitTermInfo(name="remediation_reach", objective="social", unit="students"),
-                BenefitTermInfo(name="practice_minutes_targeted", objective="business", unit="min"),
+                BenefitTermInfo(name="remediation_reach", objective="social", unit="weak spots"),
+                BenefitTermInfo(name="practice_minutes_saved", objective="business", unit="min"),
             ],
             cli_group="edu",
             record_model=KnowledgeTracingRecord,

@@ -44,7 +44,7 @@ def domainfm_domains() -> list[DomainSpec]:
                 BenefitTermInfo(name="alert_lead_time", objective="business", unit="EUR"),
                 BenefitTermInfo(name="retail_early_warning", objective="social", unit="reader-hours"),
                 BenefitTermInfo(name="source_accuracy_gap", objective="constraint", unit="accuracy (fraction)"),
-                BenefitTermInfo(name="negative_miss_rate", objective="constraint", unit="fraction"),
+                BenefitTermInfo(name="negative_miss_rate", objective="constraint", unit="fraction of negative items"),
                 BenefitTermInfo(name="calibration_ece", objective="constraint", unit="ECE"),
                 BenefitTermInfo(name="train_seconds", objective="constraint", unit="s"),
             ],
