@@ -385,6 +385,9 @@ def _add_optional_commands(root: click.Group) -> None:
         root.add_command(runs_group, "runs")
     except ImportError:
         pass
+    from domainfm.cli.export_command import export_command
+
+    root.add_command(export_command, "export")
     try:
         from domainfm.cli.serve_command import serve_command
 
