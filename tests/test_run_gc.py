@@ -40,6 +40,8 @@ def build(root: Path) -> dict[str, Path]:
         "summary": blob(finished / "checkpoints" / "trainer_state_summary.json", 7),
         "variant_ckpt": blob(finished / "variants" / "lora" / "checkpoints" / "checkpoint-4" / "adapter.bin", 300),
         "finished_tmp": blob(finished / ".metrics.json.k2j3.tmp", 11),
+        "teacher_ckpt": blob(finished / "teacher" / "checkpoints" / "checkpoint-6" / "model.safetensors", 70),
+        "model_named_checkpoints": blob(finished / "artifact" / "checkpoints" / "weights.bin", 5),  # a model's own
         "trained_ckpt": blob(trained / "checkpoints" / "checkpoint-2" / "model.safetensors", 200),
         "failed_ckpt": blob(failed / "checkpoints" / "checkpoint-3" / "model.safetensors", 400),  # resume needs it
         "failed_tmp": blob(failed / "artifact" / ".model.safetensors.a1.tmp", 13),
@@ -49,8 +51,8 @@ def build(root: Path) -> dict[str, Path]:
     }
 
 
-RECLAIMED = 1000 + 500 + 300 + 11 + 200 + 13 + 19
-KEPT = ("summary", "failed_ckpt", "running_ckpt", "running_fresh_tmp")
+RECLAIMED = 1000 + 500 + 300 + 11 + 70 + 200 + 13 + 19
+KEPT = ("summary", "failed_ckpt", "running_ckpt", "running_fresh_tmp", "model_named_checkpoints")
 
 
 def test_plan_takes_finished_checkpoints_and_stale_temporaries_only(tmp_path: Path) -> None:

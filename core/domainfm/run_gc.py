@@ -61,6 +61,22 @@ def remove_checkpoints(checkpoint_dir: Path) -> int:
     return freed
 
 
+def run_checkpoint_dirs(run_dir: Path) -> list[Path]:
+    """Every ``checkpoints`` folder of a run: the run's, each variant's, a teacher's or an ensemble member's
+    (model folders named ``artifact`` are not searched)."""
+    found = []
+    for root, dirs, _files in os.walk(run_dir):
+        if "checkpoints" in dirs:
+            found.append(Path(root) / "checkpoints")
+        dirs[:] = [d for d in dirs if d not in ("checkpoints", "artifact")]
+    return sorted(found)
+
+
+def remove_run_checkpoints(run_dir: Path) -> int:
+    """Delete every checkpoint of a run that finished; returns the bytes freed."""
+    return sum(remove_checkpoints(folder) for folder in run_checkpoint_dirs(run_dir))
+
+
 def plan(output_dir: str | Path, tmp_age_s: float = 3600.0, now: float | None = None) -> list[Reclaimable]:
     """Everything ``runs gc`` would remove under ``output_dir`` (``<domain>/<run id>/`` folders)."""
     now = time.time() if now is None else now
@@ -68,7 +84,7 @@ def plan(output_dir: str | Path, tmp_age_s: float = 3600.0, now: float | None = 
     for run_dir in sorted(p.parent for p in Path(output_dir).glob(f"*/*/{RUN_JSON}")):
         status = _status(run_dir)
         if status in DONE:
-            for folder in [run_dir / "checkpoints", *sorted(run_dir.glob("variants/*/checkpoints"))]:
+            for folder in run_checkpoint_dirs(run_dir):
                 items += [Reclaimable(e, size_of(e), f"checkpoint of a {status} run") for e in checkpoint_entries(folder)]
         claimed = {i.path for i in items}
         for tmp in _temporaries(run_dir):

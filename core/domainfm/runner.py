@@ -222,10 +222,10 @@ class Runner:
     def remove_checkpoints(self, contexts: Sequence[RunContext]) -> None:
         """Delete the training checkpoints of a run that finished (a failed or killed run keeps them to resume
         from); ``domainfm runs gc`` reclaims those of runs finished before this existed."""
-        from domainfm.run_gc import remove_checkpoints
+        from domainfm.run_gc import remove_run_checkpoints
 
-        for vctx in contexts:
-            remove_checkpoints(vctx.checkpoint_dir)
+        for run_dir in {vctx.run_dir for vctx in contexts}:
+            remove_run_checkpoints(run_dir)
 
     def write_report(self, ctx: RunContext, report: Any) -> dict[str, Path]:
         from domainfm import benefit
