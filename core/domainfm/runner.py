@@ -222,8 +222,12 @@ class Runner:
     def remove_checkpoints(self, contexts: Sequence[RunContext]) -> None:
         """Delete the training checkpoints of a run that finished (a failed or killed run keeps them to resume
         from); ``domainfm runs gc`` reclaims those of runs finished before this existed."""
+        import os
+
         from domainfm.run_gc import remove_run_checkpoints
 
+        if os.environ.get("RANK", "0") != "0":  # under torchrun only the main process touches the run folder
+            return
         for run_dir in {vctx.run_dir for vctx in contexts}:
             remove_run_checkpoints(run_dir)
 
