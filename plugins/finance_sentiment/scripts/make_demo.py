@@ -190,7 +190,7 @@ def make() -> tuple[list[dict[str, object]], dict[str, object]]:
         )
         return True
 
-    for _ in range(330):
+    for _ in range(1000):  # enough test items per source and entity for the fairness checks (issue 22.7)
         ts = START + timedelta(seconds=rng.uniform(0, DAYS * 86400))
         add(ts, pick(rng, TOPIC_MIX), pick(rng, LABEL_MIX), rng.choice(COMPANIES))
     planted = 0

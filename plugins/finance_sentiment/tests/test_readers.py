@@ -100,7 +100,7 @@ def test_tfns_label_mapping(tmp_path: Path) -> None:
 
 def test_demo_set_is_original_and_complete() -> None:
     rows, meta = read_source("demo")
-    assert 300 <= len(rows) <= 500 and meta["duplicates_dropped"] == 0
+    assert 800 <= len(rows) <= 1100 and meta["duplicates_dropped"] == 0
     assert set(Counter(r["label"] for r in rows)) == set(LABELS)
     assert all({"timestamp", "topic", "source", "entity"} <= set(r) for r in rows)
     truth = json.loads((demo_path().parent / "surge_truth.json").read_text())
