@@ -62,13 +62,13 @@ def test_evaluate_and_score_never_change_the_runs_test_evaluation(run_dir: Path)
 
     ev = domainfm("--no-autoload", "evaluate", str(run_dir), "--split", "validation")
     assert ev.returncode == 0, ev.stderr[-2000:]
+    for name, content in frozen.items():
+        assert (run_dir / name).read_bytes() == content, f"{name} was rewritten by evaluate"
     out = json.loads(ev.stdout)
     assert out["split"] == "validation" and out["record"].startswith("history")
     record = json.loads(Path(out["written"]).read_text())
     assert record["kind"] == "evaluate" and record["split"] == "validation" and record["variant"] == "full"
     assert "split: test -> validation" in record["changes"] and record["recorded_at"]
-    for name, content in frozen.items():
-        assert (run_dir / name).read_bytes() == content, f"{name} was rewritten by evaluate"
 
     scored = domainfm("--no-autoload", "score", str(run_dir), "--lambda", "2", "--json")
     assert scored.returncode == 0, scored.stderr[-2000:]
