@@ -59,7 +59,7 @@ def test_run_predict_evaluate_on_a_tiny_model(tmp_path: Path, tiny_model_dir: Pa
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--set", "model.mode=fast"], "model.mode: Input should be 'full', 'head', 'lora', 'lpft' or 'contrastive'"),
+        (["--set", "model.mode=fast"], "model.mode: Input should be 'full', 'head', 'lora', 'lpft'"),  # ... or the last mode
         (["--set", "train.epochs=-1"], "train.epochs: Input should be greater than 0"),
         (["--set", "train.batchsize=8"], "train.batchsize: Extra inputs are not permitted"),
         (["--set", "noequals"], "expected key=value"),

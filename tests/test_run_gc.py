@@ -59,7 +59,7 @@ def test_plan_takes_finished_checkpoints_and_stale_temporaries_only(tmp_path: Pa
     files = build(tmp_path)
     items = plan(tmp_path)
     assert sum(i.bytes for i in items) == RECLAIMED
-    removed = {p for i in items for p in [i.path]}
+    removed = {i.path for i in items}
     for name in KEPT:
         assert not any(files[name] == r or r in files[name].parents for r in removed), name
 
