@@ -65,8 +65,8 @@ def obtain_teacher(
     done = tctx.artifact_dir / ARTIFACT_METADATA
     if done.is_file():
         artifact = Artifact.load(tctx.artifact_dir)
-        if "temperature" in artifact.metadata or "calibrator" in artifact.metadata:
-            return _checked(artifact, labels, str(tctx.artifact_dir)), False
+        if "temperature" in artifact.metadata or "calibrator" in artifact.metadata:  # trained before a kill
+            return _checked(artifact, labels, str(tctx.artifact_dir)), True
     if ctx.pm is not None and ctx.state.get(RUN_DATA) is data:
         artifact = ctx.pm.hooks.train(tctx, ctx.domain, data)
         if artifact is None:
