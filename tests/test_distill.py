@@ -206,6 +206,14 @@ def test_text_pairs_distil_without_a_plugin_manager(tmp_path: Path, tiny_model_d
     probs = TextClassifierPredictor.load(artifact).predict_proba(["the bank answer"], ["the bank reference"])
     assert probs.shape == (1, 3) and np.isclose(probs.sum(), 1.0)
 
+    from domainfm.engine.distill import obtain_teacher
+
+    def no_training(_ctx: RunContext) -> Artifact:
+        raise AssertionError("a re-run must reuse the teacher this run already trained")
+
+    again, trained = obtain_teacher(ctx, _pair_bundle(), ["wrong", "partial", "right"], no_training)
+    assert trained is True and again.path == teacher.path  # resumed: the calibrated teacher is found again
+
 
 def test_text_pairs_refuse_a_plain_text_file_of_unlabelled_text(tmp_path: Path, tiny_model_dir: Path) -> None:
     from domainfm.engine.distill import read_unlabelled
