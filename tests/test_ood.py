@@ -129,3 +129,29 @@ def test_a_near_source_counts_as_much_as_a_large_far_one() -> None:
     chosen, report = compare_methods({"far": far, "near": near}, 0.05, fallback="a")
     assert chosen == "b"
     assert report["b"]["mean_recall"] == pytest.approx((report["b"]["far"]["out_of_scope_recall"] + report["b"]["near"]["out_of_scope_recall"]) / 2)
+
+
+def test_a_combination_flags_what_either_component_sees(clusters: dict[str, np.ndarray], tmp_path: Path) -> None:
+    from domainfm.engine.ood import combine, combine_held
+
+    knn = fit_scorer("knn", train_features=clusters["train"], train_labels=clusters["y"], k=5)
+    msp = fit_scorer("msp")
+    # the classifier hesitates on `near` (flat probabilities) but it sits inside a known cluster; `far` is the reverse
+    near_x, far_x = clusters["valid"][:20], clusters["held_out"][:20]
+    confident, flat = np.tile([0.97, 0.01, 0.01, 0.01], (20, 1)), np.full((20, 4), 0.25)
+    in_x, in_p = clusters["valid"][20:], np.tile([0.9, 0.04, 0.03, 0.03], (60, 1))
+    in_p[::7] = [0.6, 0.2, 0.1, 0.1]
+    held = {m: HeldOut(s.score(probs=in_p, features=in_x), np.r_[s.score(probs=flat, features=near_x), s.score(probs=confident, features=far_x)])
+            for m, s in (("msp", msp), ("knn", knn))}
+    both = combine_held([held["msp"], held["knn"]])
+    chosen, report = compare_methods({"v": {**held, "msp+knn": both}}, 0.05, fallback="msp")
+    alone = max(report["msp"]["v"]["out_of_scope_recall"], report["knn"]["v"]["out_of_scope_recall"])
+    assert chosen == "msp+knn" and report["msp+knn"]["v"]["out_of_scope_recall"] >= 0.85 > 0.6 >= alone
+    scorer = combine([msp, knn], [held["msp"].in_scores, held["knn"].in_scores])
+    assert scorer.method == "msp+knn" and scorer.needs_features
+    assert np.allclose(scorer.score(probs=in_p, features=in_x), both.in_scores)
+    scorer.save(tmp_path / "c.safetensors")
+    again = OodScorer.load(scorer.spec(), tmp_path / "c.safetensors")
+    assert np.allclose(again.score(probs=flat, features=near_x), scorer.score(probs=flat, features=near_x))
+    with pytest.raises(ValueError, match="combination"):
+        OodScorer("msp+msp")

@@ -8,7 +8,10 @@ Every scorer returns one number per input, higher meaning more likely out of sco
 - ``mahalanobis``: the smallest Mahalanobis distance to a class mean, with one covariance shared by the classes
   and shrunk by Ledoit-Wolf (Lee et al., 2018);
 - ``oos_class``: the probability of an explicit out-of-scope class in a logistic regression on the embeddings,
-  trained with a pool of unlabelled texts from elsewhere (a negative pool) as that class.
+  trained with a pool of unlabelled texts from elsewhere (a negative pool) as that class;
+- combinations such as ``msp+knn`` (:func:`combine`): the larger of the components' scores, each standardised
+  by its mean and standard deviation on held-out in-scope inputs, so that an input far from every known label
+  (what embedding distances see) and one the classifier hesitates on (what the softmax sees) are both flagged.
 
 Thresholds are chosen on held-out data for a stated rate of in-scope inputs flagged
 (:func:`threshold_for_rate`), and the method is chosen by the share of held-out out-of-scope inputs flagged
@@ -25,7 +28,9 @@ from typing import Any
 import numpy as np
 
 METHODS = ("msp", "energy", "knn", "mahalanobis", "oos_class")
+LOGIT_METHODS = ("msp", "energy")
 FEATURE_METHODS = ("knn", "mahalanobis", "oos_class")
+COMBINE_SEP = "+"
 DEFAULT_K = 10
 DEFAULT_OOS_C = 8.0
 
@@ -39,17 +44,22 @@ class OodScorer:
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ValueError(f"out-of-scope method {self.method!r} is not one of {', '.join(METHODS)}")
+        parts = self.method.split(COMBINE_SEP)
+        if any(p not in METHODS for p in parts) or len(set(parts)) != len(parts):
+            raise ValueError(f"out-of-scope method {self.method!r} is not one of {', '.join(METHODS)} "
+                             f"or a combination of them joined by {COMBINE_SEP!r}")
 
     @property
     def needs_features(self) -> bool:
-        return self.method in FEATURE_METHODS
+        return any(p in FEATURE_METHODS for p in self.method.split(COMBINE_SEP))
 
     def score(self, *, probs: np.ndarray | None = None, logits: np.ndarray | None = None,
               features: np.ndarray | None = None) -> np.ndarray:
         """Scores for a batch: ``probs`` (msp), ``logits`` (energy) or L2-normalised ``features`` (the others),
         each over the in-scope labels only."""
+        if COMBINE_SEP in self.method:
+            parts = [c.score(probs=probs, logits=logits, features=features) for c in self.components()]
+            return standardised_max(parts, self.params["mean"], self.params["std"])
         if self.method == "msp":
             return 1.0 - _need(probs, "probs", self.method).max(axis=1)
         if self.method == "energy":
@@ -63,6 +73,15 @@ class OodScorer:
         z = z - z.max(axis=1, keepdims=True)
         p = np.exp(z)
         return p[:, int(self.params["oos_index"])] / p.sum(axis=1)
+
+    def components(self) -> list[OodScorer]:
+        """A combination's component scorers (their arrays are stored under ``"<i>.<name>"``)."""
+        out = []
+        for i, spec in enumerate(self.params["components"]):
+            prefix = f"{i}."
+            arrays = {k[len(prefix):]: v for k, v in self.arrays.items() if k.startswith(prefix)}
+            out.append(OodScorer(str(spec["method"]), dict(spec.get("params") or {}), arrays))
+        return out
 
     def spec(self) -> dict[str, Any]:
         return {"method": self.method, "params": dict(self.params)}
@@ -79,7 +98,7 @@ class OodScorer:
         """The scorer ``spec`` describes, its arrays read from ``path`` when its method has any."""
         method = str(spec.get("method"))
         arrays: dict[str, np.ndarray] = {}
-        if method in FEATURE_METHODS:
+        if any(p in FEATURE_METHODS for p in method.split(COMBINE_SEP)):
             if path is None or not Path(path).is_file():
                 raise FileNotFoundError(f"{path}: the fitted arrays of the {method!r} out-of-scope scorer are missing")
             from safetensors.numpy import load_file
@@ -123,6 +142,41 @@ def mahalanobis_distance(features: np.ndarray, means: np.ndarray, precision: np.
     xp = x @ p
     d = (xp * x).sum(1)[:, None] - 2.0 * xp @ mu.T + ((mu @ p) * mu).sum(1)[None, :]
     return d.min(axis=1)
+
+
+def standardised_max(parts: Sequence[np.ndarray], mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
+    """Per row, the largest of the component scores after ``(score - mean) / std``."""
+    z = [(np.asarray(p, dtype=np.float64) - m) / s for p, m, s in zip(parts, mean, std, strict=True)]
+    return np.max(np.stack(z), axis=0)
+
+
+def standardisation(in_scope_scores: np.ndarray) -> tuple[float, float]:
+    """Mean and standard deviation (floored, so a constant score cannot divide by zero) of in-scope scores."""
+    x = np.asarray(in_scope_scores, dtype=np.float64)
+    return (float(x.mean()), float(max(x.std(), 1e-9))) if x.size else (0.0, 1.0)
+
+
+def combine(scorers: Sequence[OodScorer], in_scope_scores: Sequence[np.ndarray]) -> OodScorer:
+    """The combination of fitted ``scorers``: each standardised by its ``in_scope_scores`` (held-out in-scope
+    inputs, never out-of-scope ones), then the largest taken."""
+    stats = [standardisation(s) for s in in_scope_scores]
+    arrays = {f"{i}.{k}": v for i, scorer in enumerate(scorers) for k, v in scorer.arrays.items()}
+    params = {"components": [s.spec() for s in scorers], "mean": [m for m, _ in stats], "std": [d for _, d in stats]}
+    return OodScorer(COMBINE_SEP.join(s.method for s in scorers), params, arrays)
+
+
+def combine_held(parts: Sequence[HeldOut]) -> HeldOut:
+    """What :func:`combine` does, on held-out scores: standardised by the in-scope side of the same data."""
+    stats = [standardisation(h.in_scores) for h in parts]
+    mean, std = [m for m, _ in stats], [d for _, d in stats]
+    return HeldOut(standardised_max([h.in_scores for h in parts], mean, std),
+                   standardised_max([h.out_scores for h in parts], mean, std) if len(parts[0].out_scores) else np.zeros(0),
+                   parts[0].in_already, parts[0].out_already)
+
+
+def pairs(methods: Sequence[str]) -> list[str]:
+    """The combinations tried by default: one logit-based score with one embedding-based score."""
+    return [f"{a}{COMBINE_SEP}{b}" for a in LOGIT_METHODS if a in methods for b in FEATURE_METHODS if b in methods]
 
 
 # ----------------------------------------------------------------------------------------------- fitting
