@@ -78,14 +78,15 @@ class trainer_environment:
     """Around building a ``Trainer``: its TensorBoard callback reads ``TENSORBOARD_LOGGING_DIR`` when it is created
     (else it writes under the checkpoint folder, which a finished run deletes)."""
 
-    def __init__(self, ctx: RunContext) -> None:
+    def __init__(self, ctx: RunContext, model: str | None = None) -> None:
         self.ctx = ctx
+        self.model = model  # a second Trainer of the same model (a retrieval encoder) gets its own folder
         self.saved: str | None = None
 
     def __enter__(self) -> None:
         self.saved = os.environ.get("TENSORBOARD_LOGGING_DIR")
         if "tensorboard" in trackers(self.ctx):
-            os.environ["TENSORBOARD_LOGGING_DIR"] = str(tensorboard_dir(self.ctx))
+            os.environ["TENSORBOARD_LOGGING_DIR"] = str(tensorboard_dir(self.ctx, self.model))
 
     def __exit__(self, *exc: object) -> None:
         if self.saved is None:

@@ -54,8 +54,10 @@ def fine_tune_biencoder(
     max_steps: int | None = None,
     seed: int = 42,
     checkpoint_dir: str | Path | None = None,
+    report_to: str | list[str] = "none",
 ) -> dict[str, Any]:
-    """Train a SentenceTransformer on ``pairs`` and save it to ``output_dir`` (atomically); returns stats."""
+    """Train a SentenceTransformer on ``pairs`` and save it to ``output_dir`` (atomically); returns stats.
+    ``report_to``: the Trainer's trackers (``domainfm.tracking.trainer_arguments(ctx)``)."""
     from datasets import Dataset
     from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from sentence_transformers.base.sampler import BatchSamplers
@@ -79,7 +81,7 @@ def fine_tune_biencoder(
         seed=seed,
         batch_sampler=BatchSamplers.NO_DUPLICATES,
         save_strategy="no",
-        report_to="none",
+        report_to=report_to,
         logging_steps=50,
         use_cpu=not on_gpu,
         fp16=False,

@@ -41,6 +41,7 @@ def train_setfit(
     max_length: int = 64,
     seed: int = 42,
     output_dir: str | Path = "setfit-checkpoints",
+    report_to: str | list[str] = "none",
 ) -> Any:
     """Train a SetFit model on (texts, labels) and return it (``model.predict_proba(texts)`` works)."""
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -55,7 +56,7 @@ def train_setfit(
         max_steps=max_steps,
         max_length=max_length,
         seed=seed,
-        report_to="none",
+        report_to=report_to,  # the Trainer's trackers (domainfm.tracking.trainer_arguments(ctx)["report_to"])
         save_strategy="no",
         show_progress_bar=os.environ.get("DOMAINFM_NO_PROGRESS") != "1",
     )

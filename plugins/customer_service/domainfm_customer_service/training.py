@@ -104,18 +104,20 @@ def train_customer_service(ctx: RunContext, data: DataBundle) -> Artifact:
     documents = documents_from_bundle(data)
     encoder_dir = resolve_model(artifact.base_model).path
     if documents and ctx.flag("biencoder", True):
+        from domainfm.tracking import trainer_arguments, trainer_environment
         from domainfm_customer_service.biencoder import build_pairs, fine_tune_biencoder
 
         train_rows = [{"text": t, "intent": i} for t, i in zip(data.tables["train"]["text"], data.tables["train"]["label"], strict=True)]
         qa = list(data.tables["qa"]) if "qa" in data.tables else []
         pairs = build_pairs(train_rows, documents, qa, seed=ctx.config.train.seed)
         started = time.perf_counter()
-        stats = fine_tune_biencoder(
-            encoder_dir, pairs, root / BIENCODER_DIR, device=ctx.device,
-            epochs=float(ctx.option("biencoder_epochs", 1.0)), batch_size=ctx.config.train.batch_size,
-            max_length=ctx.config.model.max_length, seed=ctx.config.train.seed,
-            checkpoint_dir=ctx.checkpoint_dir / "biencoder",
-        )
+        with trainer_environment(ctx, "biencoder"):  # train.report_to: the Trainer's own trackers
+            stats = fine_tune_biencoder(
+                encoder_dir, pairs, root / BIENCODER_DIR, device=ctx.device,
+                epochs=float(ctx.option("biencoder_epochs", 1.0)), batch_size=ctx.config.train.batch_size,
+                max_length=ctx.config.model.max_length, seed=ctx.config.train.seed,
+                checkpoint_dir=ctx.checkpoint_dir / "biencoder", report_to=trainer_arguments(ctx)["report_to"],
+            )
         cs_meta["biencoder"] = {**stats, "seconds": time.perf_counter() - started}
         encoder_dir = root / BIENCODER_DIR
     if documents:
