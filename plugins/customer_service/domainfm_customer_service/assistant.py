@@ -212,7 +212,7 @@ class CustomerServiceAssistant:
                     "predicted_label": self.labels[int(probs[i].argmax())],
                     "confidence": float(conf[i]),
                     "out_of_scope_probability": scores["out_of_scope_probability"],
-                    "threshold": thr,
+                    "threshold": _finite(thr),
                     "escalate": bool(reasons),
                     "escalation_reasons": reasons,
                     "escalation_reason": "; ".join(_describe(r, scores) for r in reasons) or None,

@@ -45,7 +45,8 @@ def _load(run: str | None, artifact: str | None, device: str, no_ner: bool, gene
 
 
 def _show(ans: dict[str, Any]) -> None:
-    click.echo(f"intent: {ans['intent']}  confidence: {ans['confidence']:.3f}  (threshold {ans['threshold']:.3f})")
+    thr = "none: every answer goes to a human" if ans["threshold"] is None else format(ans["threshold"], ".3f")
+    click.echo(f"intent: {ans['intent']}  confidence: {ans['confidence']:.3f}  (threshold {thr})")
     scores = ans.get("escalation_scores") or {}
     if scores.get("out_of_scope_score") is not None:
         thr = scores["out_of_scope_threshold"]

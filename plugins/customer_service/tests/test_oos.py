@@ -178,3 +178,15 @@ def test_benefit_counts_misled_customers(constructed: dict[str, Any]) -> None:
     # one out-of-scope question answered (a customer misled); the escalated one and the in-scope error cost nothing here
     assert term.utility(batch).tolist() == [0.0, -30.0, 0.0, 0.0]
     assert terms["wrong_answer_cost"].utility(batch).tolist() == [0.0, 0.0, 0.0, -9.0]  # the in-scope wrong answer only: no double count
+
+
+def test_answers_are_strict_json_when_everything_escalates(constructed: dict[str, Any]) -> None:
+    import json
+
+    meta = _fit(constructed)
+    assistant = _assistant(constructed, meta)
+    assistant.threshold = float("inf")  # no confidence threshold reached the target precision: escalate everything
+    ans = assistant.answer("lost card stolen wallet")
+    assert ans["escalate"] and "low_confidence" in ans["escalation_reasons"]
+    assert ans["threshold"] is None and ans["escalation_scores"]["confidence_threshold"] is None
+    json.dumps(ans, allow_nan=False)  # what an HTTP response needs: no Infinity
