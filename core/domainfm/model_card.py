@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from domainfm.io import atomic_write_text
+from domainfm.metrics import INTERVAL_SUFFIXES
 from domainfm.types import ARTIFACT_METADATA
 
 CARD = "README.md"
-_INTERVAL = ("_ci_low", "_ci_high")
+_LOW, _HIGH = INTERVAL_SUFFIXES
 
 
 def write_model_card(artifact_dir: Path, run_dir: Path | None, variant: str | None = None) -> Path:
@@ -97,9 +98,9 @@ def render_model_card(artifact_dir: Path, run_dir: Path | None, variant: str | N
 def _metrics_table(metrics: dict[str, Any]) -> list[str]:
     rows = ["| metric | value | 95 % interval |", "| --- | --- | --- |"]
     for name, value in metrics.items():
-        if name.endswith(_INTERVAL) or not isinstance(value, (int, float)):
+        if name.endswith(INTERVAL_SUFFIXES) or not isinstance(value, (int, float)):
             continue
-        low, high = metrics.get(f"{name}_ci_low"), metrics.get(f"{name}_ci_high")
+        low, high = metrics.get(f"{name}{_LOW}"), metrics.get(f"{name}{_HIGH}")
         interval = f"[{low:.4f}, {high:.4f}]" if isinstance(low, (int, float)) and isinstance(high, (int, float)) else "-"
         rows.append(f"| {name} | {value:.4f} | {interval} |")
     return rows

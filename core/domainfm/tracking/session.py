@@ -94,7 +94,7 @@ class Session:
                     self.metrics({f"{name}/{kind}/{metric}": value}, step=int(step))
 
     def log_evaluation(self, ctx: RunContext, evaluation: Evaluation) -> None:
-        """Final metrics of one model on its split, intervals included (``*_ci_low``/``*_ci_high``)."""
+        """Final metrics of one model on its split, intervals included (``*_ci95_low``/``*_ci95_high``)."""
         prefix = f"{_prefix(ctx)}{evaluation.split}/"
         self.metrics({prefix + k: v for k, v in evaluation.metrics.items()})
         self.tags({f"{prefix}key_metric": evaluation.key_metric, f"{prefix}n_items": evaluation.n_items})
