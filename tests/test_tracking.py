@@ -153,3 +153,38 @@ def test_tracking_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(ConfigError, match=r"mlflow is not installed; pip install 'domainfm\[tracking\]'"):
         require(["mlflow"])
+
+
+def test_a_distillation_run_tracks_and_plots_teacher_and_student(
+    tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two Trainers in one train stage: each gets its child run under the one domainfm run (the first one's
+    collected callback must not end the parent), and the report plots both models' curves."""
+    import mlflow
+
+    from domainfm.testing import build_tiny_model
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    student = build_tiny_model(tmp_path / "student", hidden_size=16, layers=1)
+    config = build_config(None, [
+        f"output_dir={tmp_path}", f"model.base={student}", "model.mode=distill", f"model.teacher={tiny_model_dir}",
+        "train.epochs=1", "train.batch_size=8", "model.max_length=32", "benefit.energy_tracking=false",
+        "options.privacy_ner=false", "train.report_to=mlflow",
+    ])
+    result = Runner(PluginManager(autoload=False).load(), config).run("text_classification")
+    run_dir = result.ctx.run_dir
+    assert (run_dir / "variants" / "teacher" / "artifact" / "training_log.json").is_file()
+    assert (run_dir / "artifact" / "training_log.json").is_file()
+    html = (run_dir / "report.html").read_text()
+    assert "Training curve: teacher" in html and "Training curve: distill" in html
+    runs = mlflow_runs(tmp_path)
+    parent = runs[runs["tags.mlflow.runName"] == f"text_classification/{result.ctx.run_id}"].iloc[0]
+    children = runs[runs["tags.mlflow.parentRunId"] == parent["run_id"]]
+    assert sorted(children["tags.mlflow.runName"]) == sorted([f"{result.ctx.run_id}/teacher", f"{result.ctx.run_id}/model"])
+    assert len(runs) == 3 and set(runs["status"]) == {"FINISHED"}
+    client = mlflow.MlflowClient()
+    assert client.get_metric_history(parent["run_id"], "teacher/eval/macro_f1")
+    assert client.get_metric_history(parent["run_id"], "model/eval/macro_f1")
+    assert parent["metrics.teacher/test/macro_f1"] == pytest.approx(result.evaluations["teacher"].metrics["macro_f1"])
+    assert (run_dir / "variants" / "teacher" / "artifact" / "README.md").is_file()
+    assert mlflow.active_run() is None

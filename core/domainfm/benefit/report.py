@@ -65,12 +65,13 @@ def load_report(path: str | Path) -> BenefitReport:
 
 def training_logs(report: BenefitReport, run_dir: Path) -> dict[str, dict[str, Any]]:
     """The training curves of every fine-tuned model of the run (``training_log.json`` in its artifact), by
-    model name; a single model takes the name of the run's variant."""
+    model name; the run's own ``artifact/`` takes the name of the one variant no other folder is named after."""
     from domainfm.training_log import find_training_logs, read_training_log
 
     found = find_training_logs(run_dir)
-    rename = report.variants[0] if len(report.variants) == 1 and list(found) == ["model"] else None
-    return {(rename or name): read_training_log(path) for name, path in found.items()}
+    others = [v for v in report.variants if v not in found]
+    rename = others[0] if "model" in found and len(others) == 1 else "model"
+    return {(rename if name == "model" else name): read_training_log(path) for name, path in found.items()}
 
 
 def render_html(report: BenefitReport, training_logs: dict[str, dict[str, Any]] | None = None) -> str:
