@@ -270,6 +270,10 @@ def train(domain: str, **kw: Any) -> None:
         raise
     runner.write_run_json(ctx, status="trained")
     runner.remove_checkpoints([ctx])
+    runner.write_model_cards(ctx)
+    from domainfm.tracking.plugin import finish
+
+    finish(ctx)  # train.report_to: no report stage follows, so the tracked run ends here
     click.echo(f"artifact: {artifact.path} (trained on {ctx.device})")
 
 
