@@ -20,7 +20,7 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
 
 
-Mode = Literal["full", "head", "lora", "lpft", "contrastive", "distill"]
+Mode = Literal["full", "head", "lora", "lpft", "contrastive", "distill", "adalora", "ia3", "prompt", "ptuning"]
 MODES: tuple[str, ...] = get_args(Mode)
 Tracker = Literal["tensorboard", "mlflow"]
 TRACKERS: tuple[str, ...] = get_args(Tracker)
@@ -33,13 +33,20 @@ class ModelConfig(_Section):
         description="full fine-tuning, head-only on frozen embeddings, LoRA (peft), lpft (linear probe on frozen "
         "sentence embeddings, then fine-tuning every weight under it), or contrastive (few examples per label: the "
         "sentence encoder tuned with in-batch negatives, then the head), or distill (model.teacher fine-tuned, or reused when it "
-        "is an artifact, and the base model trained on its temperature-scaled probabilities plus the gold labels)",
+        "is an artifact, and the base model trained on its temperature-scaled probabilities plus the gold labels), or "
+        "the other peft methods: adalora (LoRA whose ranks are reallocated during training), ia3 (learned rescaling "
+        "of keys, values and feed-forward outputs), prompt (soft prompt tokens) and ptuning (prompt tokens from a "
+        "small encoder); lora, adalora and ia3 are merged into the weights, prompt and ptuning saved as adapters. "
+        "Prefix tuning is not offered: peft's needs past key values that BERT/MPNet classifiers do not take",
     )
     max_length: int = Field(default=128, ge=8, le=8192)
     lora_r: int = Field(default=8, ge=1)
     lora_alpha: int = Field(default=16, ge=1)
     lora_dropout: float = Field(default=0.1, ge=0.0, lt=1.0)
     lora_target_modules: list[str] | None = None
+    adalora_target_r: int = Field(default=8, ge=1, description="model.mode=adalora: average rank after pruning")
+    adalora_init_r: int = Field(default=12, ge=1, description="model.mode=adalora: rank of every adapter at the start")
+    prompt_tokens: int = Field(default=20, ge=1, le=512, description="model.mode=prompt/ptuning: virtual tokens")
     revision: str | None = None
     trust_remote_code: bool = False
     teacher: str | None = Field(
@@ -50,6 +57,54 @@ class ModelConfig(_Section):
     distill_alpha: float = Field(
         default=0.5, ge=0, le=1, description="weight of the gold labels' cross-entropy; the KL to the teacher gets 1 - alpha"
     )
+
+
+AugmentMethod = Literal["swap", "delete", "insert", "keyboard", "ocr", "cutoff", "mixup"]
+TEXT_AUGMENTS: tuple[str, ...] = ("swap", "delete", "insert", "keyboard", "ocr")
+
+
+class AugmentConfig(_Section):
+    methods: list[AugmentMethod] = Field(
+        default_factory=list,
+        description="training-row augmentation (never validation or test): swap / delete / insert (EDA word "
+        "operations; insert uses words of the training texts), keyboard / ocr (nlpaug character noise) add "
+        "train.augment.copies rewritten copies of each row; cutoff (token cutoff: attention to a fraction of tokens "
+        "removed) and mixup (embedding-level mixup of two rows and their labels) act on each training batch",
+    )
+    copies: int = Field(default=1, ge=1, le=16, description="rewritten copies per training row (text methods)")
+    rate: float = Field(default=0.1, gt=0, le=0.5, description="fraction of words a text method changes")
+    cutoff: float = Field(default=0.1, gt=0, lt=1, description="fraction of tokens cut off per row (cutoff)")
+    mixup_alpha: float = Field(default=0.4, gt=0, description="Beta(alpha, alpha) of the mixing weight (mixup)")
+
+    @field_validator("methods", mode="before")
+    @classmethod
+    def _methods(cls, value: Any) -> Any:
+        """``swap,delete`` or one name as well as a list; ``none`` means no augmentation."""
+        if value is None:
+            return []
+        if isinstance(value, str):
+            return [v.strip().lower() for v in value.split(",") if v.strip() and v.strip().lower() != "none"]
+        return value
+
+
+class AdversarialConfig(_Section):
+    method: Literal["none", "fgm", "pgd", "freelb"] = Field(
+        default="none",
+        description="adversarial training on the word embeddings: fgm (one normalised gradient step of size "
+        "epsilon), pgd (steps projected ascent steps inside the epsilon ball), freelb (the loss averaged over the "
+        "ascent steps); the adversarial loss is added to the clean one",
+    )
+    epsilon: float = Field(default=1.0, gt=0, description="L2 radius of a row's perturbation")
+    steps: int = Field(default=3, ge=1, le=20, description="ascent steps of pgd / freelb")
+    step_size: float | None = Field(default=None, gt=0, description="size of one ascent step; None = epsilon / steps")
+    weight: float = Field(default=1.0, gt=0, description="weight of the adversarial loss")
+
+
+class RegularisationConfig(_Section):
+    rdrop: float = Field(default=0.0, ge=0, description="R-Drop: weight of the symmetric KL between two dropout "
+                         "passes (0 = off; 1-5 typical)")
+    label_smoothing: float = Field(default=0.0, ge=0, lt=1, description="label smoothing of the cross-entropy "
+                                   "(TrainingArguments.label_smoothing_factor)")
 
 
 class TrainConfig(_Section):
@@ -83,6 +138,9 @@ class TrainConfig(_Section):
     group_by_length: bool = True
     save_total_limit: int = Field(default=2, ge=1)
     num_workers: int = Field(default=0, ge=0)
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    adversarial: AdversarialConfig = Field(default_factory=AdversarialConfig)
+    regularisation: RegularisationConfig = Field(default_factory=RegularisationConfig)
     report_to: list[Tracker] = Field(
         default_factory=list,
         description="experiment tracking: none (default), tensorboard (event files in the run directory), mlflow "

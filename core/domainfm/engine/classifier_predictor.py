@@ -124,7 +124,13 @@ class TextClassifierPredictor:
             from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
             tokenizer = AutoTokenizer.from_pretrained(str(artifact.path))
-            model = AutoModelForSequenceClassification.from_pretrained(str(artifact.path), use_safetensors=True)
+            if artifact.metadata.get("peft_adapter"):  # prompt / P-tuning: base model + the artifact's adapter
+                from domainfm.engine.peft_modes import load_adapter_model
+
+                model = load_adapter_model(Path(artifact.path), resolve_model(artifact.base_model).path,
+                                           list(artifact.label_names or []))
+            else:
+                model = AutoModelForSequenceClassification.from_pretrained(str(artifact.path), use_safetensors=True)
             model.to(device).eval()
             predictor = cls(artifact, device, model, tokenizer=tokenizer)
         else:

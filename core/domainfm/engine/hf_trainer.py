@@ -182,6 +182,7 @@ def _training_arguments(ctx: RunContext, *, learning_rate: float, autocast: str 
         gradient_accumulation_steps=train.grad_accum,
         learning_rate=learning_rate,
         weight_decay=train.weight_decay,
+        label_smoothing_factor=train.regularisation.label_smoothing,
         warmup_steps=train.warmup_ratio,
         lr_scheduler_type="linear",
         eval_strategy=strategy if has_valid else "no",

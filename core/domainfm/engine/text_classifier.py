@@ -58,7 +58,6 @@ from domainfm.engine.classifier_predictor import (  # re-exported too: the predi
 from domainfm.engine.classifier_predictor import pair_features as _pair_features
 from domainfm.engine.hf_trainer import (
     COMPLETE_MARKER,  # noqa: F401 (re-exported: it lived here)
-    add_lora_adapters,
     build_trainer,
     count_parameters,
     last_complete_checkpoint,  # noqa: F401 (re-exported: it lived here)
@@ -77,7 +76,8 @@ from domainfm.types import (
     RunContext,
 )
 
-DEFAULT_LR = {"full": 5e-5, "lora": 5e-4, "head": 1.0, "lpft": 3e-5, "contrastive": 3e-5, "distill": 5e-5}
+DEFAULT_LR = {"full": 5e-5, "lora": 5e-4, "head": 1.0, "lpft": 3e-5, "contrastive": 3e-5, "distill": 5e-5,
+              "adalora": 5e-4, "ia3": 3e-3, "prompt": 1e-2, "ptuning": 1e-2}
 PROBE_C_GRID = [0.5, 2.0, 8.0, 32.0]
 
 
@@ -387,10 +387,23 @@ def _fit_transformer(
     p_valid: list[str] | None,
     y_valid: list[int],
 ) -> dict[str, Any]:
-    """``full``, ``lora`` and ``lpft``: fine-tune under the Hugging Face Trainer (:mod:`domainfm.engine.hf_trainer`)."""
+    """``full``, ``lpft`` and the peft modes: fine-tune under the Hugging Face Trainer
+    (:mod:`domainfm.engine.hf_trainer`), with the toolbox's augmentation, adversarial training and regularisation
+    (:mod:`domainfm.engine.augment`, :mod:`domainfm.engine.loss_terms`) when configured."""
     from transformers import set_seed
 
+    from domainfm.engine import peft_modes
+    from domainfm.engine.augment import augment_training_rows
+    from domainfm.engine.loss_terms import loss_trainer_class, needs_loss_trainer, terms_from_config
+
     cfg = ctx.config
+    terms = terms_from_config(cfg.train)
+    if cfg.model.mode == "lpft" and any(t.needs_embeddings for t in terms):
+        raise ConfigError("model.mode=lpft runs a sentence encoder on token ids: train.augment mixup and "
+                          "train.adversarial need a sequence classifier (full or a peft mode)")
+    n_rows = len(x_train)
+    # training rows only: validation (model selection, calibration) and test stay as collected
+    x_train, p_train, y_train = augment_training_rows(x_train, p_train, y_train, cfg.train.augment, cfg.train.seed)
     set_seed(cfg.train.seed)  # the new classifier head is initialised below, before the Trainer seeds
     model, tokenizer, probe_meta = _build_transformer_model(ctx, base_path, labels, x_train, y_train, x_valid, y_valid)
     total, trainable = count_parameters(model)
@@ -399,17 +412,28 @@ def _fit_transformer(
     lr = cfg.train.learning_rate or DEFAULT_LR[cfg.model.mode]
     autocast = training_autocast(ctx.device, cfg.train.mixed_precision)
     class_weights = balanced_class_weights(y_train, len(labels)) if cfg.train.class_weights == "balanced" else None
+    composed = needs_loss_trainer(cfg.train, terms)
     trainer = build_trainer(
-        ctx, model, tokenizer, train_ds, valid_ds, learning_rate=lr, autocast=autocast, class_weights=class_weights,
+        ctx, model, tokenizer, train_ds, valid_ds, learning_rate=lr, autocast=autocast,
+        class_weights=None if composed else class_weights,  # the composed loss weights its own cross-entropy
         head_learning_rate=cfg.train.head_learning_rate if cfg.model.mode in ("full", "lpft") else None,
+        trainer_class=loss_trainer_class(terms, class_weights=class_weights) if composed else None,
     )
+    if cfg.model.mode == "adalora":
+        peft_modes.prepare_adalora_trainer(trainer)
     train_with_resume(ctx, trainer)
 
-    final = trainer.model.merge_and_unload() if cfg.model.mode == "lora" else trainer.model
+    final, merged = (peft_modes.finish(trainer.model, cfg.model.mode) if cfg.model.mode in peft_modes.PEFT_MODES
+                     else (trainer.model, False))
     if trainer.is_world_process_zero():
         _save_transformer_artifact(ctx, final, tokenizer, len(labels), y_train)
         save_log_history(ctx, trainer)
+    techniques = _technique_metadata(cfg, terms, n_rows, len(x_train))
     return {
+        **techniques,
+        **({"adapters_merged": merged} if cfg.model.mode in peft_modes.PEFT_MODES else {}),
+        **({"peft_adapter": peft_modes.ADAPTER_DIR}
+           if cfg.model.mode in peft_modes.PEFT_MODES and not merged else {}),
         "parameters": total,
         "trainable_parameters": trainable,
         "best_validation_macro_f1": trainer.state.best_metric,
@@ -433,9 +457,33 @@ def _build_transformer_model(
     if cfg.model.mode == "lpft":
         return _probe_then_model(ctx, base_path, len(labels), x_train, y_train, x_valid, y_valid)
     model, tokenizer = load_sequence_classifier(base_path, labels, trust_remote_code=cfg.model.trust_remote_code)
-    if cfg.model.mode == "lora":
-        model = add_lora_adapters(model, cfg.model)
+    from domainfm.engine import peft_modes
+
+    if cfg.model.mode in peft_modes.PEFT_MODES:
+        model = peft_modes.add_adapters(model, cfg.model, _total_steps(ctx, len(x_train)))
     return model, tokenizer, {}
+
+
+def _total_steps(ctx: RunContext, n_train: int) -> int:
+    """Optimizer steps the Trainer will take (AdaLoRA's rank schedule needs it up front)."""
+    train = ctx.config.train
+    per_epoch = max(1, -(-n_train // (train.batch_size * train.grad_accum)))
+    return int(train.max_steps or max(1, round(per_epoch * train.epochs)))
+
+
+def _technique_metadata(cfg: Any, terms: list[Any], n_rows: int, n_trained: int) -> dict[str, Any]:
+    """What the artifact records of train.augment / adversarial / regularisation (only what is switched on)."""
+    train = cfg.train
+    out: dict[str, Any] = {}
+    if train.augment.methods:
+        out["augment"] = {**train.augment.model_dump(), "training_rows": n_rows, "rows_after_augmentation": n_trained}
+    if train.adversarial.method != "none":
+        out["adversarial"] = train.adversarial.model_dump()
+    if train.regularisation.rdrop or train.regularisation.label_smoothing:
+        out["regularisation"] = train.regularisation.model_dump()
+    if terms:
+        out["loss_terms"] = [t.name for t in terms]
+    return out
 
 
 def _save_transformer_artifact(ctx: RunContext, model: Any, tokenizer: Any, n_labels: int, y_train: list[int]) -> None:
@@ -444,6 +492,11 @@ def _save_transformer_artifact(ctx: RunContext, model: Any, tokenizer: Any, n_la
             from domainfm.engine import lpft
 
             lpft.save(model, tmp, never_seen=sorted(set(range(n_labels)) - set(y_train)))
+        elif hasattr(model, "peft_config"):  # prompt / P-tuning: the adapter cannot be merged
+            from domainfm.engine import peft_modes
+
+            peft_modes.save_adapter(model, tmp)
+            tokenizer.save_pretrained(str(tmp))
         else:
             model.save_pretrained(str(tmp), safe_serialization=True)
             tokenizer.save_pretrained(str(tmp))
