@@ -188,3 +188,16 @@ def test_a_distillation_run_tracks_and_plots_teacher_and_student(
     assert parent["metrics.teacher/test/macro_f1"] == pytest.approx(result.evaluations["teacher"].metrics["macro_f1"])
     assert (run_dir / "variants" / "teacher" / "artifact" / "README.md").is_file()
     assert mlflow.active_run() is None
+
+
+def test_an_unusable_tracking_store_fails_in_one_line_before_training(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from domainfm.tracking.session import open_session
+    from domainfm.types import RunContext
+
+    (tmp_path / "not-a-dir").write_text("x")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'not-a-dir' / 'mlflow.db'}")
+    config = build_config(None, [f"output_dir={tmp_path}", "train.report_to=mlflow"])
+    ctx = RunContext(run_id="r", domain="text_classification", config=config, run_dir=tmp_path / "r", device="cpu")
+    with pytest.raises(ConfigError, match=r"train.report_to=mlflow: cannot start a run in sqlite:///") as info:
+        open_session(ctx)
+    assert "\n" not in str(info.value)

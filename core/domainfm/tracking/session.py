@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from domainfm.errors import ConfigError
 from domainfm.tracking import model_name, require, trackers
 from domainfm.tracking.flatten import flatten
 from domainfm.tracking.tensorboard_tracker import RUN_LOGDIR
@@ -159,11 +160,17 @@ def open_session(ctx: RunContext) -> Session | None:
     require(names)  # a missing package fails in one line, before training
     backends: list[Any] = []
     if "mlflow" in names:
+        from domainfm.tracking import default_tracking_uri
         from domainfm.tracking.mlflow_tracker import MlflowTracker
 
-        backends.append(MlflowTracker(run_name=f"{ctx.domain}/{ctx.run_id}", domain=ctx.domain,
-                                      output_dir=Path(ctx.config.output_dir),
-                                      tags={"domainfm.run_id": ctx.run_id, "domainfm.domain": ctx.domain}))
+        try:
+            backends.append(MlflowTracker(run_name=f"{ctx.domain}/{ctx.run_id}", domain=ctx.domain,
+                                          output_dir=Path(ctx.config.output_dir),
+                                          tags={"domainfm.run_id": ctx.run_id, "domainfm.domain": ctx.domain}))
+        except Exception as exc:  # an unreachable server, a store it cannot open: one line, before training
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise ConfigError(f"train.report_to=mlflow: cannot start a run in {default_tracking_uri(ctx.config.output_dir)}"
+                              f" ({type(exc).__name__}: {first[:300]}); set MLFLOW_TRACKING_URI or drop mlflow") from None
     if "tensorboard" in names:
         from domainfm.tracking import tensorboard_dir
         from domainfm.tracking.tensorboard_tracker import TensorBoardTracker
