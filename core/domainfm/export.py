@@ -182,9 +182,14 @@ def _card(layout: Any, fmt: str, calibrator: Any, baked: bool) -> str:
         where = (f"int8 weights (dynamic quantisation, per channel); the calibration ({_describe(calibrator)}) is "
                  + ("baked into the output layer: softmax(output) is calibrated." if baked else
                     f"described in `{CALIBRATION_FILE}` and applied after the softmax."))
-    abstain = "" if layout.load_artifact().metadata.get("abstain_threshold") is None else (
-        f"\ndomainfm abstains below confidence {layout.load_artifact().metadata['abstain_threshold']:.4g} "
+    meta = layout.load_artifact().metadata
+    abstain = "" if meta.get("abstain_threshold") is None else (
+        f"\ndomainfm abstains below confidence {meta['abstain_threshold']:.4g} "
         f"(in `{CALIBRATION_FILE}`); a plain pipeline always answers.\n")
+    served = str(meta.get("inference_dtype", "float32"))
+    if fmt == "hf" and served != "float32":
+        abstain += (f"\ndomainfm serves this model in {served} (chosen on validation); these float32 weights give "
+                    "its float32 confidences, which differ from the served ones by that precision's rounding.\n")
     return card + f"\n## This export ({fmt})\n\n{where}\n{abstain}\n{how}"
 
 
