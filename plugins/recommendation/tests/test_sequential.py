@@ -183,3 +183,28 @@ def test_items_without_training_interactions_are_not_trained_as_negatives() -> N
     h = states[targets >= 0]
     expected = torch.nn.functional.cross_entropy(h @ table[:3].T, targets[targets >= 0])
     assert torch.allclose(loss, expected)
+
+
+def test_http_route_serves_the_sequential_model(trained, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from fastapi.testclient import TestClient
+
+    from domainfm.manager import PluginManager
+    from domainfm.serve.app import create_app
+    from domainfm.types import Artifact
+
+    net, warm, text, hist, targets = trained
+    ids = [f"i{k}" for k in range(N_ITEMS)]
+    users = [f"u{k}" for k in range(len(hist))]
+    base = TextRecommender.fit(ids, ids, text, users, hist, MixWeights(neighbours=5))
+    SequentialRecommender.from_parts(base, net, warm).save(tmp_path / "m")
+    Artifact(path=tmp_path / "m", domain="recommendation", kind="text-recommender", base_model="none").save_metadata()
+    app = create_app(PluginManager(select=["recommendation"]).load(), artifacts={"recommendation": tmp_path / "m"})
+    with TestClient(app) as client:
+        for u in (0, 1, 2):
+            resp = client.post("/recommendation/recommend", json={"user": f"u{u}", "k": 1})
+            assert resp.status_code == 200, resp.text
+            assert resp.json()["predictions"][0]["ranking"][0]["id"] == ids[int(targets[u])]
+        # a new user described by an ordered history: the item after its last one
+        walk = [ids[int(i)] for i in hist[3]]
+        resp = client.post("/recommendation/recommend", json={"user": "new", "history": walk, "k": 1})
+        assert resp.json()["predictions"][0]["ranking"][0]["id"] == ids[int(targets[3])]
