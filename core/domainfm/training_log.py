@@ -53,16 +53,33 @@ def read_training_log(path: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+def save_log_history(artifact_dir: Path, model: str, log_history: list[dict[str, Any]], *,
+                     metric_for_best_model: str | None, best_metric: float | None) -> Path:
+    """The same file for a training loop of a plugin's own: entries with ``step``, ``loss`` and ``eval_*`` figures
+    (and ``seed`` when several seeds trained: one curve each)."""
+    return atomic_write_json(Path(artifact_dir) / TRAINING_LOG, {
+        "model": model, "metric_for_best_model": metric_for_best_model, "best_metric": best_metric,
+        "log_history": list(log_history),
+    })
+
+
+def series_name(name: str) -> str:
+    """``eval_macro_f1 [seed 7]`` -> ``eval_macro_f1``."""
+    return name.split(" [", 1)[0]
+
+
 def curves(log: dict[str, Any]) -> dict[str, list[tuple[float, float]]]:
-    """Series of (step, value): ``loss`` (training), ``eval_loss`` and every other ``eval_*`` metric."""
+    """Series of (step, value): ``loss`` (training), ``eval_loss`` and every other ``eval_*`` metric; entries that
+    carry a ``seed`` give one series per seed (``loss [seed 7]``)."""
     out: dict[str, list[tuple[float, float]]] = {}
     for entry in log.get("log_history") or []:
         step = entry.get("step")
         if not isinstance(step, (int, float)):
             continue
+        suffix = f" [seed {entry['seed']}]" if entry.get("seed") is not None else ""
         for key, value in entry.items():
             wanted = key == "loss" or (key.startswith("eval_") and key not in ("eval_runtime", "eval_samples_per_second",
                                                                                 "eval_steps_per_second", "eval_epoch"))
             if wanted and isinstance(value, (int, float)) and not isinstance(value, bool):
-                out.setdefault(key, []).append((float(step), float(value)))
+                out.setdefault(key + suffix, []).append((float(step), float(value)))
     return out

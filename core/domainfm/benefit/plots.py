@@ -157,7 +157,7 @@ def resource_svg(report: BenefitReport) -> str | None:
 def training_curve_svgs(logs: dict[str, dict[str, Any]]) -> list[tuple[str, str]]:
     """Per fine-tuned model: training loss and validation loss per step (left), each validation metric per
     evaluation step (right), the best checkpoint's step marked; from its ``training_log.json``."""
-    from domainfm.training_log import curves
+    from domainfm.training_log import curves, series_name
 
     out: list[tuple[str, str]] = []
     for name, log in logs.items():
@@ -167,21 +167,22 @@ def training_curve_svgs(logs: dict[str, dict[str, Any]]) -> list[tuple[str, str]
         fig = _figure(6.4, 3.8)
         ax = fig.add_subplot()
         ax2 = ax.twinx()
-        for key, style in (("loss", "-"), ("eval_loss", "--")):
-            if key in series:
-                xs, ys = zip(*series[key], strict=True)
-                ax.plot(xs, ys, color="black", ls=style, lw=1.2, marker="o" if key == "eval_loss" else None, ms=3,
-                        label="training loss" if key == "loss" else "validation loss")
-        metrics = sorted(k for k in series if k.startswith("eval_") and k != "eval_loss")
+        greys = {}
+        for key in sorted(k for k in series if series_name(k) in ("loss", "eval_loss")):
+            xs, ys = zip(*series[key], strict=True)
+            shade = greys.setdefault(key.removeprefix("eval_"), ("black", "dimgrey", "darkgrey")[len(greys) % 3])
+            validation = series_name(key) == "eval_loss"
+            ax.plot(xs, ys, color=shade, ls="--" if validation else "-", lw=1.2, marker="o" if validation else None,
+                    ms=3, label=("validation " if validation else "training ") + key.removeprefix("eval_"))
+        metrics = sorted(k for k in series if k.startswith("eval_") and series_name(k) != "eval_loss")
         for k, key in enumerate(metrics):
             xs, ys = zip(*series[key], strict=True)
             ax2.plot(xs, ys, color=_COLOURS[k % len(_COLOURS)], marker="o", ms=3, lw=1.5,
                      label=f"validation {key.removeprefix('eval_')}")
         best, target = log.get("best_metric"), log.get("metric_for_best_model")
-        if isinstance(best, (int, float)) and target and f"eval_{target}" in series:
-            step = next((s for s, v in series[f"eval_{target}"] if v == best), None)
-            if step is not None:
-                ax2.axvline(step, color="grey", ls=":", lw=1)
+        best_steps = [s for key in metrics if series_name(key) == f"eval_{target}" for s, v in series[key] if v == best]
+        if isinstance(best, (int, float)) and best_steps:
+            ax2.axvline(best_steps[0], color="grey", ls=":", lw=1)
         ax.set_xlabel("training step")
         ax.set_ylabel("loss")
         ax2.set_ylabel("validation metric")

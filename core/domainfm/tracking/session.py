@@ -90,7 +90,7 @@ class Session:
             self.logged_curves.add(path)
             for series, points in curves(read_training_log(path)).items():
                 kind = "eval" if series.startswith("eval_") else "train"
-                metric = series.removeprefix("eval_")
+                metric = series.removeprefix("eval_").replace(" [seed ", "/seed_").rstrip("]")
                 for step, value in points:
                     self.metrics({f"{name}/{kind}/{metric}": value}, step=int(step))
 

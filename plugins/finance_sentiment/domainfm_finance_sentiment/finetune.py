@@ -292,6 +292,7 @@ def train_one_seed(model: Any, recipe: Recipe, seed: int, x: list[list[int]], y:
     history: list[dict[str, float]] = []
     since_best = 0
     step = 0
+    window_loss, window_steps = 0.0, 0  # mean training loss since the last evaluation, for the training curve
     started = time.perf_counter()
     model.to(device).train()
     amp = TrainingAmp(device, training_autocast(device, recipe.mixed_precision))
@@ -310,10 +311,13 @@ def train_one_seed(model: Any, recipe: Recipe, seed: int, x: list[list[int]], y:
             amp.backward_step(loss, opt, clip_parameters=model.parameters(), max_norm=1.0)
             opt.zero_grad(set_to_none=True)
             step += 1
+            window_loss, window_steps = window_loss + float(loss.detach()), window_steps + 1
             if step % eval_steps == 0 or step == total:
                 acc, f1, nll = _score(_logits(model, xv, pad_id, device), yv)
                 history.append({"step": step, "epoch": round(step / steps_per_epoch, 3), "val_accuracy": acc,
-                                "val_macro_f1": f1, "val_nll": nll, "seconds": round(time.perf_counter() - started, 1)})
+                                "val_macro_f1": f1, "val_nll": nll, "seconds": round(time.perf_counter() - started, 1),
+                                "train_loss": window_loss / window_steps})
+                window_loss, window_steps = 0.0, 0
                 log.info("seed %s step %s: val acc %.4f f1 %.4f nll %.4f", seed, step, acc, f1, nll)
                 if acc > best["accuracy"] or (acc == best["accuracy"] and nll < best["nll"]):
                     best = {"accuracy": acc, "macro_f1": f1, "nll": nll, "step": step, "state": _state(model)}
@@ -483,4 +487,10 @@ def fine_tune(ctx: RunContext, data: DataBundle, label_names: Sequence[str], rec
         },
     )
     artifact.save_metadata()
+    from domainfm.training_log import save_log_history
+
+    save_log_history(ctx.artifact_dir, ctx.variant or "model", [
+        {"seed": r["seed"], "step": h["step"], "epoch": h["epoch"], "loss": h.get("train_loss"),
+         "eval_accuracy": h["val_accuracy"], "eval_macro_f1": h["val_macro_f1"], "eval_loss": h["val_nll"]}
+        for r in runs for h in r["history"]], metric_for_best_model="accuracy", best_metric=max(r["accuracy"] for r in runs))
     return artifact
