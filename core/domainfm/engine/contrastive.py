@@ -87,6 +87,7 @@ def tune(
     amp = TrainingAmp(device, autocast)
     checkpoints = set(evaluation_steps(steps, eval_every)) if score is not None else set()
     scores: dict[int, float] = {}
+    losses: list[tuple[int, float]] = []  # (step, in-batch contrastive loss): the training curve
     best: tuple[float, int, dict[str, Any] | None] = (-np.inf, steps, None)
     stale = 0
     step = 0
@@ -115,10 +116,12 @@ def tune(
         logits = SCALE * embeddings[:per_step] @ embeddings[per_step:].T
         loss = (torch.nn.functional.cross_entropy(logits, target) + torch.nn.functional.cross_entropy(logits.T, target)) / 2
         amp.backward_step(loss, optimizer)
+        losses.append((step, float(loss.detach())))
         schedule.step()
         optimizer.zero_grad(set_to_none=True)
     encoder.eval()
     if best[2] is not None:
         encoder.load_state_dict(best[2])
     return {"best_step": best[1] if score is not None else step, "steps_run": step,
-            "score_by_step": {str(k): v for k, v in sorted(scores.items())}, "pairs_per_step": per_step}
+            "score_by_step": {str(k): v for k, v in sorted(scores.items())}, "pairs_per_step": per_step,
+            "loss_by_step": losses}

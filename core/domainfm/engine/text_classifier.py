@@ -355,6 +355,12 @@ def _fit_contrastive(
             if tuned:
                 encoder.model.save(str(tmp / lpft.ENCODER_DIR))
             save_arrays(tmp / "head.safetensors", {"weight": probe["weight"], "bias": probe["bias"]})
+        from domainfm.training_log import save_log_history
+
+        scores = {int(k): v for k, v in tuning["score_by_step"].items()}  # the head's validation macro-F1 per step
+        save_log_history(ctx.artifact_dir, ctx.variant or "model", sorted(
+            [{"step": s, "loss": v} for s, v in tuning.get("loss_by_step", [])] + [{"step": s, "eval_macro_f1": v} for s, v in scores.items()],
+            key=lambda e: e["step"]), metric_for_best_model="macro_f1", best_metric=scores.get(tuning["best_step"]))
     total = sum(p.numel() for p in encoder.model.parameters())
     head_size = int(probe["weight"].size + probe["bias"].size)
     return {
