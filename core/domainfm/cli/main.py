@@ -308,10 +308,24 @@ def model_options(func: Any) -> Any:
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto")
 @click.option("--max-text-chars", type=click.IntRange(min=1), default=10_000, show_default=True,
               help="Characters one text may have; a longer one (or a longer line) fails naming its line.")
+@click.option("--engine", type=click.Choice(["inprocess", "ray"]), default="inprocess", show_default=True,
+              help="ray: Ray Data over an actor pool (--input a Parquet/JSONL/CSV file, folder or glob; --output a "
+                   "folder of Parquet shards); RAY_ADDRESS joins a cluster, else a local Ray starts.")
+@click.option("--concurrency", type=click.IntRange(min=1), default=1, show_default=True,
+              help="--engine ray: actors, each with its own copy of the model.")
+@click.option("--cpus-per-actor", type=click.FloatRange(min=0.1), default=1.0, show_default=True,
+              help="--engine ray: CPUs (and torch threads) each actor gets.")
 def predict(model_ref: str, variant: str | None, output_dir: str, input_path: str, output_path: str, batch_size: int,
-            device: str, max_text_chars: int) -> None:
+            device: str, max_text_chars: int, engine: str, concurrency: int, cpus_per_actor: float) -> None:
     """Predict with a trained model: RUN is a run directory, an artifact directory or a domain name (its newest
-    run). Records in, JSONL predictions out."""
+    run). Records in, JSONL predictions out (--engine ray: Parquet shards out)."""
+    if engine == "ray":
+        from domainfm.scale.cli import predict_on_ray
+
+        predict_on_ray(model_ref, variant=variant, output_dir=output_dir, input_path=input_path,
+                       output_path=output_path, batch_size=batch_size, device=device, max_text_chars=max_text_chars,
+                       concurrency=concurrency, cpus_per_actor=cpus_per_actor)
+        return
     from domainfm.config import RunConfig
     from domainfm.runner import Runner
 
@@ -326,7 +340,7 @@ def predict(model_ref: str, variant: str | None, output_dir: str, input_path: st
     for start in range(0, len(records), batch_size):
         batch = records[start : start + batch_size]
         for pred in runner.predict(ctx, predictor, batch):
-            line = json.dumps({**json.loads(pred.model_dump_json(exclude_none=True)), "device": ctx.device})
+            line = json.dumps(prediction_fields(pred, ctx.device))
             if out is not None:
                 out.write(line + "\n")
             else:
@@ -335,6 +349,11 @@ def predict(model_ref: str, variant: str | None, output_dir: str, input_path: st
         from domainfm.io import atomic_write_text
 
         atomic_write_text(output_path, "\n".join(lines) + ("\n" if lines else ""))
+
+
+def prediction_fields(pred: Any, device: str) -> dict[str, Any]:
+    """One prediction as ``predict`` outputs it (a JSONL line; a Parquet row of ``predict --engine ray``)."""
+    return {**json.loads(pred.model_dump_json(exclude_none=True)), "device": device}
 
 
 def _read_input(path: str, max_text_chars: int = 10_000) -> list[dict[str, Any]]:

@@ -168,6 +168,7 @@ def save_log_history(ctx: RunContext, trainer: Any) -> None:
 def _training_arguments(ctx: RunContext, *, learning_rate: float, autocast: str | None, has_valid: bool) -> Any:
     from transformers import TrainingArguments
 
+    from domainfm.scale.distributed import ddp_backend, per_rank_batch_size
     from domainfm.tracking import trainer_arguments
 
     train = ctx.config.train
@@ -177,7 +178,7 @@ def _training_arguments(ctx: RunContext, *, learning_rate: float, autocast: str 
         output_dir=str(ctx.checkpoint_dir),
         num_train_epochs=train.epochs,
         max_steps=train.max_steps or -1,
-        per_device_train_batch_size=train.batch_size,
+        per_device_train_batch_size=per_rank_batch_size(train.batch_size),  # train.batch_size is the global batch
         per_device_eval_batch_size=train.eval_batch_size,
         gradient_accumulation_steps=train.grad_accum,
         learning_rate=learning_rate,
@@ -200,7 +201,7 @@ def _training_arguments(ctx: RunContext, *, learning_rate: float, autocast: str 
         fp16=autocast == "float16",
         bf16=autocast == "bfloat16",
         use_cpu=not on_gpu,
-        ddp_backend="gloo" if not on_gpu and int(os.environ.get("WORLD_SIZE", "1")) > 1 else None,
+        ddp_backend=ddp_backend(on_gpu),  # gloo between CPU processes, NCCL between GPUs (torchrun, Ray Train)
         dataloader_num_workers=train.num_workers,
         **trainer_arguments(ctx),  # train.report_to: the Trainer's own TensorBoard / MLflow callbacks
         logging_strategy="steps",
