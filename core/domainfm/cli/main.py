@@ -411,6 +411,9 @@ def _add_optional_commands(root: click.Group) -> None:
     from domainfm.cli.export_command import export_command
 
     root.add_command(export_command, "export")
+    from domainfm.cli.tune_command import tune_command
+
+    root.add_command(tune_command, "tune")
     try:
         from domainfm.cli.serve_command import serve_command
 

@@ -125,6 +125,7 @@ def build_trainer(
     per_epoch = -(-len(train_ds) // (ctx.config.train.batch_size * ctx.config.train.grad_accum))
     args.logging_steps = max(1, min(50, per_epoch // 5))
     callbacks = _callbacks(early_stopping_patience=ctx.config.train.early_stopping_patience if has_valid else 0)
+    callbacks += list(ctx.state.get("trainer_callbacks", ()))  # e.g. domainfm tune's per-evaluation reports
     optimizers: tuple[Any, Any] = (None, None)
     if head_learning_rate:
         optimizers = (_head_and_body_optimizer(model, learning_rate, head_learning_rate, ctx.config.train.weight_decay), None)

@@ -174,7 +174,9 @@ def predict_with_ray(
                                "threads": int(cpus_per_actor), "max_text_chars": max_text_chars},
         batch_size=batch_size,
         batch_format="pandas",
-        compute=ray.data.ActorPoolStrategy(size=concurrency),
+        # the pool grows from one actor: a source operator that takes a CPU (Parquet's file listing) still runs
+        # when the actors would fill every CPU
+        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=concurrency, initial_size=1),
         num_cpus=cpus_per_actor,
         num_gpus=gpus,
     )
