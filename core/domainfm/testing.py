@@ -1,11 +1,12 @@
 """Test helpers for plugin authors (a pytest plugin, auto-registered through the ``pytest11`` entry point).
 
-Fixtures:
+Fixtures (``pytest --fixtures`` shows their docstrings):
 
-- ``tiny_model_dir``: a random-init 2-layer BERT (hidden size 32) with a WordPiece tokenizer trained in the
-  test session, saved in ``save_pretrained`` layout; loads with transformers and sentence-transformers.
-- ``plugin_manager``: a fresh :class:`~domainfm.manager.PluginManager` with built-ins and installed plugins.
-- ``shared_data_dir``: ``../shared/data`` (or ``$DOMAINFM_SHARED_DATA``); skips the test when absent.
+- ``tiny_model_dir`` (session): a random-init 2-layer BERT (hidden size 32) with a WordPiece tokenizer, saved in
+  ``save_pretrained`` layout; loads with transformers and sentence-transformers.
+- ``plugin_manager`` (function): a fresh :class:`~domainfm.manager.PluginManager` with built-ins and installed
+  plugins; ``session_plugin_manager`` (session) for read-only tests.
+- ``shared_data_dir`` (session): ``../shared/data`` (or ``$DOMAINFM_SHARED_DATA``); skips the test when absent.
 
 Functions:
 
@@ -135,11 +136,22 @@ def build_tiny_classifier_artifact(
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random-init 2-layer BERT (hidden 32) and a WordPiece tokenizer in ``save_pretrained`` layout,
+    built once per test session; pass it as ``model.base=<dir>`` so the engine trains in seconds."""
     return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))
 
 
 @pytest.fixture
 def plugin_manager() -> PluginManager:
+    """A fresh :class:`~domainfm.manager.PluginManager` with the built-ins and every installed plugin
+    loaded. Fresh per test, so a plugin a test registers or an exclusion it causes does not leak."""
+    return PluginManager().load()
+
+
+@pytest.fixture(scope="session")
+def session_plugin_manager() -> PluginManager:
+    """One loaded :class:`~domainfm.manager.PluginManager` for the whole session, for read-only tests
+    (domain declarations, hook listings); register nothing on it."""
     return PluginManager().load()
 
 
@@ -155,8 +167,10 @@ def shared_data_path() -> Path:
     return Path.cwd().parent / "shared" / "data"
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def shared_data_dir() -> Path:
+    """``../shared/data`` (or ``$DOMAINFM_SHARED_DATA``), the public data sets; the test is skipped with
+    the reason when it is absent (a fresh clone without the data)."""
     path = shared_data_path()
     if not path.is_dir():
         pytest.skip(f"shared data not found at {path} (set DOMAINFM_SHARED_DATA); real-data tests need it")
