@@ -204,3 +204,40 @@ def test_a_custom_term_plugs_into_the_trainer(tmp_path: Path, tiny_model_dir: Pa
     assert len(calls) == 3  # one per training step
     trainer.evaluate()
     assert len(calls) == 3  # not in evaluation
+
+
+def test_distillation_runs_on_the_same_composable_loss(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """distill's trainer is the composable one with distillation as its criterion: a term runs beside it, and the
+    step's loss is distillation_loss on the teacher logits of the batch."""
+    from datasets import Dataset
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, TrainingArguments
+
+    from domainfm.engine.distill import TEACHER_COLUMN, TeacherLogitsCollator, distillation_loss, distillation_trainer_class
+
+    seen: list[str] = []
+
+    class Spy(LossTerm):
+        name = "spy"
+
+        def prepare(self, step: Step) -> None:
+            seen.append(",".join(sorted(step.targets)))
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_model_dir))
+    labels = [0, 1] * 5
+    soft = [[3.0, -1.0] if i % 3 else [-2.0, 2.5] for i in range(10)]
+    torch.manual_seed(0)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        str(tiny_model_dir), num_labels=2, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    model.eval()
+    with torch.no_grad():
+        enc = tokenizer(TINY_CORPUS, padding=True, return_tensors="pt")
+        expected = float(distillation_loss(model(**enc).logits, torch.tensor(labels), torch.tensor(soft), 2.0, 0.5))
+    ds = Dataset.from_dict({"text": TINY_CORPUS, "labels": labels, TEACHER_COLUMN: soft}).map(
+        lambda b: tokenizer(b["text"], truncation=True), batched=True, remove_columns=["text"])
+    trainer = distillation_trainer_class(2.0, 0.5, None, [Spy()])(
+        model=model, args=TrainingArguments(output_dir=str(tmp_path), max_steps=1, per_device_train_batch_size=10,
+                                            use_cpu=True, report_to=[], save_strategy="no", logging_strategy="no",
+                                            train_sampling_strategy="sequential"),
+        train_dataset=ds, data_collator=TeacherLogitsCollator(tokenizer))
+    assert trainer.train().training_loss == pytest.approx(expected, rel=1e-4)
+    assert seen == [f"labels,{TEACHER_COLUMN}"]

@@ -149,6 +149,7 @@ def fit_student(
         tokenized_dataset,
         train_with_resume,
     )
+    from domainfm.engine.loss_terms import terms_from_config
     from domainfm.engine.precision import training_autocast
     from domainfm.io import atomic_directory
 
@@ -187,7 +188,8 @@ def fit_student(
     trainer = build_trainer(
         ctx, model, tokenizer, train_ds, valid_ds, learning_rate=lr, autocast=autocast, class_weights=None,
         head_learning_rate=cfg.train.head_learning_rate,
-        trainer_class=distillation_trainer_class(cfg.model.distill_temperature, cfg.model.distill_alpha, weights),
+        trainer_class=distillation_trainer_class(cfg.model.distill_temperature, cfg.model.distill_alpha, weights,
+                                                 terms_from_config(cfg.train)),
         data_collator=TeacherLogitsCollator(tokenizer),
     )
     student_started = time.perf_counter()
@@ -264,37 +266,27 @@ def distillation_loss(logits: Any, labels: Any, teacher_logits: Any, temperature
     return per_item.mean()
 
 
-def distillation_trainer_class(temperature: float, alpha: float, class_weights: list[float] | None) -> type:
+def distillation_trainer_class(temperature: float, alpha: float, class_weights: list[float] | None,
+                               terms: list[Any] | None = None) -> type:
     """A ``Trainer`` whose loss is :func:`distillation_loss` on batches with teacher logits (training) and the
-    gold labels' cross-entropy on batches without (validation)."""
+    gold labels' cross-entropy on batches without (validation): the composable loss of
+    :mod:`domainfm.engine.loss_terms` with distillation as its criterion, so ``terms`` (token cutoff, mixup,
+    R-Drop, adversarial training from ``train.*``) apply to the student as they do to any fine-tuning."""
     import torch
-    import torch.nn.functional as F
-    from transformers import Trainer
+
+    from domainfm.engine.loss_terms import cross_entropy_criterion, loss_trainer_class
 
     weights = None if class_weights is None else torch.tensor(class_weights, dtype=torch.float32)
+    gold = cross_entropy_criterion(class_weights)
 
-    class DistillationTrainer(Trainer):
-        loss_is_scaled_for_ga = False  # a per-batch mean: the Trainer divides it under gradient accumulation
+    def criterion(logits: Any, targets: dict[str, Any]) -> Any:
+        soft = targets.get(TEACHER_COLUMN)
+        if soft is None:
+            return gold(logits, targets)
+        w = None if weights is None else weights.to(logits.device)
+        return distillation_loss(logits, targets["labels"], soft, temperature, alpha, w)
 
-        def _set_signature_columns_if_needed(self) -> None:
-            super()._set_signature_columns_if_needed()
-            if TEACHER_COLUMN not in self._signature_columns:
-                self._signature_columns.append(TEACHER_COLUMN)
-
-        def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
-                         num_items_in_batch: Any = None) -> Any:
-            inputs = dict(inputs)
-            soft = inputs.pop(TEACHER_COLUMN, None)
-            labels = inputs.pop("labels")
-            outputs = model(**inputs)
-            w = None if weights is None else weights.to(outputs.logits.device)
-            if soft is None:
-                loss = F.cross_entropy(outputs.logits.float(), labels, weight=w)
-            else:
-                loss = distillation_loss(outputs.logits, labels, soft, temperature, alpha, w)
-            return (loss, outputs) if return_outputs else loss
-
-    return DistillationTrainer
+    return loss_trainer_class(terms or [], criterion, columns=(TEACHER_COLUMN,))
 
 
 # ------------------------------------------------------------------------------------------ comparison

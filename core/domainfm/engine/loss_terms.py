@@ -231,18 +231,20 @@ def loss_trainer_class(
     *,
     class_weights: Sequence[float] | None = None,
     eval_criterion: Criterion | None = None,
+    columns: Sequence[str] = (),
 ) -> type:
     """A ``Trainer`` subclass whose loss is ``criterion`` (default: cross-entropy with ``class_weights`` and the
     arguments' ``label_smoothing_factor``) plus ``terms``. ``eval_criterion`` scores batches in evaluation (default:
-    the criterion; distillation uses plain cross-entropy there, as validation rows have no teacher logits)."""
+    the criterion; distillation uses plain cross-entropy there, as validation rows have no teacher logits).
+    ``columns``: extra dataset columns the criterion reads from ``targets`` (e.g. distillation's teacher logits)."""
     from transformers import Trainer
 
     terms = list(terms)
-    columns = tuple(dict.fromkeys(c for t in terms for c in t.columns))
+    kept = tuple(dict.fromkeys([*columns, *(c for t in terms for c in t.columns)]))
 
     class LossTermsTrainer(Trainer):
         loss_terms = terms
-        extra_columns: tuple[str, ...] = columns
+        extra_columns: tuple[str, ...] = kept
         loss_is_scaled_for_ga = False  # a per-batch mean: the Trainer divides it under gradient accumulation
 
         def _set_signature_columns_if_needed(self) -> None:
