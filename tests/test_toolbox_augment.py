@@ -100,3 +100,24 @@ def test_augmentation_never_reaches_validation_or_test(tmp_path: Path, tiny_mode
     assert meta["training_rows"] == len(train_x) and meta["rows_after_augmentation"] == len(seen[0])
     assert artifact.metadata["train_examples"] == len(train_x)
     assert artifact.metadata["loss_terms"] == ["cutoff"]
+
+
+@pytest.mark.parametrize(("mode", "setting", "message"), [
+    ("head", "train.adversarial.method=fgm", "train.adversarial: model.mode=head"),
+    ("contrastive", "train.regularisation.rdrop=1", "train.regularisation: model.mode=contrastive"),
+    ("distill", "train.augment.methods=swap", "not applied to a distilled student"),
+    ("lpft", "train.augment.methods=mixup", "mixup and train.adversarial need a sequence classifier"),
+])
+def test_a_technique_a_mode_cannot_use_is_refused_in_one_line(tmp_path: Path, tiny_model_dir: Path, mode: str,
+                                                              setting: str, message: str) -> None:
+    from datasets import Dataset
+
+    from domainfm.engine.text_classifier import fine_tune_text_classifier
+    from domainfm.types import DataBundle, RunContext
+
+    cfg = build_config(None, [f"model.base={tiny_model_dir}", f"model.mode={mode}", setting, "model.teacher=x"])
+    ctx = RunContext(run_id="r", domain="d", config=cfg, run_dir=tmp_path / "run", device="cpu")
+    data = DataBundle(tables={"train": Dataset.from_dict({"text": TINY_CORPUS, "label": ["a", "b"] * 5})},
+                      source="t", label_names=["a", "b"])
+    with pytest.raises(ConfigError, match=message):
+        fine_tune_text_classifier(ctx, data, label_names=["a", "b"])

@@ -138,6 +138,7 @@ def fine_tune_text_classifier(
     else:
         y_valid, x_valid, p_valid = [], [], None
 
+    _check_toolbox(cfg)
     started = time.perf_counter()
     columns = {"text_column": text_column, "label_column": label_column, "text_pair_column": text_pair_column,
                "train_split": train_split, "eval_split": eval_split}
@@ -205,6 +206,24 @@ def fine_tune_text_classifier(
 
         artifact = distill.record_comparison(ctx, artifact, x_valid, p_valid, y_valid)
     return artifact
+
+
+def _check_toolbox(cfg: Any) -> None:
+    """train.augment / adversarial / regularisation apply to the Trainer modes; elsewhere they would be ignored."""
+    from domainfm.engine.augment import text_methods
+
+    train = cfg.train
+    asked = [name for name, on in (("train.augment", bool(train.augment.methods)),
+                                   ("train.adversarial", train.adversarial.method != "none"),
+                                   ("train.regularisation", bool(train.regularisation.rdrop or train.regularisation.label_smoothing)))
+             if on]
+    if asked and cfg.model.mode in ("head", "contrastive"):
+        raise ConfigError(f"{', '.join(asked)}: model.mode={cfg.model.mode} trains no Trainer loss they could change; "
+                          "use full, lora, adalora, ia3, prompt, ptuning, lpft or distill")
+    if cfg.model.mode == "distill" and text_methods(train.augment):
+        raise ConfigError("train.augment.methods: the text rewrites (swap, delete, insert, keyboard, ocr) are not "
+                          "applied to a distilled student (its teacher logits are computed on the rows as given); "
+                          "cutoff and mixup are")
 
 
 def _calibrate_on_validation(
