@@ -48,6 +48,10 @@ def export_model(ref: str | Path, target: str | Path, fmt: Format, *, variant: s
         raise ConfigError(f"{layout.artifact_dir}: a {artifact.kind!r} artifact (mode "
                           f"{artifact.metadata.get('mode', '?')}); export supports hf-sequence-classification models "
                           "(modes full, lora, distill)")
+    if artifact.metadata.get("peft_adapter"):
+        raise ConfigError(f"{layout.artifact_dir}: a model.mode={artifact.metadata.get('mode')} artifact keeps its "
+                          "adapter apart from the base model; export supports merged models (full, lora, adalora, ia3, "
+                          "distill)")
     target = Path(target)
     if target.exists():
         raise DataError(f"{target}: already exists; export writes a new folder")
