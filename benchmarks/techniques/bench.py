@@ -226,6 +226,28 @@ def add_deltas(results: dict[str, Any]) -> None:
         r["delta_vs_plain"] = round(r["value"] - plain[r["task"]], 4) if r["task"] in plain else None
 
 
+def table(results: dict[str, Any]) -> str:
+    """results.json as a markdown table: one line per technique x task, clean and noisy side by side."""
+    by_key = {(r["task"], r["technique"]): r for r in results["rows"]}
+    lines = ["| task | technique | metric | clean [95 % CI] | vs plain | char noise [95 % CI] | vs plain | trainable params "
+             "| train s | ms / 100 texts |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for (task, technique), r in by_key.items():
+        if task.endswith("+charnoise"):
+            continue
+        n = by_key.get((f"{task}+charnoise", technique), {})
+
+        def fmt(row: dict[str, Any]) -> str:
+            return f"{row['value']:.4f} [{row['ci95_low']:.3f}, {row['ci95_high']:.3f}]" if row else "-"
+
+        def delta(row: dict[str, Any]) -> str:
+            d = row.get("delta_vs_plain") if row else None
+            return "" if d is None or technique == "plain" else f"{d:+.4f}"
+
+        lines.append(f"| {task} | {technique} | {r['metric']} | {fmt(r)} | {delta(r)} | {fmt(n)} | {delta(n)} | "
+                     f"{r['trainable_params']:,} | {r['train_seconds']} | {r['inference_ms_per_100']} |")
+    return "\n".join(lines)
+
+
 def main() -> int:
     from domainfm.benchmarking import machine_info, package_versions
 
@@ -237,8 +259,12 @@ def main() -> int:
     ap.add_argument("--finish-by", default=None, help="HH:MM UTC: the budget also ends then (a shared machine's lock "
                     "may hold the run back)")
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--table", action="store_true", help="print results.json as a markdown table and exit")
     ap.add_argument("--smoke", action="store_true", help="64 training rows, 100 test rows, 1 epoch: results-smoke.json")
     args = ap.parse_args()
+    if args.table:
+        print(table(load_results()))
+        return 0
     tasks = [t for t in args.tasks.split(",") if t]
     techniques = [t for t in args.techniques.split(",") if t]
     unknown = [t for t in techniques if t not in TECHNIQUES]
