@@ -41,6 +41,15 @@ def test_a_plugin_route_predicts_through_limits_batcher_and_hook(make_app: Calla
     assert batching["requests"] == 1 and batching["records"] == 1  # ... through the micro-batcher
 
 
+def test_a_data_error_from_the_model_behind_a_plugin_route_is_422(make_app: Callable[..., Any]) -> None:
+    from domainfm.errors import DataError
+
+    plugin = FakePlugin("fake_ctx", routes=_serve_routes, predict_error=DataError("record 0: field 'text' is gibberish"))
+    with TestClient(make_app(plugin)) as c:
+        r = c.post("/fake_ctx/echo", json={"text": "qwzx"})
+    assert r.status_code == 422 and "gibberish" in r.json()["detail"][0]["msg"]
+
+
 def test_a_plugin_route_of_a_domain_without_model_is_503(make_app: Callable[..., Any], tmp_path: Any) -> None:
     from domainfm.config import RunConfig
     from domainfm.manager import PluginManager

@@ -66,7 +66,7 @@ class _PluginRoute(APIRoute):
             try:
                 return await handler(request)
             except (StarletteHTTPException, RequestValidationError, DomainUnavailableError, PredictFailedError,
-                    QueueFullError):
+                    InputError, QueueFullError):
                 raise
             except DataError as exc:
                 raise InputError(str(exc)) from exc
