@@ -241,3 +241,44 @@ def test_distillation_runs_on_the_same_composable_loss(tmp_path: Path, tiny_mode
         train_dataset=ds, data_collator=TeacherLogitsCollator(tokenizer))
     assert trainer.train().training_loss == pytest.approx(expected, rel=1e-4)
     assert seen == [f"labels,{TEACHER_COLUMN}"]
+
+
+def test_a_run_with_adversarial_training_and_regularisation_records_them(tmp_path: Path, tiny_model_dir: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through fine_tune_text_classifier on text pairs: the Trainer is the composed one, its arguments carry the
+    label smoothing, and the artifact records the terms that ran."""
+    from datasets import Dataset
+
+    from domainfm.engine import hf_trainer, text_classifier
+    from domainfm.types import DataBundle, RunContext
+
+    built: dict[str, Any] = {}
+    real = text_classifier.build_trainer
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        built["trainer"] = trainer = real(*args, **kwargs)
+        return trainer
+
+    monkeypatch.setattr(text_classifier, "build_trainer", spy)
+    data = DataBundle(tables={
+        "train": Dataset.from_dict({"text": TINY_CORPUS, "pair": TINY_CORPUS[::-1], "label": ["a", "b"] * 5}),
+        "validation": Dataset.from_dict({"text": TINY_CORPUS[:4], "pair": TINY_CORPUS[:4], "label": ["a", "b"] * 2}),
+    }, source="t", label_names=["a", "b"])
+    cfg = build_config(None, [f"model.base={tiny_model_dir}", "model.mode=lora", "train.epochs=1", "train.batch_size=4",
+                              "model.max_length=32", "train.adversarial.method=fgm", "train.regularisation.rdrop=1",
+                              "train.regularisation.label_smoothing=0.1", "train.augment.methods=mixup",
+                              "train.class_weights=balanced"])
+    ctx = RunContext(run_id="t", domain="d", config=cfg, run_dir=tmp_path / "run", device="cpu")
+    artifact = text_classifier.fine_tune_text_classifier(ctx, data, label_names=["a", "b"], text_pair_column="pair")
+    trainer = built["trainer"]
+    assert [t.name for t in trainer.loss_terms] == ["mixup", "rdrop", "fgm"]
+    assert trainer.args.label_smoothing_factor == pytest.approx(0.1)
+    assert trainer.compute_loss_func is None  # the composed criterion weights the classes itself
+    meta = artifact.metadata
+    assert meta["loss_terms"] == ["mixup", "rdrop", "fgm"] and meta["adversarial"]["method"] == "fgm"
+    assert meta["regularisation"] == {"rdrop": 1.0, "label_smoothing": 0.1} and meta["adapters_merged"] is True
+    assert hf_trainer.COMPLETE_MARKER  # the plain path is untouched: no terms, no composed trainer
+    cfg_plain = build_config(None, ["train.class_weights=balanced"])
+    from domainfm.engine.loss_terms import needs_loss_trainer, terms_from_config
+
+    assert not needs_loss_trainer(cfg_plain.train, terms_from_config(cfg_plain.train))

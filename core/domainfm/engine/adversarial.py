@@ -50,7 +50,9 @@ class EmbeddingAdversary(LossTerm):
         self.weight = weight
 
     def prepare(self, step: Step) -> None:
-        step.use_embeddings()
+        embeds = step.use_embeddings()
+        if not embeds.requires_grad:  # a frozen embedding matrix (peft modes): the gradient is taken at a leaf
+            step.set_embeddings(embeds.detach().requires_grad_(True))
 
     def _mask(self, step: Step) -> Any:
         embeds = step.embeds
