@@ -23,14 +23,17 @@ def require_ray() -> Any:
 
 
 def ensure_ray(num_cpus: int | None = None) -> Any:
-    """Connect once per process: to ``RAY_ADDRESS`` when it is set, else to a new local Ray (``num_cpus`` caps it)."""
+    """Connect once per process: to ``RAY_ADDRESS`` when it is set (``auto``: the cluster ``ray start`` runs on this
+    machine), else to a new local Ray (``num_cpus`` caps it)."""
     ray = require_ray()
     if ray.is_initialized():
         return ray
-    address = os.environ.get("RAY_ADDRESS") or None
+    # "local": a new Ray of this process's own, never a cluster someone else started on the machine with
+    # `ray start` (which ray.init() would join); RAY_ADDRESS=auto joins that one on purpose
+    address = os.environ.get("RAY_ADDRESS") or "local"
     env_vars = {name: os.environ[name] for name in FORWARDED_ENV if name in os.environ}
     try:
-        ray.init(address=address, num_cpus=None if address else num_cpus, include_dashboard=False,
+        ray.init(address=address, num_cpus=num_cpus if address == "local" else None, include_dashboard=False,
                  logging_level="warning", log_to_driver=os.environ.get("DOMAINFM_VERBOSE") == "1",
                  runtime_env={"env_vars": env_vars} if env_vars else None)
     except ConnectionError as exc:

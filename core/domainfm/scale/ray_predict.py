@@ -13,7 +13,6 @@ from __future__ import annotations
 import glob
 import json
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -197,20 +196,26 @@ def _parquet_rows(path: Path) -> int:
 
 
 def _unwrap(exc: BaseException) -> BaseException:
-    """The DomainfmError (or its message) that failed inside a Ray worker, for a one-line report."""
-    from domainfm.errors import DomainfmError
+    """The DomainfmError that failed inside a Ray worker (Ray wraps it, sometimes only as traceback text), for a
+    one-line report; any other error as it came."""
+    import re
 
-    seen: Iterator[BaseException] = _chain(exc)
-    for err in seen:
-        if isinstance(err, DomainfmError):
+    from domainfm import errors
+
+    seen: set[int] = set()
+    stack = [exc]
+    while stack:
+        err = stack.pop()
+        if err is None or id(err) in seen:
+            continue
+        seen.add(id(err))
+        if isinstance(err, errors.DomainfmError):
             return err
-    cause = getattr(exc, "cause", None)
-    if isinstance(cause, DomainfmError):
-        return cause
+        stack += [err.__cause__, err.__context__, getattr(err, "cause", None)]  # type: ignore[list-item]
+    found = re.findall(r"domainfm\.errors\.(\w+): (.+)", str(exc))
+    if found:
+        name, message = found[-1]
+        kind = getattr(errors, name, errors.DomainfmError)
+        if isinstance(kind, type) and issubclass(kind, errors.DomainfmError):
+            return kind(message.strip())
     return exc
-
-
-def _chain(exc: BaseException) -> Iterator[BaseException]:
-    while exc is not None:
-        yield exc
-        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
