@@ -24,7 +24,7 @@ $(VENV)/.installed: pyproject.toml $(wildcard plugins/*/pyproject.toml)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q "$(TORCH_SPEC)"
-	$(PIP) install -q -e ".[ml,faiss-cpu,benefit,serve,onnx,tracking,test]" $(PLUGIN_EDITABLES) $(PLUGIN_EXTRAS)
+	$(PIP) install -q -e ".[ml,faiss-cpu,benefit,serve,onnx,tracking,scale,test]" $(PLUGIN_EDITABLES) $(PLUGIN_EXTRAS)
 	touch $@
 
 setup: $(VENV)/.installed
