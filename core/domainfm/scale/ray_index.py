@@ -72,7 +72,9 @@ def embed_corpus(input_pattern: str, output: str | Path, *, model: str, text_col
     ray = ensure_ray()
     from ray.data import DataContext
 
-    DataContext.get_current().enable_progress_bars = progress
+    context = DataContext.get_current()
+    context.enable_progress_bars = progress
+    context.use_datasource_v2 = False  # see ray_predict: the V1 reader honours num_cpus=0
     gpus = 1.0 if device != "cpu" and cluster_gpus() >= 1 else 0.0
     reader = {"parquet": ray.data.read_parquet, "json": partial(ray.data.read_json, lines=True),
               "csv": ray.data.read_csv}[fmt]
@@ -81,7 +83,7 @@ def embed_corpus(input_pattern: str, output: str | Path, *, model: str, text_col
         fn_constructor_kwargs={"model": model, "device": "cuda" if gpus else device, "threads": int(cpus_per_actor),
                                "text_column": text_column, "id_column": id_column, "max_length": max_length},
         batch_size=batch_size, batch_format="numpy",
-        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=concurrency, initial_size=1),
+        compute=ray.data.ActorPoolStrategy(size=concurrency),
         num_cpus=cpus_per_actor, num_gpus=gpus,
     )
     with atomic_directory(output) as tmp:

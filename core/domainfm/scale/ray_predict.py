@@ -161,6 +161,9 @@ def predict_with_ray(
     context = DataContext.get_current()
     context.execution_options.preserve_order = True  # shards in input order, like the in-process output
     context.enable_progress_bars = progress
+    # Parquet's V2 reader lists files in a 1-CPU task that `num_cpus=0` does not reach: with every CPU held by a
+    # model actor it would never run (on a 1-CPU node, never at all). The V1 reader honours num_cpus=0.
+    context.use_datasource_v2 = False
     gpus = 1.0 if device != "cpu" and cluster_gpus() >= 1 else 0.0
     # Reading and writing take no CPU slot: with every CPU held by a model actor, a 1-CPU read task would never
     # be scheduled (Ray Data waits forever). Parsing is cheap next to the model.
@@ -173,9 +176,7 @@ def predict_with_ray(
                                "threads": int(cpus_per_actor), "max_text_chars": max_text_chars},
         batch_size=batch_size,
         batch_format="pandas",
-        # the pool grows from one actor: a source operator that takes a CPU (Parquet's file listing) still runs
-        # when the actors would fill every CPU
-        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=concurrency, initial_size=1),
+        compute=ray.data.ActorPoolStrategy(size=concurrency),
         num_cpus=cpus_per_actor,
         num_gpus=gpus,
     )
