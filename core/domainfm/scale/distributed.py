@@ -6,7 +6,10 @@ and inside Ray Train's ``TorchTrainer``. ``train.batch_size`` stays the *global*
 takes, on the same rows, and end at the same loss (up to float reduction order; dropout draws differ per rank).
 
     torchrun --nproc_per_node 2 -m domainfm.scale.distributed spec.json
-    accelerate launch --cpu --num_processes 2 -m domainfm.scale.distributed spec.json
+    accelerate launch --multi_gpu --num_processes 2 -m domainfm.scale.distributed spec.json   # GPUs
+
+(``accelerate launch`` on CPU, ``--cpu`` or a MULTI_CPU config, started one process with accelerate here: use
+torchrun for CPU ranks.)
 
 ``spec.json``: ``{"base": MODEL, "data": CSV (text,label), "output": DIR, "result": JSON, "epochs": 2,
 "batch_size": 8, "learning_rate": 5e-4, "max_length": 32, "seed": 0}``; rank 0 writes the result (final and
