@@ -239,7 +239,8 @@ def _tune_ray(domain: str, space: Mapping[str, Mapping[str, Any]], trials: int, 
                                    metric=metric, report=ray_tune.report)
         ray_tune.report({metric: value, "run": run_dir, "final": 1.0})
 
-    storage = Path(overrides[-1].split("=", 1)[1]) / domain / f".tune-{name}"
+    output = next(o.split("=", 1)[1] for o in reversed(overrides) if o.startswith("output_dir="))
+    storage = Path(output) / domain / f".tune-{name}"  # Ray Tune's own trial state, beside the runs
     tuner = ray_tune.Tuner(
         ray_tune.with_resources(trainable, {"cpu": 1}),
         param_space=ray_space(space),
@@ -252,13 +253,13 @@ def _tune_ray(domain: str, space: Mapping[str, Mapping[str, Any]], trials: int, 
     )
     grid = tuner.fit()
     records: list[dict[str, Any]] = []
-    for res in grid:
-        params = {k: res.config[k] for k in space}
-        done = bool(res.metrics and res.metrics.get("final"))
-        records.append({"trial": res.metrics.get("trial_id") if res.metrics else None, "params": params,
+    for i in range(len(grid)):
+        res = grid[i]
+        config, metrics = res.config or {}, res.metrics or {}
+        done = bool(metrics.get("final"))
+        records.append({"trial": metrics.get("trial_id"), "params": {k: config.get(k) for k in space},
                         "status": "finished" if done else ("failed" if res.error else "stopped early"),
-                        "value": res.metrics.get(metric) if res.metrics else None,
-                        "run": res.metrics.get("run") if done else None,
+                        "value": metrics.get(metric), "run": metrics.get("run") if done else None,
                         "error": str(res.error).splitlines()[0] if res.error else None})
     finished = [r for r in records if r["status"] == "finished"]
     if not finished:
