@@ -59,3 +59,26 @@ def test_trials_are_runs_and_the_best_is_recorded(engine: str, tmp_path: Path, t
     assert run["status"] == "finished"
     assert {k: run["config"]["train"][k.split(".")[1]] for k in record["best_params"]} == record["best_params"]
     assert (best_run / "metrics.json").is_file()
+
+
+def test_without_ray_auto_runs_the_optuna_trials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from domainfm.scale import tune as tune_module
+
+    (tmp_path / "space.yaml").write_text("train.epochs: {type: int, low: 1, high: 2}\n")
+    calls: list[str] = []
+
+    def fake(engine: str) -> object:
+        def run(*args: object, **kwargs: object) -> tune_module.TuneResult:
+            calls.append(engine)
+            return tune_module.TuneResult({"train.epochs": 1}, 0.5, "runs/x", [], engine)
+        return run
+
+    monkeypatch.setattr(tune_module, "_tune_optuna", fake("optuna"))
+    monkeypatch.setattr(tune_module, "_tune_ray", fake("ray"))
+    monkeypatch.setattr(tune_module, "_has_ray", lambda: False)
+    result = tune_module.tune("text_classification", tmp_path / "space.yaml", 1, output_dir=tmp_path, name="a")
+    assert calls == ["optuna"] and result.engine == "optuna"
+    assert json.loads((tmp_path / "text_classification" / "tune-a.json").read_text())["engine"] == "optuna"
+    monkeypatch.setattr(tune_module, "_has_ray", lambda: True)
+    tune_module.tune("text_classification", tmp_path / "space.yaml", 1, output_dir=tmp_path, name="b")
+    assert calls == ["optuna", "ray"]
