@@ -67,7 +67,7 @@ TECHNIQUES: dict[str, list[str]] = {
     "prompt": ["model.mode=prompt", "model.prompt_tokens=20"],
     "ptuning": ["model.mode=ptuning", "model.prompt_tokens=20"],
 }
-# relative training cost of a technique (plain = 1), measured order of magnitude: for --budget planning only
+# relative training cost of a technique (plain = 1), estimated from its extra forward/backward passes: --budget planning only
 COST = {"plain": 1, "eda": 2.2, "typo_augment": 2.2, "cutoff": 1, "mixup": 1.1, "fgm": 2.3, "pgd": 3.3, "rdrop": 1.9,
         "label_smoothing": 1, "lora": 0.8, "adalora": 0.9, "ia3": 0.7, "prompt": 0.8, "ptuning": 0.8}
 # a parameter-efficient mode trains far fewer weights: it needs more epochs than full fine-tuning
