@@ -332,6 +332,11 @@ class PluginManager:
 
     # ------------------------------------------------------------------------------ queries
 
+    def original_plugin(self, name: str) -> Any:
+        """The object a plugin registered (its module or instance), not pluggy's guarded stand-in; None if absent."""
+        plugin = self.pm.get_plugin(name)
+        return getattr(plugin, "original", plugin)
+
     @property
     def broken(self) -> list[PluginInfo]:
         return [p for p in self.plugins.values() if p.status == "broken"]

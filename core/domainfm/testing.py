@@ -296,8 +296,7 @@ def assert_light_import(pm: PluginManager, spec: DomainSpec) -> None:
 
 
 def _plugin_object(pm: PluginManager, spec: DomainSpec) -> Any:
-    plugin = pm.pm.get_plugin(spec.plugin) if spec.plugin else None
-    return getattr(plugin, "original", plugin)
+    return pm.original_plugin(spec.plugin) if spec.plugin else None
 
 
 def _plugin_module(pm: PluginManager, spec: DomainSpec) -> str | None:
