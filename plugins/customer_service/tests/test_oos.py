@@ -125,6 +125,18 @@ def test_questions_from_a_held_out_intent_are_handed_over(constructed: dict[str,
     assert scores["out_of_scope_score"] is not None and "confidence_threshold" in scores
 
 
+def test_combinations_join_the_comparison_when_asked(constructed: dict[str, Any]) -> None:
+    plain = _fit(constructed)
+    both = _fit(constructed, "options.oos_combine=true")
+    assert "msp+knn" not in plain["validation"] and "msp+knn" in both["methods_compared"]
+    report = both["validation"]["msp+knn"]
+    assert report["validation"]["in_scope_flag_rate"] <= 0.05 and "held_out_intents" in report
+    assistant = _assistant(constructed, both)
+    assert assistant.oos_scorer is not None and assistant.oos_method == both["method"]
+    unseen = assistant.answer_many([t for t, _ in constructed["held_out"]])
+    assert np.mean([a["escalate"] for a in unseen]) >= 0.8
+
+
 def test_a_stricter_rate_escalates_fewer_in_scope_questions(constructed: dict[str, Any]) -> None:
     loose = _fit(constructed, "options.max_false_escalation=0.2", "options.oos_methods=knn")
     strict = _fit(constructed, "options.max_false_escalation=0.0", "options.oos_methods=knn")
