@@ -186,7 +186,7 @@ def fit_scorer(
     method: str,
     *,
     train_features: np.ndarray | None = None,
-    train_labels: Sequence[int] | None = None,
+    train_labels: Sequence[int] | np.ndarray | None = None,
     negative_features: np.ndarray | None = None,
     k: int = DEFAULT_K,
     c: float = DEFAULT_OOS_C,

@@ -227,7 +227,7 @@ def fit_out_of_scope(
     train_ids = column[[i for _, i in in_train]] if in_train else np.zeros(0, dtype=int)
     neg_feats = inputs.run(pool_train, True)[2] if need_features and pool_train and "oos_class" in methods else None
     logits_in, probs_in, feats_in = inputs.run([t for t, _ in valid_in], need_features)
-    logits_out, probs_out, feats_out = inputs.run(valid_out, need_features) if valid_out else (None, None, None)
+    logits_out, probs_out, feats_out = inputs.run(valid_out, need_features)
 
     def escalated_already(probs: np.ndarray) -> np.ndarray:
         conf = probs[:, in_scope].max(axis=1)
@@ -243,9 +243,9 @@ def fit_out_of_scope(
             fitted[method] = scorer
         held["validation"][method] = HeldOut(
             score_batch(scorer, logits_in, probs_in, feats_in, in_scope),
-            score_batch(scorer, logits_out, probs_out, feats_out, in_scope) if valid_out else np.zeros(0),
+            score_batch(scorer, logits_out, probs_out, feats_out, in_scope),
             escalated_already(probs_in),
-            escalated_already(probs_out) if valid_out else np.zeros(0, dtype=bool),
+            escalated_already(probs_out),
         )
     if n_left and train_feats is not None and feats_in is not None:
         c = float(classifier.artifact.metadata.get("head_C") or classifier.artifact.metadata.get("probe_C") or 8.0)
