@@ -77,7 +77,10 @@ def test_benefit_terms_evaluate_per_item(tmp_path) -> None:  # noqa: ANN001
     saved = terms["agent_time_saved"].utility(batch)
     assert saved.shape == (40,) and saved.sum() == pytest.approx(20 * 8 / 60)
     assert terms["agent_time_saved"].scale == 60.0
-    assert terms["wrong_answer_cost"].utility(batch).sum() == pytest.approx(-20 * 9.0)
+    # 20 wrong answers: 10 to in-scope questions (a repeat contact, 9 EUR) and 10 to out-of-scope ones (a misled
+    # customer, 25 EUR): each counted once
+    assert terms["wrong_answer_cost"].utility(batch).sum() == pytest.approx(-10 * 9.0)
+    assert terms["misled_customer_cost"].utility(batch).sum() == pytest.approx(-10 * 25.0)
     assert terms["pii_in_index_and_logs"].measure(batch) == 0.0
     assert terms["latency_p95_ms"].measure(batch) == 50.0
     assert terms["out_of_scope_answered_rate"].measure(batch) == 1.0
