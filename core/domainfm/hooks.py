@@ -26,8 +26,10 @@ if TYPE_CHECKING:  # pragma: no cover
         BenefitContribution,
         DataBundle,
         Evaluation,
+        GetPredictor,
         Prediction,
         Predictor,
+        Router,
         RunContext,
     )
 
@@ -62,7 +64,7 @@ class Hooks:
                 cli.commands.clear()
                 cli.commands.update(before)
 
-    def register_routes(self, plugin: str, router: Any, get_predictor: Any) -> None:
+    def register_routes(self, plugin: str, router: Router, get_predictor: GetPredictor) -> None:
         """``plugin`` adds its HTTP routes to its own ``router``.
 
         :raises PluginError: the plugin raised; the server leaves its router out and reports the error, and

@@ -31,8 +31,10 @@ if TYPE_CHECKING:  # pragma: no cover
         DataBundle,
         DomainSpec,
         Evaluation,
+        GetPredictor,
         Prediction,
         Predictor,
+        Router,
         RunContext,
     )
 
@@ -52,6 +54,7 @@ def domainfm_domains() -> list[DomainSpec]:
     :return: a list of :class:`~domainfm.types.DomainSpec` (may be empty). Two plugins declaring the same
         domain name is an error reported against the second one.
     """
+    return []  # a spec's body never runs; this keeps the declared return type honest for mypy
 
 
 @hookspec
@@ -66,12 +69,13 @@ def domainfm_register_commands(cli: click.Group) -> None:
 
 
 @hookspec
-def domainfm_register_routes(router: Any, get_predictor: Any) -> None:
+def domainfm_register_routes(router: Router, get_predictor: GetPredictor) -> None:
     """Add HTTP routes for the server (``domainfm serve``).
 
     Called once per server process for every loaded plugin.
 
-    :param router: a ``fastapi.APIRouter`` mounted at the root; add routes under ``/{domain}/...``.
+    :param router: a ``fastapi.APIRouter`` mounted at the root (typed as the :class:`~domainfm.types.Router`
+        protocol); add routes under ``/{domain}/...``.
     :param get_predictor: ``get_predictor(domain) -> Predictor``, the process-wide shared predictor.
     """
 
@@ -154,6 +158,7 @@ def domainfm_benefit_terms(ctx: RunContext, domain: str, evaluation: Evaluation)
 
     :return: a list of :class:`~domainfm.types.BenefitTerm` and :class:`~domainfm.types.Constraint`.
     """
+    return []
 
 
 # ------------------------------------------------------------------------------------------ lifecycle

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequenc
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator, model_validator
@@ -378,6 +378,31 @@ class Predictor(Protocol):
     device: str
 
     def predict(self, records: Sequence[Mapping[str, Any]]) -> list[Prediction]: ...
+
+
+_Endpoint = TypeVar("_Endpoint", bound=Callable[..., Any])
+
+
+class Router(Protocol):
+    """What ``domainfm_register_routes`` receives: the part of ``fastapi.APIRouter`` plugins use.
+
+    Structural, so the hook contract names no FastAPI type and this module does not import fastapi.
+    Each method returns the route decorator, like ``@router.post("/{domain}/ask", response_model=...)``.
+    """
+
+    def get(self, path: str, *args: Any, **kwargs: Any) -> Callable[[_Endpoint], _Endpoint]: ...
+
+    def post(self, path: str, *args: Any, **kwargs: Any) -> Callable[[_Endpoint], _Endpoint]: ...
+
+    def put(self, path: str, *args: Any, **kwargs: Any) -> Callable[[_Endpoint], _Endpoint]: ...
+
+    def delete(self, path: str, *args: Any, **kwargs: Any) -> Callable[[_Endpoint], _Endpoint]: ...
+
+    def add_api_route(self, path: str, endpoint: Callable[..., Any], *args: Any, **kwargs: Any) -> None: ...
+
+
+GetPredictor = Callable[[str], Predictor]
+"""``get_predictor(domain)``: the process-wide shared predictor of ``domain`` (loaded on first use)."""
 
 
 # ------------------------------------------------------------------------------------------- evaluation
