@@ -18,7 +18,7 @@ export TRANSFORMERS_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: run test bench serve setup clean models $(BENCHES)
+.PHONY: run test typecheck bench serve setup clean models $(BENCHES)
 
 $(VENV)/.installed: pyproject.toml $(wildcard plugins/*/pyproject.toml)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ run: setup
 
 test: setup
 	$(PY) -m pytest -q
+
+# mypy over core/domainfm at the strictness in pyproject's [tool.mypy] (docs/plugin-authors.md, "Type checking")
+typecheck: setup
+	$(PY) -m mypy
 
 bench: setup
 	@set -e; for b in $(BENCHES); do echo "=== $$b"; $(PY) $$b; done
