@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, StringConstraints, WithJsonSchema
 
 _SCALAR_SCHEMA: dict[str, Any] = {"anyOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}, {"type": "null"}]}
-_JSON_TYPE = {dict: "an object", list: "an array"}
+_JSON_TYPE: dict[type, str] = {dict: "an object", list: "an array"}
 
 
 def _scalar(value: Any) -> Any:
@@ -47,7 +47,7 @@ class TextRecord(BaseModel):
     """One text to predict for, plus optional scalar fields (an ``id``, group or metadata columns)."""
 
     model_config = ConfigDict(extra="allow")
-    __pydantic_extra__: dict[str, Scalar]  # type: ignore[valid-type]
+    __pydantic_extra__: dict[str, Scalar]
 
     text: Text = Field(description="the text")
     id: RecordId | None = None
