@@ -276,7 +276,8 @@ def check_record_texts(record: Mapping[str, Any], where: str, max_text_chars: in
     than ``max_text_chars``; the message names ``where`` and the field's path."""
     text = record.get("text")
     if "text" in record and not isinstance(text, str):
-        kind = {dict: "a JSON object", list: "a JSON array"}.get(type(text), f"{json.dumps(text)}")
+        kinds: dict[type, str] = {dict: "a JSON object", list: "a JSON array"}
+        kind = kinds.get(type(text), f"{json.dumps(text)}")
         raise DataError(f"{where}: field 'text' is {kind}, not a string")
     for name, value in _strings(record, ""):
         if len(value) > max_text_chars:
