@@ -77,7 +77,7 @@ def quiet_trainer_module(module: ModuleType) -> None:
     sends its metric dicts to the ``domainfm.training`` logger instead of printing them."""
     from transformers.trainer_callback import ProgressCallback, TrainerCallback
 
-    class StageProgressCallback(ProgressCallback):  # type: ignore[misc]
+    class StageProgressCallback(ProgressCallback):
         def on_prediction_step(self, *args: Any, **kwargs: Any) -> None:
             return None  # evaluation inside training is part of the training stage: no second bar
 
@@ -85,7 +85,7 @@ def quiet_trainer_module(module: ModuleType) -> None:
             if state.is_world_process_zero and logs:
                 TRAINING_LOG.info("%s", {k: v for k, v in logs.items() if k != "total_flos"})
 
-    class LogCallback(TrainerCallback):  # type: ignore[misc]
+    class LogCallback(TrainerCallback):
         """What ``disable_tqdm`` runs instead of ``PrinterCallback``: the dicts go to the log, not stdout."""
 
         def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
