@@ -105,7 +105,7 @@ def adapt_trainer(trainer: Any, ctx: RunContext) -> Any:
         return trainer
     from transformers.integrations import MLflowCallback
 
-    class NestedMLflowCallback(MLflowCallback):  # type: ignore[misc]
+    class NestedMLflowCallback(MLflowCallback):
         def __del__(self) -> None:
             return None
 
