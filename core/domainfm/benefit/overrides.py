@@ -32,7 +32,7 @@ class DeclaredNames:
     limits: frozenset[str]
 
 
-class _Recording(dict):  # type: ignore[type-arg]
+class _Recording(dict[str, Any]):
     """A dict that remembers every key looked up in it: the names a plugin reads from its overrides."""
 
     def __init__(self, data: dict[str, float]) -> None:
