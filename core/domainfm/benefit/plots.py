@@ -167,7 +167,7 @@ def training_curve_svgs(logs: dict[str, dict[str, Any]]) -> list[tuple[str, str]
         fig = _figure(6.4, 3.8)
         ax = fig.add_subplot()
         ax2 = ax.twinx()
-        greys = {}
+        greys: dict[str, str] = {}
         for key in sorted(k for k in series if series_name(k) in ("loss", "eval_loss")):
             xs, ys = zip(*series[key], strict=True)
             shade = greys.setdefault(key.removeprefix("eval_"), ("black", "dimgrey", "darkgrey")[len(greys) % 3])
