@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 import click
 
@@ -37,7 +37,7 @@ def models_list(as_json: bool) -> None:
         table.add_column(column)
     for row in rows:
         present = "yes" if row["present"] else f"no: {row['get']}"
-        table.add_row(str(row["name"]), str(row["parameters"]), _size(int(row["size_bytes"])), str(row["licence"]),
+        table.add_row(str(row["name"]), str(row["parameters"]), _size(int(cast(int, row["size_bytes"]))), str(row["licence"]),
                       present, str(row["source"]))
     Console().print(table)
 
