@@ -323,7 +323,7 @@ def _assert_foreign_domain_is_ignored(
     pm: PluginManager, spec: DomainSpec, ctx: Any, data: DataBundle, artifact: Artifact, predictor: Any,
     records: list[dict[str, Any]], split: str,
 ) -> None:
-    calls = {
+    calls: dict[str, dict[str, Any]] = {
         "domainfm_load_data": {"source": "demo"},
         "domainfm_train": {"data": data},
         "domainfm_load_predictor": {"artifact": artifact},
