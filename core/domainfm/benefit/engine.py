@@ -179,7 +179,10 @@ def collect_contributions(ctx: RunContext, evaluation: Evaluation) -> tuple[list
                 f"name {item.name!r} is already contributed by {seen[item.name]!r}",
             )
         seen[item.name] = item.contributed_by
-        (terms if isinstance(item, BenefitTerm) else constraints).append(item)
+        if isinstance(item, BenefitTerm):
+            terms.append(item)
+        else:
+            constraints.append(item)
     return terms, constraints
 
 
