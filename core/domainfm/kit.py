@@ -64,7 +64,7 @@ def load_run_predictor(
 
     layout = resolve_model(ref, domain=domain, variant=variant, output_dir=output_dir)
     artifact = layout.load_artifact()
-    runner = Runner(PluginManager().load(), RunConfig(device=device))
+    runner = Runner(PluginManager().load(), RunConfig.model_validate({"device": device}))
     ctx = runner.context(artifact.domain, run_dir=layout.run_dir or Path(artifact.path))
     return RunPredictor(runner, ctx, artifact, runner.load_predictor(ctx, artifact))
 
