@@ -79,7 +79,7 @@ def serve_command(
     )
     from domainfm.serve.app import create_app
 
-    app = create_app(pm, RunConfig(device=device), parse_artifact_flags(artifact_flags), settings)
+    app = create_app(pm, RunConfig.model_validate({"device": device}), parse_artifact_flags(artifact_flags), settings)
     if host not in ("127.0.0.1", "localhost", "::1") and not settings.auth_enabled:
         click.echo(f"warning: serving on {host} without API keys; anyone who can reach it can use it", err=True)
     for domain in app.state.registry.domains:
