@@ -206,7 +206,11 @@ def run(domain: str, **kw: Any) -> None:
     console = _console()
     runner = Runner(pm, config)
     with console.status("starting") as status:
-        result = runner.run(domain, progress=lambda msg: (status.update(msg), console.log(msg)))
+        def progress(msg: str) -> None:
+            status.update(msg)
+            console.log(msg)
+
+        result = runner.run(domain, progress=progress)
     _print_results(console, result)
 
 
@@ -332,7 +336,7 @@ def predict(model_ref: str, variant: str | None, output_dir: str, input_path: st
     layout = _resolve(model_ref, variant, output_dir)
     artifact = layout.load_artifact()
     records = _read_input(input_path, max_text_chars)
-    runner = Runner(_manager(), RunConfig(device=device))
+    runner = Runner(_manager(), RunConfig.model_validate({"device": device}))
     ctx = runner.context(artifact.domain, run_dir=layout.run_dir or layout.artifact_dir.parent)
     predictor = runner.load_predictor(ctx, artifact)
     out = sys.stdout if output_path == "-" else None
@@ -385,7 +389,7 @@ def evaluate(model_ref: str, variant: str | None, output_dir: str, data: str | N
         config = config.model_copy(update={"device": device, "eval_split": split, "data": data or config.data,
                                            "run_name": None})
     else:
-        config = RunConfig(device=device, data=data, eval_split=split)
+        config = RunConfig.model_validate({"device": device, "data": data, "eval_split": split})
     runner = Runner(_manager(), config)
     ctx = runner.context(artifact.domain, run_dir=layout.run_dir or layout.artifact_dir.parent)
     bundle = runner.load_data(ctx)
