@@ -30,7 +30,7 @@ BOUND_TOLERANCE = 1e-3  # relative distance in log T within which a fitted tempe
 
 
 def fit_temperature(
-    logits: np.ndarray, labels: Sequence[int], bounds: tuple[float, float] = TEMPERATURE_BOUNDS
+    logits: np.ndarray, labels: Sequence[int] | np.ndarray, bounds: tuple[float, float] = TEMPERATURE_BOUNDS
 ) -> float:
     """The temperature minimising validation negative log-likelihood (Guo et al., 2017), within ``bounds``.
 
@@ -51,7 +51,7 @@ def fit_temperature(
     return float(np.exp(res.x))
 
 
-def fit_vector_scaling(logits: np.ndarray, labels: Sequence[int], l2: float = VECTOR_L2) -> tuple[np.ndarray, np.ndarray]:
+def fit_vector_scaling(logits: np.ndarray, labels: Sequence[int] | np.ndarray, l2: float = VECTOR_L2) -> tuple[np.ndarray, np.ndarray]:
     """Per-class scale ``a`` and bias ``b`` (probabilities ``softmax(a * logits + b)``) minimising NLL plus
     ``l2`` times the squared distance from identity (Guo et al., 2017: 2K parameters for K classes)."""
     from scipy.optimize import minimize
@@ -82,7 +82,7 @@ TOP_ISOTONIC_PRIOR = 2.0
 
 
 def fit_top_isotonic(
-    logits: np.ndarray, labels: Sequence[int], prior: float = TOP_ISOTONIC_PRIOR
+    logits: np.ndarray, labels: Sequence[int] | np.ndarray, prior: float = TOP_ISOTONIC_PRIOR
 ) -> tuple[np.ndarray, np.ndarray]:
     """Knots ``(x, y)`` of an isotonic map from the top-1 softmax confidence to the probability that the top-1
     label is right (top-label calibration, Gupta & Ramdas 2022), bounded below by 1/K. Applied by linear
@@ -221,7 +221,7 @@ class Calibrator:
         )
 
 
-def fit_calibrator(kind: str, logits: np.ndarray, labels: Sequence[int]) -> Calibrator:
+def fit_calibrator(kind: str, logits: np.ndarray, labels: Sequence[int] | np.ndarray) -> Calibrator:
     """Fit one calibrator of ``kind``: ``none``; ``temperature`` or ``vector`` by NLL; ``top_isotonic`` by
     isotonic regression of top-1 correctness on top-1 confidence."""
     if kind == "none":
@@ -259,7 +259,7 @@ FALLBACK_KINDS = ("none", "top_isotonic")
 
 
 def fit_temperature_calibrator(
-    logits: np.ndarray, labels: Sequence[int], bounds: tuple[float, float] = TEMPERATURE_BOUNDS, *, folds: int = 5
+    logits: np.ndarray, labels: Sequence[int] | np.ndarray, bounds: tuple[float, float] = TEMPERATURE_BOUNDS, *, folds: int = 5
 ) -> Calibrator:
     """Temperature scaling fitted on held-out data, unless the fitted temperature sits at a bound.
 
@@ -293,7 +293,7 @@ def fit_temperature_calibrator(
 
 def choose_calibrator(
     logits: np.ndarray,
-    labels: Sequence[int],
+    labels: Sequence[int] | np.ndarray,
     kinds: Sequence[str] = CALIBRATOR_KINDS,
     *,
     folds: int = 5,
@@ -337,7 +337,7 @@ def choose_calibrator(
     return calibrator, report
 
 
-def expected_calibration_error(probs: np.ndarray, labels: Sequence[int], n_bins: int = 15) -> float:
+def expected_calibration_error(probs: np.ndarray, labels: Sequence[int] | np.ndarray, n_bins: int = 15) -> float:
     """ECE with equal-width confidence bins over the top-1 prediction."""
     probs = np.asarray(probs, dtype=np.float64)
     y = np.asarray(labels, dtype=int)
@@ -346,7 +346,9 @@ def expected_calibration_error(probs: np.ndarray, labels: Sequence[int], n_bins:
     return ece_from_confidence(probs.max(axis=1), (probs.argmax(axis=1) == y).astype(float), n_bins)
 
 
-def ece_from_confidence(confidence: Sequence[float], correct: Sequence[float], n_bins: int = 15) -> float:
+def ece_from_confidence(
+    confidence: Sequence[float] | np.ndarray, correct: Sequence[float] | np.ndarray, n_bins: int = 15
+) -> float:
     """ECE from top-1 confidences and 0/1 correctness: equal-width bins, the first one closed on the left."""
     conf = np.asarray(confidence, dtype=np.float64)
     corr = np.asarray(correct, dtype=np.float64)
