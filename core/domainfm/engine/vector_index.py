@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 
@@ -60,6 +60,8 @@ class VectorIndex:
             raise ValueError(f"kind must be 'flat', 'ivf' or 'hnsw', got {kind!r}")
         faiss_metric = faiss.METRIC_INNER_PRODUCT if metric == "ip" else faiss.METRIC_L2
         params: dict[str, Any] = {}
+        index: Any  # faiss index classes share no typed base
+        base: Any
         if kind == "flat":
             base = faiss.IndexFlatIP(dim) if metric == "ip" else faiss.IndexFlatL2(dim)
             index = faiss.IndexIDMap2(base)
@@ -172,7 +174,7 @@ class VectorIndex:
         all_ids = faiss.vector_to_array(cpu.id_map).astype(np.int64)
         keep = np.array([i for i in all_ids.tolist() if i not in self.deleted], dtype=np.int64)
         vectors = np.vstack([cpu.reconstruct(int(i)) for i in keep]) if keep.size else np.zeros((0, self.dim), np.float32)
-        fresh = VectorIndex.create(self.dim, "hnsw", self.metric, hnsw_m=self.params["m"], ef_search=self.params["ef_search"])
+        fresh = VectorIndex.create(self.dim, "hnsw", cast(Literal["ip", "l2"], self.metric), hnsw_m=self.params["m"], ef_search=self.params["ef_search"])
         if keep.size:
             fresh.add(keep, vectors)
         self.__dict__.update(fresh.__dict__)
