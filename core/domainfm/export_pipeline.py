@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from transformers import TextClassificationPipeline
@@ -59,14 +59,15 @@ class DomainfmCalibratedPipeline(TextClassificationPipeline):
         with open(path, encoding="utf-8") as fh:
             self.calibration = json.load(fh)["calibrator"]
 
-    def postprocess(self, model_outputs: Any, function_to_apply: Any = None, top_k: int | None = 1,
-                    _legacy: bool = True) -> Any:
+    def postprocess(  # type: ignore[override]  # transformers types **postprocess_parameters as dict values
+        self, model_outputs: Any, function_to_apply: Any = None, top_k: int | None = 1, _legacy: bool = True
+    ) -> Any:
         logits = model_outputs["logits"][0].float().numpy()
         scores = calibrate(logits[None, :], self.calibration)[0]
-        id2label = self.model.config.id2label
+        id2label = cast(dict[int, str], self.model.config.id2label)
         if top_k == 1 and _legacy:
             return {"label": id2label[int(scores.argmax())], "score": float(scores.max())}
-        ranked = [{"label": id2label[i], "score": float(s)} for i, s in enumerate(scores)]
+        ranked: list[dict[str, Any]] = [{"label": id2label[i], "score": float(s)} for i, s in enumerate(scores)]
         if not _legacy:
             ranked.sort(key=lambda x: x["score"], reverse=True)
             if top_k is not None:
