@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -188,14 +188,15 @@ class TextClassifierPredictor:
         a caller needing embeddings of the same texts (topics, retrieval) does not run the encoder twice."""
         text_col = self.artifact.metadata.get("text_column") or "text"
         pair_col = self.artifact.metadata.get("text_pair_column")
-        texts, pairs = [], [] if pair_col else None
+        texts: list[str] = []
+        pairs: list[str] | None = [] if pair_col else None
         for i, rec in enumerate(records):
             value = rec.get("text", rec.get(text_col))
             if value is None or not str(value).strip():
                 raise DataError(f"record {i}: field 'text' is missing or empty")
             texts.append(str(value))
             if pairs is not None:
-                pv = rec.get("text_pair", rec.get(pair_col))
+                pv = rec.get("text_pair", rec.get(cast(str, pair_col)))
                 if pv is None or not str(pv).strip():
                     raise DataError(f"record {i}: field 'text_pair' is missing or empty")
                 pairs.append(str(pv))
