@@ -140,7 +140,7 @@ def fine_tune_text_classifier(
 
     _check_toolbox(cfg)
     started = time.perf_counter()
-    columns = {"text_column": text_column, "label_column": label_column, "text_pair_column": text_pair_column,
+    columns: dict[str, Any] = {"text_column": text_column, "label_column": label_column, "text_pair_column": text_pair_column,
                "train_split": train_split, "eval_split": eval_split}
     if cfg.train.ensemble_size > 1:
         if cfg.model.mode == "distill":
