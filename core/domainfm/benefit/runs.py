@@ -364,7 +364,7 @@ def compare_runs(run_dirs: list[Path], *, resamples: int = 2000, seed: int = 0) 
     if len(domains) > 1:
         raise DomainfmError(f"runs of different domains cannot be compared: {', '.join(sorted(domains))}")
     base = records[0]
-    benefit = []
+    benefit: list[dict[str, Any]] = []
     for other in records[1:]:
         if base.report is None or other.report is None:
             missing = base if base.report is None else other
