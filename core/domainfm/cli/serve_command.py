@@ -63,6 +63,8 @@ def serve_command(
     from domainfm.config import RunConfig
     from domainfm.manager import get_plugin_manager
     from domainfm.serve.artifacts import parse_artifact_flags
+    from pydantic import SecretStr
+
     from domainfm.serve.settings import ServeSettings, read_api_keys
 
     pm = get_plugin_manager()
@@ -71,7 +73,7 @@ def serve_command(
     given = {k: v for k, v in limits.items() if v is not None}
     settings = ServeSettings(
         micro_batching=not no_batching,
-        api_keys=read_api_keys(api_keys_file),
+        api_keys=[SecretStr(key) for key in read_api_keys(api_keys_file)],
         cors_origins=list(cors_origins),
         preload=preload,
         runs_dir=Path(runs_dir) if runs_dir else None,
