@@ -114,7 +114,7 @@ class _IntermediateReports:
 
         metric, report = self.metric, self.report
 
-        class Report(TrainerCallback):  # type: ignore[misc]
+        class Report(TrainerCallback):
             def on_evaluate(self, args: Any, state: Any, control: Any, metrics: dict[str, float] | None = None,
                             **kwargs: Any) -> None:
                 value = (metrics or {}).get(f"eval_{metric}")
