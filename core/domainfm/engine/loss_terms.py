@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from domainfm.config import TrainConfig
 
@@ -249,9 +249,10 @@ def loss_trainer_class(
 
         def _set_signature_columns_if_needed(self) -> None:
             super()._set_signature_columns_if_needed()
+            signature_columns = cast(list[str], self._signature_columns)  # set by the call above
             for column in self.extra_columns:
-                if column not in self._signature_columns:
-                    self._signature_columns.append(column)
+                if column not in signature_columns:
+                    signature_columns.append(column)
 
         def _criterion(self, training: bool) -> Criterion:
             if not training and eval_criterion is not None:
