@@ -22,8 +22,9 @@ def candidate_rows(evaluations: Mapping[str, Evaluation], scored: Sequence[str],
     rows = []
     for name in scored:
         ev = evaluations[name]
-        resources = ev.extra.get("resources") if isinstance(ev.extra.get("resources"), Mapping) else {}
-        inference = ev.extra.get("inference") if isinstance(ev.extra.get("inference"), Mapping) else {}
+        raw_resources, raw_inference = ev.extra.get("resources"), ev.extra.get("inference")
+        resources = raw_resources if isinstance(raw_resources, Mapping) else {}
+        inference = raw_inference if isinstance(raw_inference, Mapping) else {}
         own = [p for p in points if p.variant == name]
         feasible = [p.objective for p in own if p.feasible]
         row: dict[str, Any] = {
