@@ -63,6 +63,7 @@ def obtain_teacher(
         return _checked(Artifact.load(given), labels, str(given)), False
     tctx = teacher_context(ctx)
     done = tctx.artifact_dir / ARTIFACT_METADATA
+    artifact: Artifact | None
     if done.is_file():
         artifact = Artifact.load(tctx.artifact_dir)
         if "temperature" in artifact.metadata or "calibrator" in artifact.metadata:  # trained before a kill
@@ -110,7 +111,8 @@ def read_unlabelled(path_value: Any, text_column: str, pair_column: str | None) 
     from domainfm.data import read_table
 
     rows = read_table(path, required=(text_column, *((pair_column,) if pair_column else ())))
-    texts, pairs = [], [] if pair_column else None
+    texts = []
+    pairs: list[str] | None = [] if pair_column else None
     for row in rows:
         text = str(row[text_column] or "").strip()
         pair = str(row[pair_column] or "").strip() if pair_column else ""
