@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema, create_model, model_validator
+from pydantic.types import JsonValue
 
 from domainfm.types import Prediction
 
-_EXACTLY_ONE = [{"required": ["records"]}, {"required": ["texts"]}]
+_EXACTLY_ONE: list[JsonValue] = [{"required": ["records"]}, {"required": ["texts"]}]
 
 
 class PredictRequestBase(BaseModel):
@@ -66,7 +67,7 @@ def predict_request_model(
         AfterValidator(_valid_text),
         WithJsonSchema({"type": "string", "minLength": 1, "maxLength": max_text_chars, "pattern": r"\S"}),
     ]
-    return create_model(  # type: ignore[call-overload,no-any-return]
+    return create_model(
         _model_name(domain),
         __base__=PredictRequestBase,
         __doc__=f"A batch for {domain}: exactly one of `records` or `texts`.",
@@ -78,7 +79,7 @@ def predict_request_model(
             ),
         ),
         texts=(
-            list[text],  # type: ignore[valid-type]
+            list[text],
             Field(default=None, min_length=1, max_length=max_records, description="plain texts (= records with only 'text')"),
         ),
     )
