@@ -93,7 +93,10 @@ class ServeContext:
 
         :raises DomainUnavailableError: answered 503: the domain has no model or it failed to load.
         """
-        return self.registry.loaded(domain) or await run_in_threadpool(self.registry.get, domain)
+        loaded = self.registry.loaded(domain)
+        if loaded is not None:
+            return loaded
+        return await run_in_threadpool(self.registry.get, domain)
 
     async def submit(self, domain: str, records: Sequence[Mapping[str, Any]]) -> list[Prediction]:
         """Predict already validated records (see :meth:`records`) through the domain's micro-batcher."""
