@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,11 @@ from domainfm.serve.validation import PathRedactor, public_errors
 from domainfm.types import ARTIFACT_METADATA, Artifact
 
 log = logging.getLogger(__name__)
+
+
+def _loaded_device(registry: PredictorRegistry, domain: str) -> str:
+    """The device of ``domain``'s loaded predictor ("cpu" before it loads)."""
+    return str(getattr(registry.loaded(domain), "device", "cpu"))
 
 
 class PluginRouteError(Exception):
@@ -126,12 +132,12 @@ def create_app(
         domain: MicroBatcher(
             domain,
             BatchRunner(
-                lambda records, d=domain: registry.predict(d, records),
+                partial(registry.predict, domain),
                 forward_batch=settings.forward_batch,
                 torch_threads=settings.torch_threads,
                 threads_min_records=settings.threads_min_records,
                 precision=settings.precision,
-                device=lambda d=domain: str(getattr(registry.loaded(d), "device", "cpu")),
+                device=partial(_loaded_device, registry, domain),
                 trimmer=trimmer,
             ),
             max_queue=settings.max_queue,
