@@ -150,6 +150,7 @@ def fit_student(
         save_log_history,
         tokenized_dataset,
         train_with_resume,
+        training_record,
     )
     from domainfm.engine.loss_terms import terms_from_config
     from domainfm.engine.precision import training_autocast
@@ -203,15 +204,8 @@ def fit_student(
             tokenizer.save_pretrained(str(tmp))
         save_log_history(ctx, trainer)
     return {
-        "parameters": total,
-        "trainable_parameters": trainable,
-        "best_validation_macro_f1": trainer.state.best_metric,
-        "epochs_run": trainer.state.epoch,
-        "global_step": trainer.state.global_step,
-        "learning_rate": lr,
-        "resumed_from": ctx.state.get("resumed_from"),
-        "training_autocast": autocast or "float32",
-        "class_weights": None if weights is None else [round(float(w), 6) for w in weights],
+        **training_record(ctx, trainer, parameters=total, trainable=trainable, learning_rate=lr, autocast=autocast,
+                          class_weights=weights),
         "teacher_artifact": str(Path(teacher_artifact.path).resolve()),
         "distillation": {
             "teacher": ctx.config.model.teacher,

@@ -255,3 +255,21 @@ def _head_and_body_optimizer(model: Any, learning_rate: float, head_learning_rat
         [{"params": body, "lr": learning_rate}, {"params": head, "lr": head_learning_rate}],
         weight_decay=weight_decay,
     )
+
+
+def training_record(
+    ctx: RunContext, trainer: Any, *, parameters: int, trainable: int, learning_rate: float, autocast: str | None,
+    class_weights: Any,
+) -> dict[str, Any]:
+    """What every Trainer-trained artifact records about its training run (sizes, steps, best score, precision)."""
+    return {
+        "parameters": parameters,
+        "trainable_parameters": trainable,
+        "best_validation_macro_f1": trainer.state.best_metric,
+        "epochs_run": trainer.state.epoch,
+        "global_step": trainer.state.global_step,
+        "learning_rate": learning_rate,
+        "resumed_from": ctx.state.get("resumed_from"),
+        "training_autocast": autocast or "float32",
+        "class_weights": None if class_weights is None else [round(float(w), 6) for w in class_weights],
+    }

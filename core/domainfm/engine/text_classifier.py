@@ -65,6 +65,7 @@ from domainfm.engine.hf_trainer import (
     save_log_history,
     tokenized_dataset,
     train_with_resume,
+    training_record,
 )
 from domainfm.engine.precision import training_autocast
 from domainfm.errors import ConfigError, DataError
@@ -459,16 +460,9 @@ def _fit_transformer(
         **({"adapters_merged": merged} if cfg.model.mode in peft_modes.PEFT_MODES else {}),
         **({"peft_adapter": peft_modes.ADAPTER_DIR}
            if cfg.model.mode in peft_modes.PEFT_MODES and not merged else {}),
-        "parameters": total,
-        "trainable_parameters": trainable,
-        "best_validation_macro_f1": trainer.state.best_metric,
-        "epochs_run": trainer.state.epoch,
-        "global_step": trainer.state.global_step,
-        "learning_rate": lr,
-        "resumed_from": ctx.state.get("resumed_from"),
+        **training_record(ctx, trainer, parameters=total, trainable=trainable, learning_rate=lr, autocast=autocast,
+                          class_weights=class_weights),
         "world_size": int(os.environ.get("WORLD_SIZE", "1")),
-        "training_autocast": autocast or "float32",
-        "class_weights": None if class_weights is None else [round(float(w), 6) for w in class_weights],
         **probe_meta,
     }
 

@@ -416,12 +416,7 @@ class TextRecommender:
         from domainfm.engine.vector_index import VectorIndex
 
         path = Path(path)
-        config_path = path / "config.json"
-        if not config_path.is_file():
-            raise DataError(f"{path}: not a recommender model (missing config.json)")
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-        if config.get("model_type") != MODEL_TYPE:
-            raise DataError(f"{config_path}: model_type is {config.get('model_type')!r}, expected {MODEL_TYPE!r}")
+        config = read_model_config(path)
         tensors = load_file(str(path / "item_embeddings.safetensors"))
         sim = sparse.load_npz(path / "similarity.npz")
         items = pq.read_table(str(path / "items.parquet")).to_pydict()
@@ -440,6 +435,17 @@ class TextRecommender:
             Calibration(**config["calibration"]), config.get("base_model", ""), items.get("creator"),
             int(config.get("dense_limit", 50_000)), index,
         )
+
+
+def read_model_config(path: Path) -> dict[str, Any]:
+    """``config.json`` of a saved recommender; a DataError naming the file when it is not one."""
+    config_path = path / "config.json"
+    if not config_path.is_file():
+        raise DataError(f"{path}: not a recommender model (missing config.json)")
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    if config.get("model_type") != MODEL_TYPE:
+        raise DataError(f"{config_path}: model_type is {config.get('model_type')!r}, expected {MODEL_TYPE!r}")
+    return dict(config)
 
 
 def popular_items(item_ids: Sequence[str], popularity: np.ndarray, k: int,

@@ -11,7 +11,6 @@ On disk: the text recommender's files plus ``sequential.safetensors`` (network w
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ import numpy as np
 
 from domainfm.errors import DataError
 
-from domainfm_recommendation.model import MODEL_TYPE, Recommendation, TextRecommender
+from domainfm_recommendation.model import Recommendation, TextRecommender, read_model_config
 
 MODEL_KINDS = ("sequential", "text_mix")
 DEFAULT_MODEL_KIND = "text_mix"  # "sequential" once it beats the sequential baselines (benchmarks/recommendation)
@@ -102,8 +101,7 @@ class SequentialRecommender(TextRecommender):
 
         path = Path(path)
         base = TextRecommender.load(path)
-        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
-        seq = config.get("sequential")
+        seq = read_model_config(path).get("sequential")
         weights = path / "sequential.safetensors"
         if not isinstance(seq, dict) or not weights.is_file():
             raise DataError(f"{path}: model_kind 'sequential' but no sequential network (sequential.safetensors)")
@@ -117,15 +115,10 @@ class SequentialRecommender(TextRecommender):
 def load_recommender(path: str | Path) -> TextRecommender:
     """The model in ``path``: a :class:`SequentialRecommender` or a plain :class:`TextRecommender`."""
     path = Path(path)
-    config_path = path / "config.json"
-    if not config_path.is_file():
-        raise DataError(f"{path}: not a recommender model (missing config.json)")
-    config = json.loads(config_path.read_text(encoding="utf-8"))
-    if config.get("model_type") != MODEL_TYPE:
-        raise DataError(f"{config_path}: model_type is {config.get('model_type')!r}, expected {MODEL_TYPE!r}")
+    config = read_model_config(path)
     kind = config.get("model_kind", "text_mix")
     if kind == "sequential":
         return SequentialRecommender.load(path)
     if kind != "text_mix":
-        raise DataError(f"{config_path}: model_kind {kind!r} is not one of {list(MODEL_KINDS)}")
+        raise DataError(f"{path / 'config.json'}: model_kind {kind!r} is not one of {list(MODEL_KINDS)}")
     return TextRecommender.load(path)
