@@ -209,6 +209,12 @@ def merge_headline(results: dict[str, Any], out: Path) -> None:
         if key in main and f"minilm_{key}" not in main and not main.get("distillation"):
             main[f"minilm_{key}"] = main[key]
             main[f"minilm_{key}_ci95"] = main.get(f"{key}_ci95")
+    if "macro_f1_50agree" in main and "minilm_macro_f1_50agree" not in main:
+        main["minilm_macro_f1_50agree"] = main["macro_f1_50agree"]
+    teacher = results.get("teacher_50agree") or {}
+    if "macro_f1" in teacher:  # the headline macro-F1 belongs to the same model as the headline accuracy
+        main["macro_f1_50agree"] = teacher["macro_f1"]
+        main["macro_f1_50agree_ci95"] = teacher.get("macro_f1_ci95")
     for key in ("accuracy_50agree", "accuracy_50agree_ci95", "accuracy_allagree", "accuracy_allagree_ci95",
                 "student_accuracy_50agree", "student_accuracy_50agree_ci95", "teacher_student_speedup"):
         if key in results:
