@@ -157,7 +157,10 @@ def test_cli_group_registers_and_monitors_demo(tmp_path: Path) -> None:
     keys = {json.loads(line)["key"] for line in alerts.read_text().splitlines()}
     assert "entity:Norvale Bank" in keys
     status = CliRunner().invoke(root, ["finance", "status", "--state", str(tmp_path / "s.sqlite")])
-    assert status.exit_code == 0 and json.loads(status.output)["events"] == 362
+    from domainfm_finance_sentiment.readers import demo_path
+
+    demo_events = sum(1 for line in demo_path().read_text(encoding="utf-8").splitlines() if line.strip())
+    assert status.exit_code == 0 and json.loads(status.output)["events"] == demo_events
     bad = CliRunner().invoke(root, ["finance", "monitor", "demo", "--state", str(tmp_path / "s.sqlite"),
                                     "--bucket", "1h"])
     assert bad.exit_code != 0 and "settings" in bad.output

@@ -17,7 +17,8 @@ def test_demo_with_frozen_minilm_head(tmp_path: Path) -> None:
     pm = PluginManager(select=["healthcare"]).load()
     report = check_plugin_contract(
         pm, "healthcare", source="demo", output_dir=tmp_path, n_predict=2,
-        overrides=["model.mode=head", "model.max_length=64", "options.ig_steps=8", "benefit.energy_tracking=false"],
+        overrides=["model.mode=head", "model.max_length=64", "options.ig_steps=8", "options.explain=always",
+                   "benefit.energy_tracking=false"],
     )
     metrics = report.evaluation.metrics
     assert metrics["accuracy"] >= 0.8, metrics
