@@ -26,7 +26,7 @@ from common import log
 from encode import bench_encode
 from intent import bench_intent_full, bench_intent_lpft, choose_full_variant
 from intent_8shot import bench_intent_8shot
-from oos import bench_oos, bench_oos_base, oos_targets
+from oos import bench_oos, bench_oos_base, bench_oos_combined, oos_targets
 from retrieval import bench_retrieval
 
 HERE = Path(__file__).resolve().parent
@@ -95,7 +95,7 @@ def targets(results: dict[str, Any], recall_target: float) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--smoke", action="store_true", help="small subsets: minutes, for development")
-    parser.add_argument("--parts", default="full,8shot,retrieval,encode", help="comma list of encode,retrieval,8shot,full,lpft,oos,oos_base")
+    parser.add_argument("--parts", default="full,8shot,retrieval,encode", help="comma list of encode,retrieval,8shot,full,lpft,oos,oos_base,oos_combined")
     parser.add_argument("--epochs", type=float, default=4.0)
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--batch-size", type=int, default=32)
@@ -162,7 +162,8 @@ def main() -> None:
     runners = {"encode": lambda: bench_encode(args, device), "retrieval": lambda: bench_retrieval(args, device),
                "8shot": lambda: bench_intent_8shot(args, device), "full": lambda: bench_intent_full(args, device),
                "lpft": lambda: bench_intent_lpft(args, device), "oos": lambda: bench_oos(args, device),
-               "oos_base": lambda: bench_oos_base(args, device)}
+               "oos_base": lambda: bench_oos_base(args, device),
+               "oos_combined": lambda: bench_oos_combined(args, device)}
     from domainfm.io import atomic_write_json
 
     for part in parts:

@@ -72,7 +72,7 @@ def test_figures(assistant: Any, texts: list[str], truth: list[str], **overrides
     return out_of_scope_metrics(assistant.answer_many(texts, **overrides), truth, OUT_OF_SCOPE)
 
 
-def one_draw(args: argparse.Namespace, device: str, seed: int, base: str) -> dict[str, Any]:
+def one_draw(args: argparse.Namespace, device: str, seed: int, base: str, extra: tuple[str, ...] = ()) -> dict[str, Any]:
     """Train on one leave-intents-out draw and measure the chosen method, every other method and today's rule."""
     from domainfm.config import build_config
     from domainfm.engine.ood import auroc
@@ -86,7 +86,7 @@ def one_draw(args: argparse.Namespace, device: str, seed: int, base: str) -> dic
     bundle, removed = leave_intents_out(seed, HELD_OUT_INTENTS, 600 if args.smoke else None, 400 if args.smoke else None)
     overrides = ["model.mode=head", f"model.max_length={args.max_length}", f"train.seed={args.seed}", "train.eval_batch_size=256",
                  "options.biencoder=false", "options.use_ner=false", "options.out_of_scope=false",
-                 f"options.max_false_escalation={args.oos_rate}"]
+                 f"options.max_false_escalation={args.oos_rate}", *extra]
     config = build_config(overrides=overrides)
     config.model.base = base
     test = bundle.split("test")
@@ -247,6 +247,28 @@ def bench_oos_base(args: argparse.Namespace, device: str) -> dict[str, Any]:
         "answered_accuracy": _mean(draws, "chosen", "answered_accuracy"),
         "oos_method": methods.most_common(1)[0][0] if len(methods) == 1 else dict(methods),
         "today": {k: _mean(draws, "today", k) for k in ("out_of_scope_recall", "in_scope_false_escalation", "answered_accuracy", "msp_auroc")},
+        "per_method_test": {m: {k: float(np.mean([d["per_method"][m][k] for d in draws]))
+                                for k in ("test_auroc", "test_oos_recall", "test_in_scope_false_escalation")}
+                            for m in draws[0]["per_method"]},
+        "encoder_cache": {"encoded": cache.misses, "reused": cache.hits},
+        "per_draw": draws,
+    }}
+
+
+def bench_oos_combined(args: argparse.Namespace, device: str) -> dict[str, Any]:
+    """The MiniLM protocol with ``options.oos_combine=true``: the product may also pick a logit score combined with
+    an embedding score (:func:`domainfm.engine.ood.combine`). Same draws; key ``oos_combined``."""
+    with _EncodeCache() as cache:
+        draws = [one_draw(args, device, args.seed + 1000 * i, BASE, ("options.oos_combine=true",))
+                 for i in range(1 if args.smoke else DRAWS)]
+    methods = Counter(d["method"] for d in draws)
+    return {"oos_combined": {
+        "model": BASE, "mode": "head", "options": "options.oos_combine=true",
+        "oos_auroc": _mean(draws, "chosen", "oos_auroc"),
+        "oos_recall_at_threshold": _mean(draws, "chosen", "out_of_scope_recall"),
+        "in_scope_false_escalation": _mean(draws, "chosen", "in_scope_false_escalation"),
+        "answered_accuracy": _mean(draws, "chosen", "answered_accuracy"),
+        "oos_method": methods.most_common(1)[0][0] if len(methods) == 1 else dict(methods),
         "per_method_test": {m: {k: float(np.mean([d["per_method"][m][k] for d in draws]))
                                 for k in ("test_auroc", "test_oos_recall", "test_in_scope_false_escalation")}
                             for m in draws[0]["per_method"]},

@@ -160,7 +160,8 @@ def run_cell(task: str, technique: str, data: Any, pair_col: str | None, args: a
     cfg = build_config(None, [
         f"model.base={BASE}", "model.mode=full", f"train.epochs={epochs}", f"model.max_length={spec['max_length']}",
         f"train.batch_size={spec['batch_size']}", "train.seed=42", "train.save_total_limit=1",
-        "train.early_stopping_patience=2", "benefit.energy_tracking=false", *overrides])
+        "train.early_stopping_patience=2", "benefit.energy_tracking=false",
+        f"train.mixed_precision={args.mixed_precision}", *overrides])
     run_dir = WORK / f"{task}-{technique}"
     shutil.rmtree(run_dir, ignore_errors=True)
     ctx = RunContext(run_id=f"{task}-{technique}", domain="techniques", config=cfg, run_dir=run_dir,
@@ -192,6 +193,7 @@ def run_cell(task: str, technique: str, data: Any, pair_col: str | None, args: a
         "test_rows": len(texts),
         "settings": overrides or ["model.mode=full"],
         "epochs": epochs,
+        "mixed_precision": args.mixed_precision,
     }
     rows = []
     for name, pred in ((task, y_hat), (f"{task}+charnoise", y_noisy)):
@@ -259,6 +261,8 @@ def main() -> int:
     ap.add_argument("--finish-by", default=None, help="HH:MM UTC: the budget also ends then (a shared machine's lock "
                     "may hold the run back)")
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--mixed-precision", default="fp32", choices=["fp32", "bf16", "auto"],
+                    help="train.mixed_precision of every cell (bf16: autocast on a CPU with AMX/AVX512-BF16)")
     ap.add_argument("--table", action="store_true", help="print results.json as a markdown table and exit")
     ap.add_argument("--smoke", action="store_true", help="64 training rows, 100 test rows, 1 epoch: results-smoke.json")
     args = ap.parse_args()
@@ -291,7 +295,7 @@ def main() -> int:
     run = {"command": " ".join(["python", "benchmarks/techniques/bench.py", *sys.argv[1:]]),
            "started": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine_info(),
            "versions": package_versions(("torch", "transformers", "peft", "datasets", "scikit-learn", "domainfm")),
-           "phrasebank_train_rows": args.phrasebank_train, "budget_minutes": args.budget, "ran": [], "skipped": []}
+           "phrasebank_train_rows": args.phrasebank_train, "mixed_precision": args.mixed_precision, "budget_minutes": args.budget, "ran": [], "skipped": []}
     results["runs"].append(run)
     minutes_per_plain: dict[str, float] = {}
     for task in tasks:
