@@ -87,6 +87,40 @@ class AugmentConfig(_Section):
         return value
 
 
+Strategy = Literal["trainer", "recipe"]
+
+
+class RecipeConfig(_Section):
+    """``train.strategy=recipe`` (:mod:`domainfm.engine.recipe`): fine-tuning for small encoders, chosen on validation."""
+
+    llrd: float = Field(default=0.9, gt=0, le=1, description="layer-wise learning-rate decay: the top layer trains at "
+                        "train.learning_rate, each layer below at llrd times the one above, the embeddings lowest")
+    unfreeze: bool = Field(default=False, description="gradual unfreezing: layers join training top-down during the "
+                           "first epoch (ULMFiT)")
+    freeze_embeddings: bool = Field(default=False, description="keep the embedding layer frozen")
+    eval_every: float = Field(default=0.5, gt=0, description="evaluate (and checkpoint) every this many epochs")
+    seeds: list[int] | None = Field(default=None, min_length=1, description="seeds trained from one "
+                                    "initialisation (data order, dropout); None = [train.seed]")
+    lr_scales: list[float] | None = Field(default=None, min_length=1, description="learning-rate scale of each "
+                                          "seed in turn (a small sweep the soup chooses from)")
+    soup: bool = Field(default=True, description="greedy model soup of the seeds' best states (Wortsman et al., "
+                       "2022); off: the best seed alone")
+    train_budget_s: float | None = Field(default=None, gt=0, description="no further seed starts when its "
+                                         "estimated end passes this many seconds")
+    intermediate: str | None = Field(default=None, description="a data source of the domain with the same labels "
+                                     "trained on first (rows whose text is in the task's data dropped); every "
+                                     "seed starts from its weights")
+    intermediate_epochs: float = Field(default=2.0, gt=0, description="epochs of the intermediate stage")
+
+    @field_validator("intermediate", mode="before")
+    @classmethod
+    def _intermediate(cls, value: Any) -> Any:
+        """``off``, ``none``, ``false`` or empty: no intermediate stage (YAML reads ``off`` as false)."""
+        if value is False or (isinstance(value, str) and value.strip().lower() in ("", "off", "none", "false")):
+            return None
+        return value
+
+
 class AdversarialConfig(_Section):
     method: Literal["none", "fgm", "pgd", "freelb"] = Field(
         default="none",
@@ -141,6 +175,13 @@ class TrainConfig(_Section):
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     adversarial: AdversarialConfig = Field(default_factory=AdversarialConfig)
     regularisation: RegularisationConfig = Field(default_factory=RegularisationConfig)
+    strategy: Strategy = Field(
+        default="trainer",
+        description="trainer: one Hugging Face Trainer run per model.mode; recipe (full and lora): layer-wise LR "
+        "decay, optional gradual unfreezing, several seeds combined into a greedy soup, an optional intermediate "
+        "task, under the Trainer's checkpoints (train.recipe)",
+    )
+    recipe: RecipeConfig = Field(default_factory=RecipeConfig)
     report_to: list[Tracker] = Field(
         default_factory=list,
         description="experiment tracking: none (default), tensorboard (event files in the run directory), mlflow "
