@@ -114,7 +114,9 @@ class Runner:
         return data
 
     def train(self, ctx: RunContext, data: DataBundle) -> Artifact:
+        """The train stage; its time (measured here, once, for every domain) is the run's training time."""
         artifact = self.stage(ctx, "train", lambda: self.pm.hooks.train(ctx, ctx.domain, data))
+        ctx.resources.train_seconds = ctx.resources.stage_seconds["train"]
         ctx.dp_epsilon = dp_epsilon_of(artifact)
         return artifact
 
@@ -151,9 +153,7 @@ class Runner:
         try:
             say(f"loading data ({ctx.config.data})")
             data = self.load_data(ctx, source)
-            ctx.state["data_sizes"] = data.sizes()
-            ctx.state[RUN_DATA] = data  # lets an engine stage tell the domain's own data from a bundle it derived
-            _remember_training_texts(ctx, data)
+            self.remember_data(ctx, data)
             modes = ctx.config.variants or [ctx.config.model.mode]
             trained: list[RunContext] = []
             for mode in modes:
@@ -190,6 +190,39 @@ class Runner:
         self.remove_checkpoints(trained)
         result.paths["run"] = ctx.run_dir
         return result
+
+    def train_run(self, domain: str, source: str | None = None, run_dir: Path | None = None,
+                  progress: Callable[[str], None] | None = None) -> RunResult:
+        """Data → fine-tune with the lifecycle of :meth:`run`, for ``domainfm train`` and a plugin's own train
+        command: run.json says ``running``, then ``trained`` or ``failed`` (with the error); the training data's
+        privacy sample is kept, energy is measured, the training time is the train stage's. ``run_dir`` (default:
+        a new run under ``output_dir``) is where run.json and ``artifact/`` go. ``domainfm evaluate`` follows."""
+        say = progress or (lambda _msg: None)
+        ctx = self.context(domain, run_dir)
+        result = RunResult(ctx=ctx)
+        self.write_run_json(ctx, status="running")
+        try:
+            say(f"loading data ({source or ctx.config.data})")
+            data = self.load_data(ctx, source)
+            self.remember_data(ctx, data)
+            say(f"training ({ctx.config.model.mode}, base {ctx.config.model.base}, on {describe_device(ctx.device)})")
+            with _energy_tracker(ctx):
+                result.artifact = self.train(ctx, data)
+            self.write_model_cards(ctx)
+        except BaseException as exc:
+            self.write_run_json(ctx, status="failed", error=f"{type(exc).__name__}: {exc}")
+            raise
+        self.write_run_json(ctx, status="trained")
+        self.remove_checkpoints([ctx])
+        result.paths["run"] = ctx.run_dir
+        return result
+
+    def remember_data(self, ctx: RunContext, data: DataBundle) -> None:
+        """What a run keeps of its data before training: sizes (run.json), the bundle itself (an engine stage
+        tells the domain's own data from one it derived) and the privacy sample of the training text."""
+        ctx.state["data_sizes"] = data.sizes()
+        ctx.state[RUN_DATA] = data
+        _remember_training_texts(ctx, data)
 
     # ----------------------------------------------------------------------------- measurement and files
 

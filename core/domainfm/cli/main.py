@@ -263,22 +263,12 @@ def train(domain: str, **kw: Any) -> None:
     from domainfm.runner import Runner
 
     config = _build_config(kw)
-    runner = Runner(_manager(), config)
-    ctx = runner.context(domain)
-    runner.write_run_json(ctx, status="running")
-    try:
-        data = runner.load_data(ctx)
-        artifact = runner.train(ctx, data)
-    except BaseException as exc:
-        runner.write_run_json(ctx, status="failed", error=f"{type(exc).__name__}: {exc}")
-        raise
-    runner.write_run_json(ctx, status="trained")
-    runner.remove_checkpoints([ctx])
-    runner.write_model_cards(ctx)
+    result = Runner(_manager(), config).train_run(domain)
     from domainfm.tracking.plugin import finish
 
-    finish(ctx)  # train.report_to: no report stage follows, so the tracked run ends here
-    click.echo(f"artifact: {artifact.path} (trained on {ctx.device})")
+    finish(result.ctx)  # train.report_to: no report stage follows, so the tracked run ends here
+    assert result.artifact is not None
+    click.echo(f"artifact: {result.artifact.path} (trained on {result.ctx.device})")
 
 
 def _resolve(ref: str, variant: str | None, output_dir: str) -> Any:

@@ -116,19 +116,28 @@ def batch_cmd(k: int, users_file: Path | None, out: Path | None, artifact: Path 
         click.echo(f"wrote {len(lines)} users to {out}", err=True)
 
 
-@rec.command("train", help="Fit a recommender on DATA (demo, movielens, a directory or file) into OUT.")
+@rec.command("train", help="Fit a recommender on DATA (demo, movielens, a directory or file) as a run: OUT gets "
+                            "run.json (status, resources) and artifact/.")
 @click.option("--data", "source", default="demo", show_default=True)
-@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="the run directory (default: a new run under runs/recommendation/)")
 @click.option("--base-model", default="sentence-transformers/all-MiniLM-L6-v2", show_default=True)
 @click.option("--quick", is_flag=True, help="small validation grid (for smoke runs)")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--model-kind", type=click.Choice(["sequential", "text_mix"]), default=None,
               help="text-aware sequential network or text/kNN/popularity mix (default: the plugin's default)")
-def train_cmd(source: str, out: Path, base_model: str, quick: bool, device: str, model_kind: str | None) -> None:
-    from domainfm_recommendation.plugin import train_to_directory
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a run config field")
+def train_cmd(source: str, out: Path | None, base_model: str, quick: bool, device: str, model_kind: str | None,
+              overrides: tuple[str, ...]) -> None:
+    from domainfm.config import build_config
+    from domainfm.manager import get_plugin_manager
+    from domainfm.runner import Runner
 
-    artifact = train_to_directory(source, out, base_model=base_model, quick=quick, device=device,
-                                  model_kind=model_kind)
-    click.echo(f"trained {artifact.metadata['model_kind']} model on {artifact.metadata.get('n_items')} items, "
-               f"validation NDCG@10 "
-               f"{artifact.metadata['validation']['ndcg_at_10']:.4f} -> {artifact.path}")
+    options = {"options.quick": quick or None, "options.model_kind": model_kind}
+    config = build_config(None, overrides, data=source, device=device, **{"model.base": base_model}, **options)
+    result = Runner(get_plugin_manager(), config).train_run("recommendation", run_dir=out)
+    artifact = result.artifact
+    assert artifact is not None
+    click.echo(f"trained {artifact.metadata['model_kind']} model on {artifact.metadata.get('n_items')} items in "
+               f"{result.ctx.resources.train_seconds:.1f} s, validation NDCG@10 "
+               f"{artifact.metadata['validation']['ndcg_at_10']:.4f} -> {result.ctx.run_dir}")

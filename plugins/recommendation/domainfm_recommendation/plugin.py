@@ -184,7 +184,6 @@ def fit_artifact(
             "validation": validation,
             "embed_seconds": embed_seconds,
             "select_seconds": select_seconds,
-            "train_seconds": time.perf_counter() - started,
             "index_device": getattr(model.index, "device", "cpu"),
             "protocol": split.report,
             **extra,
@@ -194,31 +193,16 @@ def fit_artifact(
     return artifact
 
 
-def train_to_directory(source: str, out: Path, *, base_model: str, quick: bool, device: str = "auto",
-                       model_kind: str | None = None) -> Artifact:
-    """``domainfm rec train``: load ``source`` and fit an artifact into ``out``."""
-    from domainfm.device import resolve_device
-
-    from domainfm_recommendation.sources import load_split
-
-    data = bundle_from_split(load_split(source), source)
-    return fit_artifact(data, out, base_model=base_model, device=resolve_device(device), quick=quick,
-                        model_kind=model_kind)
-
-
 @hookimpl
 def domainfm_train(ctx: RunContext, domain: str, data: DataBundle) -> Artifact | None:
     if domain != DOMAIN:
         return None
-    started = time.perf_counter()
-    artifact = fit_artifact(
+    return fit_artifact(
         data, ctx.artifact_dir, base_model=ctx.config.model.base or DEFAULT_BASE_MODEL, device=ctx.device,
         quick=ctx.flag("quick"), batch_size=int(ctx.option("batch_size", 64)),
         max_length=ctx.config.model.max_length, model_kind=ctx.option("model_kind"),
         seq_epochs=_positive_int(ctx.option("seq_epochs"), "options.seq_epochs"),
     )
-    ctx.resources.train_seconds = time.perf_counter() - started
-    return artifact
 
 
 def _positive_int(value: Any, name: str) -> int | None:
