@@ -23,7 +23,7 @@ def bench_encode(args: argparse.Namespace, device: str) -> dict[str, Any]:
     from domainfm.models import resolve_model
 
     from domainfm_customer_service.readers import load_source
-    from domainfm_customer_service.serving import QueryEncoder
+    from domainfm.engine.query_encoder import QueryEncoder
 
     path = resolve_model(BASE).path
     test = load_source("banking77").test_utterances or []
@@ -85,7 +85,7 @@ def bench_encode(args: argparse.Namespace, device: str) -> dict[str, Any]:
             "sentences_per_second_serving_batched_64": rate["serving_batch"],
             "sentences_per_second_st_encode_batched_64": rate["st_batch"],
             "min_cosine_serving_vs_st": agreement,
-            "serving_path": "domainfm_customer_service.serving.QueryEncoder: tokenizer + AutoModel forward under inference_mode, "
+            "serving_path": "domainfm.engine.query_encoder.QueryEncoder: tokenizer + AutoModel forward under inference_mode, "
                             "mean pooling, L2 norm; queries arriving together are encoded as one length-sorted batch (batch 64)",
             "speedup_vs_encode_definition": "sentences/s of the batched serving path (batch 64, 1 thread) / sentences/s of "
                                             "SentenceTransformer.encode called once per query (the faster of 1 and "

@@ -40,7 +40,7 @@ def embedding_pool(args: argparse.Namespace, device: str) -> dict[str, Any]:
     from domainfm.models import resolve_model
 
     from domainfm_customer_service.readers import demo_dir, load_source, read_knowledge_base, read_qa_pairs
-    from domainfm_customer_service.serving import QueryEncoder
+    from domainfm.engine.query_encoder import QueryEncoder
 
     data = load_source("banking77")
     rng = np.random.default_rng(args.seed)
@@ -114,7 +114,7 @@ def bench_retrieval(args: argparse.Namespace, device: str) -> dict[str, Any]:
 
     from domainfm.engine.vector_index import VectorIndex
 
-    from domainfm_customer_service.serving import faiss_threads
+    from domainfm.engine.query_encoder import faiss_threads
 
     faiss.omp_set_num_threads(os.cpu_count() or 1)
     sizes = args.sizes or ([10_000, 100_000] if args.smoke else [10_000, 100_000, 1_000_000])

@@ -127,9 +127,9 @@ class CustomerServiceAssistant:
         from domainfm.engine.text_classifier import TextClassifierPredictor
         from domainfm.models import resolve_model
 
-        from domainfm_customer_service.pii import Masker
-        from domainfm_customer_service.retrieval import KnowledgeIndex
-        from domainfm_customer_service.serving import QueryEncoder
+        from domainfm.privacy.masker import Masker
+        from domainfm.engine.hybrid_index import HybridIndex
+        from domainfm.engine.query_encoder import QueryEncoder
 
         if not isinstance(artifact, Artifact):
             artifact = Artifact.load(artifact)
@@ -140,7 +140,7 @@ class CustomerServiceAssistant:
         if (root / KB_DIR).is_dir():
             enc_dir = root / BIENCODER_DIR if (root / BIENCODER_DIR).is_dir() else resolve_model(artifact.base_model).path
             encoder = QueryEncoder(enc_dir, device=device, max_length=int(artifact.metadata.get("max_length", 128)))
-            index = KnowledgeIndex.load(root / KB_DIR, encoder, masker=masker)
+            index = HybridIndex.load(root / KB_DIR, encoder, masker=masker)
         templates: dict[str, str] = {}
         if (root / TEMPLATES_FILE).is_file():
             templates = json.loads((root / TEMPLATES_FILE).read_text(encoding="utf-8"))
@@ -167,7 +167,7 @@ class CustomerServiceAssistant:
 
         ``threshold`` / ``oos_threshold`` override the confidence and out-of-scope thresholds chosen in training.
         """
-        from domainfm_customer_service.serving import cpu_threads, faiss_threads
+        from domainfm.engine.query_encoder import cpu_threads, faiss_threads
 
         texts = [validate_query(q, where=f"query {i}") for i, q in enumerate(queries)]
         masked = self.masker.mask_many(texts) if self.masker is not None else texts

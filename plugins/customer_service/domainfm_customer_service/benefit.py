@@ -10,7 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from domainfm.types import Assumption, BenefitTerm, Constraint, Evaluation, ItemBatch, RunContext
+from domainfm.benefit.assumptions import BenefitSettings
+from domainfm.benefit.measures import group_quality_gap
+from domainfm.types import BenefitTerm, Constraint, Evaluation, ItemBatch, RunContext
 
 from domainfm_customer_service import OUT_OF_SCOPE
 
@@ -32,30 +34,9 @@ LIMITS: dict[str, float] = {
 }
 
 
-def _value(ctx: RunContext, name: str) -> float:
-    return float(ctx.config.benefit.assumptions.get(name, DEFAULTS[name][0]))
-
-
-def _assumption(ctx: RunContext, name: str) -> Assumption:
-    _, unit, source = DEFAULTS[name]
-    return Assumption(name=name, value=_value(ctx, name), unit=unit, source=source)
-
-
-def _limit(ctx: RunContext, name: str) -> float:
-    return float(ctx.config.benefit.limits.get(name, LIMITS[name]))
-
-
 def error_rate_gap(batch: ItemBatch, group: str = "channel") -> float | None:
-    """Largest difference in wrong-answer rate of automated items between groups (None if unmeasurable)."""
-    groups = batch.groups.get(group)
-    if groups is None or len(groups) == 0:
-        return None
-    rates = []
-    for g in np.unique(groups):
-        sel = (groups == g) & batch.automated.astype(bool)
-        if sel.sum() >= 5:
-            rates.append(float(1.0 - batch.quality[sel].mean()))
-    return max(rates) - min(rates) if len(rates) >= 2 else None
+    """Largest difference in wrong-answer rate of automated items between groups of >= 5 (None if unmeasurable)."""
+    return group_quality_gap(batch, group, 5)
 
 
 def oos_answered_rate(batch: ItemBatch) -> float | None:
@@ -76,12 +57,13 @@ def out_of_scope_items(batch: ItemBatch) -> np.ndarray:
 
 def benefit_terms(ctx: RunContext, evaluation: Evaluation) -> list[Any]:
     """The customer-service terms and constraints for ``evaluation``."""
-    hours_per_ticket = _value(ctx, "minutes_per_ticket") / 60.0
-    repeat_cost = _value(ctx, "repeat_contact_cost")
-    off_hours = _value(ctx, "off_hours_share")
-    wait = _value(ctx, "human_wait_minutes")
-    human_acc = _value(ctx, "human_answer_accuracy")
-    misled_cost = _value(ctx, "misled_customer_cost")
+    s = BenefitSettings(ctx, DEFAULTS, LIMITS)
+    hours_per_ticket = s.value("minutes_per_ticket") / 60.0
+    repeat_cost = s.value("repeat_contact_cost")
+    off_hours = s.value("off_hours_share")
+    wait = s.value("human_wait_minutes")
+    human_acc = s.value("human_answer_accuracy")
+    misled_cost = s.value("misled_customer_cost")
     pii_found = evaluation.extra.get("pii_findings_in_index_and_logs")
 
     def wait_saved(b: ItemBatch) -> np.ndarray:
@@ -90,60 +72,60 @@ def benefit_terms(ctx: RunContext, evaluation: Evaluation) -> list[Any]:
 
     return [
         BenefitTerm(
-            name="agent_time_saved", objective="business", unit="agent hours", scale=_value(ctx, "agent_hourly_cost"),
+            name="agent_time_saved", objective="business", unit="agent hours", scale=s.value("agent_hourly_cost"),
             description="Tickets answered correctly without an agent, times agent handling time (scaled by hourly cost).",
-            assumptions=[_assumption(ctx, "minutes_per_ticket"), _assumption(ctx, "agent_hourly_cost")],
+            assumptions=s.assumptions("minutes_per_ticket", "agent_hourly_cost"),
             utility=lambda b: b.automated.astype(float) * b.quality * hours_per_ticket,
         ),
         BenefitTerm(
             name="wrong_answer_cost", objective="business", unit="EUR",
             description="Cost of wrong automated answers to in-scope questions (repeat contact, later escalation).",
-            assumptions=[_assumption(ctx, "repeat_contact_cost")],
+            assumptions=s.assumptions("repeat_contact_cost"),
             utility=lambda b: -b.automated.astype(float) * (1.0 - b.quality) * (1.0 - out_of_scope_items(b)) * repeat_cost,
         ),
         BenefitTerm(
             name="misled_customer_cost", objective="business", unit="EUR",
             description="Cost of out-of-scope questions answered instead of handed over: a customer misled by an "
                         "answer to a question the assistant does not cover.",
-            assumptions=[_assumption(ctx, "misled_customer_cost")],
+            assumptions=s.assumptions("misled_customer_cost"),
             utility=lambda b: -b.automated.astype(float) * out_of_scope_items(b) * misled_cost,
         ),
         BenefitTerm(
             name="answers_outside_staffed_hours", objective="social", unit="correct answers",
             description="Correct answers customers get when no human is on duty (24/7 availability).",
-            assumptions=[_assumption(ctx, "off_hours_share")],
+            assumptions=s.assumptions("off_hours_share"),
             utility=lambda b: b.automated.astype(float) * b.quality * off_hours,
         ),
         BenefitTerm(
             name="customer_wait_saved", objective="social", unit="customer minutes",
             description="Queue time customers no longer spend waiting for a human, for correctly answered questions.",
-            assumptions=[_assumption(ctx, "human_wait_minutes")],
+            assumptions=s.assumptions("human_wait_minutes"),
             utility=wait_saved,
         ),
         BenefitTerm(
             name="consistency_gain", objective="social", unit="correct answers vs human baseline",
             description="Automated answers come from one vetted knowledge base: correctness relative to the human baseline.",
-            assumptions=[_assumption(ctx, "human_answer_accuracy")],
+            assumptions=s.assumptions("human_answer_accuracy"),
             utility=lambda b: b.automated.astype(float) * (b.quality - human_acc),
         ),
         Constraint(
-            name="pii_in_index_and_logs", kind="privacy", unit="findings", limit=_limit(ctx, "pii_in_index_and_logs"),
+            name="pii_in_index_and_logs", kind="privacy", unit="findings", limit=s.limit("pii_in_index_and_logs"),
             description="Personal data found by the PII scanner in the indexed chunks and the evaluation log (must be 0).",
             measure=lambda b: None if pii_found is None else float(pii_found), depends_on_operating_point=False,
         ),
         Constraint(
             name="error_rate_gap_across_groups", kind="fairness", unit="error-rate points",
-            limit=_limit(ctx, "error_rate_gap_across_groups"),
+            limit=s.limit("error_rate_gap_across_groups"),
             description="Largest gap in wrong automated answers between customer groups (channel), groups of >= 5 automated items.",
             measure=error_rate_gap,
         ),
         Constraint(
-            name="latency_p95_ms", kind="resource", unit="ms", limit=_limit(ctx, "latency_p95_ms"),
+            name="latency_p95_ms", kind="resource", unit="ms", limit=s.limit("latency_p95_ms"),
             description="95th percentile latency of one answer (intent + retrieval + answer choice).",
             measure=lambda b: b.resources.latency_ms_p95, depends_on_operating_point=False,
         ),
         Constraint(
-            name="out_of_scope_answered_rate", kind="safety", unit="fraction", limit=_limit(ctx, "out_of_scope_answered_rate"),
+            name="out_of_scope_answered_rate", kind="safety", unit="fraction", limit=s.limit("out_of_scope_answered_rate"),
             description="Share of out-of-scope questions the assistant answered instead of handing over.",
             measure=oos_answered_rate,
         ),

@@ -16,7 +16,7 @@ from typing import Any
 
 from domainfm.errors import DataError
 
-from domainfm_customer_service.documents import Document
+from domainfm.engine.documents import Document
 
 
 def build_pairs(

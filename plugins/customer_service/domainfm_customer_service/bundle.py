@@ -92,7 +92,7 @@ def build_bundle(
 
 def documents_from_bundle(bundle: DataBundle) -> list[Any]:
     """The knowledge-base documents of a bundle (empty when it has none)."""
-    from domainfm_customer_service.documents import Document
+    from domainfm.engine.documents import Document
 
     if "kb" not in bundle.tables:
         return []

@@ -66,7 +66,7 @@ def domainfm_load_data(ctx: RunContext, domain: str, source: str) -> DataBundle 
         return None
     from domainfm_customer_service.bundle import build_bundle
     from domainfm_customer_service.feedback import FeedbackStore
-    from domainfm_customer_service.pii import Masker
+    from domainfm.privacy.masker import Masker
     from domainfm_customer_service.readers import load_source
     from domainfm_customer_service.training import _ner_option
 

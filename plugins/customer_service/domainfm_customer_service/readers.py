@@ -6,7 +6,6 @@ by :func:`domainfm.data.read_table`); a knowledge base may also be a folder of M
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -15,14 +14,23 @@ from typing import Any
 from domainfm.data import require_labels
 from domainfm.errors import DataError
 from domainfm.hf import is_hf_source
-from domainfm.io import DEFAULT_MAX_TEXT_CHARS
+from domainfm.readers import (
+    TABLE_SUFFIXES,
+    check_suffix,
+    find_file,
+    optional_text,
+    read_json_object,
+    read_text_document,
+    require_columns,
+    row_where,
+    text_field,
+)
+from domainfm.shared_data import shared_data_path
 
-from domainfm_customer_service.documents import Document
+from domainfm.engine.documents import Document
 
 INTENT_COLUMNS = ("intent", "category", "label")
-TABLE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".ndjson", ".parquet")
 KB_FILE_SUFFIXES = (".md", ".markdown", ".txt")
-MAX_KB_FILE_BYTES = 5 * 1024 * 1024
 
 
 @dataclass
@@ -42,29 +50,6 @@ def demo_dir() -> Path:
     return Path(str(resources.files("domainfm_customer_service") / "demo_data"))
 
 
-def _where(path: Path, row: dict[str, Any]) -> str:
-    return f"{path}:{row['_line']}" if "_line" in row else str(path)
-
-
-def _text(value: Any, where: str, name: str, max_chars: int | None = None) -> str:
-    """The core's checks (:func:`domainfm.data.clean_text`), then runs of whitespace collapsed."""
-    from domainfm.data import clean_text
-
-    return " ".join(clean_text(value, where, name, max_chars=max_chars).split())
-
-
-def _optional(value: Any) -> str | None:
-    if value is None or (isinstance(value, float) and value != value):
-        return None
-    text = str(value).strip()
-    return text or None
-
-
-def _check_suffix(path: Path, allowed: tuple[str, ...], what: str) -> None:
-    if path.suffix.lower() not in allowed:
-        raise DataError(f"{path}: unknown {what} format {path.suffix or '(no suffix)'!r}; use one of {list(allowed)}")
-
-
 def read_intents(path: str | Path, group_columns: tuple[str, ...] = ("channel", "segment")) -> list[dict[str, Any]]:
     """Read ``text,intent`` rows (the intent column may also be named ``category`` or ``label``).
 
@@ -74,26 +59,22 @@ def read_intents(path: str | Path, group_columns: tuple[str, ...] = ("channel", 
 
     if not is_hf_source(str(path)):  # hf:<dataset>[:<split>] is read by the core (domainfm.hf)
         path = Path(path)
-        _check_suffix(path, TABLE_SUFFIXES, "utterance table")
+        check_suffix(path, TABLE_SUFFIXES, "utterance table")
     rows = read_table(path)
-    if not rows:
-        raise DataError(f"{path}: no rows")
-    header = set(rows[0])
-    if "text" not in header:
-        raise DataError(f"{path}: missing column 'text'; found {sorted(header - {'_line'})}")
+    header = require_columns(rows, path, ("text",))
     intent_col = next((c for c in INTENT_COLUMNS if c in header), None)
     if intent_col is None:
-        raise DataError(f"{path}: missing an intent column (one of {list(INTENT_COLUMNS)}); found {sorted(header - {'_line'})}")
+        raise DataError(f"{path}: missing an intent column (one of {list(INTENT_COLUMNS)}); found {sorted(header)}")
     groups = [c for c in group_columns if c in header]
     out = []
     for row in rows:
-        where = _where(path, row)
+        where = row_where(path, row)
         rec = {
-            "text": _text(row.get("text"), where, "text", DEFAULT_MAX_TEXT_CHARS),
-            "intent": _text(row.get(intent_col), where, intent_col),
+            "text": text_field(row.get("text"), where, "text"),
+            "intent": text_field(row.get(intent_col), where, intent_col, max_chars=None),
         }
         for g in groups:
-            rec[g] = _optional(row.get(g)) or "unknown"
+            rec[g] = optional_text(row.get(g)) or "unknown"
         out.append(rec)
     return out
 
@@ -113,28 +94,24 @@ def read_knowledge_base(path: str | Path) -> list[Document]:
         if not files:
             raise DataError(f"{path}: empty knowledge-base folder")
         for file in files:
-            _check_suffix(file, KB_FILE_SUFFIXES, "knowledge-base document")
+            check_suffix(file, KB_FILE_SUFFIXES, "knowledge-base document")
             doc = _read_text_document(file, str(file.relative_to(path).with_suffix("")))
             _remember(seen, doc.id, str(file))
             docs.append(doc)
         return docs
     from domainfm.data import read_table
 
-    _check_suffix(path, TABLE_SUFFIXES, "knowledge base")
+    check_suffix(path, TABLE_SUFFIXES, "knowledge base")
     rows = read_table(path)
-    if not rows:
-        raise DataError(f"{path}: no rows")
-    missing = [c for c in ("id", "text") if c not in rows[0]]
-    if missing:
-        raise DataError(f"{path}: missing column(s) {missing}; found {sorted(set(rows[0]) - {'_line'})}")
+    require_columns(rows, path, ("id", "text"))
     for row in rows:
-        where = _where(path, row)
+        where = row_where(path, row)
         doc = Document(
-            id=_text(row.get("id"), where, "id"),
-            title=_optional(row.get("title")) or "",
-            text=_text(row.get("text"), where, "text"),
-            intent=_optional(row.get("intent")),
-            url=_optional(row.get("url")),
+            id=text_field(row.get("id"), where, "id", max_chars=None),
+            title=optional_text(row.get("title")) or "",
+            text=text_field(row.get("text"), where, "text", max_chars=None),
+            intent=optional_text(row.get("intent")),
+            url=optional_text(row.get("url")),
         )
         _remember(seen, doc.id, where)
         docs.append(doc)
@@ -148,16 +125,7 @@ def _remember(seen: dict[str, str], doc_id: str, where: str) -> None:
 
 
 def _read_text_document(file: Path, doc_id: str) -> Document:
-    size = file.stat().st_size
-    if size > MAX_KB_FILE_BYTES:
-        raise DataError(f"{file}: {size} bytes is larger than the {MAX_KB_FILE_BYTES}-byte limit for one document")
-    raw = file.read_bytes()
-    if b"\x00" in raw:
-        raise DataError(f"{file}: binary content, not a text document")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{file}: not valid UTF-8 (byte {exc.start})") from None
+    text = read_text_document(file)
     title = file.stem.replace("_", " ").replace("-", " ")
     body_lines = []
     for line in text.splitlines():
@@ -176,40 +144,26 @@ def read_qa_pairs(path: str | Path) -> list[dict[str, Any]]:
     from domainfm.data import read_table
 
     path = Path(path)
-    _check_suffix(path, TABLE_SUFFIXES, "question-answer table")
+    check_suffix(path, TABLE_SUFFIXES, "question-answer table")
     rows = read_table(path)
     out = []
     for row in rows:
-        where = _where(path, row)
-        out.append(
-            {
-                "question": _text(row.get("question"), where, "question"),
-                "answer": _text(row.get("answer"), where, "answer"),
-                "intent": _optional(row.get("intent")),
-            }
-        )
+        where = row_where(path, row)
+        out.append({
+            "question": text_field(row.get("question"), where, "question", max_chars=None),
+            "answer": text_field(row.get("answer"), where, "answer", max_chars=None),
+            "intent": optional_text(row.get("intent")),
+        })
     return out
 
 
 def read_templates(path: str | Path) -> dict[str, str]:
     """Read ``{intent: answer template}`` from a JSON object."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataError(f"{path}: not a JSON object of intent -> answer: {exc}") from None
-    if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, str) and v.strip() for k, v in data.items()):
+    data = read_json_object(path, "intent -> answer")
+    if not all(isinstance(k, str) and isinstance(v, str) and v.strip() for k, v in data.items()):
         raise DataError(f"{path}: expected a JSON object mapping intent names to non-empty answer texts")
     return {k: v.strip() for k, v in data.items()}
-
-
-def _first(folder: Path, stems: tuple[str, ...], suffixes: tuple[str, ...]) -> Path | None:
-    for stem in stems:
-        for suffix in suffixes:
-            candidate = folder / f"{stem}{suffix}"
-            if candidate.exists():
-                return candidate
-    return None
 
 
 def load_source(source: str) -> CustomerServiceData:
@@ -224,9 +178,7 @@ def load_source(source: str) -> CustomerServiceData:
     if source == "demo":
         return load_folder(demo_dir(), source="demo")
     if source == "banking77":
-        folder = shared_data_dir() / "customer_service"
-        if not (folder / "banking77_train.csv").is_file():
-            raise DataError(f"{folder}: BANKING77 not found (set DOMAINFM_SHARED_DATA to the shared data folder)")
+        folder = shared_data_path("customer_service/banking77_train.csv", "BANKING77").parent
         return load_folder(folder, source="banking77")
     path = Path(source)
     if path.is_dir():
@@ -238,39 +190,26 @@ def load_source(source: str) -> CustomerServiceData:
     raise DataError(f"{source}: not 'demo', 'banking77', a folder or a file (or hf:<dataset>[:<split>])")
 
 
-def shared_data_dir() -> Path:
-    """``$DOMAINFM_SHARED_DATA`` or the ``shared/data`` folder next to the repository."""
-    import os
-
-    env = os.environ.get("DOMAINFM_SHARED_DATA")
-    if env:
-        return Path(env)
-    for parent in Path(__file__).resolve().parents:  # a source checkout: <root>/../shared/data
-        if (parent / "shared" / "data").is_dir():
-            return parent / "shared" / "data"
-    return Path.cwd().parent / "shared" / "data"
-
-
 def load_folder(folder: Path, source: str) -> CustomerServiceData:
     """Load a customer-service folder (see :func:`load_source`)."""
     if not folder.is_dir():
         raise DataError(f"{folder}: no such folder")
     test = None
-    utter = _first(folder, ("utterances", "intents"), TABLE_SUFFIXES)
+    utter = find_file(folder, ("utterances", "intents"), TABLE_SUFFIXES)
     if utter is None:
-        train = _first(folder, ("train", "banking77_train"), TABLE_SUFFIXES)
+        train = find_file(folder, ("train", "banking77_train"), TABLE_SUFFIXES)
         if train is None:
             raise DataError(f"{folder}: no utterances.* or train.* table ({', '.join(TABLE_SUFFIXES)})")
         rows = read_intents(train)
-        test_path = _first(folder, ("test", "banking77_test"), TABLE_SUFFIXES)
+        test_path = find_file(folder, ("test", "banking77_test"), TABLE_SUFFIXES)
         test = read_intents(test_path) if test_path else None
     else:
         rows = read_intents(utter)
     require_labels([r["intent"] for r in rows], str(utter or train))
-    kb_path = _first(folder, ("kb", "knowledge_base"), TABLE_SUFFIXES)
+    kb_path = find_file(folder, ("kb", "knowledge_base"), TABLE_SUFFIXES)
     if kb_path is None and (folder / "kb").is_dir():
         kb_path = folder / "kb"
-    qa_path = _first(folder, ("qa_pairs", "qa"), TABLE_SUFFIXES)
+    qa_path = find_file(folder, ("qa_pairs", "qa"), TABLE_SUFFIXES)
     tpl_path = folder / "templates.json"
     return CustomerServiceData(
         utterances=rows,

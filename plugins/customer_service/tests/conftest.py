@@ -31,6 +31,6 @@ def hashing_encoder() -> HashingEncoder:
 
 @pytest.fixture(scope="session")
 def regex_masker():
-    from domainfm_customer_service.pii import Masker
+    from domainfm.privacy.masker import Masker
 
     return Masker(use_ner=False)

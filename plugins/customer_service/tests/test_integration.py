@@ -8,7 +8,6 @@ from domainfm.config import build_config
 from domainfm.manager import PluginManager
 from domainfm.runner import Runner
 from domainfm_customer_service import DOMAIN
-from domainfm_customer_service.readers import shared_data_dir
 
 
 @pytest.mark.slow
@@ -32,8 +31,8 @@ def test_demo_with_packaged_minilm(tmp_path: Path) -> None:
 
 
 @pytest.mark.shared_data
-def test_banking77_protocol_is_pinned() -> None:
-    folder = shared_data_dir() / "customer_service"
+def test_banking77_protocol_is_pinned(shared_data_dir: Path) -> None:
+    folder = shared_data_dir / "customer_service"
     if not (folder / "banking77_train.csv").is_file():
         pytest.skip(f"BANKING77 not found under {folder} (set DOMAINFM_SHARED_DATA)")
     from domainfm_customer_service.bundle import build_bundle

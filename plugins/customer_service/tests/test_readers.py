@@ -9,14 +9,13 @@ from hypothesis import strategies as st
 
 from domainfm.errors import DataError
 from domainfm_customer_service import OUT_OF_SCOPE
-from domainfm_customer_service.documents import chunk_text
+from domainfm.engine.documents import chunk_text
 from domainfm_customer_service.query import QueryError, validate_query
 from domainfm_customer_service.readers import (
     load_source,
     read_intents,
     read_knowledge_base,
     read_qa_pairs,
-    shared_data_dir,
 )
 
 
@@ -109,8 +108,8 @@ def test_unknown_source() -> None:
 
 
 @pytest.mark.shared_data
-def test_banking77_reader() -> None:
-    folder = shared_data_dir() / "customer_service"
+def test_banking77_reader(shared_data_dir: Path) -> None:
+    folder = shared_data_dir / "customer_service"
     if not (folder / "banking77_train.csv").is_file():
         pytest.skip(f"BANKING77 not found under {folder} (set DOMAINFM_SHARED_DATA)")
     data = load_source("banking77")

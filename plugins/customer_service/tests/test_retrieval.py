@@ -5,17 +5,17 @@ from pathlib import Path
 import pytest
 
 from domainfm.errors import DataError
-from domainfm_customer_service.documents import Document
+from domainfm.engine.documents import Document
 from domainfm_customer_service.readers import load_source
-from domainfm_customer_service.retrieval import KnowledgeIndex
+from domainfm.engine.hybrid_index import HybridIndex
 
 
 def demo_docs() -> list[Document]:
     return load_source("demo").documents
 
 
-def build(encoder, masker=None, kind: str = "auto") -> KnowledgeIndex:  # noqa: ANN001
-    index = KnowledgeIndex(encoder, masker=masker, kind=kind, max_words=40, overlap_words=10)
+def build(encoder, masker=None, kind: str = "auto") -> HybridIndex:  # noqa: ANN001
+    index = HybridIndex(encoder, masker=masker, kind=kind, max_words=40, overlap_words=10)
     index.add_documents(demo_docs())
     return index
 
@@ -60,7 +60,7 @@ def test_duplicate_ids_in_one_batch_change_nothing(hashing_encoder) -> None:  # 
 
 
 def test_personal_data_is_masked_before_indexing(hashing_encoder, regex_masker) -> None:  # noqa: ANN001
-    index = KnowledgeIndex(hashing_encoder, masker=regex_masker)
+    index = HybridIndex(hashing_encoder, masker=regex_masker)
     index.add_documents([Document(id="t1", title="Ticket", text="Customer ann.smith@example.org paid with 4111 1111 1111 1111 and called +44 20 7946 0958.")])
     text = next(iter(index.chunks.values())).text
     assert "example.org" not in text and "4111" not in text and "7946" not in text
@@ -73,7 +73,7 @@ def test_save_load_roundtrip(tmp_path: Path, hashing_encoder, kind: str) -> None
     index = build(hashing_encoder, kind=kind)
     index.delete_documents(["kb-contact"])
     index.save(tmp_path / "idx")
-    loaded = KnowledgeIndex.load(tmp_path / "idx", hashing_encoder)
+    loaded = HybridIndex.load(tmp_path / "idx", hashing_encoder)
     assert len(loaded) == len(index) and "kb-contact" not in loaded.doc_chunks
     q = "cash machine gave me the wrong amount"
     assert [h.chunk.doc_id for h in loaded.search(q, k=3)] == [h.chunk.doc_id for h in index.search(q, k=3)]
@@ -86,19 +86,19 @@ def test_corrupted_index_files_are_reported(tmp_path: Path, hashing_encoder) -> 
     faiss_file = tmp_path / "idx" / "vectors" / "index.faiss"
     faiss_file.write_bytes(faiss_file.read_bytes()[:100])
     with pytest.raises(DataError, match="corrupted vector index"):
-        KnowledgeIndex.load(tmp_path / "idx", hashing_encoder)
+        HybridIndex.load(tmp_path / "idx", hashing_encoder)
 
     build(hashing_encoder).save(tmp_path / "idx2")
     chunks = tmp_path / "idx2" / "chunks.jsonl"
     chunks.write_text(chunks.read_text(encoding="utf-8").replace("Freeze", "Fr3eze"), encoding="utf-8")
     with pytest.raises(DataError, match="checksum"):
-        KnowledgeIndex.load(tmp_path / "idx2", hashing_encoder)
+        HybridIndex.load(tmp_path / "idx2", hashing_encoder)
 
     (tmp_path / "idx3").mkdir()
     (tmp_path / "idx3" / "manifest.json").write_text("{not json", encoding="utf-8")
     (tmp_path / "idx3" / "chunks.jsonl").write_text("", encoding="utf-8")
     with pytest.raises(DataError, match="corrupted knowledge index manifest"):
-        KnowledgeIndex.load(tmp_path / "idx3", hashing_encoder)
+        HybridIndex.load(tmp_path / "idx3", hashing_encoder)
 
 
 def test_failed_save_leaves_the_old_index_intact(tmp_path: Path, hashing_encoder, monkeypatch) -> None:  # noqa: ANN001
@@ -115,14 +115,14 @@ def test_failed_save_leaves_the_old_index_intact(tmp_path: Path, hashing_encoder
         index.save(tmp_path / "idx")
     after = {p.relative_to(tmp_path): p.read_bytes() for p in (tmp_path / "idx").rglob("*") if p.is_file()}
     assert after == before
-    assert "late" not in KnowledgeIndex.load(tmp_path / "idx", hashing_encoder).doc_chunks
+    assert "late" not in HybridIndex.load(tmp_path / "idx", hashing_encoder).doc_chunks
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".idx")]
 
 
 def test_cpu_threads_restores_the_setting() -> None:
     import torch
 
-    from domainfm_customer_service.serving import cpu_threads
+    from domainfm.engine.query_encoder import cpu_threads
 
     before = torch.get_num_threads()
     with cpu_threads(1):

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from domainfm_education.feedback import closest_reference, overlap
+from domainfm.text_terms import closest_reference, overlap
 
 
 class TfidfGrader:

@@ -11,7 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from domainfm.types import Assumption, BenefitTerm, Constraint, Evaluation, ItemBatch, RunContext
+from domainfm.benefit.assumptions import BenefitSettings
+from domainfm.benefit.measures import group_quality_gap
+from domainfm.types import BenefitTerm, Constraint, Evaluation, ItemBatch, RunContext
 
 GRADING_DEFAULTS: dict[str, tuple[float, str, str]] = {
     "minutes_per_answer": (1.5, "min", "marking rate of 40 short answers per hour (stated assumption; set per school)"),
@@ -31,42 +33,16 @@ LIMITS = {"grading_accuracy_gap": 0.10, "auto_graded_precision": 0.9,
           "kt_accuracy_gap": 0.10, "raw_student_ids_in_artifact": 0.0}
 
 
-def _assumptions(ctx: RunContext, defaults: dict[str, tuple[float, str, str]]) -> tuple[dict[str, float], list[Assumption]]:
-    overrides = ctx.config.benefit.assumptions
-    values = {name: float(overrides.get(name, d[0])) for name, d in defaults.items()}
-    listed = [Assumption(name=n, value=values[n], unit=d[1], source=d[2] if n not in overrides else "user override")
-              for n, d in defaults.items()]
-    return values, listed
-
-
-def _limit(ctx: RunContext, name: str) -> float:
-    return float(ctx.config.benefit.limits.get(name, LIMITS[name]))
-
-
-def group_accuracy_gap(batch: ItemBatch, group: str, min_items: int, automated_only: bool = True) -> float | None:
-    """Largest minus smallest mean quality over groups with at least ``min_items`` items; None if < 2 groups."""
-    labels = batch.groups.get(group)
-    if labels is None:
-        return None
-    mask = batch.automated.astype(bool) if automated_only else np.ones(len(batch), dtype=bool)
-    labels = np.asarray(labels)
-    scores = []
-    for value in np.unique(labels[mask]):
-        sel = mask & (labels == value)
-        if sel.sum() >= min_items:
-            scores.append(float(batch.quality[sel].mean()))
-    return max(scores) - min(scores) if len(scores) >= 2 else None
-
-
 def grading_terms(ctx: RunContext, evaluation: Evaluation) -> list[Any]:
     """Teacher hours saved, feedback latency, auto-grading precision, accuracy gaps (the core adds resources)."""
-    v, listed = _assumptions(ctx, GRADING_DEFAULTS)
+    s = BenefitSettings(ctx, GRADING_DEFAULTS, LIMITS)
+    v = s.values()
     hours = v["minutes_per_answer"] / 60.0
     fix = v["correction_minutes"] / 60.0
     min_items = int(v["min_group_items"])
 
     def gap(group: str) -> Callable[[ItemBatch], float | None]:
-        return lambda b: group_accuracy_gap(b, group, min_items)
+        return lambda b: group_quality_gap(b, group, min_items)
 
     def precision(b: ItemBatch) -> float | None:
         auto = b.automated.astype(bool)
@@ -77,31 +53,31 @@ def grading_terms(ctx: RunContext, evaluation: Evaluation) -> list[Any]:
             name="teacher_hours_saved", objective="business", unit="h", scale=v["teacher_hourly_cost"],
             description="Marking time of auto-graded answers, less the time spent on queries about wrong grades; "
             "scaled by the teacher's hourly cost.",
-            assumptions=[a for a in listed if a.name in ("minutes_per_answer", "correction_minutes", "teacher_hourly_cost")],
+            assumptions=s.assumptions("minutes_per_answer", "correction_minutes", "teacher_hourly_cost"),
             utility=lambda b: b.automated * (hours - (1.0 - b.quality) * fix),
         ),
         BenefitTerm(
             name="feedback_latency_days_saved", objective="social", unit="student-days",
             scale=v["value_per_feedback_day"],
             description="Students whose answer is graded correctly at once get feedback days earlier.",
-            assumptions=[a for a in listed if a.name in ("manual_feedback_days", "value_per_feedback_day")],
+            assumptions=s.assumptions("manual_feedback_days", "value_per_feedback_day"),
             utility=lambda b: b.automated * b.quality * v["manual_feedback_days"],
         ),
         Constraint(
             name="auto_graded_precision", kind="safety", unit="accuracy", direction="min",
-            limit=_limit(ctx, "auto_graded_precision"),
+            limit=s.limit("auto_graded_precision"),
             description="Accuracy of the answers graded without a teacher (the target precision of the review queue).",
             measure=precision,
         ),
         Constraint(
             name="grading_accuracy_gap_corpus", kind="fairness", unit="accuracy points",
-            limit=_limit(ctx, "grading_accuracy_gap"),
+            limit=s.limit("grading_accuracy_gap"),
             description="Equal grading accuracy across subject domains/corpora (automated answers).",
             measure=gap("corpus"),
         ),
         Constraint(
             name="grading_accuracy_gap_question", kind="fairness", unit="accuracy points",
-            limit=_limit(ctx, "grading_accuracy_gap"),
+            limit=s.limit("grading_accuracy_gap"),
             description=f"Equal grading accuracy across questions with at least {min_items} automated answers.",
             measure=gap("question"),
         ),
@@ -110,7 +86,8 @@ def grading_terms(ctx: RunContext, evaluation: Evaluation) -> list[Any]:
 
 def kt_terms(ctx: RunContext, evaluation: Evaluation) -> list[Any]:
     """Practice time saved, remediation reach, accuracy gap new vs established students, id privacy."""
-    v, listed = _assumptions(ctx, KT_DEFAULTS)
+    s = BenefitSettings(ctx, KT_DEFAULTS, LIMITS)
+    v = s.values()
     raw_ids = float(evaluation.extra.get("raw_student_ids_in_artifact", 0.0) or 0.0)
     scanned = evaluation.extra.get("raw_student_ids_in_artifact") is not None
 
@@ -122,7 +99,7 @@ def kt_terms(ctx: RunContext, evaluation: Evaluation) -> list[Any]:
             name="practice_minutes_saved", objective="business", unit="min", scale=v["value_per_student_minute"],
             description="Practice items skipped because the model is confident the student has mastered them, "
             "less a penalty where the student in fact answered wrongly.",
-            assumptions=[a for a in listed if a.name != "value_per_weak_spot"],
+            assumptions=s.assumptions("minutes_per_practice_item", "missed_practice_penalty_minutes", "value_per_student_minute"),
             utility=lambda b: b.automated * predicted_correct(b) * (
                 b.quality * v["minutes_per_practice_item"] - (1 - b.quality) * v["missed_practice_penalty_minutes"]
             ),
@@ -130,17 +107,17 @@ def kt_terms(ctx: RunContext, evaluation: Evaluation) -> list[Any]:
         BenefitTerm(
             name="remediation_reach", objective="social", unit="weak spots", scale=v["value_per_weak_spot"],
             description="Weak spots (answers predicted wrong that were wrong) flagged for remediation in time.",
-            assumptions=[a for a in listed if a.name == "value_per_weak_spot"],
+            assumptions=s.assumptions("value_per_weak_spot"),
             utility=lambda b: b.automated * (1 - predicted_correct(b)) * b.quality,
         ),
         Constraint(
-            name="kt_accuracy_gap_history", kind="fairness", unit="accuracy points", limit=_limit(ctx, "kt_accuracy_gap"),
+            name="kt_accuracy_gap_history", kind="fairness", unit="accuracy points", limit=s.limit("kt_accuracy_gap"),
             description="Equal prediction accuracy for new students (short histories) and established ones.",
-            measure=lambda b: group_accuracy_gap(b, "history", 50, automated_only=False),
+            measure=lambda b: group_quality_gap(b, "history", 50, automated_only=False),
             depends_on_operating_point=False,
         ),
         Constraint(
-            name="raw_student_ids_in_artifact", kind="privacy", unit="ids", limit=_limit(ctx, "raw_student_ids_in_artifact"),
+            name="raw_student_ids_in_artifact", kind="privacy", unit="ids", limit=s.limit("raw_student_ids_in_artifact"),
             description="Student ids are pseudonymised (keyed hash) before anything is written; raw ids found "
             "in the artifact directory.",
             measure=lambda b: raw_ids if scanned else None,

@@ -17,7 +17,8 @@ With ``options.int8_inference=true`` (default false) the fine-tuned model's line
 quantized to int8 for grading on a CPU (about twice as fast; the flag is stored in the artifact and ignored on
 GPU); the engine's temperature is still fitted on the float model.
 
-Graded-answer memory (``options.answer_memory``, default true; :mod:`domainfm_education.answer_memory`): the
+Graded-answer memory (``options.answer_memory``, default true; :class:`domainfm.engine.label_memory.LabelMemory`
+over the questions): the
 training answers' embeddings and labels are kept per question, and an answer to a question the memory knows
 is graded by the cross-encoder blended with its nearest graded answers, with the blend chosen on validation
 (kept only when it raises validation macro-F1). Answers graded with and without that evidence each get a
@@ -38,12 +39,14 @@ import numpy as np
 
 from domainfm.errors import DataError
 from domainfm.types import Artifact, Curve, DataBundle, Evaluation, Outcomes, Prediction, RunContext
-from domainfm_education.answer_memory import AnswerMemory, table_column
-from domainfm_education.feedback import closest_reference, feedback_text, missing_terms
+from domainfm.engine.label_memory import LabelMemory, table_column
+from domainfm.text_terms import closest_reference, missing_terms
+from domainfm_education.feedback import feedback_text
 from domainfm_education.grading_data import parse_references
 
 REFERENCE_COLUMN = "reference"
 ANSWER_COLUMN = "student_answer"
+MEMORY_FILE = "answer_memory.npz"
 NO_THRESHOLD = 1.01  # confidence never reaches it: everything goes to review
 REFERENCE_RULES: tuple[str, ...] = ("closest", "best_match", "mean")
 
@@ -181,7 +184,8 @@ def attach_answer_memory(ctx: RunContext, artifact: Artifact, predictor: GraderP
 
     encoder_name = ctx.config.model.base or DEFAULT_BASE_MODEL
     encoder = TextEncoder(encoder_name, device=ctx.device, max_length=ctx.config.model.max_length)
-    memory = AnswerMemory.build(encoder, encoder_name, train, predictor.labels)
+    memory = LabelMemory.build(encoder, encoder_name, train["student_answer"], train["label"],
+                               table_column(train, "question_id"), table_column(train, "question"), predictor.labels)
     question_ids, questions = table_column(valid, "question_id"), table_column(valid, "question")
     embeddings = encoder.encode(list(valid["student_answer"]))
     choice = memory.choose(probs, embeddings, question_ids, questions, y)
@@ -191,7 +195,7 @@ def attach_answer_memory(ctx: RunContext, artifact: Artifact, predictor: GraderP
     }
     if choice.weight <= 0:
         return None
-    memory.save(artifact.path)
+    memory.save(artifact.path, MEMORY_FILE)
     predictor.attach_memory(memory, encoder)
     return memory.blend(probs, *memory.distributions(embeddings, question_ids, questions))
 
@@ -208,7 +212,7 @@ class GraderPredictor:
         self.labels: list[str] = list(artifact.label_names or [])
         self.values = label_values(self.labels)
         self.separator: str | None = artifact.metadata.get("question_separator")
-        self.memory: AnswerMemory | None = None
+        self.memory: LabelMemory | None = None
         self._memory_encoder: Any = None
         threshold = artifact.metadata.get("review_threshold")
         self.threshold: float | None = float(threshold) if threshold is not None else None
@@ -229,12 +233,12 @@ class GraderPredictor:
         int8 = bool(artifact.metadata.get("int8_inference")) and str(device).startswith("cpu")
         inner = TextClassifierPredictor.load(artifact, device, precision="int8" if int8 else None)
         predictor = cls(inner, artifact)
-        memory = AnswerMemory.load(artifact.path)
+        memory = LabelMemory.load(artifact.path, MEMORY_FILE)
         if memory is not None and memory.weight > 0:
             predictor.attach_memory(memory)
         return predictor
 
-    def attach_memory(self, memory: AnswerMemory, encoder: Any = None) -> None:
+    def attach_memory(self, memory: LabelMemory, encoder: Any = None) -> None:
         """Blend ``memory``'s evidence into grades of answers to questions it knows; ``encoder`` (a
         ``TextEncoder`` of ``memory.encoder``) is loaded on first use when not given."""
         self.memory = memory

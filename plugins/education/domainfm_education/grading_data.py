@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from importlib import resources
@@ -24,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from domainfm.errors import DataError
-from domainfm.io import DEFAULT_MAX_TEXT_CHARS
+from domainfm.readers import require_columns, text_field
+from domainfm.shared_data import shared_data_path
 
 LABELS_3WAY: tuple[str, ...] = ("correct", "contradictory", "incorrect")
 SEMEVAL_SPLITS: dict[str, str] = {
@@ -52,19 +52,6 @@ class GradingItem:
     corpus: str
     split: str | None
     where: str
-
-
-def shared_data_dir() -> Path | None:
-    """``$DOMAINFM_SHARED_DATA`` or ``../shared/data`` next to the repository, if it exists."""
-    env = os.environ.get("DOMAINFM_SHARED_DATA")
-    candidates = [Path(env)] if env else []
-    here = Path(__file__).resolve()
-    # plugins/education/domainfm_education/x.py: parents[3] is the repository, parents[4] holds ../shared
-    candidates += [here.parents[4] / "shared" / "data", here.parents[3] / "shared" / "data"]
-    for path in candidates:
-        if path.is_dir():
-            return path
-    return None
 
 
 def demo_grading_path() -> Path:
@@ -97,14 +84,6 @@ def parse_references(value: Any, where: str) -> tuple[str, ...]:
     return out
 
 
-def _text(value: Any, where: str, field: str) -> str:
-    if value is None or (isinstance(value, str) and not value.strip()):
-        raise DataError(f"{where}: field {field!r} is empty")
-    from domainfm.data import clean_text  # the core's checks: a JSON object/array, too long
-
-    return " ".join(clean_text(value, where, field, max_chars=DEFAULT_MAX_TEXT_CHARS).split())
-
-
 def _label(value: Any, where: str, label_names: Sequence[str]) -> str:
     label = str(value).strip().lower() if value is not None else ""
     if not label:
@@ -130,20 +109,15 @@ def rows_to_items(
     rows: Sequence[dict[str, Any]], source: str, label_names: Sequence[str] = LABELS_3WAY
 ) -> list[GradingItem]:
     """Validate raw rows (from :func:`domainfm.data.read_table`) into :class:`GradingItem` objects."""
-    if not rows:
-        raise DataError(f"{source}: no rows")
-    columns = set(rows[0])
-    for needed in ("question", "reference_answers", "student_answer"):
-        if needed not in columns:
-            raise DataError(f"{source}: missing column {needed!r}; found {sorted(c for c in columns if c != '_line')}")
+    columns = require_columns(rows, source, ("question", "reference_answers", "student_answer"))
     has_label = "label" in columns
     if not has_label and "score" not in columns:
-        raise DataError(f"{source}: needs a 'label' or a 'score' column; found {sorted(columns - {'_line'})}")
+        raise DataError(f"{source}: needs a 'label' or a 'score' column; found {sorted(columns)}")
     items = []
     seen: set[str] = set()
     for i, row in enumerate(rows):
         where = f"{source}:{row.get('_line', i + 1)}"
-        question = _text(row.get("question"), where, "question")
+        question = text_field(row.get("question"), where, "question")
         item_id = str(row.get("id") or row.get("answer_id") or f"row{row.get('_line', i + 1)}")
         if item_id in seen:
             raise DataError(f"{where}: field 'id': duplicate id {item_id!r}")
@@ -157,7 +131,7 @@ def rows_to_items(
                 question_id=str(row.get("question_id") or question),
                 question=question,
                 references=parse_references(row.get("reference_answers"), where),
-                answer=_text(row.get("student_answer"), where, "student_answer"),
+                answer=text_field(row.get("student_answer"), where, "student_answer"),
                 label=label,
                 score=score,
                 corpus=str(row.get("corpus") or "default"),
@@ -201,12 +175,7 @@ def read_semeval(path: str | Path, corpora: Sequence[str] | None = None) -> list
 
 def semeval_path() -> Path:
     """Where the SemEval file is under the shared data folder; raises a clear error when it is absent."""
-    base = shared_data_dir()
-    if base is None or not (base / SEMEVAL_RELATIVE).is_file():
-        raise DataError(
-            f"SemEval-2013 data not found: expected {SEMEVAL_RELATIVE} under $DOMAINFM_SHARED_DATA or ../shared/data"
-        )
-    return base / SEMEVAL_RELATIVE
+    return shared_data_path(SEMEVAL_RELATIVE, "SemEval-2013 Task 7 data")
 
 
 def score_label_names(items: Sequence[GradingItem], max_score: float | None = None) -> list[str]:

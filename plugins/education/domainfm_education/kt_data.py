@@ -20,23 +20,20 @@ time. Defined behaviour for messy input (errors name file:line:field):
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from domainfm.errors import DataError
+from domainfm.pseudonyms import pseudonymise
+from domainfm.readers import parse_binary, parse_timestamp, pick_column, require_columns
 
 STUDENT_ALIASES = ("student", "student_id", "user", "user_id", "learner")
 SKILL_ALIASES = ("skill", "skill_id", "skill_name", "kc", "concept", "question", "question_id", "item")
 CORRECT_ALIASES = ("correct", "is_correct", "answer_correct", "response")
 TIME_ALIASES = ("timestamp", "time", "ts", "datetime", "order")
-TRUE_VALUES = {"1", "1.0", "true", "yes", "y", "t"}
-FALSE_VALUES = {"0", "0.0", "false", "no", "n", "f"}
 
 
 @dataclass
@@ -65,42 +62,9 @@ class KTLog:
         return {name: i for i, name in enumerate(self.skill_names)}
 
 
-def pseudonymise(student: str, key: str) -> str:
-    """A stable pseudonym for ``student``: ``s_`` + 16 hex digits of HMAC-SHA256(key, id)."""
-    digest = hmac.new(key.encode("utf-8"), str(student).encode("utf-8"), hashlib.sha256).hexdigest()
-    return "s_" + digest[:16]
-
-
 def parse_correct(value: Any, where: str) -> int:
     """0/1 from 0/1, true/false, yes/no; anything else is an error naming ``where``."""
-    text = str(value).strip().lower() if value is not None else ""
-    if text in TRUE_VALUES:
-        return 1
-    if text in FALSE_VALUES:
-        return 0
-    raise DataError(f"{where}: field 'correct': {value!r} is not 0/1 (or true/false)")
-
-
-def _pick(columns: Sequence[str], aliases: Sequence[str]) -> str | None:
-    lower = {c.lower(): c for c in columns}
-    for alias in aliases:
-        if alias in lower:
-            return lower[alias]
-    return None
-
-
-def _time_key(value: Any, where: str) -> float:
-    if value is None or str(value).strip() == "":
-        return math.nan
-    text = str(value).strip()
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        raise DataError(f"{where}: field 'timestamp': {value!r} is neither a number nor ISO-8601") from None
+    return parse_binary(value, where, "correct")
 
 
 class _Vocabulary:
@@ -130,11 +94,9 @@ def read_interactions(path: str | Path, key: str, skill_index: Mapping[str, int]
     from domainfm.data import read_table
 
     rows = read_table(path)
-    if not rows:
-        raise DataError(f"{path}: no rows")
-    columns = [c for c in rows[0] if c != "_line"]
-    student_col, skill_col = _pick(columns, STUDENT_ALIASES), _pick(columns, SKILL_ALIASES)
-    correct_col, time_col = _pick(columns, CORRECT_ALIASES), _pick(columns, TIME_ALIASES)
+    columns = require_columns(rows, path, ())
+    student_col, skill_col = pick_column(columns, STUDENT_ALIASES), pick_column(columns, SKILL_ALIASES)
+    correct_col, time_col = pick_column(columns, CORRECT_ALIASES), pick_column(columns, TIME_ALIASES)
     for name, col, aliases in (("student", student_col, STUDENT_ALIASES), ("skill", skill_col, SKILL_ALIASES),
                                ("correct", correct_col, CORRECT_ALIASES)):
         if col is None:
@@ -151,7 +113,7 @@ def read_interactions(path: str | Path, key: str, skill_index: Mapping[str, int]
         if not skill:
             raise DataError(f"{where}: field {skill_col!r} is empty")
         correct = parse_correct(row.get(correct_col), where)
-        stamp = _time_key(row.get(time_col), where) if time_col else math.nan
+        stamp = parse_timestamp(row.get(time_col), where) if time_col else math.nan
         events = per_student.setdefault(student, [])  # a student with only unknown skills still gets a row
         idx = vocab.get(skill)
         if idx is None:

@@ -23,7 +23,8 @@ def _bucket(n: int) -> str:
 def evaluate_kt(predictor: Any, data: DataBundle, split: str) -> Evaluation:
     from domainfm.engine.calibration import risk_coverage_curve
     from domainfm_education.kt_fit import auc, make_windows, predict_windows
-    from domainfm_education.kt_train import _sequences, scan_for_raw_ids
+    from domainfm.pseudonyms import count_identifiers_in_files
+    from domainfm_education.kt_train import _sequences
     from domainfm_education.recommend import evaluate_recommendations
 
     table = data.split(split)
@@ -54,7 +55,7 @@ def evaluate_kt(predictor: Any, data: DataBundle, split: str) -> Evaluation:
     extra: dict[str, Any] = {
         "items_per_second": len(labels) / seconds if seconds > 0 else None,
         "recommendation_students_checked": rec["students_checked"],
-        "raw_student_ids_in_artifact": scan_for_raw_ids(predictor.artifact.path, raw) if raw else None,
+        "raw_student_ids_in_artifact": count_identifiers_in_files(predictor.artifact.path, raw) if raw else None,
     }
     curve = risk_coverage_curve(confidence, quality)
     return Evaluation(

@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 
 from domainfm.errors import DataError
+from domainfm.shared_data import shared_data_path
 from domainfm.types import DataBundle
-from domainfm_education.grading_data import shared_data_dir
 from domainfm_education.kt_data import KTLog, KTSequence, read_kt_file, read_skill_names, read_three_line
 
 ASSIST_DIR = Path("education") / "assist2009_updated"
@@ -37,10 +37,7 @@ def demo_catalogue_path() -> Path:
 
 
 def assist_dir() -> Path:
-    base = shared_data_dir()
-    if base is None or not (base / ASSIST_DIR / "assist2009_updated_train.csv").is_file():
-        raise DataError(f"ASSISTments 2009 data not found: expected {ASSIST_DIR} under $DOMAINFM_SHARED_DATA or ../shared/data")
-    return base / ASSIST_DIR
+    return shared_data_path(ASSIST_DIR / "assist2009_updated_train.csv", "ASSISTments 2009").parent
 
 
 def _student_split(n: int, fractions: tuple[float, ...], seed: int) -> list[np.ndarray]:

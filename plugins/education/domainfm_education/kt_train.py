@@ -16,21 +16,9 @@ def _sequences(table: Any) -> list[tuple[list[int], list[int]]]:
     return [(list(s), list(c)) for s, c in zip(table["skills"], table["correct"], strict=True)]
 
 
-def scan_for_raw_ids(folder: Any, raw_ids: list[str]) -> int:
-    """How many distinct raw student ids occur in the text files of ``folder`` (privacy check)."""
-    from pathlib import Path
-
-    wanted = [r for r in raw_ids if len(r) >= 3]
-    found: set[str] = set()
-    for path in Path(folder).rglob("*"):
-        if path.is_file() and path.suffix in (".json", ".txt", ".csv", ".jsonl"):
-            text = path.read_text(encoding="utf-8", errors="replace")
-            found.update(r for r in wanted if r in text)
-    return len(found)
-
-
 def train_kt(ctx: RunContext, data: DataBundle) -> Artifact:
     """Fit the configured model with early stopping on validation AUC; save weights, config, skill graph."""
+    from domainfm.model_size import record_parameters
     from domainfm_education.kt_fit import fit, make_windows
     from domainfm_education.recommend import SkillGraph
 
@@ -54,15 +42,13 @@ def train_kt(ctx: RunContext, data: DataBundle) -> Artifact:
     config = {"model": kind, "params": params, "max_len": max_len, "skill_names": keys, "graph": graph.as_json(),
               "pseudonymised_students": True}
     save_kt_artifact(ctx.artifact_dir, result.model, config)
-    n_params = sum(p.numel() for p in result.model.parameters())
-    ctx.resources.train_seconds = result.seconds
-    ctx.resources.parameters = ctx.resources.trainable_parameters = int(n_params)
+    size = record_parameters(ctx, result.model)  # the training time is the Runner's (its train stage)
     artifact = Artifact(
         path=ctx.artifact_dir, domain=ctx.domain, kind=KIND, base_model=f"domainfm-education/{kind}",
         device=ctx.device,
         metadata={"kt_model": kind, "variant": f"kt-{kind}", "config_file": CONFIG_FILE, "best_epoch": result.best_epoch,
                   "validation_auc": result.best_valid_auc, "history": result.history,
-                  "train_seconds": result.seconds, "parameters": n_params, "max_len": max_len,
+                  "parameters": size["parameters"], "max_len": max_len,
                   "data_notes": data.meta.get("notes", {})},
     )
     artifact.save_metadata()

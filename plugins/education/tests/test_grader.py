@@ -159,9 +159,7 @@ def test_int8_inference_grades_like_the_float_model(trained) -> None:  # type: i
 
 
 def test_answer_memory_choice_is_recorded_and_a_memory_decides_known_questions(trained) -> None:  # type: ignore[no-untyped-def]
-    from datasets import Dataset
-
-    from domainfm_education.answer_memory import AnswerMemory
+    from domainfm.engine.label_memory import LabelMemory
 
     meta = trained.artifact.metadata
     choice = meta["answer_memory"]
@@ -172,7 +170,9 @@ def test_answer_memory_choice_is_recorded_and_a_memory_decides_known_questions(t
     predictor = GraderPredictor.load(trained.artifact, "cpu")
     graded = [{"question_id": "q-memory", "question": "Why is the sky blue?", "student_answer": "because of scattering",
                "label": "contradictory"}]
-    memory = AnswerMemory.build(predictor_encoder(trained), "tiny", Dataset.from_list(graded), predictor.labels)
+    memory = LabelMemory.build(predictor_encoder(trained), "tiny", [g["student_answer"] for g in graded],
+                               [g["label"] for g in graded], [g["question_id"] for g in graded],
+                               [g["question"] for g in graded], predictor.labels)
     memory.weight, memory.k = 1.0, 1
     predictor.attach_memory(memory, predictor_encoder(trained))
     known, unknown = predictor.predict([

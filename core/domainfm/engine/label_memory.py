@@ -1,17 +1,23 @@
-"""Graded-answer memory: answers a teacher already graded for the same question, as evidence for a new one.
+"""A memory of labelled examples, grouped by what they respond to, as evidence beside a classifier.
 
-A teacher marking a stack of scripts compares each new answer with the ones already marked for that
-question, not only with the reference. The memory does the same: it keeps, per question, the sentence
-embeddings (the base sentence encoder, L2-normalised) and labels of the training answers, and for a new
-answer to a known question it gives a label distribution from its ``k`` most similar graded answers
-(similarity-weighted, ``softmax(cosine / temperature)``). The grader blends it with the cross-encoder:
-``p = (1 - weight) * p_cross_encoder + weight * p_memory``; ``k``, ``temperature`` and ``weight`` are chosen
-on the validation split (whose answers are not in the memory while choosing). Answers to questions the
-memory has never seen (new questions, new domains) are graded by the cross-encoder alone.
+When the same item comes back again and again (an exam question answered by a whole class, a product reviewed by
+many, a form field filled in by many users), the examples already labelled for that item are strong evidence for
+a new one: a teacher marking a stack of scripts compares each new answer with the ones already marked for that
+question. :class:`LabelMemory` keeps, per group, the sentence embeddings (L2-normalised) and labels of the
+training examples, and for a new example of a known group gives a label distribution from its ``k`` most
+similar labelled examples (similarity-weighted, ``softmax(cosine / temperature)``). It is blended with the
+classifier: ``p = (1 - weight) * p_classifier + weight * p_memory``; ``k``, ``temperature`` and ``weight`` are
+chosen on validation data (:meth:`LabelMemory.choose`, whose examples are not in the memory while choosing), and
+``weight`` stays 0 unless the blend raises validation macro-F1. Examples of groups the memory has never seen are
+left to the classifier alone::
 
-Only embeddings, labels and question keys are stored (``answer_memory.npz`` in the artifact), never the
-answers' text. A question is found by its ``question_id`` when the answer has one (two questions may
-share a text such as "Explain why."), else by its whitespace-normalised, lower-cased text.
+    memory = LabelMemory.build(encoder, "all-MiniLM-L6-v2", texts, labels, group_ids, group_texts, label_names)
+    choice = memory.choose(valid_probs, encoder.encode(valid_texts), valid_group_ids, valid_group_texts, valid_y)
+    probs = memory.blend(probs, *memory.distributions(embeddings, group_ids, group_texts))
+
+Only embeddings, labels and group keys are stored (one ``.npz`` file, written atomically), never the examples'
+text. A group is found by its id when the example has one (two questions may share a text such as "Explain
+why."), else by its whitespace-normalised, lower-cased text.
 """
 
 from __future__ import annotations
@@ -25,21 +31,21 @@ import numpy as np
 
 from domainfm.errors import DataError
 
-MEMORY_FILE = "answer_memory.npz"
+MEMORY_FILE = "label_memory.npz"
 K_GRID = (1, 3, 5, 10, 20)
 TEMPERATURE_GRID = (0.02, 0.05, 0.1)
 WEIGHT_GRID = tuple(round(0.1 * i, 1) for i in range(11))
 
 
-def question_keys(question_id: Any, question: Any) -> tuple[str | None, str | None]:
-    """The two keys a question is found by: ``id:<question_id>`` and ``text:<normalised question>``."""
-    qid = f"id:{question_id}" if question_id is not None and str(question_id).strip() else None
-    text = " ".join(str(question).lower().split()) if question is not None else ""
-    return qid, (f"text:{text}" if text else None)
+def group_keys(group_id: Any, group_text: Any) -> tuple[str | None, str | None]:
+    """The two keys a group is found by: ``id:<group id>`` and ``text:<normalised group text>``."""
+    gid = f"id:{group_id}" if group_id is not None and str(group_id).strip() else None
+    text = " ".join(str(group_text).lower().split()) if group_text is not None else ""
+    return gid, (f"text:{text}" if text else None)
 
 
 @dataclass
-class FusionChoice:
+class MemoryChoice:
     """The blend chosen on validation, with the validation macro-F1 of every grid point's best."""
 
     k: int
@@ -50,8 +56,8 @@ class FusionChoice:
     covered_share: float
 
 
-class AnswerMemory:
-    """Embeddings and labels of graded answers, grouped by question."""
+class LabelMemory:
+    """Embeddings and labels of labelled examples, grouped by the item they respond to."""
 
     def __init__(self, embeddings: np.ndarray, labels: np.ndarray, id_keys: Sequence[str | None],
                  text_keys: Sequence[str | None], n_labels: int, encoder: str) -> None:
@@ -71,39 +77,40 @@ class AnswerMemory:
         self.text_keys = list(text_keys)
 
     @classmethod
-    def build(cls, encoder: Any, encoder_name: str, table: Any, label_names: Sequence[str]) -> AnswerMemory:
-        """A memory of every answer in ``table`` (columns ``student_answer``, ``label``, ``question_id`` and/or
-        ``question``), embedded with ``encoder`` (a :class:`domainfm.engine.encoder.TextEncoder`)."""
+    def build(cls, encoder: Any, encoder_name: str, texts: Sequence[str], labels: Sequence[str],
+              group_ids: Sequence[Any], group_texts: Sequence[Any], label_names: Sequence[str]) -> LabelMemory:
+        """A memory of every example ``texts[i]`` labelled ``labels[i]`` (one of ``label_names``), in the group
+        ``group_ids[i]`` / ``group_texts[i]`` (either may be None), embedded with ``encoder`` (anything with
+        ``encode(texts)``, e.g. a :class:`domainfm.engine.encoder.TextEncoder`) named ``encoder_name``."""
         index = {name: i for i, name in enumerate(label_names)}
-        keys = [question_keys(q, t) for q, t in zip(table_column(table, "question_id"), table_column(table, "question"),
-                                                     strict=True)]
+        keys = [group_keys(g, t) for g, t in zip(group_ids, group_texts, strict=True)]
         return cls(
-            encoder.encode(list(table["student_answer"])),
-            np.asarray([index[v] for v in table["label"]]),
+            encoder.encode(list(texts)),
+            np.asarray([index[v] for v in labels]),
             [k[0] for k in keys],
             [k[1] for k in keys],
             len(label_names),
             encoder_name,
         )
 
-    def rows_for(self, question_id: Any, question: Any) -> list[int]:
-        """Memory rows of a question: by its id when it has one (two questions may share a text, e.g. "Explain
+    def rows_for(self, group_id: Any, group_text: Any) -> list[int]:
+        """Memory rows of a group: by its id when it has one (two questions may share a text, e.g. "Explain
         why."), else by its text."""
-        qid, text = question_keys(question_id, question)
+        qid, text = group_keys(group_id, group_text)
         if qid is not None:
             return self._rows.get(qid, [])
         return self._rows.get(text, []) if text is not None else []
 
-    def distributions(self, embeddings: np.ndarray, question_ids: Sequence[Any], questions: Sequence[Any],
+    def distributions(self, embeddings: np.ndarray, group_ids: Sequence[Any], group_texts: Sequence[Any],
                       k: int | None = None, temperature: float | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Label distributions ``(n, n_labels)`` from each answer's ``k`` nearest graded answers to the same
-        question, and a mask of the answers whose question the memory knows."""
+        """Label distributions ``(n, n_labels)`` from each example's ``k`` nearest labelled examples of the same
+        group, and a mask of the examples whose group the memory knows."""
         k = self.k if k is None else k
         temperature = self.temperature if temperature is None else temperature
         out = np.zeros((len(embeddings), self.n_labels))
         covered = np.zeros(len(embeddings), dtype=bool)
-        for i, (qid, question) in enumerate(zip(question_ids, questions, strict=True)):
-            rows = self.rows_for(qid, question)
+        for i, (gid, text) in enumerate(zip(group_ids, group_texts, strict=True)):
+            rows = self.rows_for(gid, text)
             if not rows:
                 continue
             similarity = self.embeddings[rows] @ embeddings[i]
@@ -116,15 +123,17 @@ class AnswerMemory:
 
     def blend(self, probs: np.ndarray, memory_probs: np.ndarray, covered: np.ndarray,
               weight: float | None = None) -> np.ndarray:
+        """``probs`` with the memory's distribution mixed in at ``weight`` (default: the chosen one) where covered."""
         weight = self.weight if weight is None else weight
         blended = probs.copy()
         blended[covered] = (1 - weight) * probs[covered] + weight * memory_probs[covered]
         return blended
 
-    def choose(self, probs: np.ndarray, embeddings: np.ndarray, question_ids: Sequence[Any],
-               questions: Sequence[Any], y: np.ndarray) -> FusionChoice:
+    def choose(self, probs: np.ndarray, embeddings: np.ndarray, group_ids: Sequence[Any],
+               group_texts: Sequence[Any], y: np.ndarray) -> MemoryChoice:
         """Set ``k``, ``temperature`` and ``weight`` to the grid point with the best macro-F1 on these
-        (validation) answers; ties go to the smaller weight, then the smaller ``k``."""
+        (validation) examples, ``probs`` being the classifier's; ties go to the smaller weight, then the smaller
+        ``k``."""
         from sklearn.metrics import f1_score
 
         labels = list(range(self.n_labels))
@@ -137,17 +146,17 @@ class AnswerMemory:
         covered_share = 0.0
         for k in K_GRID:
             for temperature in TEMPERATURE_GRID:
-                memory_probs, covered = self.distributions(embeddings, question_ids, questions, k, temperature)
+                memory_probs, covered = self.distributions(embeddings, group_ids, group_texts, k, temperature)
                 covered_share = float(covered.mean()) if len(covered) else 0.0
                 for weight in WEIGHT_GRID[1:]:
                     score = macro_f1(self.blend(probs, memory_probs, covered, weight))
                     if score > best[0] + 1e-12:
                         best = (score, weight, k, temperature)
         self.weight, self.k, self.temperature = best[1], best[2], best[3]
-        return FusionChoice(self.k, self.temperature, self.weight, best[0], without, covered_share)
+        return MemoryChoice(self.k, self.temperature, self.weight, best[0], without, covered_share)
 
-    def save(self, directory: str | Path) -> Path:
-        """Write ``answer_memory.npz`` into ``directory`` atomically."""
+    def save(self, directory: str | Path, filename: str = MEMORY_FILE) -> Path:
+        """Write ``filename`` into ``directory`` atomically."""
         import io
 
         from domainfm.io import atomic_write_bytes
@@ -162,14 +171,14 @@ class AnswerMemory:
             settings=np.asarray([self.n_labels, self.k, self.temperature, self.weight], dtype=np.float64),
             encoder=np.asarray(self.encoder),
         )
-        path = Path(directory) / MEMORY_FILE
+        path = Path(directory) / filename
         atomic_write_bytes(path, buffer.getvalue())
         return path
 
     @classmethod
-    def load(cls, directory: str | Path) -> AnswerMemory | None:
-        """The memory saved in ``directory``, or None when there is none."""
-        path = Path(directory) / MEMORY_FILE
+    def load(cls, directory: str | Path, filename: str = MEMORY_FILE) -> LabelMemory | None:
+        """The memory saved as ``filename`` in ``directory``, or None when there is none."""
+        path = Path(directory) / filename
         if not path.is_file():
             return None
         try:
@@ -181,7 +190,7 @@ class AnswerMemory:
                     int(n_labels), str(data["encoder"]),
                 )
         except (OSError, ValueError, KeyError) as exc:
-            raise DataError(f"{path}: not a readable answer memory ({exc})") from exc
+            raise DataError(f"{path}: not a readable label memory ({exc})") from exc
         memory.k, memory.temperature, memory.weight = int(k), float(temperature), float(weight)
         return memory
 

@@ -1,4 +1,5 @@
-"""The graded-answer memory: nearest graded answers per question, the blend chosen on validation, storage."""
+"""The label memory (domainfm.engine.label_memory): nearest labelled examples per group (here: graded answers per
+question), the blend chosen on validation, storage."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 from datasets import Dataset
 
 from domainfm.errors import DataError
-from domainfm_education.answer_memory import MEMORY_FILE, AnswerMemory, question_keys
+from domainfm.engine.label_memory import MEMORY_FILE, LabelMemory, group_keys
 
 LABELS = ["correct", "contradictory", "incorrect"]
 
@@ -35,14 +36,15 @@ class WordEncoder:
 ENCODER = WordEncoder(["light", "food", "dark", "water", "sun", "rock"])
 
 
-def _memory() -> AnswerMemory:
+def _memory() -> LabelMemory:
     table = Dataset.from_dict({
         "question_id": ["q1", "q1", "q1", "q2"],
         "question": ["What do plants need?", "What do plants need?", "What do plants need?", "Why rain?"],
         "student_answer": ["light food", "dark", "rock", "water"],
         "label": ["correct", "contradictory", "incorrect", "correct"],
     })
-    return AnswerMemory.build(ENCODER, "word-encoder", table, LABELS)
+    return LabelMemory.build(ENCODER, "word-encoder", table["student_answer"], table["label"], table["question_id"],
+                             table["question"], LABELS)
 
 
 def test_nearest_graded_answers_of_the_same_question_decide() -> None:
@@ -66,10 +68,10 @@ def test_similarity_weighting_and_k() -> None:
     assert flat[0] == pytest.approx(np.full(3, 1 / 3), abs=0.01)
 
 
-def test_question_keys() -> None:
-    assert question_keys("7", " What  is X? ") == ("id:7", "text:what is x?")
-    assert question_keys(None, None) == (None, None)
-    assert question_keys("", "") == (None, None)
+def test_group_keys() -> None:
+    assert group_keys("7", " What  is X? ") == ("id:7", "text:what is x?")
+    assert group_keys(None, None) == (None, None)
+    assert group_keys("", "") == (None, None)
 
 
 def test_choose_takes_the_memory_only_when_it_helps() -> None:
@@ -93,15 +95,15 @@ def test_save_and_load_round_trip(tmp_path: Path) -> None:
     memory = _memory()
     memory.k, memory.temperature, memory.weight = 3, 0.05, 0.4
     memory.save(tmp_path)
-    loaded = AnswerMemory.load(tmp_path)
+    loaded = LabelMemory.load(tmp_path)
     assert loaded is not None
     assert (loaded.k, loaded.temperature, loaded.weight, loaded.encoder) == (3, 0.05, 0.4, "word-encoder")
     assert loaded.rows_for("q1", None) == [0, 1, 2] and loaded.rows_for(None, "why rain?") == [3]
     assert np.allclose(loaded.embeddings, memory.embeddings, atol=1e-3)
-    assert AnswerMemory.load(tmp_path / "nowhere") is None
+    assert LabelMemory.load(tmp_path / "nowhere") is None
     (tmp_path / MEMORY_FILE).write_bytes(b"not an npz file")
     with pytest.raises(DataError, match=MEMORY_FILE):
-        AnswerMemory.load(tmp_path)
+        LabelMemory.load(tmp_path)
 
 
 def test_the_text_is_never_stored(tmp_path: Path) -> None:

@@ -1,4 +1,8 @@
-"""Knowledge-base documents and their chunks."""
+"""Documents to retrieve from (FAQ answers, policy pages, resolved tickets) and the chunks they are indexed as.
+
+:func:`chunk_text` cuts a document on sentence boundaries into overlapping pieces small enough to embed;
+:class:`domainfm.engine.hybrid_index.HybridIndex` indexes the chunks and returns the best one per document.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,11 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Document:
-    """One knowledge-base entry: an FAQ answer, a policy page, a resolved ticket."""
+    """One entry of a knowledge base: an FAQ answer, a policy page, a resolved ticket.
+
+    ``intent``: the class of queries the document answers, when known (an intent, a topic); retrieval metrics
+    count the documents of a query's class as its relevant ones (:meth:`HybridIndex.documents_with_intent`).
+    """
 
     id: str
     title: str

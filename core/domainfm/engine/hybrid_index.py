@@ -1,9 +1,16 @@
 """Hybrid retrieval over a knowledge base: FAISS dense search + BM25, fused by reciprocal rank.
 
-Documents are chunked, masked for personal data, embedded and added to a
+Documents (:class:`domainfm.engine.documents.Document`) are chunked, masked for personal data (any object with
+``mask``/``mask_many``, e.g. :class:`domainfm.privacy.masker.Masker`), embedded by any encoder with
+``encode(texts) -> (n, dim) float32`` (L2-normalised: scores are inner products) and added to a
 :class:`domainfm.engine.vector_index.VectorIndex` (exact for small bases, IVF or HNSW for large ones).
 Adding or deleting documents updates the FAISS index in place; the BM25 side is re-fitted on the chunk
-texts, which is cheap next to embedding. The whole index is saved as one directory, atomically.
+texts, which is cheap next to embedding. The whole index is saved as one directory, atomically::
+
+    index = HybridIndex(QueryEncoder(model_dir), masker=Masker())
+    index.add_documents(documents)
+    hits = index.search("my card was stolen", k=3)       # best chunk per document, fused and component scores
+    index.save(path); HybridIndex.load(path, encoder)
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ import numpy as np
 
 from domainfm.errors import DataError
 
-from domainfm_customer_service.documents import Chunk, Document, chunk_text
+from domainfm.engine.documents import Chunk, Document, chunk_text
 
 FORMAT = 1
 RRF_K = 60
@@ -60,7 +67,7 @@ def _tokenize(texts: Sequence[str]) -> list[list[str]]:
     return bm25s.tokenize(list(texts), stopwords="en", return_ids=False, show_progress=False)
 
 
-class KnowledgeIndex:
+class HybridIndex:
     """Chunks of knowledge-base documents, searchable densely (FAISS) and lexically (BM25)."""
 
     def __init__(
@@ -259,7 +266,7 @@ class KnowledgeIndex:
         return path
 
     @classmethod
-    def load(cls, path: str | Path, encoder: Any, masker: Any = None) -> KnowledgeIndex:
+    def load(cls, path: str | Path, encoder: Any, masker: Any = None) -> HybridIndex:
         """Load a saved index; a damaged or inconsistent directory raises :class:`DataError`."""
         from domainfm.engine.vector_index import VectorIndex
 
