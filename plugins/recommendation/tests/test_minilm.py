@@ -9,11 +9,16 @@ import pytest
 
 @pytest.mark.slow
 def test_cold_item_with_minilm_on_demo(tmp_path: Path) -> None:
-    from domainfm_recommendation.plugin import train_to_directory
+    from domainfm.config import build_config
+    from domainfm.manager import PluginManager
+    from domainfm.runner import Runner
     from domainfm_recommendation.predictor import RecommendationPredictor
 
-    artifact = train_to_directory("demo", tmp_path / "model", base_model="sentence-transformers/all-MiniLM-L6-v2",
-                                  quick=True, device="cpu")
+    config = build_config(None, ["data=demo", "device=cpu", "options.quick=true", "benefit.energy_tracking=false",
+                                 "model.base=sentence-transformers/all-MiniLM-L6-v2"])
+    runner = Runner(PluginManager(select=["recommendation"]).load(), config)
+    artifact = runner.train_run("recommendation", run_dir=tmp_path / "model").artifact
+    assert artifact is not None
     assert artifact.metadata["validation"]["ndcg_at_10"] > 0
     pred = RecommendationPredictor.load(artifact.path)
     history = ["w16", "w17", "w18", "w19"]  # every astronomy workshop
