@@ -15,6 +15,8 @@ from typing import Any
 
 import click
 
+from domainfm_finance_sentiment.monitor.drift_cli import drift_reference_cmd
+
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 
 
@@ -206,6 +208,9 @@ def surge_eval_cmd(state_path: str, truth_path: str, grace: float) -> None:
     metrics = alert_metrics(store.alerts(), surges_from_json(truth["surges"]), truth.get("key", "all:*"), grace)
     store.close()
     click.echo(json.dumps(metrics, indent=2))
+
+
+finance.add_command(drift_reference_cmd)
 
 
 def main() -> None:

@@ -13,6 +13,9 @@ with a warning naming ``file:line``; the monitor never stops on one bad event.
 Semantics do not depend on how lines are batched: buckets close as soon as the newest timestamp seen
 (minus ``lateness_seconds``) passes their end, event by event, and an event for an already-closed bucket is
 skipped as out of order. State is committed to SQLite after every batch (see :mod:`.store`).
+
+When the state holds a drift reference (``finance drift-reference``), every accepted event also enters the drift
+window of :mod:`.drift`, and a ``retrain_suggested`` event joins the alerts when the stream drifts from it.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import numpy as np
 
 from domainfm_finance_sentiment import LABELS
 from domainfm_finance_sentiment.monitor.detector import DetectorConfig, KeyState, close_bucket
+from domainfm_finance_sentiment.monitor.drift import Embedder, StreamDrift
 from domainfm_finance_sentiment.monitor.sources import Line, Source
 from domainfm_finance_sentiment.monitor.store import MonitorStore
 
@@ -126,6 +130,8 @@ class Monitor:
         topic_fn: TopicFn | None = None,
         alert_sink: AlertSink | None = None,
         keys: Sequence[str] = ("all", "topic", "entity"),
+        embedder: Embedder | None = None,
+        device: str = "auto",
     ) -> None:
         self.store = store
         self.cfg = config
@@ -134,7 +140,9 @@ class Monitor:
         self.alert_sink = alert_sink
         self.key_kinds = tuple(keys)
         store.check_settings({"detector": config.fingerprint(), "keys": list(self.key_kinds), "version": STATE_VERSION})
-        self._load(store.load_state())
+        blob = store.load_state()
+        self._load(blob)
+        self.drift = StreamDrift.open(store, (blob or {}).get("drift"), embedder, device)
         self.new_alerts: list[dict[str, Any]] = []
         self._emit_pending()
 
@@ -150,6 +158,7 @@ class Monitor:
         self.skipped: int = blob.get("skipped", 0)
         self.skip_reasons: dict[str, int] = blob.get("skip_reasons", {})
         self.alert_count: int = blob.get("alerts", 0)
+        self._drift_blob: dict[str, Any] | None = blob.get("drift")
 
     def snapshot(self) -> dict[str, Any]:
         """The JSON-serialisable state committed after every batch."""
@@ -163,6 +172,7 @@ class Monitor:
             "skipped": self.skipped,
             "skip_reasons": self.skip_reasons,
             "alerts": self.alert_count,
+            "drift": self.drift.state() if self.drift is not None else self._drift_blob,
         }
 
     # ------------------------------------------------------------------ ingest
@@ -197,15 +207,20 @@ class Monitor:
             if untopiced:
                 for e, topic in zip(untopiced, self.topic_fn([e.text for e in untopiced]), strict=True):
                     e.topic = topic
-        for event in parsed:
-            self._accept(event)
+        embeddings = self.drift.embed([e.text for e in parsed]) if self.drift is not None and parsed else None
+        for i, event in enumerate(parsed):
+            if self._accept(event) and embeddings is not None:
+                assert self.drift is not None and event.label is not None
+                found = self.drift.observe(event.label, embeddings[i], event.ts, event.text, event.where)
+                if found is not None:
+                    self.new_alerts.append(found)
 
-    def _accept(self, ev: Event) -> None:
+    def _accept(self, ev: Event) -> bool:
         bs = self.cfg.bucket_seconds
         bucket = int(ev.ts // bs)
         if self.last_closed is not None and bucket <= self.last_closed:
             self._skip(ev.where, f"out of order: timestamp is in a bucket that already closed (before {self._closed_until()})")
-            return
+            return False
         self.events += 1
         keys = []
         if "all" in self.key_kinds:
@@ -242,6 +257,7 @@ class Monitor:
             ready = int((self.max_ts - self.cfg.lateness_seconds) // bs) - 1
             if self.last_closed is None or ready > self.last_closed:
                 self._close_through(ready)
+        return True
 
     def _closed_until(self) -> str:
         from domainfm_finance_sentiment.monitor.detector import iso
@@ -271,7 +287,8 @@ class Monitor:
         """Commit state, positions and new alerts in one transaction, then emit the alerts."""
         alerts, self.new_alerts = self.new_alerts, []
         self.alert_count += len(alerts)
-        inserted = self.store.commit_batch(self.snapshot(), source.positions() if source else {}, alerts)
+        drift_rows = self.drift.take_rows() if self.drift is not None else None
+        inserted = self.store.commit_batch(self.snapshot(), source.positions() if source else {}, alerts, drift_rows)
         self._emit(inserted)
         return inserted
 
