@@ -26,8 +26,11 @@ MERGED_MODES = ("lora", "adalora", "ia3")
 ADAPTER_DIR = "adapter"
 
 
-def add_adapters(model: Any, model_config: ModelConfig, total_steps: int) -> Any:
-    """``model`` wrapped for the configured peft mode (its base weights frozen, the head trainable)."""
+def add_adapters(model: Any, model_config: ModelConfig, total_steps: int,
+                 modules_to_save: list[str] | None = None) -> Any:
+    """``model`` wrapped for the configured peft mode (its base weights frozen, the head trainable).
+    ``modules_to_save`` (lora only): further modules trained in full and saved with the adapters, e.g. the
+    pooler under the classifier (peft adds the classifier itself)."""
     from peft import (
         AdaLoraConfig,
         IA3Config,
@@ -42,7 +45,8 @@ def add_adapters(model: Any, model_config: ModelConfig, total_steps: int) -> Any
     targets = model_config.lora_target_modules
     if mode == "lora":
         config: Any = LoraConfig(task_type=TaskType.SEQ_CLS, r=model_config.lora_r, lora_alpha=model_config.lora_alpha,
-                                 lora_dropout=model_config.lora_dropout, target_modules=targets or ["query", "value"])
+                                 lora_dropout=model_config.lora_dropout, target_modules=targets or ["query", "value"],
+                                 modules_to_save=modules_to_save)
     elif mode == "adalora":
         # ranks are pruned from init_r to target_r between the first and last 10 % of the steps
         steps = max(total_steps, 10)

@@ -21,7 +21,9 @@ gradient accumulation, early stopping on validation macro-F1, seeds, and checkpo
 ``ctx.checkpoint_dir`` that a re-run resumes from. A checkpoint counts only once its completion marker is
 written, so a kill in the middle of a save never resumes from a half-written checkpoint. Under ``torchrun`` the Trainer runs DDP (gloo on CPU).
 ``train.class_weights=balanced`` weights the cross-entropy (Trainer modes) and the logistic-regression heads by
-``n / (K * n_k)``, for macro-F1 on imbalanced labels. Every model is temperature-calibrated on the validation split. The loaded model is
+``n / (K * n_k)``, for macro-F1 on imbalanced labels. ``train.strategy=recipe`` trains full or lora with
+:mod:`domainfm.engine.recipe` instead (layer-wise LR decay, unfreezing, a soup of seeds, an intermediate task;
+resumable too). Every model is temperature-calibrated on the validation split. The loaded model is
 :class:`domainfm.engine.classifier_predictor.TextClassifierPredictor` (also importable from here).
 """
 
@@ -30,7 +32,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -106,12 +108,15 @@ def fine_tune_text_classifier(
     text_pair_column: str | None = None,
     train_split: str = "train",
     eval_split: str = "validation",
+    intermediate_data: Callable[[str], DataBundle] | None = None,
 ) -> Artifact:
     """Fine-tune the configured base model on ``data`` and save the artifact to ``ctx.artifact_dir``.
 
     Labels in ``label_column`` may be strings from ``label_names`` or integer ids. Returns the
     :class:`~domainfm.types.Artifact` (metadata saved), with the validation temperature, validation
-    metrics, parameter counts and training seconds in ``metadata``.
+    metrics, parameter counts and training seconds in ``metadata``. Under ``train.strategy=recipe``
+    (:mod:`domainfm.engine.recipe`) ``intermediate_data`` loads ``train.recipe.intermediate`` (default: the
+    domain's ``domainfm_load_data`` through ``ctx.pm``).
     """
     cfg = ctx.config
     base = cfg.model.base or DEFAULT_BASE_MODEL
@@ -152,7 +157,14 @@ def fine_tune_text_classifier(
                               "for every seed, so the members would be identical; use full, lora, lpft or contrastive")
         artifact = _train_ensemble(ctx, data, labels, columns, started)
         return _calibrate_on_validation(ctx, artifact, x_valid, p_valid, y_valid, with_macro_f1=True)
-    if cfg.model.mode == "head":
+    if cfg.train.strategy == "recipe":  # layer-wise LR decay, seeds soup, intermediate task (engine.recipe)
+        from domainfm.engine import recipe
+
+        metadata = recipe.fit(ctx, resolved.path, labels, (x_train, p_train, y_train), (x_valid, p_valid, y_valid),
+                              intermediate_data=intermediate_data,
+                              task_texts=[str(t) for table in data.tables.values() for t in table[text_column]])
+        kind = KIND_HF
+    elif cfg.model.mode == "head":
         metadata = _fit_head(ctx, resolved.path, labels, x_train, p_train, y_train, x_valid, p_valid, y_valid)
         kind = KIND_HEAD
     elif cfg.model.mode == "lpft":
