@@ -149,11 +149,12 @@ def test_rec_train_sequential_kind_on_demo_serves_through_cli(tiny_model_dir: Pa
 
     out = tmp_path / "seq"
     result = CliRunner().invoke(rec, ["train", "--data", "demo", "--out", str(out), "--base-model", str(tiny_model_dir),
-                                      "--quick", "--device", "cpu", "--model-kind", "sequential"])
+                                      "--quick", "--device", "cpu", "--model-kind", "sequential",
+                                      "--set", "benefit.energy_tracking=false"])
     assert result.exit_code == 0, result.output
     assert "trained sequential model" in result.output
-    config = json.loads((out / "config.json").read_text())
-    assert config["model_kind"] == "sequential" and (out / "sequential.safetensors").is_file()
+    config = json.loads((out / "artifact" / "config.json").read_text())  # --out is the run directory
+    assert config["model_kind"] == "sequential" and (out / "artifact" / "sequential.safetensors").is_file()
     shown = CliRunner().invoke(rec, ["recommend", "u01", "-k", "4", "--artifact", str(out), "--json"])
     assert shown.exit_code == 0, shown.output
     ranking = json.loads(shown.output)["ranking"]
