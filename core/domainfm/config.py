@@ -139,6 +139,12 @@ class RegularisationConfig(_Section):
                          "passes (0 = off; 1-5 typical)")
     label_smoothing: float = Field(default=0.0, ge=0, lt=1, description="label smoothing of the cross-entropy "
                                    "(TrainingArguments.label_smoothing_factor)")
+    l2sp: float = Field(default=0.0, ge=0, description="L2-SP: weight of the squared distance of the trained body "
+                        "weights to their starting point (the pretrained or parent model; 0 = off)")
+    ewc: float = Field(default=0.0, ge=0, description="EWC: weight of the Fisher-weighted squared distance to the "
+                       "anchor's weights (needs an anchor with Fisher information; 0 = off)")
+    anchor: str | None = Field(default=None, description="safetensors file of the weights L2-SP/EWC pull toward "
+                               "(param.NAME) and their Fisher information (fisher.NAME); written by domainfm improve")
 
 
 class TrainConfig(_Section):

@@ -5,7 +5,8 @@ A command that needs a model takes a *reference*, which is one of
 - a run directory, ``runs/<domain>/<run id>/`` (``run.json`` plus ``artifact/`` or ``variants/<name>/artifact/``);
 - an artifact directory (holds ``domainfm-artifact.json``), inside a run or not (e.g. ``domainfm rec train --out``);
 - a domain name, ``healthcare``, or a domain folder, ``runs/healthcare``: the newest run of that domain (by the
-  ``started_at`` of its ``run.json``) that has a trained model.
+  ``started_at`` of its ``run.json``) that has a trained model and is not a ``domainfm improve`` child the
+  promotion gate refused (``promotion.promoted`` in its run.json; see :mod:`domainfm.continual`).
 
 Multi-variant runs (``config.variants``: one artifact per fine-tuning mode under ``variants/<name>/``) follow one
 policy: the variant named by the caller (``--variant``) if given; otherwise the only one; otherwise the variant of
@@ -195,12 +196,22 @@ def _report_variant(run_dir: Path) -> str | None:
 
 
 def _newest_run(folder: Path, variant: str | None, named: str) -> RunLayout:
-    runs = [child for child in _subdirs(folder) if (child / RUN_JSON).is_file() and _run_variants(child)]
+    runs = [child for child in _subdirs(folder)
+            if (child / RUN_JSON).is_file() and _run_variants(child) and _servable(child)]
     if not runs:
         raise DataError(f"{named}: no run with a trained model under {folder}")
     newest = max(runs, key=lambda d: (str(_read_json(d / RUN_JSON).get("started_at", "")), d.name))
     layout = _from_run(newest, variant)
     return RunLayout(layout.run_dir, layout.variants, layout.variant, "domain")
+
+
+def _servable(run_dir: Path) -> bool:
+    """Whether a run may be a domain's default model: any run but a ``domainfm improve`` child (``lineage`` in its
+    run.json) whose promotion was refused or is not decided yet (see :mod:`domainfm.continual.gate`)."""
+    run = _read_json(run_dir / RUN_JSON)
+    if not run.get("lineage"):
+        return True
+    return bool((run.get("promotion") or {}).get("promoted"))
 
 
 def _subdirs(folder: Path) -> list[Path]:

@@ -185,6 +185,10 @@ class BenefitReport(_Record):
         default_factory=list, description="plugins that raised outside their own domain and took no further part"
     )
     source: ReportSource | None = Field(default=None, description="which evaluation records this report scores")
+    continual: dict[str, Any] | None = Field(
+        default=None, description="a `domainfm improve` child's parent, gain and forgetting beside naive fine-tuning "
+        "and full retraining, and the promotion decision (domainfm.continual)",
+    )
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 

@@ -91,6 +91,7 @@ def render_html(report: BenefitReport, training_logs: dict[str, dict[str, Any]] 
         f"<div class='muted'>this report {escape(report.source.describe())}</div>" if report.source else "",
         _summary_cards(report, best, shown),
         _objective_text(report),
+        _continual_section(report),
     ]
     if report.warnings or report.assumption_overrides_unused or report.limit_overrides_unused:
         items = [escape(w) for w in report.warnings]
@@ -364,6 +365,12 @@ def _candidates_table(report: BenefitReport) -> str:
             "request (p50 / p95); texts/s and energy per 1,000 predictions measured side by side by the trainer.</p>"
             "<table><tr><th>candidate</th><th>role</th><th>accuracy</th><th>macro-F1</th><th>latency ms</th>"
             "<th>texts/s</th><th>energy / 1,000</th><th>best feasible objective</th></tr>" + rows + "</table>")
+
+
+def _continual_section(report: BenefitReport) -> str:
+    from domainfm.continual.report_section import continual_html
+
+    return continual_html(report.continual)
 
 
 def _resources_table(report: BenefitReport) -> str:

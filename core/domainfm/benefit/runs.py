@@ -130,6 +130,7 @@ class RunSummary:
     verdict: str | None
     objective: float | None
     record: str | None = None  # which evaluation record the figures come from (see ReportSource.short)
+    parent: str | None = None  # a `domainfm improve` child: its parent's run id and whether it was promoted
 
 
 def list_runs(output_dir: str | Path, domain: str | None = None) -> list[RunSummary]:
@@ -163,10 +164,21 @@ def list_runs(output_dir: str | Path, domain: str | None = None) -> list[RunSumm
             RunSummary(
                 path=run_dir, run_id=str(run["run_id"]), domain=str(run["domain"]), status=str(run.get("status", "?")),
                 started_at=str(run.get("started_at", "")), device=str(run.get("device", "")), key_metric=key,
-                key_value=key_value, verdict=verdict, objective=objective, record=record,
+                key_value=key_value, verdict=verdict, objective=objective, record=record, parent=_parent_of(run),
             )
         )
     return sorted(out, key=lambda r: (r.started_at, r.run_id))
+
+
+def _parent_of(run: dict[str, Any]) -> str | None:
+    """``<parent id> (promoted|not promoted|promoted, forced|deciding)`` for a ``domainfm improve`` child."""
+    lineage = run.get("lineage")
+    if not isinstance(lineage, dict):
+        return None
+    promotion = run.get("promotion") or {}
+    state = ("deciding" if not promotion else "promoted, forced" if promotion.get("forced")
+             else "promoted" if promotion.get("promoted") else "not promoted")
+    return f"{lineage.get('parent_run_id')} ({state})"
 
 
 def resolve_run(ref: str, output_dir: str | Path) -> Path:

@@ -110,14 +110,16 @@ def runs_list(domain: str | None, output_dir: str) -> None:
         click.echo(f"no runs under {output_dir}" + (f" for domain {domain!r}" if domain else ""))
         return
     table = Table(title=f"runs in {output_dir}")
-    for col in ("domain", "run id", "status", "started", "device", "key metric", "record", "verdict", "objective"):
+    lineage = any(r.parent for r in runs)
+    columns = ("domain", "run id", "status", "started", "device", "key metric", "record", "verdict", "objective")
+    for col in columns + (("parent",) if lineage else ()):
         table.add_column(col, justify="right" if col in ("key metric", "objective") else "left",
                          # the id is what `runs compare` takes: never cut, never wrapped
                          no_wrap=col == "run id", min_width=max(len(r.run_id) for r in runs) if col == "run id" else None)
     for r in runs:
         key = "-" if r.key_value is None else f"{r.key_metric}={r.key_value:.4f}"
         table.add_row(r.domain, r.run_id, r.status, r.started_at[:19], r.device, key, r.record or "-", r.verdict or "-",
-                      "-" if r.objective is None else f"{r.objective:.4g}")
+                      "-" if r.objective is None else f"{r.objective:.4g}", *((r.parent or "-",) if lineage else ()))
     _console().print(table)
     if any(r.record for r in runs):
         click.echo("record: the evaluation split the figures come from, and whether the report is the run's own "

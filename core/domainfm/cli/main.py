@@ -408,6 +408,9 @@ def _add_optional_commands(root: click.Group) -> None:
     from domainfm.cli.tune_command import tune_command
 
     root.add_command(tune_command, "tune")
+    from domainfm.cli.improve_command import improve_command
+
+    root.add_command(improve_command, "improve")
     try:
         from domainfm.cli.serve_command import serve_command
 

@@ -200,6 +200,9 @@ def terms_from_config(train: TrainConfig) -> list[LossTerm]:
     adversarial = adversarial_term(train.adversarial)
     if adversarial is not None:
         terms.append(adversarial)
+    from domainfm.continual.regularisers import weight_anchor_terms
+
+    terms.extend(weight_anchor_terms(train.regularisation))  # L2-SP / EWC toward a parent's weights
     return terms
 
 

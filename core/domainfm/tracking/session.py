@@ -73,9 +73,11 @@ class Session:
         for split, fp in (ctx.state.get("data_fingerprints") or {}).items():
             params[f"data_fingerprint.{split}"] = fp.get("sha256")
             params[f"data_size.{split}"] = fp.get("n")
+        lineage = ctx.state.get("lineage") or {}  # a `domainfm improve` child names its parent
+        params.update({f"lineage.{k}": v for k, v in lineage.items() if not isinstance(v, dict)})
         self.params(params)
         self.tags({"domainfm.run_id": ctx.run_id, "domainfm.domain": ctx.domain, "domainfm.run_dir": str(ctx.run_dir),
-                   "device": ctx.device})
+                   "device": ctx.device, **({"domainfm.parent_run_id": lineage["parent_run_id"]} if lineage else {})})
 
     def log_trained(self, ctx: RunContext, artifact: Artifact) -> None:
         """After a model trained: where it is, its size and time, and every training curve not logged yet."""
