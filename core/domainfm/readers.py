@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -142,3 +142,31 @@ def read_json_object(path: Path, what: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise DataError(f"{path}: expected a JSON object of {what}")
     return data
+
+
+class Vocabulary:
+    """Names of a categorical field (skills, items, intents) -> dense indices in order of first sight.
+
+    ``fixed`` (a trained model's vocabulary) makes it closed: an unknown name gets None, for the caller to drop and
+    count, never a new index silently mapped onto another meaning.
+    """
+
+    def __init__(self, fixed: Mapping[str, int] | None = None) -> None:
+        self.fixed = fixed is not None
+        self.index: dict[str, int] = dict(fixed) if fixed is not None else {}
+
+    def get(self, name: str) -> int | None:
+        """The index of ``name``; a new index for a new name unless the vocabulary is fixed (then None)."""
+        if name in self.index:
+            return self.index[name]
+        if self.fixed:
+            return None
+        self.index[name] = len(self.index)
+        return self.index[name]
+
+    def names(self) -> list[str]:
+        """The names by index."""
+        out = [""] * len(self.index)
+        for name, i in self.index.items():
+            out[i] = name
+        return out

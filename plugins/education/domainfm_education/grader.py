@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from domainfm.errors import DataError
-from domainfm.types import Artifact, Curve, DataBundle, Evaluation, Outcomes, Prediction, RunContext
+from domainfm.types import Artifact, DataBundle, Evaluation, Prediction, RunContext
 from domainfm.engine.label_memory import LabelMemory, table_column
 from domainfm.text_terms import closest_reference, missing_terms
 from domainfm_education.feedback import feedback_text
@@ -383,33 +383,9 @@ class GraderPredictor:
         )
 
 
-def quadratic_weighted_kappa(y_true: Sequence[int], y_pred: Sequence[int]) -> float:
-    """Cohen's kappa with quadratic weights (sklearn); 0.0 when it is undefined (one class only)."""
-    from sklearn.metrics import cohen_kappa_score
-
-    if len(set(y_true) | set(y_pred)) < 2:
-        return 0.0
-    value = cohen_kappa_score(y_true, y_pred, weights="quadratic")
-    return float(value) if np.isfinite(value) else 0.0
-
-
-def grading_metrics(labels: Sequence[str], y: np.ndarray, probs: np.ndarray) -> dict[str, Any]:
-    """Accuracy, macro-/weighted-F1 (and QWK for point scores) of best-match predictions."""
-    from domainfm.metrics import INTERVAL_KEYS, classification_metrics
-
-    y_hat = probs.argmax(1)
-    report = classification_metrics([labels[i] for i in y], [labels[i] for i in y_hat], list(labels))
-    metrics = {k: float(report[k]) for k in ("accuracy", "macro_f1", "weighted_f1", "macro_precision", "macro_recall",
-                                             *INTERVAL_KEYS)}
-    if all(name.isdigit() for name in labels):
-        points = [int(n) for n in labels]
-        metrics["qwk"] = quadratic_weighted_kappa([points[i] for i in y], [points[i] for i in y_hat])
-    return {"metrics": metrics, "per_class": report["per_class"], "confusion": report["confusion"]}
-
-
 def evaluate_grader(predictor: GraderPredictor, data: DataBundle, split: str) -> Evaluation:
     """Metrics per split and per corpus, per-item outcomes for the benefit engine, risk-coverage curve."""
-    from domainfm.engine.calibration import expected_calibration_error, risk_coverage_curve
+    from domainfm.engine.label_evaluation import label_metrics, probability_evaluation
 
     table = data.split(split)
     if len(table) == 0:
@@ -423,55 +399,31 @@ def evaluate_grader(predictor: GraderPredictor, data: DataBundle, split: str) ->
     seconds = time.perf_counter() - started
     probs = graded["probs"]
     y = np.asarray([labels.index(v) for v in table["label"]])
-    report = grading_metrics(labels, y, probs)
-    metrics = report["metrics"]
-    metrics["ece"] = expected_calibration_error(probs, y.tolist())
-    confidence = probs.max(1)
+    ordinal = all(name.isdigit() for name in labels)
     y_hat = probs.argmax(1)
-    correct = (y_hat == y).astype(float)
+    # point scores: partial credit for a near miss; labels: right or wrong
+    quality = 1.0 - np.abs(predictor.values[y_hat] - predictor.values[y]) if ordinal else None
     corpora = [str(c) for c in table["corpus"]]
-    for corpus in sorted(set(corpora)):
-        mask = np.asarray([c == corpus for c in corpora])
-        if len(set(corpora)) > 1:
-            sub = grading_metrics(labels, y[mask], probs[mask])["metrics"]
+    evaluation = probability_evaluation(
+        predictor.domain, split, labels, y, probs, ids=[str(v) for v in table["id"]],
+        groups={"question": table["question_id"], "corpus": corpora}, quality=quality, ordinal=ordinal,
+        device=predictor.device, seconds=seconds,
+        extra={"review_threshold": predictor.threshold, "review_threshold_memory": predictor.threshold_memory,
+               "reference_rule": predictor.reference_rule},
+    )
+    metrics = evaluation.metrics
+    if len(set(corpora)) > 1:
+        for corpus in sorted(set(corpora)):
+            mask = np.asarray([c == corpus for c in corpora])
+            sub = label_metrics(labels, y[mask], probs[mask], ordinal=ordinal)["metrics"]
             metrics[f"{corpus.lower()}_macro_f1"] = sub["macro_f1"]
             metrics[f"{corpus.lower()}_accuracy"] = sub["accuracy"]
     if predictor.threshold is not None:
         used = graded["memory_weight"] > 0
         thresholds = np.asarray([predictor.review_threshold(bool(u)) for u in used], dtype=float)
-        auto = confidence >= thresholds
+        auto = probs.max(1) >= thresholds
+        correct = y_hat == y
         metrics["graded_answers_used_share"] = float(used.mean())
         metrics["auto_graded_share"] = float(auto.mean())
         metrics["auto_graded_accuracy"] = float(correct[auto].mean()) if auto.any() else 0.0
-    values = predictor.values
-    if all(name.isdigit() for name in labels):
-        quality = 1.0 - np.abs(values[y_hat] - values[y])
-    else:
-        quality = correct
-    curve = risk_coverage_curve(confidence, correct)
-    return Evaluation(
-        domain=predictor.domain,
-        split=split,
-        metrics=metrics,
-        key_metric="macro_f1",
-        n_items=len(table),
-        outcomes=Outcomes(
-            ids=[str(v) for v in table["id"]],
-            confidence=np.clip(confidence, 0.0, 1.0).tolist(),
-            quality=np.clip(quality, 0.0, 1.0).tolist(),
-            groups={"question": [str(v) for v in table["question_id"]], "corpus": corpora},
-            extra={"label": [labels[i] for i in y], "predicted": [labels[i] for i in y_hat]},
-        ),
-        per_class=report["per_class"],
-        confusion=report["confusion"],
-        labels=labels,
-        curves={
-            "risk_coverage": Curve(x=curve["coverage"], y=curve["accuracy"], thresholds=curve["threshold"],
-                                   x_label="coverage", y_label="accuracy")
-        },
-        device=predictor.device,
-        seconds=seconds,
-        extra={"items_per_second": len(table) / seconds if seconds > 0 else None,
-               "review_threshold": predictor.threshold, "review_threshold_memory": predictor.threshold_memory,
-               "reference_rule": predictor.reference_rule},
-    )
+    return evaluation

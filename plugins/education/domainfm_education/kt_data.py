@@ -28,7 +28,7 @@ from typing import Any
 
 from domainfm.errors import DataError
 from domainfm.pseudonyms import pseudonymise
-from domainfm.readers import parse_binary, parse_timestamp, pick_column, require_columns
+from domainfm.readers import Vocabulary, parse_binary, parse_timestamp, pick_column, require_columns
 
 STUDENT_ALIASES = ("student", "student_id", "user", "user_id", "learner")
 SKILL_ALIASES = ("skill", "skill_id", "skill_name", "kc", "concept", "question", "question_id", "item")
@@ -67,28 +67,6 @@ def parse_correct(value: Any, where: str) -> int:
     return parse_binary(value, where, "correct")
 
 
-class _Vocabulary:
-    """Skill name -> index; fixed (a trained model's) or growing (training data)."""
-
-    def __init__(self, fixed: Mapping[str, int] | None) -> None:
-        self.fixed = fixed is not None
-        self.index: dict[str, int] = dict(fixed) if fixed is not None else {}
-
-    def get(self, name: str) -> int | None:
-        if name in self.index:
-            return self.index[name]
-        if self.fixed:
-            return None
-        self.index[name] = len(self.index)
-        return self.index[name]
-
-    def names(self) -> list[str]:
-        out = [""] * len(self.index)
-        for name, i in self.index.items():
-            out[i] = name
-        return out
-
-
 def read_interactions(path: str | Path, key: str, skill_index: Mapping[str, int] | None = None) -> KTLog:
     """Read an interaction log into per-student sequences (students pseudonymised with ``key``)."""
     from domainfm.data import read_table
@@ -101,7 +79,7 @@ def read_interactions(path: str | Path, key: str, skill_index: Mapping[str, int]
                                ("correct", correct_col, CORRECT_ALIASES)):
         if col is None:
             raise DataError(f"{path}: missing column {name!r} (or one of {list(aliases)}); found {columns}")
-    vocab = _Vocabulary(skill_index)
+    vocab = Vocabulary(skill_index)
     notes = {"unknown_skill_interactions": 0, "single_interaction_students": 0}
     per_student: dict[str, list[tuple[float, int, int, int]]] = {}
     for order, row in enumerate(rows):
@@ -144,7 +122,7 @@ def read_three_line(
         lines.pop()
     if len(lines) % 3:
         raise DataError(f"{path}: {len(lines)} lines is not a multiple of 3 (count, skills, answers per student)")
-    vocab = _Vocabulary(skill_index)
+    vocab = Vocabulary(skill_index)
     notes = {"unknown_skill_interactions": 0, "single_interaction_students": 0}
     sequences = []
     for block in range(0, len(lines), 3):

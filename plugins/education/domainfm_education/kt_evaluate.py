@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from domainfm.errors import DataError
-from domainfm.types import Curve, DataBundle, Evaluation, Outcomes
+from domainfm.types import DataBundle, Evaluation, Outcomes
 
 
 def _bucket(n: int) -> str:
@@ -21,8 +21,9 @@ def _bucket(n: int) -> str:
 
 
 def evaluate_kt(predictor: Any, data: DataBundle, split: str) -> Evaluation:
-    from domainfm.engine.calibration import risk_coverage_curve
-    from domainfm_education.kt_fit import auc, make_windows, predict_windows
+    from domainfm.engine.label_evaluation import binary_auc as auc
+    from domainfm.engine.label_evaluation import risk_coverage
+    from domainfm_education.kt_fit import make_windows, predict_windows
     from domainfm.pseudonyms import count_identifiers_in_files
     from domainfm_education.kt_train import _sequences
     from domainfm_education.recommend import evaluate_recommendations
@@ -57,7 +58,6 @@ def evaluate_kt(predictor: Any, data: DataBundle, split: str) -> Evaluation:
         "recommendation_students_checked": rec["students_checked"],
         "raw_student_ids_in_artifact": count_identifiers_in_files(predictor.artifact.path, raw) if raw else None,
     }
-    curve = risk_coverage_curve(confidence, quality)
     return Evaluation(
         domain=predictor.domain,
         split=split,
@@ -71,8 +71,7 @@ def evaluate_kt(predictor: Any, data: DataBundle, split: str) -> Evaluation:
             groups={"history": [_bucket(len(sequences[o][0])) for o in owner_seq]},
             extra={"predicted_correct": predicted.tolist()},
         ),
-        curves={"risk_coverage": Curve(x=curve["coverage"], y=curve["accuracy"], thresholds=curve["threshold"],
-                                       x_label="coverage", y_label="accuracy")},
+        curves={"risk_coverage": risk_coverage(confidence, quality)},
         device=predictor.device,
         seconds=seconds,
         extra=extra,

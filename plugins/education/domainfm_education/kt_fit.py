@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from domainfm.engine.label_evaluation import binary_auc as auc
 from domainfm_education.kt_models import build_model, history_features
 
 log = logging.getLogger(__name__)
@@ -83,15 +84,6 @@ def predict_windows(model: Any, windows: Sequence[Window], device: str, batch_si
     if not probs:
         return np.zeros(0), np.zeros(0), np.zeros(0, dtype=int)
     return np.concatenate(probs), np.concatenate(labels), np.concatenate(owners)
-
-
-def auc(labels: np.ndarray, probs: np.ndarray) -> float:
-    """ROC AUC (sklearn); NaN when only one class is present."""
-    from sklearn.metrics import roc_auc_score
-
-    if len(np.unique(labels)) < 2:
-        return float("nan")
-    return float(roc_auc_score(labels, probs))
 
 
 def fit(

@@ -13,7 +13,6 @@ or integer skill indices as stored in the data tables) or ``{"id": ..., "interac
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,6 @@ from domainfm_education.recommend import SkillGraph, rank_skills
 
 KIND = "knowledge-tracing"
 CONFIG_FILE = "kt_config.json"
-WEIGHTS_FILE = "model.safetensors"
 
 
 def mastery_vector(model: Any, skills: Sequence[int], correct: Sequence[int], device: str,
@@ -48,13 +46,9 @@ def mastery_vector(model: Any, skills: Sequence[int], correct: Sequence[int], de
 
 def save_kt_artifact(path: Path, model: Any, config: dict[str, Any]) -> None:
     """Weights (safetensors) and ``kt_config.json`` into ``path`` atomically."""
-    from safetensors.torch import save_file
+    from domainfm.engine.module_store import save_module
 
-    from domainfm.io import atomic_directory, atomic_write_json
-
-    with atomic_directory(path) as tmp:
-        save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(tmp / WEIGHTS_FILE))
-        atomic_write_json(tmp / CONFIG_FILE, config)
+    save_module(path, model, config, config_file=CONFIG_FILE)
 
 
 class KTPredictor:
@@ -73,16 +67,12 @@ class KTPredictor:
 
     @classmethod
     def load(cls, artifact: Artifact, device: str = "cpu") -> KTPredictor:
-        import torch
-        from safetensors.torch import load_file
-
+        from domainfm.engine.module_store import load_module
         from domainfm_education.kt_models import build_model
 
-        path = Path(artifact.path)
-        config = json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
-        model = build_model(config["model"], len(config["skill_names"]), **config.get("params", {}))
-        model.load_state_dict(load_file(str(path / WEIGHTS_FILE)))
-        model.to(torch.device(device)).eval()
+        model, config = load_module(artifact.path, lambda c: build_model(c["model"], len(c["skill_names"]),
+                                                                         **c.get("params", {})),
+                                    device, config_file=CONFIG_FILE)
         return cls(artifact, model, config, device)
 
     def encode(self, record: Mapping[str, Any], where: str) -> tuple[list[int], list[int], list[str]]:

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from domainfm.errors import DataError
+from domainfm.graphs import check_acyclic
 
 TAU = 0.6
 
@@ -126,26 +127,8 @@ class SkillGraph:
                 if p not in index:
                     raise DataError(f"{where}: field 'prerequisites': {p!r} is not a skill of the model")
             prereqs[index[skill]] = [index[p] for p in reqs]
-        _check_acyclic(prereqs, self.names, str(path))
+        check_acyclic(prereqs, self.names, str(path))
         return SkillGraph(self.names, prereqs, self.learn_rate, self.error_rate, source=str(path))
-
-
-def _check_acyclic(prereqs: dict[int, list[int]], names: Sequence[str], where: str) -> None:
-    state: dict[int, int] = {}
-
-    def visit(node: int, path: list[int]) -> None:
-        if state.get(node) == 2:
-            return
-        if state.get(node) == 1:
-            cycle = " -> ".join(names[i] for i in [*path, node])
-            raise DataError(f"{where}: prerequisites form a cycle: {cycle}")
-        state[node] = 1
-        for p in prereqs.get(node, []):
-            visit(p, [*path, node])
-        state[node] = 2
-
-    for node in list(prereqs):
-        visit(node, [])
 
 
 def rank_skills(mastery: np.ndarray, graph: SkillGraph, candidates: Sequence[int] | None = None,
@@ -206,7 +189,7 @@ def evaluate_recommendations(model: Any, graph: SkillGraph, sequences: Sequence[
             future_auc_p.append(float(mastery[s]))
             future_auc_y.append(int(cs[0]))
         checked += 1
-    from domainfm_education.kt_fit import auc
+    from domainfm.engine.label_evaluation import binary_auc as auc
 
     return {
         f"ndcg_at_{k}": float(np.mean(ours)) if ours else float("nan"),
