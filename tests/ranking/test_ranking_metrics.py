@@ -1,4 +1,4 @@
-"""Full-ranking metrics against the core's reference implementations; beyond-accuracy measures."""
+"""domainfm.ranking.metrics: full-ranking metrics against the core's reference implementations; beyond-accuracy measures."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from domainfm.metrics import hit_at_k, ndcg_at_k, reciprocal_rank
-from domainfm_recommendation.evaluation import (
+from domainfm.ranking.metrics import (
     accuracy_metrics,
     beyond_accuracy,
     gini,
