@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,11 +84,13 @@ def resolve_model(
     domain: str | None = None,
     variant: str | None = None,
     output_dir: str | Path = "runs",
+    statuses: Collection[str] | None = None,
 ) -> RunLayout:
     """Resolve ``ref`` (run directory, artifact directory, domain name or folder) to a :class:`RunLayout`.
 
     ``domain``: the domain the command serves; a model of another domain is refused. ``output_dir``: where
-    domain names are looked up.
+    domain names are looked up. ``statuses``: for a domain name or folder, only runs whose ``run.json`` status is
+    one of these count (the server serves finished runs only); a run.json that cannot be read then counts as none.
     """
     text = str(ref)
     path = Path(text)
@@ -96,7 +99,7 @@ def resolve_model(
     elif path.exists():
         raise DataError(f"{text}: is a file; expected a run directory, an artifact directory or a domain name")
     elif _DOMAIN.match(text):
-        layout = _newest_run(Path(output_dir) / text, variant, named=text)
+        layout = _newest_run(Path(output_dir) / text, variant, named=text, statuses=statuses)
     else:
         raise DataError(f"{text}: no such run directory, artifact directory or domain name")
     found = layout.domain
@@ -195,14 +198,23 @@ def _report_variant(run_dir: Path) -> str | None:
     return None
 
 
-def _newest_run(folder: Path, variant: str | None, named: str) -> RunLayout:
+def _newest_run(folder: Path, variant: str | None, named: str, statuses: Collection[str] | None = None) -> RunLayout:
     runs = [child for child in _subdirs(folder)
-            if (child / RUN_JSON).is_file() and _run_variants(child) and _servable(child)]
+            if (child / RUN_JSON).is_file() and _has_status(child, statuses) and _run_variants(child) and _servable(child)]
     if not runs:
         raise DataError(f"{named}: no run with a trained model under {folder}")
     newest = max(runs, key=lambda d: (str(_read_json(d / RUN_JSON).get("started_at", "")), d.name))
     layout = _from_run(newest, variant)
     return RunLayout(layout.run_dir, layout.variants, layout.variant, "domain")
+
+
+def _has_status(run_dir: Path, statuses: Collection[str] | None) -> bool:
+    if statuses is None:
+        return True
+    try:
+        return _read_json(run_dir / RUN_JSON).get("status") in statuses
+    except DataError:  # a run.json being written or damaged: not a candidate
+        return False
 
 
 def _servable(run_dir: Path) -> bool:

@@ -33,37 +33,51 @@ def _run(root: Path, domain: str, name: str, status: str, updated: str, artifact
 
 
 def test_newest_finished_run_with_an_artifact_is_chosen(tmp_path: Path) -> None:
-    _run(tmp_path, "d", "a-old", "finished", "2026-01-01T00:00:00+00:00")
-    newest = _run(tmp_path, "d", "b-new", "trained", "2026-03-01T00:00:00+00:00")
-    _run(tmp_path, "d", "c-running", "running", "2026-04-01T00:00:00+00:00")
-    _run(tmp_path, "d", "d-failed", "failed", "2026-05-01T00:00:00+00:00")
-    _run(tmp_path, "d", "e-noartifact", "finished", "2026-06-01T00:00:00+00:00", artifact=False)
-    (tmp_path / "d" / "f-damaged").mkdir()
-    (tmp_path / "d" / "f-damaged" / "run.json").write_text("{not json")
-    assert newest_run_artifact(tmp_path, "d") == newest / "artifact"
+    # "dom": a domain name, as every DomainSpec has ([a-z][a-z0-9_]{1,63})
+    _run(tmp_path, "dom", "a-old", "finished", "2026-01-01T00:00:00+00:00")
+    newest = _run(tmp_path, "dom", "b-new", "trained", "2026-03-01T00:00:00+00:00")
+    _run(tmp_path, "dom", "c-running", "running", "2026-04-01T00:00:00+00:00")
+    _run(tmp_path, "dom", "d-failed", "failed", "2026-05-01T00:00:00+00:00")
+    _run(tmp_path, "dom", "e-noartifact", "finished", "2026-06-01T00:00:00+00:00", artifact=False)
+    (tmp_path / "dom" / "f-damaged").mkdir()
+    (tmp_path / "dom" / "f-damaged" / "run.json").write_text("{not json")
+    assert newest_run_artifact(tmp_path, "dom") == newest / "artifact"
     assert newest_run_artifact(tmp_path, "other") is None
 
 
-def test_a_run_of_several_variants_serves_its_newest_variant(tmp_path: Path) -> None:
-    run = _run(tmp_path, "d", "multi", "finished", "2026-01-01T00:00:00+00:00", artifact=False)
+def test_a_run_of_several_variants_follows_the_cli_policy(tmp_path: Path) -> None:
+    """One policy with the CLI (domainfm.run_layout): the variant the benefit report chose, else refused with the
+    names; never whichever variant was written last."""
+    from domainfm.serve.artifacts import default_layout
+
+    run = _run(tmp_path, "dom", "multi", "finished", "2026-01-01T00:00:00+00:00", artifact=False)
     for name in ("head", "full"):
         path = run / "variants" / name / "artifact"
         path.mkdir(parents=True)
-        Artifact(path=path, domain="d", kind="fake", base_model="none").save_metadata()
+        Artifact(path=path, domain="dom", kind="fake", base_model="none", metadata={"variant": name}).save_metadata()
         time.sleep(0.02)
-    assert newest_run_artifact(tmp_path, "d") == run / "variants" / "full" / "artifact"
+    layout, reason = default_layout(tmp_path, "dom")
+    assert layout is None and reason is not None and "name one with --variant: full, head" in reason
+    assert newest_run_artifact(tmp_path, "dom") is None
+    with pytest.raises(ConfigError, match="several model variants"):
+        resolve_artifacts(["dom"], {"dom": run}, tmp_path)
+    (run / "benefit.json").write_text(json.dumps({"optimum": 0, "points": [{"variant": "head"}]}))
+    assert newest_run_artifact(tmp_path, "dom") == run / "variants" / "head" / "artifact"
+    assert resolve_artifacts(["dom"], {"dom": run}, tmp_path) == {"dom": run / "variants" / "head" / "artifact"}
+    layout, _ = default_layout(tmp_path, "dom")
+    assert layout is not None and layout.run_dir == run  # the run, not variants/head: the predictor's run_dir
 
 
 def test_explicit_artifacts_win_and_bad_ones_are_clear(tmp_path: Path) -> None:
-    run = _run(tmp_path, "d", "r1", "finished", "2026-01-01T00:00:00+00:00")
-    other = _run(tmp_path / "elsewhere", "d", "r2", "running", "2026-01-01T00:00:00+00:00")
-    resolved = resolve_artifacts(["d", "e"], {"d": other}, tmp_path)
-    assert resolved == {"d": other / "artifact", "e": None}
-    assert resolve_artifacts(["d"], {}, tmp_path) == {"d": run / "artifact"}
+    run = _run(tmp_path, "dom", "r1", "finished", "2026-01-01T00:00:00+00:00")
+    other = _run(tmp_path / "elsewhere", "dom", "r2", "running", "2026-01-01T00:00:00+00:00")
+    resolved = resolve_artifacts(["dom", "eee"], {"dom": other}, tmp_path)
+    assert resolved == {"dom": other / "artifact", "eee": None}
+    assert resolve_artifacts(["dom"], {}, tmp_path) == {"dom": run / "artifact"}
     with pytest.raises(ConfigError, match="not loaded"):
-        resolve_artifacts(["d"], {"zzz": other}, tmp_path)
-    with pytest.raises(ConfigError, match="not an artifact or run directory"):
-        resolve_artifacts(["d"], {"d": tmp_path / "nothing"}, tmp_path)
+        resolve_artifacts(["dom"], {"zzz": other}, tmp_path)
+    with pytest.raises(ConfigError, match="nothing: no such run directory, artifact directory or domain name"):
+        resolve_artifacts(["dom"], {"dom": tmp_path / "nothing"}, tmp_path)
 
 
 def test_an_explicit_artifact_of_another_domain_is_refused(tmp_path: Path) -> None:

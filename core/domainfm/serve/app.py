@@ -23,7 +23,7 @@ from domainfm import __version__
 from domainfm.config import RunConfig
 from domainfm.errors import ConfigError, DataError
 from domainfm.manager import PluginManager
-from domainfm.serve.artifacts import resolve_artifacts
+from domainfm.serve.artifacts import resolve_layouts
 from domainfm.serve.auth import make_auth_dependency
 from domainfm.serve.batching import MicroBatcher, QueueFullError
 from domainfm.serve.context import ServeContext
@@ -120,13 +120,15 @@ def create_app(
     settings = settings or ServeSettings()
     runs_dir = Path(settings.runs_dir if settings.runs_dir is not None else config.output_dir)
     explicit = dict(artifacts or {})
-    resolved = resolve_artifacts(pm.domains, explicit, runs_dir)
-    for domain, path in resolved.items():
-        if domain in explicit and path is not None:
-            found = Artifact.load(path).domain
+    layouts, reasons = resolve_layouts(pm.domains, explicit, runs_dir)
+    resolved = {domain: layout.artifact_dir if layout is not None else None for domain, layout in layouts.items()}
+    for domain, layout in layouts.items():
+        if domain in explicit and layout is not None:
+            found = Artifact.load(layout.artifact_dir).domain
             if found != domain:
-                raise ConfigError(f"--artifact {domain}={explicit[domain]}: {path / ARTIFACT_METADATA} is for domain {found!r}")
-    registry = PredictorRegistry(pm, config, resolved, runs_dir=runs_dir)
+                raise ConfigError(f"--artifact {domain}={explicit[domain]}: "
+                                  f"{layout.artifact_dir / ARTIFACT_METADATA} is for domain {found!r}")
+    registry = PredictorRegistry(pm, config, layouts, runs_dir=runs_dir, reasons=reasons)
     trimmer = HeapTrimmer(settings.malloc_trim_s)
     batchers = {
         domain: MicroBatcher(

@@ -1,13 +1,19 @@
-"""Which artifact serves a domain: an explicit ``DOMAIN=PATH`` or the newest finished run of the domain."""
+"""Which model serves a domain: an explicit ``DOMAIN=REF`` or the newest finished run of the domain.
+
+Both go through :func:`domainfm.run_layout.resolve_model`, the resolver every command uses, so the server and
+the CLI follow one policy: ``REF`` is a run directory, an artifact directory or a domain name; a run with several
+model variants serves the variant its benefit report chose, and one whose report chose none is refused (naming
+the variants) instead of serving whichever was written last. A domain's default is the newest run (by
+``started_at``) whose ``run.json`` status is in :data:`USABLE_STATUSES`.
+"""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from pathlib import Path
 
-from domainfm.errors import ConfigError
-from domainfm.types import ARTIFACT_METADATA
+from domainfm.errors import ConfigError, DataError
+from domainfm.run_layout import RunLayout, resolve_model
 
 #: ``run.json`` statuses whose artifact is complete: ``domainfm run`` ends with ``finished``,
 #: ``domainfm train`` with ``trained``.
@@ -31,72 +37,60 @@ def parse_artifact_flags(values: Iterable[str]) -> dict[str, Path]:
     return out
 
 
-def artifact_dir(path: Path) -> Path:
-    """The artifact folder for ``path``: the folder itself, or ``<run dir>/artifact``.
+def explicit_layout(ref: Path, runs_dir: Path) -> RunLayout:
+    """The model ``--artifact DOMAIN=REF`` names (run dir, artifact dir or domain name under ``runs_dir``).
 
-    :raises ConfigError: when neither holds ``domainfm-artifact.json``.
+    :raises ConfigError: the resolver's one line (no such model, a multi-variant run without a chosen variant).
     """
-    if (path / ARTIFACT_METADATA).is_file():
-        return path
-    if (path / "artifact" / ARTIFACT_METADATA).is_file():
-        return path / "artifact"
-    newest = _newest_variant(path)
-    if newest is not None:
-        return newest
-    raise ConfigError(f"{path}: not an artifact or run directory (no {ARTIFACT_METADATA} in it or in {path / 'artifact'})")
+    try:
+        return resolve_model(ref, output_dir=runs_dir)
+    except DataError as exc:
+        raise ConfigError(f"--artifact: {exc}") from None
 
 
-def _newest_variant(run_dir: Path) -> Path | None:
-    variants = [p.parent for p in run_dir.glob(f"variants/*/artifact/{ARTIFACT_METADATA}")]
-    if not variants:
-        return None
-    return max(variants, key=lambda p: (p / ARTIFACT_METADATA).stat().st_mtime)
+def artifact_dir(path: Path) -> Path:
+    """The artifact folder a run or artifact directory ``path`` serves (see :func:`explicit_layout`)."""
+    return explicit_layout(path, Path("runs")).artifact_dir
+
+
+def default_layout(runs_dir: Path, domain: str) -> tuple[RunLayout | None, str | None]:
+    """The model a domain serves without ``--artifact``: (its layout, None), or (None, why there is none)."""
+    try:
+        return resolve_model(domain, domain=domain, output_dir=runs_dir, statuses=USABLE_STATUSES), None
+    except DataError as exc:
+        return None, str(exc)
 
 
 def newest_run_artifact(runs_dir: Path, domain: str) -> Path | None:
-    """The artifact of the newest usable run under ``runs_dir/domain``, or None.
-
-    A run is usable when its ``run.json`` has a status in :data:`USABLE_STATUSES` and it holds an
-    artifact. Runs are ordered by ``run.json``'s ``updated_at`` (ISO 8601), then by folder name.
-    """
-    root = runs_dir / domain
-    if not root.is_dir():
-        return None
-    candidates: list[tuple[str, str, Path]] = []
-    for run_dir in root.iterdir():
-        meta = run_dir / "run.json"
-        if not meta.is_file():
-            continue
-        try:
-            run = json.loads(meta.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            continue  # a run being written or a damaged file: not a candidate
-        if not isinstance(run, dict) or run.get("status") not in USABLE_STATUSES:
-            continue
-        try:
-            art = artifact_dir(run_dir)
-        except ConfigError:
-            continue
-        candidates.append((str(run.get("updated_at") or ""), run_dir.name, art))
-    if not candidates:
-        return None
-    return max(candidates, key=lambda c: (c[0], c[1]))[2]
+    """The artifact folder of the newest usable run of ``domain`` under ``runs_dir`` (None when there is none)."""
+    layout, _ = default_layout(runs_dir, domain)
+    return layout.artifact_dir if layout is not None else None
 
 
-def resolve_artifacts(domains: Iterable[str], explicit: dict[str, Path], runs_dir: Path) -> dict[str, Path | None]:
-    """Map every served domain to its artifact folder (None when there is none).
+def resolve_layouts(
+    domains: Iterable[str], explicit: dict[str, Path], runs_dir: Path
+) -> tuple[dict[str, RunLayout | None], dict[str, str]]:
+    """Every served domain's model layout (None without one), and for those without, why.
 
-    :raises ConfigError: when an explicit entry names a domain that is not served or a path that is
-        not an artifact.
+    :raises ConfigError: when an explicit entry names a domain that is not served or a reference that is not a model.
     """
     domains = list(domains)
     unknown = sorted(set(explicit) - set(domains))
     if unknown:
         raise ConfigError(f"--artifact names domains that are not loaded: {unknown}; loaded domains: {sorted(domains)}")
-    out: dict[str, Path | None] = {}
+    layouts: dict[str, RunLayout | None] = {}
+    reasons: dict[str, str] = {}
     for domain in domains:
         if domain in explicit:
-            out[domain] = artifact_dir(explicit[domain])
+            layouts[domain] = explicit_layout(explicit[domain], runs_dir)
         else:
-            out[domain] = newest_run_artifact(runs_dir, domain)
-    return out
+            layouts[domain], reason = default_layout(runs_dir, domain)
+            if reason is not None:
+                reasons[domain] = reason
+    return layouts, reasons
+
+
+def resolve_artifacts(domains: Iterable[str], explicit: dict[str, Path], runs_dir: Path) -> dict[str, Path | None]:
+    """Every served domain's artifact folder (None when there is none); see :func:`resolve_layouts`."""
+    layouts, _ = resolve_layouts(domains, explicit, runs_dir)
+    return {d: (layout.artifact_dir if layout is not None else None) for d, layout in layouts.items()}

@@ -12,6 +12,7 @@ from typing import Any
 from domainfm.config import RunConfig
 from domainfm.errors import DataError, DomainfmError
 from domainfm.manager import PluginManager
+from domainfm.run_layout import RunLayout
 from domainfm.types import Artifact, Prediction, Predictor, RunContext
 
 
@@ -59,24 +60,33 @@ class PredictFailedError(DomainfmError):
 
 @dataclass
 class _Slot:
-    artifact_path: Path | None
+    layout: RunLayout | None
     predictor: Predictor | None = None
     ctx: RunContext | None = None
     error: str | None = None
+    reason: str | None = None  # why the domain has no model, from the resolver
+
+    @property
+    def artifact_path(self) -> Path | None:
+        return self.layout.artifact_dir if self.layout is not None else None
 
 
 class PredictorRegistry:
     """Loads and holds one predictor per domain; thread-safe, loads each domain at most once."""
 
     def __init__(
-        self, pm: PluginManager, config: RunConfig, artifacts: Mapping[str, Path | None], runs_dir: Path | None = None
+        self, pm: PluginManager, config: RunConfig, artifacts: Mapping[str, RunLayout | Path | None],
+        runs_dir: Path | None = None, reasons: Mapping[str, str] | None = None,
     ) -> None:
+        """``artifacts``: each domain's model as resolved by :mod:`domainfm.serve.artifacts` (an artifact folder is
+        resolved here); ``reasons``: why a domain without one has none."""
         from domainfm.runner import Runner
 
         self.pm = pm
         self.runs_dir = Path(runs_dir if runs_dir is not None else config.output_dir)
         self.runner = Runner(pm, config)
-        self._slots = {domain: _Slot(path) for domain, path in artifacts.items()}
+        reasons = reasons or {}
+        self._slots = {domain: _Slot(_as_layout(ref), reason=reasons.get(domain)) for domain, ref in artifacts.items()}
         self._locks = {domain: threading.Lock() for domain in artifacts}
 
     @property
@@ -111,10 +121,8 @@ class PredictorRegistry:
         return out
 
     def _no_artifact_message(self, domain: str) -> str:
-        return (
-            f"no artifact: pass --artifact {domain}=PATH or train one (domainfm run {domain}); "
-            f"no finished run with an artifact under {self.runs_dir / domain}"
-        )
+        reason = self._slots[domain].reason or f"no finished run with an artifact under {self.runs_dir / domain}"
+        return f"no artifact: pass --artifact {domain}=PATH or train one (domainfm run {domain}); {reason}"
 
     def get(self, domain: str) -> Predictor:
         """The shared predictor of ``domain``, loaded on first use.
@@ -137,7 +145,9 @@ class PredictorRegistry:
                 artifact = Artifact.load(slot.artifact_path)
                 if artifact.domain != domain:
                     raise DomainfmError(f"{slot.artifact_path} is an artifact of domain {artifact.domain!r}")
-                ctx = self.runner.context(domain, run_dir=Path(slot.artifact_path).parent)
+                assert slot.layout is not None
+                # the run the model belongs to (not variants/<v>); a bare artifact folder is its own
+                ctx = self.runner.context(domain, run_dir=slot.layout.run_dir or slot.layout.artifact_dir.parent)
                 slot.predictor = self.runner.load_predictor(ctx, artifact)
                 slot.ctx = ctx
                 freeze_loaded_objects()
@@ -173,3 +183,11 @@ class PredictorRegistry:
                 domain, f"domainfm_predict returned {len(result)} predictions for {len(records)} records"
             )
         return result
+
+
+def _as_layout(ref: RunLayout | Path | None) -> RunLayout | None:
+    if ref is None or isinstance(ref, RunLayout):
+        return ref
+    from domainfm.serve.artifacts import explicit_layout
+
+    return explicit_layout(Path(ref), Path("runs"))

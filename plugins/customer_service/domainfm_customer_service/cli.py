@@ -10,34 +10,31 @@ import click
 
 from domainfm_customer_service import DOMAIN
 
-RUN_HELP = "run directory (default: the newest finished run under ./runs/customer_service)"
+RUN_HELP = "run directory, artifact directory or domain name (default: the newest run of customer_service under ./runs)"
 
 
-def find_artifact(run: str | None, artifact: str | None, output_dir: str = "runs") -> Path:
-    """The artifact directory named by ``--artifact``/``--run``, else the newest one under ``output_dir``."""
-    if artifact:
-        return Path(artifact)
-    if run:
-        return Path(run) / "artifact"
-    candidates = sorted(
-        (p.parent for p in Path(output_dir, DOMAIN).glob("*/artifact/domainfm-artifact.json")),
-        key=lambda p: p.stat().st_mtime,
-    )
-    if not candidates:
-        raise click.ClickException(
-            f"no trained customer_service model under {output_dir}/{DOMAIN}; run `domainfm run {DOMAIN}` first "
-            "or pass --run/--artifact"
-        )
-    return candidates[-1]
+def find_artifact(run: str | None, artifact: str | None, output_dir: str = "runs", variant: str | None = None) -> Path:
+    """The artifact directory ``--artifact``/``--run`` name (``--artifact`` wins), else the newest customer_service
+    run's, through the resolver every command uses (:func:`domainfm.run_layout.resolve_model`: a multi-variant run
+    gives the variant ``--variant`` names, else the one its benefit report chose, else it is refused)."""
+    from domainfm.errors import DomainfmError
+    from domainfm.run_layout import resolve_model
+
+    try:
+        return resolve_model(artifact or run or DOMAIN, domain=DOMAIN, variant=variant, output_dir=output_dir).artifact_dir
+    except DomainfmError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
-def _load(run: str | None, artifact: str | None, device: str, no_ner: bool, generator: str | None = None) -> Any:
+def _load(run: str | None = None, artifact: str | None = None, variant: str | None = None, device: str = "auto",
+          no_ner: bool = False, generator: str | None = None) -> Any:
+    """The assistant the common options name (``--run``/``--artifact``/``--variant``, ``--device``, ...)."""
     from domainfm.device import resolve_device
     from domainfm.errors import DomainfmError
 
     from domainfm_customer_service.assistant import CustomerServiceAssistant
 
-    path = find_artifact(run, artifact)
+    path = find_artifact(run, artifact, variant=variant)
     try:
         return CustomerServiceAssistant.load(path, resolve_device(device), use_ner=False if no_ner else None, generator=generator)
     except (DomainfmError, FileNotFoundError) as exc:
@@ -69,6 +66,7 @@ def _show(ans: dict[str, Any]) -> None:
 _common = [
     click.option("--run", "run", default=None, help=RUN_HELP),
     click.option("--artifact", default=None, help="artifact directory (overrides --run)"),
+    click.option("--variant", default=None, help="the model variant of a multi-variant run"),
     click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"])),
     click.option("--no-ner", is_flag=True, help="mask personal data with regex recognisers only (faster start)"),
     click.option("--generator", default=None, help="optional causal LM (path or hub id) that phrases the answer"),
@@ -91,11 +89,11 @@ def cs() -> None:
 @click.option("--k", default=3, show_default=True, help="passages to show")
 @click.option("--json", "as_json", is_flag=True, help="print the full answer as JSON")
 @common
-def ask(question: str, k: int, as_json: bool, run: str | None, artifact: str | None, device: str, no_ner: bool, generator: str | None) -> None:
+def ask(question: str, k: int, as_json: bool, **model: Any) -> None:
     """Answer QUESTION: intent + confidence, top passages, the answer, and the escalation decision."""
     from domainfm.errors import DomainfmError
 
-    assistant = _load(run, artifact, device, no_ner, generator)
+    assistant = _load(**model)
     try:
         ans = assistant.answer(question, k=k)
     except DomainfmError as exc:
@@ -109,13 +107,13 @@ def ask(question: str, k: int, as_json: bool, run: str | None, artifact: str | N
 @cs.command()
 @click.option("--feedback-db", default=None, help="SQLite feedback file (default: runs/customer_service/feedback.sqlite)")
 @common
-def chat(feedback_db: str | None, run: str | None, artifact: str | None, device: str, no_ner: bool, generator: str | None) -> None:
+def chat(feedback_db: str | None, **model: Any) -> None:
     """Interactive chat. After an answer: /up, /down, /intent NAME (correct it), /quit."""
     from domainfm.errors import DomainfmError
 
     from domainfm_customer_service.feedback import FeedbackStore
 
-    assistant = _load(run, artifact, device, no_ner, generator)
+    assistant = _load(**model)
     store = FeedbackStore(feedback_db or Path("runs") / DOMAIN / "feedback.sqlite")
     last: dict[str, Any] | None = None
     click.echo("Ask a question (/up, /down, /intent NAME, /quit).")
@@ -159,14 +157,13 @@ def chat(feedback_db: str | None, run: str | None, artifact: str | None, device:
 @click.option("--intent", "corrected", default=None, help="the correct intent")
 @click.option("--feedback-db", default=None)
 @common
-def feedback(question: str, thumbs: int | None, corrected: str | None, feedback_db: str | None,
-             run: str | None, artifact: str | None, device: str, no_ner: bool, generator: str | None) -> None:
+def feedback(question: str, thumbs: int | None, corrected: str | None, feedback_db: str | None, **model: Any) -> None:
     """Record feedback on QUESTION; the next `domainfm run customer_service` trains on it."""
     from domainfm.errors import DomainfmError
 
     from domainfm_customer_service.feedback import FeedbackStore
 
-    assistant = _load(run, artifact, device, no_ner, generator)
+    assistant = _load(**model)
     store = FeedbackStore(feedback_db or Path("runs") / DOMAIN / "feedback.sqlite")
     try:
         ans = assistant.answer(question)
@@ -186,14 +183,14 @@ def kb() -> None:
 @click.argument("source", type=click.Path(exists=True))
 @click.option("--replace", is_flag=True, help="replace documents whose id is already indexed")
 @common
-def kb_add(source: str, replace: bool, run: str | None, artifact: str | None, device: str, no_ner: bool, generator: str | None) -> None:
+def kb_add(source: str, replace: bool, **model: Any) -> None:
     """Add the documents of SOURCE (table or folder of .md/.txt) to the index."""
     from domainfm.errors import DomainfmError
 
     from domainfm_customer_service.assistant import KB_DIR
     from domainfm_customer_service.readers import read_knowledge_base
 
-    assistant = _load(run, artifact, device, no_ner, generator)
+    assistant = _load(**model)
     if assistant.index is None:
         raise click.ClickException("this model has no knowledge index (it was trained without a knowledge base)")
     try:
@@ -207,13 +204,13 @@ def kb_add(source: str, replace: bool, run: str | None, artifact: str | None, de
 @kb.command("delete")
 @click.argument("doc_ids", nargs=-1, required=True)
 @common
-def kb_delete(doc_ids: tuple[str, ...], run: str | None, artifact: str | None, device: str, no_ner: bool, generator: str | None) -> None:
+def kb_delete(doc_ids: tuple[str, ...], **model: Any) -> None:
     """Delete documents by id from the index."""
     from domainfm.errors import DomainfmError
 
     from domainfm_customer_service.assistant import KB_DIR
 
-    assistant = _load(run, artifact, device, no_ner, generator)
+    assistant = _load(**model)
     if assistant.index is None:
         raise click.ClickException("this model has no knowledge index")
     try:
