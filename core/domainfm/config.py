@@ -147,6 +147,16 @@ class RegularisationConfig(_Section):
                                "(param.NAME) and their Fisher information (fisher.NAME); written by domainfm improve")
 
 
+class DPConfig(_Section):
+    """``train.dp``: differentially private training (:mod:`domainfm.privacy.dp_training`)."""
+
+    enabled: bool = Field(default=False, description="DP-SGD (opacus) on a linear head over frozen embeddings; "
+                          "needs model.mode=head")
+    epsilon: float = Field(default=8.0, gt=0, description="the epsilon the training ends at")
+    delta: float | None = Field(default=None, gt=0, lt=1, description="None = min(1e-5, 1 / n_train^1.1)")
+    max_grad_norm: float = Field(default=1.0, gt=0, description="per-example gradient clipping norm")
+
+
 class TrainConfig(_Section):
     epochs: float = Field(default=3.0, gt=0)
     max_steps: int | None = Field(default=None, ge=1)
@@ -181,6 +191,7 @@ class TrainConfig(_Section):
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     adversarial: AdversarialConfig = Field(default_factory=AdversarialConfig)
     regularisation: RegularisationConfig = Field(default_factory=RegularisationConfig)
+    dp: DPConfig = Field(default_factory=DPConfig)
     strategy: Strategy = Field(
         default="trainer",
         description="trainer: one Hugging Face Trainer run per model.mode; recipe (full and lora): layer-wise LR "

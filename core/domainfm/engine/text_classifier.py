@@ -145,6 +145,8 @@ def fine_tune_text_classifier(
         y_valid, x_valid, p_valid = [], [], None
 
     _check_toolbox(cfg)
+    if cfg.train.dp.enabled:  # DP-SGD on the head: its own training, calibration and metadata
+        return _train_dp_head(ctx, data, labels, text_column, label_column, text_pair_column, train_split, eval_split)
     started = time.perf_counter()
     columns: dict[str, Any] = {"text_column": text_column, "label_column": label_column, "text_pair_column": text_pair_column,
                "train_split": train_split, "eval_split": eval_split}
@@ -219,6 +221,22 @@ def fine_tune_text_classifier(
 
         artifact = distill.record_comparison(ctx, artifact, x_valid, p_valid, y_valid)
     return artifact
+
+
+def _train_dp_head(ctx: RunContext, data: DataBundle, labels: list[str], text_column: str, label_column: str,
+                   text_pair_column: str | None, train_split: str, eval_split: str) -> Artifact:
+    """``train.dp.enabled``: :func:`domainfm.privacy.dp_training.train_dp_head`, for single texts and model.mode=head."""
+    from domainfm.privacy.dp_training import train_dp_head
+
+    cfg = ctx.config
+    if cfg.model.mode != "head" or cfg.train.ensemble_size > 1:
+        raise ConfigError(f"train.dp.enabled: DP-SGD trains one linear head on frozen embeddings; use model.mode=head "
+                          f"and train.ensemble_size=1 (got model.mode={cfg.model.mode}, "
+                          f"train.ensemble_size={cfg.train.ensemble_size})")
+    if text_pair_column:
+        raise ConfigError("train.dp.enabled: the DP head classifies single texts, not text pairs")
+    return train_dp_head(ctx, data, label_names=labels, text_column=text_column, label_column=label_column,
+                         train_split=train_split, eval_split=eval_split)
 
 
 def _check_toolbox(cfg: Any) -> None:

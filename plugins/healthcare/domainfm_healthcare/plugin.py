@@ -6,7 +6,8 @@ project's offline set), ``symptom2disease``, ``medical_abstracts`` (from ../shar
 
 Options (``options.<name>=...``): ``target_precision`` (0.9), ``top_k`` (3), ``explain`` (on_request:
 attributions for records with ``"explain": true``; always; never),
-``ig_steps`` (16), ``dp`` (false), ``dp_epsilon`` (8), ``dp_delta``, ``dp_max_grad_norm`` (1.0),
+``ig_steps`` (16), ``dp`` (false: the core's DP-SGD head, also ``train.dp.enabled``; see
+:mod:`domainfm.privacy.dp_training`), ``dp_epsilon`` (8), ``dp_delta``, ``dp_max_grad_norm`` (1.0; ``train.dp.*``),
 ``max_train`` (medical_abstracts), ``deid_ner`` (true), ``seed`` (42), ``text_column``, ``label_column``,
 ``group_columns``, ``labels``.
 

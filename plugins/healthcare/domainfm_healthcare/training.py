@@ -1,4 +1,4 @@
-"""Training: the core engine's fine-tuning (full / head / LoRA), optional DP-SGD head, abstention threshold.
+"""Training: the core engine's fine-tuning (full / head / LoRA) or its DP-SGD head, abstention threshold.
 
 Imported only inside hook functions (it imports torch through the engine).
 
@@ -12,7 +12,6 @@ the artifact, so evaluation on test never sees a calibrator or threshold tuned o
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -44,7 +43,7 @@ def train_classifier(ctx: RunContext, data: DataBundle) -> Artifact:
     if "validation" not in data.tables or len(data.split("validation")) == 0:
         raise DataError(f"{data.source}: a non-empty validation split is needed for early stopping and calibration")
     adjusted: dict[str, Any] = {}
-    if ctx.flag("dp"):
+    if ctx.flag("dp") or ctx.config.train.dp.enabled:
         artifact = train_dp_head(ctx, data)
     else:
         adjusted = small_data_defaults(ctx, len(data.split("train")))
@@ -187,118 +186,20 @@ def small_data_defaults(ctx: RunContext, n_train: int) -> dict[str, Any]:
 
 
 def train_dp_head(ctx: RunContext, data: DataBundle) -> Artifact:
-    """A linear head on frozen sentence embeddings trained with DP-SGD (opacus); reports epsilon.
+    """The core's DP-SGD head (:func:`domainfm.privacy.dp_training.train_dp_head`: a linear head on frozen public
+    embeddings, epsilon recorded in ``metadata["dp"]``), with ``options.dp_epsilon`` / ``dp_delta`` /
+    ``dp_max_grad_norm`` (this plugin's older names) in place of ``train.dp.*`` when given."""
+    from domainfm.errors import ConfigError
+    from domainfm.privacy.dp_training import train_dp_head as core_train_dp_head
 
-    Only the head sees the private training data (the encoder is the public pretrained model, frozen), so
-    the (epsilon, delta) guarantee covers everything trained on that data. Saved in the engine's
-    ``embedding-linear-head`` layout, so the engine's predictor loads it.
-    """
-    import torch
-    from opacus import PrivacyEngine
-    from torch.utils.data import DataLoader, TensorDataset
-
-    from domainfm.config import DEFAULT_BASE_MODEL
-    from domainfm.data import encode_labels
-    from domainfm.engine.calibration import expected_calibration_error, fit_temperature, softmax
-    from domainfm.engine.encoder import TextEncoder
-    from domainfm.engine.text_classifier import KIND_HEAD
-    from domainfm.io import atomic_directory, save_arrays
-    from domainfm.models import resolve_model
-
-    cfg = ctx.config
-    labels = list(data.label_names or [])
-    base = cfg.model.base or DEFAULT_BASE_MODEL
-    resolved = resolve_model(base, revision=cfg.model.revision)
-    train, valid = data.split("train"), data.split("validation")
-    y_train = np.asarray(encode_labels(train["label"], labels, f"{data.source}[train]"))
-    y_valid = np.asarray(encode_labels(valid["label"], labels, f"{data.source}[validation]"))
-    started = time.perf_counter()
-    encoder = TextEncoder(str(resolved.path), device=ctx.device, max_length=cfg.model.max_length)
-    x_train = encoder.encode(list(train["text"]), batch_size=cfg.train.eval_batch_size)
-    x_valid = encoder.encode(list(valid["text"]), batch_size=cfg.train.eval_batch_size)
-
-    epsilon_target = float(ctx.option("dp_epsilon", 8.0))
-    delta = float(ctx.option("dp_delta", min(1e-5, 1.0 / max(len(x_train), 1) ** 1.1)))
-    max_grad_norm = float(ctx.option("dp_max_grad_norm", 1.0))
-    epochs = max(1, int(round(cfg.train.epochs)) * 10)  # a linear head needs more passes than a transformer
-    torch.manual_seed(cfg.train.seed)
-    generator = torch.Generator().manual_seed(cfg.train.seed)
-    head = torch.nn.Linear(x_train.shape[1], len(labels))
-    optimizer = torch.optim.SGD(head.parameters(), lr=cfg.train.learning_rate or 2.0, momentum=0.9)
-    loader = DataLoader(
-        TensorDataset(torch.from_numpy(x_train), torch.from_numpy(y_train).long()),
-        batch_size=min(cfg.train.batch_size, len(x_train)),
-        shuffle=True,
-        generator=generator,
-    )
-    engine = PrivacyEngine(accountant="rdp")
-    head, optimizer, loader = engine.make_private_with_epsilon(
-        module=head,
-        optimizer=optimizer,
-        data_loader=loader,
-        target_epsilon=epsilon_target,
-        target_delta=delta,
-        epochs=epochs,
-        max_grad_norm=max_grad_norm,
-    )
-    loss_fn = torch.nn.CrossEntropyLoss()
-    head.train()
-    for _ in range(epochs):
-        for xb, yb in loader:
-            if len(xb) == 0:  # Poisson sampling can draw an empty batch
-                continue
-            optimizer.zero_grad()
-            loss_fn(head(xb), yb).backward()
-            optimizer.step()
-    epsilon = float(engine.get_epsilon(delta))
-    module = head._module if hasattr(head, "_module") else head
-    weight = module.weight.detach().cpu().numpy().astype(np.float32)
-    bias = module.bias.detach().cpu().numpy().astype(np.float32)
-    with atomic_directory(ctx.artifact_dir) as tmp:
-        save_arrays(tmp / "head.safetensors", {"weight": weight, "bias": bias})
-    logits = x_valid @ weight.T + bias
-    temperature = fit_temperature(logits, y_valid)
-    probs = softmax(logits, temperature)
-    seconds = time.perf_counter() - started
-    ctx.resources.train_seconds = seconds
-    total = sum(p.numel() for p in encoder.model.parameters()) + weight.size + bias.size
-    ctx.resources.parameters = int(total)
-    ctx.resources.trainable_parameters = int(weight.size + bias.size)
-    artifact = Artifact(
-        path=ctx.artifact_dir,
-        domain=ctx.domain,
-        kind=KIND_HEAD,
-        base_model=base,
-        label_names=labels,
-        device=ctx.device,
-        metadata={
-            "mode": "dp-head",
-            "max_length": cfg.model.max_length,
-            "text_column": "text",
-            "text_pair_column": None,
-            "train_seconds": seconds,
-            "train_examples": int(len(x_train)),
-            "resolved_from": resolved.source,
-            "parameters": int(total),
-            "trainable_parameters": int(weight.size + bias.size),
-            "dp": {
-                "epsilon": epsilon,
-                "target_epsilon": epsilon_target,
-                "delta": delta,
-                "max_grad_norm": max_grad_norm,
-                "noise_multiplier": float(optimizer.noise_multiplier),
-                "epochs": epochs,
-                "accountant": "rdp",
-                "scope": "linear head on frozen public embeddings",
-            },
-            "temperature": temperature,
-            "validation_ece_before": expected_calibration_error(softmax(logits), y_valid),
-            "validation_ece": expected_calibration_error(probs, y_valid),
-            "validation_accuracy": float(np.mean(probs.argmax(1) == y_valid)),
-        },
-    )
-    artifact.save_metadata()
-    return artifact
+    given: dict[str, float] = {}
+    for key, name in (("target_epsilon", "dp_epsilon"), ("delta", "dp_delta"), ("max_grad_norm", "dp_max_grad_norm")):
+        if ctx.option(name) is not None:
+            try:
+                given[key] = float(ctx.option(name))
+            except (TypeError, ValueError):
+                raise ConfigError(f"options.{name}: {ctx.option(name)!r} is not a number") from None
+    return core_train_dp_head(ctx, data, label_names=list(data.label_names or []), **given)
 
 
 def artifact_summary(artifact: Artifact) -> dict[str, Any]:
