@@ -107,10 +107,12 @@ class ImproveRunner(Runner):
         self.parent_data = parent_data
         self.feedback_data = feedback_data
         self.plan: ImprovePlan | None = None
+        self.ctx: RunContext | None = None
 
     def context(self, domain: str, run_dir: Path | None = None) -> RunContext:
         ctx = super().context(domain, run_dir)
         ctx.state["lineage"] = self.lineage
+        self.ctx = ctx
         return ctx
 
     def load_data(self, ctx: RunContext, source: str | None = None) -> DataBundle:
@@ -184,20 +186,22 @@ def improve(
     runner = ImproveRunner(pm, config, parent=layout, parent_artifact=artifact, feedback=feedback, lineage=lineage,
                            parent_data=parent_data, feedback_data=feedback_data)
     say(f"improving {layout.run_dir} with {feedback}")
-    result = runner.run(artifact.domain, progress=say)
-    ctx = result.ctx
-    plan = runner.plan
-    assert plan is not None
     try:
-        models, decision = _measure_and_gate(runner, ctx, result, layout, artifact, plan, lineage, force, compare, say)
-    except BaseException as exc:
-        runner.write_run_json(ctx, status="failed", error=f"{type(exc).__name__}: {exc}")
-        raise
+        result = runner.run(artifact.domain, progress=say)  # a failure here is recorded in run.json by the Runner
+        ctx = result.ctx
+        assert runner.plan is not None
+        try:
+            models, decision = _measure_and_gate(runner, ctx, result, layout, artifact, runner.plan, lineage, force,
+                                                 compare, say)
+        except BaseException as exc:
+            runner.write_run_json(ctx, status="failed", error=f"{type(exc).__name__}: {exc}")
+            raise
     finally:
-        shutil.rmtree(ctx.run_dir / PARENT_BASE, ignore_errors=True)
-        if not ctx.flag("keep_comparison_models", False):
-            shutil.rmtree(ctx.run_dir / COMPARISONS, ignore_errors=True)
-    return ImproveResult(run=result, plan=plan, models=models, decision=decision)
+        if runner.ctx is not None:  # the grown parent and the comparison models are scratch
+            shutil.rmtree(runner.ctx.run_dir / PARENT_BASE, ignore_errors=True)
+            if not runner.ctx.flag("keep_comparison_models", False):
+                shutil.rmtree(runner.ctx.run_dir / COMPARISONS, ignore_errors=True)
+    return ImproveResult(run=result, plan=runner.plan, models=models, decision=decision)
 
 
 def _measure_and_gate(runner: ImproveRunner, ctx: RunContext, result: RunResult, layout: RunLayout,
