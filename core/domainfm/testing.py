@@ -221,7 +221,7 @@ def check_plugin_contract(
     - every stage returns the documented type; the artifact is saved and reloads; one prediction per record;
     - ``Evaluation.outcomes`` is present, one entry per item (the benefit engine reads nothing else);
     - the plugin's own stage hooks return None for a domain that is not theirs;
-    - the terms it declares in ``DomainSpec.benefit_terms`` are the terms it returns (name, objective, unit);
+    - the terms it declares in ``DomainSpec.benefit_terms``, if any, are the terms it returns (name, objective, unit);
     - every term gives one finite value per item, every constraint a finite value or None;
     - the benefit engine scores the evaluation end to end and writes ``benefit.json`` and ``report.html``.
     """
@@ -340,24 +340,14 @@ def _assert_foreign_domain_is_ignored(
 
 
 def _assert_declared_terms_are_returned(pm: PluginManager, spec: DomainSpec, ctx: Any, evaluation: Evaluation) -> None:
-    from domainfm.types import BenefitTerm
+    """A hand-written ``DomainSpec.benefit_terms`` must match the returned terms (an empty one is derived from
+    them: :mod:`domainfm.benefit.declared`)."""
+    from domainfm.benefit.declared import declaration_mismatches
 
     own = [item for impl in _own_impls(pm, spec, "domainfm_benefit_terms")
            for item in (impl(ctx=ctx, domain=spec.name, evaluation=evaluation) or [])]
-    returned = {item.name: item for item in own}
-    for info in spec.benefit_terms:
-        item = returned.get(info.name)
-        assert item is not None, (
-            f"DomainSpec.benefit_terms declares {info.name!r} but domainfm_benefit_terms does not return it; "
-            f"returned: {sorted(returned)}"
-        )
-        kind = "constraint" if isinstance(item, Constraint) else item.objective
-        assert (kind, item.unit) == (info.objective, info.unit), (
-            f"{info.name}: declared as {info.objective} in {info.unit!r}, returned as {kind} in {item.unit!r}"
-        )
-    declared = {info.name for info in spec.benefit_terms}
-    undeclared = sorted(n for n, item in returned.items() if isinstance(item, BenefitTerm) and n not in declared)
-    assert not undeclared, f"domainfm_benefit_terms returns terms DomainSpec.benefit_terms does not declare: {undeclared}"
+    mismatches = declaration_mismatches(spec.benefit_terms, own)
+    assert not mismatches, mismatches[0]
 
 
 def item_batch(evaluation: Evaluation, threshold: float, resources: Any = None) -> ItemBatch:

@@ -59,7 +59,11 @@ class DomainSpec(_Model):
     default_model: str = Field(description="hub id or local path of the default base model")
     metrics: list[str] = Field(min_length=1)
     key_metric: str = Field(description="the metric fairness gaps and model selection use")
-    benefit_terms: list[BenefitTermInfo] = Field(default_factory=list)
+    benefit_terms: list[BenefitTermInfo] = Field(
+        default_factory=list,
+        description="leave empty: derived from the terms domainfm_benefit_terms returns "
+        "(domainfm.benefit.declared.domain_terms); a hand-written list must match them (the contract check)",
+    )
     plugin: str | None = Field(default=None, description="filled in by the core")
     cli_group: str | None = Field(default=None, description="name of the plugin's command group, if any")
     record_model: type[BaseModel] | None = Field(

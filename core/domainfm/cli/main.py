@@ -140,8 +140,10 @@ def plugins_info(name: str) -> None:
         if owner is None:
             raise DomainfmError(f"no plugin or domain named {name!r}; installed: {sorted(pm.plugins)}")
         info = owner
-    payload = info.as_dict()
-    payload["domains"] = [json.loads(d.model_dump_json()) for d in info.domains]
+    from domainfm.benefit.declared import with_derived_terms
+
+    payload = info.as_dict()  # benefit terms as the plugin returns them (derived when it declares none)
+    payload["domains"] = [json.loads(with_derived_terms(pm, d).model_dump_json()) for d in info.domains]
     click.echo(json.dumps(payload, indent=2))
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from domainfm import hookimpl
-from domainfm.types import Artifact, BenefitTermInfo, DataBundle, DomainSpec, Evaluation, RunContext
+from domainfm.types import Artifact, DataBundle, DomainSpec, Evaluation, RunContext
 
 from domainfm_customer_service import DOMAIN
 from domainfm_customer_service.records import CustomerServiceRecord
@@ -33,14 +33,6 @@ def domainfm_domains() -> list[DomainSpec]:
                 "escalation_precision", "escalation_recall",
             ],
             key_metric="macro_f1",
-            benefit_terms=[
-                BenefitTermInfo(name="agent_time_saved", objective="business", unit="agent hours"),
-                BenefitTermInfo(name="wrong_answer_cost", objective="business", unit="EUR"),
-                BenefitTermInfo(name="misled_customer_cost", objective="business", unit="EUR"),
-                BenefitTermInfo(name="answers_outside_staffed_hours", objective="social", unit="correct answers"),
-                BenefitTermInfo(name="customer_wait_saved", objective="social", unit="customer minutes"),
-                BenefitTermInfo(name="consistency_gain", objective="social", unit="correct answers vs human baseline"),
-            ],
             cli_group="cs",
             record_model=CustomerServiceRecord,
         )

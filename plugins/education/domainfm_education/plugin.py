@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from domainfm import hookimpl
-from domainfm.types import Artifact, BenefitTermInfo, DataBundle, DomainSpec, Evaluation, RunContext
+from domainfm.types import Artifact, DataBundle, DomainSpec, Evaluation, RunContext
 
 from domainfm_education.records import GradingRecord, KnowledgeTracingRecord
 
@@ -40,13 +40,6 @@ def domainfm_domains() -> list[DomainSpec]:
             default_model=BASE_MODEL,
             metrics=["accuracy", "macro_f1", "weighted_f1", "ece", "qwk", "auto_graded_share"],
             key_metric="macro_f1",
-            benefit_terms=[
-                BenefitTermInfo(name="teacher_hours_saved", objective="business", unit="h"),
-                BenefitTermInfo(name="feedback_latency_days_saved", objective="social", unit="student-days"),
-                BenefitTermInfo(name="auto_graded_precision", objective="constraint", unit="accuracy"),
-                BenefitTermInfo(name="grading_accuracy_gap_corpus", objective="constraint", unit="accuracy points"),
-                BenefitTermInfo(name="grading_accuracy_gap_question", objective="constraint", unit="accuracy points"),
-            ],
             cli_group="edu",
             record_model=GradingRecord,
         ),
@@ -60,10 +53,6 @@ def domainfm_domains() -> list[DomainSpec]:
             default_model="domainfm-education/akt",
             metrics=["auc", "accuracy", "rmse", "recommendation_ndcg_at_3", "mastery_future_auc"],
             key_metric="auc",
-            benefit_terms=[
-                BenefitTermInfo(name="remediation_reach", objective="social", unit="weak spots"),
-                BenefitTermInfo(name="practice_minutes_saved", objective="business", unit="min"),
-            ],
             cli_group="edu",
             record_model=KnowledgeTracingRecord,
         ),
