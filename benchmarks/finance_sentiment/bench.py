@@ -8,7 +8,8 @@ Run (one heavy job at a time on the shared machine):
 Writes benchmarks/finance_sentiment/results.json (``--smoke`` writes results-smoke.json). Protocol, pinned here:
 Financial PhraseBank v1.0, the plugin's seeded 80/10/10 split stratified by label (split seed 42, exact
 duplicate sentences dropped first); early stopping and calibration use validation only; figures are on test.
-Ladder on 50agree: head-only (frozen MiniLM + logistic regression) → LoRA (r=8 on query/value) → full
+Ladder on 50agree: head-only (frozen MiniLM + logistic regression) → LoRA (r=8 on query, key, value and the
+feed-forward projections, the pooler and classifier trained in full) → full
 fine-tuning; all-agree with full fine-tuning. Full fine-tuning first trains on Twitter Financial News Sentiment
 (intermediate task, same three labels; rows whose text is in PhraseBank dropped; 4 epochs for 50agree, 2 for
 all-agree), its time counted in train_seconds, and runs under bf16 autocast (``train.mixed_precision=bf16``).
@@ -69,15 +70,21 @@ def make_ctx(run_dir: Path, mode: str, epochs: float, lr: float | None, max_leng
 
 
 def recipe_overrides(s: dict[str, Any]) -> list[str]:
-    """``--set`` overrides of one ladder rung's settings (the plugin's soup recipe options)."""
+    """``--set`` overrides of one ladder rung's settings (the core recipe, ``train.strategy=recipe``, that the
+    plugin selects for full and LoRA)."""
     out = []
-    for key in ("llrd", "head_lr", "eval_every", "patience", "train_budget_s", "unfreeze", "intermediate",
-                "intermediate_epochs"):
+    for key in ("llrd", "eval_every", "train_budget_s", "unfreeze", "intermediate", "intermediate_epochs"):
         if key in s:
-            out.append(f"options.{key}={s[key]}")
+            out.append(f"train.recipe.{key}={s[key]}")
     for key in ("seeds", "lr_scales"):
         if key in s:
-            out.append(f"options.{key}={json.dumps(s[key])}")
+            out.append(f"train.recipe.{key}={json.dumps(s[key])}")
+    if "head_lr" in s:
+        out.append(f"train.head_learning_rate={s['head_lr']}")
+    if "patience" in s:
+        out.append(f"train.early_stopping_patience={s['patience']}")
+    if "lora_targets" in s:
+        out.append(f"model.lora_target_modules={json.dumps(s['lora_targets'])}")
     if "lora_r" in s:
         out += [f"model.lora_r={s['lora_r']}", f"model.lora_alpha={2 * s['lora_r']}"]
     if "mixed_precision" in s:
@@ -131,7 +138,7 @@ def train_eval(source: str, mode: str, epochs: float, lr: float | None, max_leng
         "train_examples": len(data.tables["train"]),
         "test_examples": ev.n_items,
         "epochs_run": artifact.metadata.get("epochs_run"),
-        "recipe": artifact.metadata.get("recipe", "engine"),
+        "strategy": artifact.metadata.get("strategy", "trainer"),
         "seeds_trained": artifact.metadata.get("seeds_trained"),
         "soup_seeds": artifact.metadata.get("soup_seeds"),
         "validation_accuracy": artifact.metadata.get("validation_accuracy"),
@@ -326,6 +333,8 @@ def main() -> None:
     ap.add_argument("--skip", default="", help="comma list of parts to skip: ladder,allagree,speed,monitor,surge")
     ap.add_argument("--finish-by", default=None,
                     help="ISO time: parts whose estimated duration would end later are skipped (and listed)")
+    ap.add_argument("--out", default=None, help="results file name in this folder (default results.json, "
+                    "results-smoke.json with --smoke)")
     ap.add_argument("--max-minutes", type=float, default=None,
                     help="like --finish-by, counted from the start of this run (e.g. once the heavy lock is held)")
     args = ap.parse_args()
@@ -347,7 +356,8 @@ def main() -> None:
         "max_length": 128,
         "head": {"epochs": 1},
         "lora": {"epochs": 1 if smoke else 2, "lr": 2e-3, "llrd": 1.0, "lora_r": 8, "eval_every": 0.5,
-                 "patience": 3, "seeds": [42]},
+                 "patience": 3, "seeds": [42],
+                 "lora_targets": ["query", "key", "value", "intermediate.dense", "output.dense"]},
         "full": {"epochs": 1 if smoke else 3, "lr": 1e-4, "head_lr": 5e-4, "llrd": 0.9, "eval_every": 0.5,
                  "patience": 4, "seeds": [42, 43, 44], "lr_scales": [1.5, 1.0, 2.0], "train_budget_s": 720,
                  "intermediate": "tfns", "intermediate_epochs": 0.25 if smoke else 4, "mixed_precision": "bf16"},
@@ -371,7 +381,7 @@ def main() -> None:
     }
     WORK.mkdir(parents=True, exist_ok=True)
     ml = settings["max_length"]
-    out = HERE / ("results-smoke.json" if smoke else "results.json")
+    out = HERE / (args.out or ("results-smoke.json" if smoke else "results.json"))
 
     def save() -> None:  # after every part, so that a cut-short run still leaves what it measured
         from domainfm.io import atomic_write_json

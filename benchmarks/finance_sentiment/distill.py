@@ -11,7 +11,7 @@ Trainer evaluates every epoch and keeps the best validation macro-F1); figures a
 intervals.
 
 - teacher (50agree and all-agree): all-mpnet-base-v2 fully fine-tuned by the domain's engine recipe
-  (``options.recipe=engine``: AdamW, linear decay after 10 % warm-up, bf16 autocast, early stopping), temperature-
+  (``train.strategy=trainer``: AdamW, linear decay after 10 % warm-up, bf16 autocast, early stopping), temperature-
   calibrated on validation, its inference precision chosen on validation;
 - student (50agree): the packaged MiniLM with ``model.mode=distill`` and ``model.teacher`` = the teacher artifact:
   KL to the teacher's temperature-scaled probabilities (T^2-scaled) plus the gold labels' cross-entropy, over the
@@ -71,7 +71,7 @@ def make_ctx(run_dir: Path, overrides: list[str]) -> Any:
     from domainfm.device import resolve_device
     from domainfm.types import RunContext
 
-    cfg = build_config(None, ["options.topics=off", "options.recipe=engine", *overrides])
+    cfg = build_config(None, ["options.topics=off", "train.strategy=trainer", *overrides])
     return RunContext(run_id=uuid.uuid4().hex[:8], domain="finance_sentiment", config=cfg, run_dir=run_dir,
                       device=resolve_device("auto"))
 

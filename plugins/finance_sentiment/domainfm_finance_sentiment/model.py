@@ -1,9 +1,9 @@
 """Training and inference for the finance_sentiment domain on the shared engine (imported only inside hooks).
 
-Training = the plugin's recipe in :mod:`finetune` for full and LoRA (``options.recipe=soup``, the default:
-layer-wise LR decay, optional gradual unfreezing, early stopping and a greedy soup of seeds on validation) or the
-engine's ``fine_tune_text_classifier`` (``options.recipe=engine``, and always for ``head``), temperature-
-calibrated on validation + an abstention threshold chosen on validation + a topic model saved under
+Training = the core engine's ``fine_tune_text_classifier``; for full and LoRA the domain selects the core recipe
+(``train.strategy=recipe`` unless the run sets ``train.strategy``: layer-wise LR decay, optional gradual
+unfreezing, a greedy soup of seeds, an optional intermediate task such as ``tfns``; :mod:`domainfm.engine.recipe`),
+temperature-calibrated on validation + an abstention threshold chosen on validation + a topic model saved under
 ``artifact/topics``. The predictor adds the topic to every prediction (``extra["topic"]``).
 """
 
@@ -38,15 +38,12 @@ def _encoder(base: str, device: str, max_length: int | None) -> Any:
 
 def train(ctx: RunContext, data: DataBundle) -> Artifact:
     """Fine-tune the sentiment classifier, pick the abstention threshold and fit the topic model."""
-    recipe = str(ctx.option("recipe", "soup"))
-    if recipe not in ("soup", "engine"):
-        raise ConfigError(f"options.recipe: {recipe!r} is not one of soup, engine")
-    if ctx.config.model.mode in ("full", "lora") and recipe == "soup":
-        from domainfm_finance_sentiment.finetune import fine_tune
+    from domainfm.engine import recipe
 
-        artifact = fine_tune(ctx, data, list(LABELS))
-    else:
-        artifact = fine_tune_text_classifier(ctx, data, label_names=list(LABELS))
+    _refuse_moved_options(ctx)
+    recipe.select_by_default(ctx)
+    artifact = fine_tune_text_classifier(ctx, data, label_names=list(LABELS),
+                                         intermediate_data=lambda source: _intermediate_data(ctx, source))
     valid = data.tables.get("validation")
     predictor = TextClassifierPredictor.load(artifact, ctx.device)
     topics = fit_topic_model(ctx, data, artifact) if str(ctx.option("topics", "auto")) != "off" else None
@@ -59,6 +56,30 @@ def train(ctx: RunContext, data: DataBundle) -> Artifact:
         )
     artifact.save_metadata()
     return artifact
+
+
+# the recipe's settings lived in options.* before it moved to the core (train.recipe)
+MOVED_OPTIONS = {"recipe": "train.strategy", "head_lr": "train.head_learning_rate",
+                 "patience": "train.early_stopping_patience",
+                 **{name: f"train.recipe.{name}" for name in ("llrd", "eval_every", "train_budget_s", "unfreeze",
+                                                              "freeze_embeddings", "seeds", "lr_scales", "soup",
+                                                              "intermediate", "intermediate_epochs")}}
+
+
+def _refuse_moved_options(ctx: RunContext) -> None:
+    """A recipe setting still given as options.NAME would be ignored: say where it lives now."""
+    moved = [name for name in MOVED_OPTIONS if ctx.option(name) is not None]
+    if moved:
+        raise ConfigError("; ".join(f"options.{n}: now {MOVED_OPTIONS[n]}" for n in moved))
+
+
+def _intermediate_data(ctx: RunContext, source: str) -> DataBundle:
+    """``train.recipe.intermediate``: any ``--data`` source of this domain (e.g. ``tfns``)."""
+    from domainfm_finance_sentiment.plugin import domainfm_load_data
+
+    bundle = domainfm_load_data(ctx, DOMAIN, source)
+    assert bundle is not None
+    return bundle
 
 
 def _topics_from_features(predictor: TextClassifierPredictor, topics: TopicModel | None) -> Any:
