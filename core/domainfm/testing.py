@@ -156,15 +156,11 @@ def session_plugin_manager() -> PluginManager:
 
 
 def shared_data_path() -> Path:
-    env = os.environ.get("DOMAINFM_SHARED_DATA")
-    if env:
-        return Path(env)
-    here = Path(__file__).resolve()
-    for parent in here.parents:
-        candidate = parent / "shared" / "data"
-        if candidate.is_dir():
-            return candidate
-    return Path.cwd().parent / "shared" / "data"
+    """Where the shared data is (:func:`domainfm.shared_data.shared_data_dir`), else where it was looked for."""
+    from domainfm.shared_data import shared_data_dir as find_shared_data
+
+    found = find_shared_data()
+    return found if found is not None else Path(os.environ.get("DOMAINFM_SHARED_DATA") or "../shared/data")
 
 
 @pytest.fixture(scope="session")
