@@ -73,3 +73,18 @@ def test_too_small_reference_is_refused() -> None:
     y, x = sample(np.random.default_rng(4), 300)
     with pytest.raises(ValueError, match="needs at least 400"):
         fit_reference(y, x, NAMES, DriftConfig(window=100))
+
+
+def test_label_reference_sets_the_mix_the_label_test_expects() -> None:
+    rng = np.random.default_rng(5)
+    y, x = sample(rng, 3000)
+    heldout_mix = [0.3, 0.45, 0.25]  # what a model predicts on new data, unlike its own training labels
+    cfg = DriftConfig(window=100, false_alarm_rate=0.02, n_windows=1000)
+    own = fit_reference(y, x, NAMES, cfg)
+    held = fit_reference(y, x, NAMES, cfg, label_reference=rng.choice(3, size=600, p=heldout_mix))
+    assert np.allclose(held.label_shares, heldout_mix, atol=0.06) and held.thresholds["embedding"] == own.thresholds["embedding"]
+    windows = [sample(rng, 100, p=heldout_mix) for _ in range(30)]
+    assert np.mean(["label_mix" in held.test(*w)["exceeded"] for w in windows]) <= 0.1
+    assert np.mean(["label_mix" in own.test(*w)["exceeded"] for w in windows]) >= 0.5
+    with pytest.raises(ValueError, match="at least 100"):
+        fit_reference(y, x, NAMES, cfg, label_reference=[0, 1] * 20)

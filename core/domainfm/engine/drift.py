@@ -9,10 +9,12 @@ Two statistics on a window of the ``window`` most recent items:
   rbf_kernel`) whose bandwidth is the median heuristic on the bank.
 
 Thresholds come from the reference alone (:func:`fit_reference`): the reference is split, seeded, into a *bank*
-(label shares and kernel bank) and a held-out *calibration* part; ``n_windows`` random windows of ``window``
-calibration items (drawn without replacement within a window) give each statistic's distribution on data like the
-training data, and each threshold is its ``1 - false_alarm_rate / 2`` quantile (Bonferroni over the two tests). So
-``false_alarm_rate`` is about the probability that one test of an in-distribution window exceeds either threshold.
+and a held-out *calibration* part; ``n_windows`` random windows of ``window`` calibration items (without
+replacement within a window) give the MMD's distribution on data like the training data. The label reference
+(the training labels, or a model's predictions on held-out data) is split in halves likewise: shares from one,
+``n_windows`` windows drawn with replacement from the other. Each threshold is the ``1 - false_alarm_rate / 2``
+quantile of its statistic over those windows (Bonferroni over the two tests), so ``false_alarm_rate`` is about the
+probability that one test of an in-distribution window exceeds either threshold.
 
 :class:`DriftTracker` runs the test every ``step`` items over the last ``window`` items and opens an *episode* at
 the first test that exceeds a threshold ``patience`` times in a row: that is the moment to suggest retraining. The
@@ -30,6 +32,7 @@ import numpy as np
 
 TESTS = ("label_mix", "embedding")
 Labels = Sequence[int] | np.ndarray
+MIN_LABEL_REFERENCE = 100
 
 
 @dataclass(frozen=True)
@@ -79,7 +82,7 @@ class DriftReference:
 
     config: DriftConfig
     label_names: list[str]
-    label_shares: np.ndarray  # smoothed shares of the bank's labels
+    label_shares: np.ndarray  # smoothed shares of the label reference
     bank: np.ndarray  # (m, d) float32 reference embeddings
     gamma: float  # RBF kernel exp(-gamma * |x - y|^2)
     bank_kernel_mean: float  # mean off-diagonal k(bank_i, bank_j), constant across windows
@@ -152,9 +155,16 @@ def _mmd2(k_xx: np.ndarray, k_xy_mean: float, k_yy_mean: float) -> float:
 
 
 def fit_reference(
-    labels: Labels, embeddings: np.ndarray, label_names: Sequence[str], config: DriftConfig | None = None
+    labels: Labels, embeddings: np.ndarray, label_names: Sequence[str], config: DriftConfig | None = None,
+    label_reference: Labels | None = None,
 ) -> DriftReference:
-    """Split the reference into bank and calibration parts and choose both thresholds (see the module docstring)."""
+    """Split the reference into bank and calibration parts and choose both thresholds (see the module docstring).
+
+    ``label_reference``: the labels the label-mix test compares with, when they should not be ``labels``. With
+    *predicted* labels, pass the model's predictions on held-out data: on its own training data a model predicts
+    its training labels better than it will on new data, so that mix is not what an unchanged stream shows.
+    """
+    from scipy.stats import chisquare
     from sklearn.metrics.pairwise import euclidean_distances, rbf_kernel
 
     cfg = config or DriftConfig()
@@ -162,14 +172,16 @@ def fit_reference(
     x = np.asarray(embeddings, dtype=np.float32)
     if x.ndim != 2 or len(x) != len(y):
         raise ValueError(f"drift reference: {len(y)} labels but embeddings of shape {x.shape}")
+    y_mix = y if label_reference is None else np.asarray(label_reference, dtype=np.int64)
     k = len(label_names)
-    if len(y) and (y.min() < 0 or y.max() >= k):
+    if len(y_mix) < MIN_LABEL_REFERENCE:
+        raise ValueError(f"drift reference: {len(y_mix)} labels for the label mix; need at least {MIN_LABEL_REFERENCE}")
+    if y_mix.min() < 0 or y_mix.max() >= k:
         raise ValueError(f"drift reference: label ids must be in [0, {k})")
     n_cal = cfg.check_reference(len(y))
     rng = np.random.default_rng(cfg.seed)
     order = rng.permutation(len(y))
     cal, rest = order[:n_cal], order[n_cal:]
-    shares = (np.bincount(y[rest], minlength=k) + 0.5) / (len(rest) + 0.5 * k)
     bank = x[rest[: cfg.bank_size]]
     sq = euclidean_distances(bank, squared=True)
     median = float(np.median(sq[np.triu_indices(len(bank), 1)]))
@@ -177,22 +189,27 @@ def fit_reference(
     k_bb = rbf_kernel(bank, gamma=gamma)
     m = len(bank)
     bank_mean = float((k_bb.sum() - np.trace(k_bb)) / (m * (m - 1)))
+    # label mix: shares from one half; windows drawn with replacement (a multinomial bootstrap) from the other
+    mix_rng = np.random.default_rng([cfg.seed, 1])  # its own stream: the MMD windows do not depend on it
+    mix_order = mix_rng.permutation(len(y_mix))
+    mix_cal, mix_rest = y_mix[mix_order[: len(y_mix) // 2]], y_mix[mix_order[len(y_mix) // 2 :]]
+    shares = (np.bincount(mix_rest, minlength=k) + 0.5) / (len(mix_rest) + 0.5 * k)
     ref = DriftReference(cfg, list(label_names), shares, bank, gamma, bank_mean, {})
-
-    from scipy.stats import chisquare
 
     k_cc = rbf_kernel(x[cal], gamma=gamma)
     k_cb = rbf_kernel(x[cal], bank, gamma=gamma).mean(axis=1)
     windows = np.stack([rng.choice(n_cal, size=cfg.window, replace=False) for _ in range(cfg.n_windows)])
-    counts = np.stack([np.bincount(row, minlength=k) for row in y[cal][windows]])
+    counts = np.stack([np.bincount(row, minlength=k)
+                       for row in mix_cal[mix_rng.integers(0, len(mix_cal), size=(cfg.n_windows, cfg.window))]])
     null = {"label_mix": chisquare(counts, shares * cfg.window, axis=1).statistic,
             "embedding": np.array([_mmd2(k_cc[np.ix_(idx, idx)], float(k_cb[idx].mean()), bank_mean)
                                    for idx in windows])}
     alpha = cfg.false_alarm_rate / len(TESTS)
     ref.thresholds = {t: float(np.quantile(v, 1.0 - alpha, method="higher")) for t, v in null.items()}
     ref.calibration = {
-        "reference_items": int(len(y)), "calibration_items": int(n_cal), "calibration_windows": cfg.n_windows,
-        "per_test_rate": alpha, "calibration_median": {t: float(np.median(v)) for t, v in null.items()},
+        "reference_items": int(len(y)), "calibration_items": int(n_cal), "label_reference_items": int(len(y_mix)),
+        "calibration_windows": cfg.n_windows, "per_test_rate": alpha,
+        "calibration_median": {t: float(np.median(v)) for t, v in null.items()},
     }
     return ref
 

@@ -65,17 +65,23 @@ def embedder_from_spec(spec: dict[str, Any], device: str = "auto") -> Embedder:
 
 def fit_reference(
     texts: Sequence[str], labels: Sequence[str], embedder: Embedder, config: DriftConfig, *,
-    classifier: Classifier | None = None, origin: str = "", encoder: dict[str, Any] | None = None,
+    classifier: Classifier | None = None, heldout_texts: Sequence[str] = (), origin: str = "",
+    encoder: dict[str, Any] | None = None,
 ) -> DriftReference:
-    """The reference of the training ``texts``: labels predicted by ``classifier`` (what the monitor will see on
-    the stream), or the given ``labels`` when there is none."""
+    """The reference of the training ``texts``. The label mix is the one the monitor will see on an unchanged
+    stream: the ``classifier``'s predictions on ``heldout_texts`` (data like the training data it did not learn
+    from), or on ``texts`` when none are given; the given ``labels`` when there is no classifier."""
+    mix = None
     if classifier is not None:
         ids = np.asarray(classifier(list(texts))).argmax(axis=1)
-        label_source = "predicted"
+        if heldout_texts:
+            mix = np.asarray(classifier(list(heldout_texts))).argmax(axis=1)
+        label_source = "predicted on held-out data" if heldout_texts else "predicted on the training data"
     else:
         ids = np.asarray([LABELS.index(label) for label in labels])
         label_source = "given"
-    ref = fit_core_reference(ids, np.asarray(embedder(list(texts)), dtype=np.float32), list(LABELS), config)
+    ref = fit_core_reference(ids, np.asarray(embedder(list(texts)), dtype=np.float32), list(LABELS), config,
+                             label_reference=mix)
     ref.calibration.update({"origin": origin, "label_source": label_source, "encoder": encoder or {"kind": "custom"}})
     return ref
 

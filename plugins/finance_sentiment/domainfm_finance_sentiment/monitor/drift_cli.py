@@ -19,8 +19,9 @@ def run_data(artifact: str | None) -> tuple[str | None, dict[str, Any]]:
     return config.get("data"), dict(config.get("options") or {})
 
 
-def training_texts(source: str, split: str, options: dict[str, Any]) -> tuple[list[str], list[str], str]:
-    """Texts and labels of ``split`` (``train``: the plugin's pinned split, as in training; ``all``: every row)."""
+def training_texts(source: str, split: str, options: dict[str, Any]) -> tuple[list[str], list[str], list[str], str]:
+    """Texts and labels of ``split`` (``train``: the plugin's pinned split, as in training; ``all``: every row),
+    plus the held-out texts (validation and test) when ``split`` is ``train``."""
     import uuid
 
     from domainfm.config import build_config
@@ -32,10 +33,11 @@ def training_texts(source: str, split: str, options: dict[str, Any]) -> tuple[li
     ctx = RunContext(run_id=uuid.uuid4().hex[:8], domain=DOMAIN, config=cfg, run_dir=Path("."), device="cpu")
     bundle = plugin.domainfm_load_data(ctx, DOMAIN, source)
     assert bundle is not None
-    tables = list(bundle.tables.values()) if split == "all" else [bundle.split(split)]
-    texts = [t for table in tables for t in table["text"]]
-    labels = [str(v) for table in tables for v in table["label"]]
-    return texts, labels, f"{bundle.source} ({split})"
+    names = list(bundle.tables) if split == "all" else [split]
+    texts = [t for name in names for t in bundle.tables[name]["text"]]
+    labels = [str(v) for name in names for v in bundle.tables[name]["label"]]
+    heldout = [t for name in bundle.tables if name not in names for t in bundle.tables[name]["text"]]
+    return texts, labels, heldout, f"{bundle.source} ({split})"
 
 
 @click.command("drift-reference")
@@ -46,7 +48,8 @@ def training_texts(source: str, split: str, options: dict[str, Any]) -> tuple[li
 @click.option("--data", "data_source", default=None,
               help="Training data (a finance source); default: the data of the run that trained --artifact.")
 @click.option("--split", type=click.Choice(["train", "all"]), default="train", show_default=True,
-              help="train: the pinned training split of --data (as the run used it); all: every row.")
+              help="train: the pinned training split of --data (as the run used it; with --artifact, the label mix "
+                   "is its predictions on the held-out splits); all: every row.")
 @click.option("--encoder", default=None, help="Sentence encoder when there is no --artifact (default: MiniLM).")
 @click.option("--window", type=int, default=200, show_default=True, help="Items per drift test window.")
 @click.option("--step", type=int, default=None, help="Items between tests (default: window / 4).")
@@ -84,7 +87,7 @@ def drift_reference_cmd(state_path: str, artifact: str | None, data_source: str 
     try:
         if store.load_drift_reference() is not None and not replace:
             raise click.ClickException(f"{state_path}: already holds a drift reference; pass --replace to refit it")
-        texts, labels, origin = training_texts(source, split, options if data_source is None else {})
+        texts, labels, heldout, origin = training_texts(source, split, options if data_source is None else {})
         config.check_reference(len(texts))
         if artifact:
             from domainfm.types import Artifact
@@ -94,7 +97,8 @@ def drift_reference_cmd(state_path: str, artifact: str | None, data_source: str 
             predictor = FinancePredictor.load(Artifact.load(artifact), resolve_device(device))
             spec: dict[str, Any] = {"kind": "artifact", "path": str(Path(artifact).resolve())}
             reference = fit_reference(texts, labels, artifact_embedder(predictor), config,
-                                      classifier=predictor.predict_proba, origin=origin, encoder=spec)
+                                      classifier=predictor.predict_proba, heldout_texts=heldout, origin=origin,
+                                      encoder=spec)
         else:
             spec = {"kind": "encoder", "model": encoder or DEFAULT_BASE_MODEL}
             reference = fit_reference(texts, labels, embedder_from_spec(spec, device), config, origin=origin,
