@@ -73,18 +73,10 @@ def out_of_scope_metrics(answers: Sequence[dict[str, Any]], truth: Sequence[str]
 
 def automation_curve(confidence: np.ndarray, quality: np.ndarray) -> Curve:
     """Automation rate (share answered without a human) against the accuracy of those answers."""
-    from domainfm.engine.calibration import risk_coverage_curve
+    from domainfm.engine.label_evaluation import risk_coverage
 
-    rc = risk_coverage_curve(confidence, quality)
-    n = len(rc["coverage"])
-    idx = np.unique(np.linspace(0, n - 1, min(n, MAX_CURVE_POINTS)).astype(int)) if n else np.zeros(0, dtype=int)
-    return Curve(
-        x=[rc["coverage"][i] for i in idx],
-        y=[rc["accuracy"][i] for i in idx],
-        thresholds=[rc["threshold"][i] for i in idx],
-        x_label="automation rate",
-        y_label="answer accuracy",
-    )
+    return risk_coverage(confidence, quality, max_points=MAX_CURVE_POINTS, x_label="automation rate",
+                         y_label="answer accuracy")
 
 
 def evaluate_assistant(assistant: Any, data: DataBundle, split: str, *, baselines: bool = True) -> Evaluation:
