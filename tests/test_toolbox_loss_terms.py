@@ -276,7 +276,8 @@ def test_a_run_with_adversarial_training_and_regularisation_records_them(tmp_pat
     assert trainer.compute_loss_func is None  # the composed criterion weights the classes itself
     meta = artifact.metadata
     assert meta["loss_terms"] == ["mixup", "rdrop", "fgm"] and meta["adversarial"]["method"] == "fgm"
-    assert meta["regularisation"] == {"rdrop": 1.0, "label_smoothing": 0.1} and meta["adapters_merged"] is True
+    assert meta["regularisation"] == {"rdrop": 1.0, "label_smoothing": 0.1, "l2sp": 0.0, "ewc": 0.0, "anchor": None}
+    assert meta["adapters_merged"] is True
     # the plain path is untouched: class weights alone need no composed trainer
     cfg_plain = build_config(None, ["train.class_weights=balanced"])
     from domainfm.engine.loss_terms import needs_loss_trainer, terms_from_config

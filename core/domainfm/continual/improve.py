@@ -142,7 +142,9 @@ class ImproveRunner(Runner):
         if reg.ewc > 0 or (reg.l2sp > 0 and reg.anchor is None):
             from domainfm.continual.regularisers import write_parent_anchor
 
-            replay = self.plan.child.tables["train"]
+            train = self.plan.child.tables["train"]
+            n_feedback = len(self.plan.naive.tables["train"])  # the child's rows: feedback first, then the replay
+            replay = train.select(range(n_feedback, len(train))) if len(train) > n_feedback else train
             label = self.plan.child.label_column or "label"
             ids = [self.plan.labels.index(str(v)) for v in replay[label]]
             reg.anchor = str(write_parent_anchor(base, list(replay[self.plan.child.text_column or "text"]), ids,
