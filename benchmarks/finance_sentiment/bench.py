@@ -350,7 +350,7 @@ def main() -> None:
     n_train = 400 if smoke else None
     # Settings chosen on validation only (see README "How the settings were chosen"); they fit the 20-minute
     # training budget on 2 CPU cores. max_length 128 leaves 0.1% of PhraseBank sentences truncated (64: 2%).
-    # full / lora use the plugin's soup recipe (layer-wise LR decay, early stopping and a greedy soup of seeds
+    # full / lora use the core recipe the plugin selects (layer-wise LR decay, early stopping and a greedy soup of seeds
     # on validation); head is the engine's frozen-encoder logistic regression.
     settings: dict[str, Any] = {
         "max_length": 128,
