@@ -78,8 +78,10 @@ def check(ctx: RunContext) -> None:
                           "use train.strategy=trainer for the other modes")
     t = cfg.train
     asked = [name for name, on in (("train.augment", bool(t.augment.methods)),
-                                   ("train.adversarial", t.adversarial.method != "none"),
-                                   ("train.regularisation.rdrop", bool(t.regularisation.rdrop))) if on]
+                                   ("train.adversarial", t.adversarial.method != "none")) if on]
+    # label smoothing goes into the Trainer's arguments, so it applies; the loss terms (R-Drop, L2-SP, EWC) do not
+    asked += [f"train.regularisation.{name}" for name, value in t.regularisation.model_dump().items()
+              if name not in ("label_smoothing", "anchor") and value]
     if asked:
         raise ConfigError(f"{', '.join(asked)}: not applied under train.strategy=recipe (its seeds and soup "
                           "replace them); use train.strategy=trainer")
