@@ -7,8 +7,8 @@ Protocol (pinned, seeded):
   encoder) and, for the label mix, the artifact's predictions on the validation split (``finance drift-reference``
   semantics); thresholds from held-out reference windows at ``--false-alarm-rate`` per test;
 - each stream (one per ``--seeds``) is the PhraseBank test split (sentences the model and the reference never saw),
-  shuffled, followed at a known switch point by ``--post`` Twitter Financial News tweets sampled from
-  ``sent_train.csv``; events carry no label, so the monitor labels them with the artifact, as in production;
+  shuffled, followed at a known switch point by ``--post`` Twitter Financial News tweets (one seeded sample of
+  ``sent_train.csv``, reshuffled per seed); events carry no label, so the monitor labels them with the artifact;
 - the stream goes through :class:`~domainfm_finance_sentiment.monitor.engine.Monitor` with its SQLite state;
   a ``retrain_suggested`` event whose window ends at or before the switch is a false alarm; the detection delay is
   the number of items after the switch until the first event after it (its window's last item minus the switch).
@@ -90,8 +90,11 @@ class Cache:
 
         from domainfm_finance_sentiment.monitor.drift import artifact_embedder
 
+        inner = predictor.inner
         self.embed_fn = artifact_embedder(predictor)
-        self.proba_fn = predictor.predict_proba
+        # the head kind's probabilities are its calibrated head on those same embeddings: encode once
+        self.proba_fn = ((lambda _texts, feats: inner.calibrator.apply(inner.logits_from_features(feats)))
+                         if inner.is_head else (lambda texts, _feats: predictor.predict_proba(texts)))
         self.path = path
         self.emb: dict[str, Any] = {}
         self.proba: dict[str, Any] = {}
@@ -114,7 +117,8 @@ class Cache:
         started = time.perf_counter()
         for i in range(0, len(todo), 256):
             chunk = todo[i : i + 256]
-            for t, e, p in zip(chunk, self.embed_fn(chunk), self.proba_fn(chunk), strict=True):
+            feats = self.embed_fn(chunk)
+            for t, e, p in zip(chunk, feats, self.proba_fn(chunk, feats), strict=True):
                 self.emb[t], self.proba[t] = e, p
         self.seconds += time.perf_counter() - started
 
@@ -183,7 +187,7 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="small subsets; prints, writes no results")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--post", type=int, default=1000, help="tweets after the switch")
-    parser.add_argument("--windows", default="100,200", help="window sizes; the first is the headline")
+    parser.add_argument("--windows", default="200,100,50", help="window sizes; the first (the CLI default) is the headline")
     parser.add_argument("--false-alarm-rate", type=float, default=0.01)
     parser.add_argument("--batch", type=int, default=200)
     parser.add_argument("--reuse", action="store_true", help="reuse the artifact and encodings of the last run")
@@ -201,15 +205,16 @@ def main() -> None:
     train = data.tables["train"]
     validation = list(data.tables["validation"]["text"])
     held_out = list(data.tables["test"]["text"])
-    tweets = sorted({r["text"] for r in read_tfns()})
     post_n = 200 if args.smoke else args.post
+    tweets = random.Random(1234).sample(sorted({r["text"] for r in read_tfns()}), post_n)
     seeds = 2 if args.smoke else args.seeds
     streams = []
-    for seed in range(seeds):
+    for seed in range(seeds):  # the same sentences and tweets, in another order per seed
         rng = random.Random(seed)
-        pre = held_out[:]
+        pre, post = held_out[:], tweets[:]
         rng.shuffle(pre)
-        streams.append((seed, pre, rng.sample(tweets, post_n)))
+        rng.shuffle(post)
+        streams.append((seed, pre, post))
     cache.fill(list(train["text"]) + validation + held_out + [t for _, _, post in streams for t in post])
     cache.save()
     print(f"[encode] {len(cache.emb)} texts in {cache.seconds:.1f}s", flush=True)

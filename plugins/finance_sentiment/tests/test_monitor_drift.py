@@ -153,3 +153,33 @@ def test_small_reference_and_bad_settings_are_one_line_errors(tmp_path: Path) ->
     assert result.exit_code == 2 and "window must be >= 10" in result.output
     result = runner.invoke(drift_reference_cmd, ["--state", str(tmp_path / "s.sqlite")])
     assert result.exit_code == 2 and "--data is required" in result.output
+
+
+@pytest.mark.slow
+def test_cli_reference_with_minilm_then_monitor_and_status(tmp_path: Path) -> None:
+    """The packaged MiniLM end to end: reference on the demo set, the demo stream, then a shifted stream."""
+    from domainfm_finance_sentiment.cli import finance
+    from domainfm_finance_sentiment.readers import demo_path
+
+    state = tmp_path / "m.sqlite"
+    runner = CliRunner()
+    result = runner.invoke(finance, ["drift-reference", "--state", str(state), "--data", "demo", "--split", "all",
+                                     "--window", "100"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["label_source"] == "given"
+    again = runner.invoke(finance, ["drift-reference", "--state", str(state), "--data", "demo", "--split", "all"])
+    assert again.exit_code == 1 and "--replace" in again.output
+    shifted = tmp_path / "shifted.jsonl"
+    last = max(json.loads(line)["timestamp"] for line in demo_path().read_text(encoding="utf-8").splitlines())
+    shifted.write_text("".join(json.dumps({"timestamp": last, "label": "neutral", "text": f"lol {i} 🚀 to the moon #memes"})
+                               + "\n" for i in range(150)), encoding="utf-8")
+    for source in (str(demo_path()), str(shifted)):
+        run = runner.invoke(finance, ["monitor", source, "--state", str(state), "--alerts", str(tmp_path / "a.jsonl"),
+                                      "--no-flush"])
+        assert run.exit_code == 0, run.output
+    store = MonitorStore(state)
+    fired = drift_events(store)
+    assert fired and fired[-1]["window"]["last_item"] > store.load_state()["events"] - 150  # type: ignore[index]
+    assert any("moon" in e["text"] for e in fired[-1]["evidence"])
+    status = runner.invoke(finance, ["status", "--state", str(state)])
+    assert status.exit_code == 0 and "retrain_suggested@" in status.output
