@@ -155,3 +155,31 @@ def test_the_resolver_serves_a_child_only_once_promoted(tmp_path: Path, promotio
     assert layout.run_dir == tmp_path / "text_classification" / served
     # an explicit run directory is always honoured
     assert resolve_model(tmp_path / "text_classification" / "child").run_dir == tmp_path / "text_classification" / "child"
+
+
+def test_a_child_is_tracked_with_its_parent(tmp_path: Path) -> None:
+    from domainfm.config import RunConfig
+    from domainfm.tracking.session import Session
+    from domainfm.types import RunContext
+
+    class Backend:
+        """A tracking backend that keeps the params and tags it is given."""
+
+        name = "recorder"
+
+        def __init__(self) -> None:
+            self.logged: dict[str, dict[str, object]] = {"params": {}, "tags": {}}
+
+        def params(self, values: dict[str, object]) -> None:
+            self.logged["params"].update(values)
+
+        def tags(self, values: dict[str, object]) -> None:
+            self.logged["tags"].update(values)
+
+    backend = Backend()
+    ctx = RunContext(run_id="child", domain="text_classification", config=RunConfig(), run_dir=tmp_path, device="cpu")
+    ctx.state["lineage"] = {"parent_run_id": "parent-1", "generation": 2, "regulariser": {"l2sp": 0.0}}
+    Session(ctx, [backend]).log_start(ctx)
+    assert backend.logged["tags"]["domainfm.parent_run_id"] == "parent-1"
+    assert backend.logged["params"]["lineage.parent_run_id"] == "parent-1"
+    assert backend.logged["params"]["lineage.generation"] == 2
