@@ -115,6 +115,9 @@ def test_force_promotes_and_is_recorded(runs: Path, parent: Path, tmp_path: Path
     run = json.loads((child / "run.json").read_text())
     assert run["promotion"]["promoted"] is True and run["promotion"]["forced"] is (not run["promotion"]["gate_passed"])
     assert set(run["continual"]["models"]) == {"parent", "replay"}
+    artifact = Artifact.load(child / "artifact")  # names the chain's base model, not the deleted grown parent
+    assert artifact.base_model == json.loads((parent / "run.json").read_text())["config"]["model"]["base"]
+    assert artifact.metadata["continued_from"] == str(runs / "text_classification" / parent.name / "artifact")
     assert resolve_model("text_classification", output_dir=runs).run_dir == child
 
 

@@ -153,6 +153,17 @@ class ImproveRunner(Runner):
         ctx.state["continual_sizes"] = self.plan.sizes()
         return self.plan.child
 
+    def train(self, ctx: RunContext, data: DataBundle) -> Artifact:
+        """The domain's training from the grown parent; the artifact then names the base model the chain started
+        from (the grown parent is scratch, deleted after the run) and the artifact it continued."""
+        artifact = super().train(ctx, data)
+        root = self.lineage.get("base_model")
+        if root and ctx.variant is None and Path(artifact.path) == ctx.artifact_dir:
+            artifact.base_model = str(root)
+            artifact.metadata["continued_from"] = str(self.parent_artifact.path)
+            artifact.save_metadata()
+        return artifact
+
     def write_run_json(self, ctx: RunContext, status: str, error: str | None = None) -> None:
         super().write_run_json(ctx, status, error)
         update_run_json(ctx.run_dir, lineage=ctx.state.get("lineage"), promotion=ctx.state.get("promotion"),
