@@ -25,7 +25,6 @@ from domainfm.records import TextRecord
 from domainfm.types import (
     Artifact,
     BenefitContribution,
-    BenefitTermInfo,
     DataBundle,
     DomainSpec,
     Evaluation,
@@ -65,15 +64,6 @@ def domainfm_domains() -> list[DomainSpec]:
                 "deid_precision",
             ],
             key_metric="macro_f1",
-            benefit_terms=[
-                BenefitTermInfo(name="triage_minutes_saved", objective="business", unit="clinician minutes"),
-                BenefitTermInfo(name="faster_access_to_care", objective="social", unit="patient hours"),
-                BenefitTermInfo(name="uncertain_cases_referred", objective="social", unit="misroutes avoided"),
-                BenefitTermInfo(name="precision_at_operating_point", objective="constraint", unit="precision"),
-                BenefitTermInfo(name="identifiers_in_artifacts", objective="constraint", unit="identifiers"),
-                BenefitTermInfo(name="group_accuracy_gap", objective="constraint", unit="accuracy points"),
-                BenefitTermInfo(name="latency_p95", objective="constraint", unit="ms"),
-            ],
             cli_group="health",
             record_model=TextRecord,
         )

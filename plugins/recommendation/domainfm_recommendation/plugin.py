@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from domainfm import hookimpl
 from domainfm.config import DEFAULT_BASE_MODEL
-from domainfm.types import BenefitTermInfo, DomainSpec
+from domainfm.types import DomainSpec
 
 from domainfm_recommendation.records import RecommendationRecord
 
@@ -44,14 +44,6 @@ def domainfm_domains() -> list[DomainSpec]:
             default_model=DEFAULT_BASE_MODEL,
             metrics=METRICS,
             key_metric="ndcg_at_10",
-            benefit_terms=[
-                BenefitTermInfo(name="clicks_lift_over_most_popular", objective="business", unit="clicks"),
-                BenefitTermInfo(name="long_tail_exposure", objective="social", unit="long-tail items shown per list"),
-                BenefitTermInfo(name="list_diversity", objective="social", unit="1 − mean pairwise cosine"),
-                BenefitTermInfo(name="exposure_gini", objective="constraint", unit="Gini"),
-                BenefitTermInfo(name="filter_bubble_similarity", objective="constraint", unit="cosine"),
-                BenefitTermInfo(name="artifact_user_fields", objective="constraint", unit="fields"),
-            ],
             cli_group="rec",
             record_model=RecommendationRecord,
         )
