@@ -9,7 +9,6 @@ value that could be an identifier.
 
 from __future__ import annotations
 
-import os
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -22,6 +21,7 @@ import numpy as np
 from domainfm.data import check_split, clean_text, require_labels
 from domainfm.errors import DataError
 from domainfm.hf import is_hf_source
+from domainfm.shared_data import shared_data_path
 from domainfm.types import DataBundle
 from domainfm_healthcare.deid import Deidentifier, default_deidentifier, redact_for_message
 
@@ -69,28 +69,6 @@ def looks_non_english(text: str) -> bool:
     english = sum(w in _EN_COMMON for w in words)
     other = sum(w in _OTHER_COMMON for w in words)
     return other > english or english / len(words) < 0.08
-
-
-def shared_data_dir() -> Path | None:
-    """``$DOMAINFM_SHARED_DATA``, else the first ``shared/data`` next to an ancestor of this package."""
-    env = os.environ.get("DOMAINFM_SHARED_DATA")
-    if env:
-        return Path(env) if Path(env).is_dir() else None
-    for parent in Path(__file__).resolve().parents:
-        candidate = parent / "shared" / "data"
-        if candidate.is_dir():
-            return candidate
-    return None
-
-
-def _shared_file(relative: Path) -> Path:
-    root = shared_data_dir()
-    if root is None or not (root / relative).is_file():
-        raise DataError(
-            f"{relative}: shared data not found (looked in {root or 'no shared/data directory'}; "
-            "set DOMAINFM_SHARED_DATA to the folder that holds healthcare/)"
-        )
-    return root / relative
 
 
 # ------------------------------------------------------------------------------------- row cleaning
@@ -256,7 +234,7 @@ def load_symptom2disease(
     )
 
     threshold = NEAR_DUPLICATE_THRESHOLD if threshold is None else threshold
-    file = Path(path) if path else _shared_file(S2D_FILE)
+    file = Path(path) if path else shared_data_path(S2D_FILE, "Symptom2Disease")
     cleaner = RowCleaner(deid or default_deidentifier())
     rows = read_labelled_file(file, cleaner, id_prefix="s2d")
     labels = sorted({r["label"] for r in rows}, key=str.lower)
@@ -283,7 +261,7 @@ def medical_abstracts_label_names(path: str | Path | None = None) -> dict[str, s
     """``condition_label`` id -> condition name, from ``medical_tc_labels.csv``."""
     from domainfm.data import read_table
 
-    file = Path(path) if path else _shared_file(MEDABS_LABELS_FILE)
+    file = Path(path) if path else shared_data_path(MEDABS_LABELS_FILE, "Medical Abstracts labels")
     rows = read_table(file, required=("condition_label", "condition_name"))
     return {str(r["condition_label"]).strip(): str(r["condition_name"]).strip() for r in rows}
 
@@ -307,7 +285,7 @@ def load_medical_abstracts(
     from domainfm.data import read_table, stratified_split_indices
 
     names = medical_abstracts_label_names(labels_path)
-    file = Path(path) if path else _shared_file(MEDABS_FILE)
+    file = Path(path) if path else shared_data_path(MEDABS_FILE, "Medical Abstracts")
     raw = read_table(file, required=("condition_label", "medical_abstract"))
     cleaner = RowCleaner(deid or default_deidentifier(), label_names=list(names.values()))
     rows = []
