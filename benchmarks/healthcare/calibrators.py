@@ -69,9 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     from domainfm.io import atomic_write_json
     from domainfm.types import Artifact
     from domainfm_healthcare.deid import Deidentifier, default_deidentifier
+    from domainfm.shared_data import shared_data_path
     from domainfm_healthcare.readers import (
         MEDABS_FILE,
-        _shared_file,
         load_medical_abstracts,
         medical_abstracts_label_names,
     )
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     # The split depends only on labels and the seed, so a patterns-only load gives the same row ids; the three
     # held-out splits are then de-identified with the full de-identifier exactly as RowCleaner does.
     ids = load_medical_abstracts(Deidentifier(use_ner=False), fractions=SHARES)
-    raw = read_table(_shared_file(MEDABS_FILE), required=("condition_label", "medical_abstract"))
+    raw = read_table(shared_data_path(MEDABS_FILE, "Medical Abstracts"), required=("condition_label", "medical_abstract"))
     names = medical_abstracts_label_names()
     deid = default_deidentifier()
     logits: dict[str, np.ndarray] = {}
