@@ -74,7 +74,9 @@ def train_head(smoke: bool, reuse: bool) -> tuple[Any, Any, dict[str, Any]]:
     if reuse and (run_dir / "artifact").is_dir():
         artifact = Artifact.load(run_dir / "artifact")
     else:
-        artifact = plugin.domainfm_train(ctx, "finance_sentiment", data)
+        trained = plugin.domainfm_train(ctx, "finance_sentiment", data)
+        assert trained is not None
+        artifact = trained
     seconds = time.perf_counter() - started
     predictor = FinancePredictor.load(artifact, ctx.device)
     return predictor, data, {"train_seconds": round(seconds, 1), "train_examples": len(data.tables["train"]),

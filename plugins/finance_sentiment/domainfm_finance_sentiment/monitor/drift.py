@@ -51,10 +51,7 @@ def embedder_from_spec(spec: dict[str, Any], device: str = "auto") -> Embedder:
 
         from domainfm_finance_sentiment.model import FinancePredictor
 
-        path = Path(spec["path"])
-        if not path.is_dir():
-            raise FileNotFoundError(f"{path}: the drift reference's artifact is gone; rebuild it with drift-reference")
-        return artifact_embedder(FinancePredictor.load(Artifact.load(path), resolve_device(device)))
+        return artifact_embedder(FinancePredictor.load(Artifact.load(spec["path"]), resolve_device(device)))
     if spec.get("kind") == "encoder":
         from domainfm.engine.encoder import TextEncoder
 
