@@ -110,3 +110,12 @@ def test_a_train_run_goes_into_the_run_directory_it_is_given(runner_for: Any, tm
     result = runner_for().train_run("timed", run_dir=target)
     assert result.artifact is not None and result.artifact.path == target / "artifact"
     assert json.loads((target / "run.json").read_text(encoding="utf-8"))["run_id"] == "model"
+
+
+def test_a_train_run_ends_its_tracked_run(runner_for: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import domainfm.tracking.plugin as tracking
+
+    ended: list[str] = []
+    monkeypatch.setattr(tracking, "finish", lambda ctx, paths=None: ended.append(ctx.run_id))
+    runner_for("run_name=tracked").train_run("timed")
+    assert ended == ["tracked"]  # no report stage follows a train run: train.report_to's session ends here

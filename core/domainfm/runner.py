@@ -195,8 +195,9 @@ class Runner:
                   progress: Callable[[str], None] | None = None) -> RunResult:
         """Data → fine-tune with the lifecycle of :meth:`run`, for ``domainfm train`` and a plugin's own train
         command: run.json says ``running``, then ``trained`` or ``failed`` (with the error); the training data's
-        privacy sample is kept, energy is measured, the training time is the train stage's. ``run_dir`` (default:
-        a new run under ``output_dir``) is where run.json and ``artifact/`` go. ``domainfm evaluate`` follows."""
+        privacy sample is kept, energy is measured, the training time is the train stage's, a tracked run
+        (``train.report_to``) ends. ``run_dir`` (default: a new run under ``output_dir``) is where run.json and
+        ``artifact/`` go. ``domainfm evaluate`` follows."""
         say = progress or (lambda _msg: None)
         ctx = self.context(domain, run_dir)
         result = RunResult(ctx=ctx)
@@ -214,6 +215,9 @@ class Runner:
             raise
         self.write_run_json(ctx, status="trained")
         self.remove_checkpoints([ctx])
+        from domainfm.tracking.plugin import finish
+
+        finish(ctx)  # train.report_to: no report stage follows, so the tracked run ends here
         result.paths["run"] = ctx.run_dir
         return result
 

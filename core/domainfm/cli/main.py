@@ -266,9 +266,6 @@ def train(domain: str, **kw: Any) -> None:
 
     config = _build_config(kw)
     result = Runner(_manager(), config).train_run(domain)
-    from domainfm.tracking.plugin import finish
-
-    finish(result.ctx)  # train.report_to: no report stage follows, so the tracked run ends here
     assert result.artifact is not None
     click.echo(f"artifact: {result.artifact.path} (trained on {result.ctx.device})")
 
