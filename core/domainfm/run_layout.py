@@ -2,8 +2,9 @@
 
 A command that needs a model takes a *reference*, which is one of
 
-- a run directory, ``runs/<domain>/<run id>/`` (``run.json`` plus ``artifact/`` or ``variants/<name>/artifact/``);
-- an artifact directory (holds ``domainfm-artifact.json``), inside a run or not (e.g. ``domainfm rec train --out``);
+- a run directory, ``runs/<domain>/<run id>/`` (``run.json`` plus ``artifact/`` or ``variants/<name>/artifact/``),
+  wherever it was written (``domainfm rec train --out DIR``);
+- an artifact directory (holds ``domainfm-artifact.json``), inside a run or not (e.g. one copied elsewhere);
 - a domain name, ``healthcare``, or a domain folder, ``runs/healthcare``: the newest run of that domain (by the
   ``started_at`` of its ``run.json``) that has a trained model and is not a ``domainfm improve`` child the
   promotion gate refused (``promotion.promoted`` in its run.json; see :mod:`domainfm.continual`).
