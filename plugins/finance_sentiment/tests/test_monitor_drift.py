@@ -190,3 +190,19 @@ def test_cli_reference_with_minilm_then_monitor_and_status(tmp_path: Path) -> No
     assert any("moon" in e["text"] for e in fired[-1]["evidence"])
     status = runner.invoke(finance, ["status", "--state", str(state)])
     assert status.exit_code == 0 and "retrain_suggested@" in status.output
+
+
+def test_training_texts_are_the_runs_pinned_split_and_its_held_out_rest(tmp_path: Path) -> None:
+    from domainfm_finance_sentiment.monitor.drift_cli import run_data, training_texts
+
+    texts, labels, heldout, origin = training_texts("demo", "train", {})
+    everything, _, none, _ = training_texts("demo", "all", {})
+    assert len(texts) == len(labels) and not set(texts) & set(heldout) and none == []
+    assert sorted(texts + heldout) == sorted(everything) and 0.75 < len(texts) / len(everything) < 0.85
+    other_seed, _, _, _ = training_texts("demo", "train", {"split_seed": 7})
+    assert other_seed != texts and origin.endswith("(train)")
+    run = tmp_path / "run"
+    (run / "artifact").mkdir(parents=True)
+    (run / "run.json").write_text(json.dumps({"config": {"data": "demo", "options": {"split_seed": 7}}}))
+    assert run_data(str(run / "artifact")) == ("demo", {"split_seed": 7})
+    assert run_data(str(tmp_path)) == (None, {})
