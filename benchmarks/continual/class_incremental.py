@@ -101,6 +101,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--learning-rate", type=float, default=5e-5)
     parser.add_argument("--head-learning-rate", type=float, default=3e-3)
+    parser.add_argument("--tag", help="write results-class-incremental-TAG.json (another recipe) and leave results.json")
     parser.add_argument("--base", help="base model directory (default: the packaged MiniLM; a tiny model checks the "
                         "pipeline quickly)")
     parser.add_argument("--threads", type=int, default=1,
@@ -203,7 +204,8 @@ def main() -> None:
     }
     from domainfm.benchmarking import write_results
 
-    out = HERE / ("results-class-incremental-smoke.json" if args.smoke else "results-class-incremental.json")
+    name = "smoke" if args.smoke else args.tag
+    out = HERE / (f"results-class-incremental-{name}.json" if name else "results-class-incremental.json")
     write_results(out, figures, settings={
         "smoke": args.smoke, "torch_threads": args.threads, "model": args.base or "sentence-transformers/all-MiniLM-L6-v2 (packaged)", "mode": "full",
         "assignment_seed": args.seed, "old_intents": old, "batches": batches, "replay_ratio": args.replay_ratio,
@@ -212,7 +214,7 @@ def main() -> None:
         "improve": "compare=False (the three chains are run explicitly), feedback_holdout 0.2",
     }, extra_packages=("domainfm",))
     log(f"wrote {out}")
-    if not args.smoke:
+    if not args.smoke and not args.tag:
         merge_headline()
 
 
