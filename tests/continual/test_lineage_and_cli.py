@@ -114,6 +114,9 @@ def test_force_promotes_and_is_recorded(runs: Path, parent: Path, tmp_path: Path
     (child,) = children(runs, parent)
     run = json.loads((child / "run.json").read_text())
     assert run["promotion"]["promoted"] is True and run["promotion"]["forced"] is (not run["promotion"]["gate_passed"])
+    # the parent was scored on the same items, its grown head included (the feedback brings a new label)
+    assert run["promotion"]["parent_objective"] is not None
+    assert not any("could not be scored" in r for r in run["promotion"]["reasons"])
     assert set(run["continual"]["models"]) == {"parent", "replay"}
     artifact = Artifact.load(child / "artifact")  # names the chain's base model, not the deleted grown parent
     assert artifact.base_model == json.loads((parent / "run.json").read_text())["config"]["model"]["base"]

@@ -329,13 +329,12 @@ def _parent_standing(runner: Runner, ctx: RunContext, layout: RunLayout, artifac
 
 def _grown_parent_artifact(ctx: RunContext, layout: RunLayout, artifact: Artifact, plan: ImprovePlan,
                            out: Path) -> Artifact:
-    """The parent as a servable artifact over the grown label set: the grown weights, symlinks to the parent
+    """The parent as a servable artifact over the grown label set: links to the grown weights and to the parent
     artifact's other files (a domain's indexes, thresholds), the parent's metadata with a per-class calibration
     replaced by its temperature."""
     out.mkdir(parents=True, exist_ok=True)
-    base = ctx.run_dir / PARENT_BASE
-    for item in base.iterdir():
-        shutil.copy2(item, out / item.name) if item.is_file() else shutil.copytree(item, out / item.name)
+    for item in (ctx.run_dir / PARENT_BASE).iterdir():  # the grown weights and tokenizer (scratch, like this folder)
+        (out / item.name).symlink_to(item.resolve())
     for item in Path(artifact.path).iterdir():
         if not (out / item.name).exists() and item.name not in OWN_FILES:
             (out / item.name).symlink_to(item.resolve())
