@@ -10,9 +10,10 @@ Two statistics on a window of the ``window`` most recent items:
 
 Thresholds come from the reference alone (:func:`fit_reference`): the reference is split, seeded, into a *bank*
 and a held-out *calibration* part; ``n_windows`` random windows of ``window`` calibration items (without
-replacement within a window) give the MMD's distribution on data like the training data. The label reference
-(the training labels, or a model's predictions on held-out data) is split in halves likewise: shares from one,
-``n_windows`` windows drawn with replacement from the other. Each threshold is the ``1 - false_alarm_rate / 2``
+replacement within a window) give the MMD's distribution on data like the training data. For the label mix
+(shares of the training labels, or of a model's predictions on held-out data), ``n_windows`` windows and as many
+re-drawn references are sampled from those shares (a parametric double bootstrap: the window's noise and the
+reference shares' own estimation noise). Each threshold is the ``1 - false_alarm_rate / 2``
 quantile of its statistic over those windows (Bonferroni over the two tests), so ``false_alarm_rate`` is about the
 probability that one test of an in-distribution window exceeds either threshold.
 
@@ -149,6 +150,12 @@ class DriftReference:
                    dict(params.get("calibration", {})))
 
 
+def _smoothed(counts: np.ndarray) -> np.ndarray:
+    """Add-half shares along the last axis (a label never seen gets a small share, not zero)."""
+    counts = np.asarray(counts, dtype=float)
+    return (counts + 0.5) / (counts.sum(axis=-1, keepdims=True) + 0.5 * counts.shape[-1])
+
+
 def _mmd2(k_xx: np.ndarray, k_xy_mean: float, k_yy_mean: float) -> float:
     n = k_xx.shape[0]
     return float((k_xx.sum() - np.trace(k_xx)) / (n * (n - 1)) + k_yy_mean - 2.0 * k_xy_mean)
@@ -189,19 +196,19 @@ def fit_reference(
     k_bb = rbf_kernel(bank, gamma=gamma)
     m = len(bank)
     bank_mean = float((k_bb.sum() - np.trace(k_bb)) / (m * (m - 1)))
-    # label mix: shares from one half; windows drawn with replacement (a multinomial bootstrap) from the other
-    mix_rng = np.random.default_rng([cfg.seed, 1])  # its own stream: the MMD windows do not depend on it
-    mix_order = mix_rng.permutation(len(y_mix))
-    mix_cal, mix_rest = y_mix[mix_order[: len(y_mix) // 2]], y_mix[mix_order[len(y_mix) // 2 :]]
-    shares = (np.bincount(mix_rest, minlength=k) + 0.5) / (len(mix_rest) + 0.5 * k)
+    shares = _smoothed(np.bincount(y_mix, minlength=k))
     ref = DriftReference(cfg, list(label_names), shares, bank, gamma, bank_mean, {})
 
     k_cc = rbf_kernel(x[cal], gamma=gamma)
     k_cb = rbf_kernel(x[cal], bank, gamma=gamma).mean(axis=1)
     windows = np.stack([rng.choice(n_cal, size=cfg.window, replace=False) for _ in range(cfg.n_windows)])
-    counts = np.stack([np.bincount(row, minlength=k)
-                       for row in mix_cal[mix_rng.integers(0, len(mix_cal), size=(cfg.n_windows, cfg.window))]])
-    null = {"label_mix": chisquare(counts, shares * cfg.window, axis=1).statistic,
+    # label mix, a parametric double bootstrap: a window and a re-drawn reference, both from the reference's mix,
+    # so the null carries the window's sampling noise and the reference shares' estimation noise
+    mix_rng = np.random.default_rng([cfg.seed, 1])  # its own stream: the MMD windows do not depend on it
+    empirical = np.bincount(y_mix, minlength=k) / len(y_mix)
+    window_counts = mix_rng.multinomial(cfg.window, empirical, size=cfg.n_windows)
+    redrawn = _smoothed(mix_rng.multinomial(len(y_mix), empirical, size=cfg.n_windows))
+    null = {"label_mix": chisquare(window_counts, redrawn * cfg.window, axis=1).statistic,
             "embedding": np.array([_mmd2(k_cc[np.ix_(idx, idx)], float(k_cb[idx].mean()), bank_mean)
                                    for idx in windows])}
     alpha = cfg.false_alarm_rate / len(TESTS)
