@@ -270,8 +270,9 @@ def main() -> None:
         return
     write_results(
         RESULTS, figures,
-        command=" ".join(["flock /tmp/domainfm-heavy.lock .venv/bin/python", *sys.argv]),
-        settings={"seeds": seeds, "post_switch_tweets": post_n, "pre_switch": "PhraseBank 50agree test split "
+        command=" ".join([".venv/bin/python", *sys.argv]),
+        settings={"reproduce": "flock /tmp/domainfm-heavy.lock .venv/bin/python benchmarks/continual/drift.py "
+                  "(trains the artifact; --reuse then reuses it and its encodings)","seeds": seeds, "post_switch_tweets": post_n, "pre_switch": "PhraseBank 50agree test split "
                   "(split seed 42), shuffled per seed", "label_reference": "predictions on the validation split", "false_alarm_rate_per_test": args.false_alarm_rate,
                   "batch_size": args.batch, "windows": args.windows},
         extra_packages=["scipy", "domainfm-finance-sentiment"],
