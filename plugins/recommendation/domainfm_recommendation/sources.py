@@ -9,10 +9,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from domainfm.errors import DataError
+from domainfm.readers import find_file
+from domainfm.shared_data import shared_data_dir
 
 from domainfm_recommendation.protocol import Split, prepare
 from domainfm_recommendation.readers import read_demo, read_interactions, read_items, read_movielens
@@ -20,24 +21,9 @@ from domainfm_recommendation.readers import read_demo, read_interactions, read_i
 _EXTS = (".csv", ".tsv", ".jsonl", ".parquet")
 
 
-def shared_data_dir() -> Path:
-    """``$DOMAINFM_SHARED_DATA`` or ``<repo>/../shared/data``."""
-    env = os.environ.get("DOMAINFM_SHARED_DATA")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[4] / "shared" / "data"  # <repo>/../shared/data
-
-
 def movielens_dir() -> Path:
-    return shared_data_dir() / "recommendation" / "ml-latest-small"
-
-
-def _find(directory: Path, stem: str) -> Path | None:
-    for ext in _EXTS:
-        p = directory / f"{stem}{ext}"
-        if p.is_file():
-            return p
-    return None
+    """Where ml-latest-small is expected: under the core's shared data folder (:mod:`domainfm.shared_data`)."""
+    return (shared_data_dir() or Path("shared") / "data") / "recommendation" / "ml-latest-small"
 
 
 def load_split(source: str) -> Split:
@@ -61,10 +47,10 @@ def load_split(source: str) -> Split:
     if path.is_dir():
         if (path / "ratings.csv").is_file() and (path / "movies.csv").is_file():
             return _movielens(path)
-        log = _find(path, "interactions")
+        log = find_file(path, ("interactions",), _EXTS)
         if log is None:
             raise DataError(f"{path}: expected ratings.csv + movies.csv (MovieLens) or interactions.{{csv,parquet,...}}")
-        catalogue = _find(path, "items")
+        catalogue = find_file(path, ("items",), _EXTS)
         split = prepare(read_interactions(log), read_items(catalogue) if catalogue else [])
         split.report["source"] = str(path)
         return split
