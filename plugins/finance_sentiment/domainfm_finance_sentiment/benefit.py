@@ -10,7 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from domainfm.types import Assumption, BenefitTerm, Constraint, Evaluation, ItemBatch, RunContext
+from domainfm.benefit.assumptions import BenefitSettings
+from domainfm.types import BenefitTerm, Constraint, Evaluation, ItemBatch, RunContext
 
 DEFAULTS: dict[str, tuple[float, str, str]] = {
     "reading_seconds_per_item": (
@@ -31,19 +32,6 @@ LIMITS: dict[str, float] = {
     "negative_miss_rate": 0.25,
 }
 MIN_GROUP_ITEMS = 10
-
-
-def _value(ctx: RunContext, name: str) -> float:
-    return float(ctx.config.benefit.assumptions.get(name, DEFAULTS[name][0]))
-
-
-def _assumption(ctx: RunContext, name: str) -> Assumption:
-    _, unit, source = DEFAULTS[name]
-    return Assumption(name=name, value=_value(ctx, name), unit=unit, source=source)
-
-
-def _limit(ctx: RunContext, name: str) -> float:
-    return float(ctx.config.benefit.limits.get(name, LIMITS[name]))
 
 
 def _is_negative(batch: ItemBatch) -> np.ndarray:
@@ -99,18 +87,19 @@ def measurable_ece(evaluation: Evaluation, limit: float) -> tuple[float | None, 
 
 def terms(ctx: RunContext, evaluation: Evaluation) -> list[Any]:
     """The domain's business and social terms and its constraints."""
-    seconds, rate, err = (_value(ctx, n) for n in ("reading_seconds_per_item", "analyst_hourly_cost", "error_cost"))
-    backlog, per_hour = _value(ctx, "manual_backlog_hours"), _value(ctx, "value_per_warning_hour")
-    readers = _value(ctx, "retail_readers_per_item")
+    settings = BenefitSettings(ctx, DEFAULTS, LIMITS)
+    seconds, rate, err = (settings.value(n) for n in ("reading_seconds_per_item", "analyst_hourly_cost", "error_cost"))
+    backlog, per_hour = settings.value("manual_backlog_hours"), settings.value("value_per_warning_hour")
+    readers = settings.value("retail_readers_per_item")
     per_item = seconds / 3600.0 * rate
-    ece, ece_note = measurable_ece(evaluation, _limit(ctx, "calibration_ece"))
+    ece, ece_note = measurable_ece(evaluation, settings.limit("calibration_ece"))
     return [
         BenefitTerm(
             name="analyst_hours_saved",
             objective="business",
             unit="EUR",
             description="Reading time the model takes over on automated items, less the cost of its automated errors.",
-            assumptions=[_assumption(ctx, n) for n in ("reading_seconds_per_item", "analyst_hourly_cost", "error_cost")],
+            assumptions=[settings.assumption(n) for n in ("reading_seconds_per_item", "analyst_hourly_cost", "error_cost")],
             utility=lambda b: b.automated * (per_item - (1.0 - b.quality) * err),
         ),
         BenefitTerm(
@@ -119,7 +108,7 @@ def terms(ctx: RunContext, evaluation: Evaluation) -> list[Any]:
             unit="EUR",
             description=("Correctly flagged negative items reach the desk without waiting in the manual reading "
                          "queue: backlog hours saved times the value of one warning hour."),
-            assumptions=[_assumption(ctx, n) for n in ("manual_backlog_hours", "value_per_warning_hour")],
+            assumptions=[settings.assumption(n) for n in ("manual_backlog_hours", "value_per_warning_hour")],
             utility=lambda b: b.automated * b.quality * _is_negative(b) * backlog * per_hour,
         ),
         BenefitTerm(
@@ -128,7 +117,7 @@ def terms(ctx: RunContext, evaluation: Evaluation) -> list[Any]:
             unit="reader-hours",
             description=("Retail investors warned earlier of negative news: readers reached per flagged item "
                          "times the hours of queue the flag skips."),
-            assumptions=[_assumption(ctx, n) for n in ("retail_readers_per_item", "manual_backlog_hours")],
+            assumptions=[settings.assumption(n) for n in ("retail_readers_per_item", "manual_backlog_hours")],
             utility=lambda b: b.automated * b.quality * _is_negative(b) * readers * backlog,
         ),
         Constraint(
@@ -137,7 +126,7 @@ def terms(ctx: RunContext, evaluation: Evaluation) -> list[Any]:
             unit="accuracy (fraction)",
             description=(f"Accuracy gap on automated items between sources (else entities) with at least "
                          f"{MIN_GROUP_ITEMS} items; not measurable without group columns."),
-            limit=_limit(ctx, "source_accuracy_gap"),
+            limit=settings.limit("source_accuracy_gap"),
             measure=group_accuracy_gap,
         ),
         Constraint(
@@ -145,7 +134,7 @@ def terms(ctx: RunContext, evaluation: Evaluation) -> list[Any]:
             kind="safety",
             unit="fraction of negative items",
             description="Negative items the model handles itself and mislabels (a missed warning).",
-            limit=_limit(ctx, "negative_miss_rate"),
+            limit=settings.limit("negative_miss_rate"),
             measure=negative_miss_rate,
         ),
         Constraint(
@@ -154,7 +143,7 @@ def terms(ctx: RunContext, evaluation: Evaluation) -> list[Any]:
             unit="ECE",
             description=("Transparency: the probabilities shown to analysts are calibrated (expected calibration "
                          f"error). {ece_note}"),
-            limit=_limit(ctx, "calibration_ece"),
+            limit=settings.limit("calibration_ece"),
             measure=lambda b: None if ece is None else float(ece),
             depends_on_operating_point=False,
         ),
@@ -163,7 +152,7 @@ def terms(ctx: RunContext, evaluation: Evaluation) -> list[Any]:
             kind="resource",
             unit="s",
             description="Training wall time on the deployment hardware.",
-            limit=_limit(ctx, "train_seconds"),
+            limit=settings.limit("train_seconds"),
             measure=lambda b: b.resources.train_seconds,
             depends_on_operating_point=False,
         ),

@@ -16,7 +16,6 @@ and the optional columns that were present; no torch or datasets import happens 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from importlib import resources
@@ -25,6 +24,7 @@ from typing import Any
 
 from domainfm.errors import DataError
 from domainfm.io import DEFAULT_MAX_TEXT_CHARS
+from domainfm.shared_data import shared_data_dir
 
 from domainfm_finance_sentiment import LABELS
 
@@ -48,18 +48,6 @@ LABEL_ALIASES: dict[str, str] = {
 
 
 # ------------------------------------------------------------------------------------ helpers
-
-
-def shared_data_dir() -> Path | None:
-    """``$DOMAINFM_SHARED_DATA``, else the first ``shared/data`` found next to a parent of this file."""
-    env = os.environ.get("DOMAINFM_SHARED_DATA")
-    if env:
-        return Path(env) if Path(env).is_dir() else None
-    for parent in Path(__file__).resolve().parents:
-        candidate = parent / "shared" / "data"
-        if candidate.is_dir():
-            return candidate
-    return None
 
 
 def financial_dir() -> Path:

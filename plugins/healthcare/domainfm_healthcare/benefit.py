@@ -10,7 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from domainfm.types import Assumption, BenefitContribution, BenefitTerm, Constraint, Evaluation, ItemBatch, RunContext
+from domainfm.benefit.assumptions import BenefitSettings
+from domainfm.types import BenefitContribution, BenefitTerm, Constraint, Evaluation, ItemBatch, RunContext
 
 DEFAULTS: dict[str, tuple[float, str, str]] = {
     "triage_minutes_per_case": (
@@ -43,19 +44,6 @@ LIMITS: dict[str, float] = {
 }
 
 
-def _value(ctx: RunContext, name: str) -> float:
-    return float(ctx.config.benefit.assumptions.get(name, DEFAULTS[name][0]))
-
-
-def _limit(ctx: RunContext, name: str) -> float:
-    return float(ctx.config.benefit.limits.get(name, LIMITS[name]))
-
-
-def _assumption(ctx: RunContext, name: str) -> Assumption:
-    default, unit, source = DEFAULTS[name]
-    return Assumption(name=name, value=_value(ctx, name), unit=unit, source=source)
-
-
 def _answered_precision(batch: ItemBatch) -> float | None:
     if not batch.automated.any():
         return None
@@ -78,10 +66,11 @@ def _group_gap(batch: ItemBatch) -> float | None:
 def benefit_terms(ctx: RunContext, evaluation: Evaluation) -> list[BenefitContribution]:
     """Business: triage minutes saved; social: faster access to care, misroutes avoided by referral;
     constraints: safety (precision floor), privacy (zero identifiers), fairness (group gap), resources."""
-    minutes = _value(ctx, "triage_minutes_per_case")
-    misroute = _value(ctx, "misroute_minutes")
-    hours = _value(ctx, "hours_to_care_saved_per_case")
-    avoided = _value(ctx, "misroutes_avoided_value")
+    settings = BenefitSettings(ctx, DEFAULTS, LIMITS)
+    minutes = settings.value("triage_minutes_per_case")
+    misroute = settings.value("misroute_minutes")
+    hours = settings.value("hours_to_care_saved_per_case")
+    avoided = settings.value("misroutes_avoided_value")
     identifiers = evaluation.extra.get("identifiers_in_artifacts")
 
     def minutes_saved(batch: ItemBatch) -> np.ndarray:
@@ -104,7 +93,7 @@ def benefit_terms(ctx: RunContext, evaluation: Evaluation) -> list[BenefitContri
             objective="business",
             unit="clinician minutes",
             description="minutes of manual triage saved on automatically routed cases, minus re-triage of misroutes",
-            assumptions=[_assumption(ctx, "triage_minutes_per_case"), _assumption(ctx, "misroute_minutes")],
+            assumptions=[settings.assumption("triage_minutes_per_case"), settings.assumption("misroute_minutes")],
             utility=minutes_saved,
         ),
         BenefitTerm(
@@ -112,7 +101,7 @@ def benefit_terms(ctx: RunContext, evaluation: Evaluation) -> list[BenefitContri
             objective="social",
             unit="patient hours",
             description="waiting time saved by patients whose case was routed correctly without waiting for triage",
-            assumptions=[_assumption(ctx, "hours_to_care_saved_per_case")],
+            assumptions=[settings.assumption("hours_to_care_saved_per_case")],
             utility=faster_access,
         ),
         BenefitTerm(
@@ -120,7 +109,7 @@ def benefit_terms(ctx: RunContext, evaluation: Evaluation) -> list[BenefitContri
             objective="social",
             unit="misroutes avoided",
             description="cases the model would have got wrong that it referred to a clinician instead",
-            assumptions=[_assumption(ctx, "misroutes_avoided_value")],
+            assumptions=[settings.assumption("misroutes_avoided_value")],
             utility=referrals,
         ),
         Constraint(
@@ -128,7 +117,7 @@ def benefit_terms(ctx: RunContext, evaluation: Evaluation) -> list[BenefitContri
             kind="safety",
             unit="precision",
             description="precision of the suggestions the model makes at this coverage must reach the floor",
-            limit=_limit(ctx, "precision_floor"),
+            limit=settings.limit("precision_floor"),
             direction="min",
             measure=_answered_precision,
         ),
@@ -137,7 +126,7 @@ def benefit_terms(ctx: RunContext, evaluation: Evaluation) -> list[BenefitContri
             kind="privacy",
             unit="identifiers",
             description="identifiers found in the stored training text and outputs after de-identification",
-            limit=_limit(ctx, "identifiers_in_artifacts"),
+            limit=settings.limit("identifiers_in_artifacts"),
             direction="max",
             measure=lambda batch: float(identifiers) if identifiers is not None else None,
             depends_on_operating_point=False,
@@ -148,7 +137,7 @@ def benefit_terms(ctx: RunContext, evaluation: Evaluation) -> list[BenefitContri
             unit="accuracy points",
             description="largest accuracy gap between groups (e.g. age band) on answered cases; "
             "not measurable without group data",
-            limit=_limit(ctx, "group_accuracy_gap"),
+            limit=settings.limit("group_accuracy_gap"),
             direction="max",
             measure=_group_gap,
         ),
@@ -158,7 +147,7 @@ def benefit_terms(ctx: RunContext, evaluation: Evaluation) -> list[BenefitContri
             unit="ms",
             description="95th percentile single-request latency. Timed: "
             + str(ctx.state.get("latency_timed") or "not recorded"),
-            limit=_limit(ctx, "latency_p95_ms"),
+            limit=settings.limit("latency_p95_ms"),
             direction="max",
             measure=latency,
             depends_on_operating_point=False,
