@@ -3,6 +3,9 @@
 - :func:`load_run_predictor`: the model of a run, an artifact or a domain's newest run, loaded through the
   plugin manager (so ``domainfm_load_predictor`` and every wrapper of it apply) and predicting through the
   ``domainfm_predict`` hook, as ``domainfm predict`` does. Use it in plugin commands.
+- :func:`run_training_data` and :func:`split_texts`: the data a run was trained on (from its ``run.json``) and the
+  texts of one of its pinned splits, read again through the domain's ``domainfm_load_data`` (drift references,
+  continual learning, audits).
 - :func:`evaluate_text_classifier` (re-exported from the engine): metrics with 95 % intervals, per-item outcomes
   (confidence, correctness, groups), ECE and the risk-coverage curve of a text classifier on one split.
 
@@ -22,7 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from domainfm.runner import Runner
     from domainfm.types import Artifact, DataBundle, Evaluation, Predictor, RunContext
 
-__all__ = ["RunPredictor", "evaluate_text_classifier", "load_run_predictor"]
+__all__ = ["RunPredictor", "evaluate_text_classifier", "load_run_predictor", "run_training_data", "split_texts"]
 
 
 @dataclass
@@ -67,6 +70,48 @@ def load_run_predictor(
     runner = Runner(PluginManager().load(), RunConfig.model_validate({"device": device}))
     ctx = runner.context(artifact.domain, run_dir=layout.run_dir or Path(artifact.path))
     return RunPredictor(runner, ctx, artifact, runner.load_predictor(ctx, artifact))
+
+
+def run_training_data(artifact: str | Path | None) -> tuple[str | None, dict[str, Any]]:
+    """The data source and ``options`` of the run that trained ``artifact`` (the ``run.json`` beside it), or
+    ``(None, {})`` when there is none."""
+    import json
+
+    run_json = Path(artifact).resolve().parent / "run.json" if artifact else None
+    if run_json is None or not run_json.is_file():
+        return None, {}
+    config = json.loads(run_json.read_text(encoding="utf-8")).get("config") or {}
+    return config.get("data"), dict(config.get("options") or {})
+
+
+def split_texts(
+    domain: str, source: str, split: str, options: Mapping[str, Any] | None = None
+) -> tuple[list[str], list[str], list[str], str]:
+    """Texts and labels of ``split`` of ``source`` as ``domain``'s reader pins it (``"all"``: every split), the
+    texts of the other splits (held out from ``split``), and a description of where they came from.
+
+    The data is read through ``domainfm_load_data`` with the given ``options``, so the split is the one training
+    used when the options are the run's (:func:`run_training_data`)."""
+    import json
+    import uuid
+
+    from domainfm.config import build_config
+    from domainfm.errors import DataError
+    from domainfm.manager import PluginManager
+    from domainfm.types import RunContext
+
+    cfg = build_config(None, [f"options.{k}={json.dumps(v)}" for k, v in (options or {}).items()])
+    ctx = RunContext(run_id=uuid.uuid4().hex[:8], domain=domain, config=cfg, run_dir=Path("."), device="cpu")
+    bundle = PluginManager().load().hooks.load_data(ctx, domain, source)
+    if bundle is None:
+        raise DataError(f"{source}: no installed plugin reads data for domain {domain!r}")
+    if split != "all" and split not in bundle.tables:
+        raise DataError(f"{source}: no split {split!r} (it has {', '.join(bundle.tables)})")
+    names = list(bundle.tables) if split == "all" else [split]
+    texts = [str(t) for name in names for t in bundle.tables[name]["text"]]
+    labels = [str(v) for name in names for v in bundle.tables[name]["label"]]
+    heldout = [str(t) for name in bundle.tables if name not in names for t in bundle.tables[name]["text"]]
+    return texts, labels, heldout, f"{bundle.source} ({split})"
 
 
 def evaluate_text_classifier(predictor: Any, data: DataBundle, split: str, **kwargs: Any) -> Evaluation:

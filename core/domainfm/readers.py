@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +89,8 @@ def parse_binary(value: Any, where: str, field: str) -> int:
 
 
 def parse_timestamp(value: Any, where: str, field: str = "timestamp") -> float:
-    """Seconds from a number or an ISO-8601 date/time (``Z`` allowed); NaN for a missing or blank value."""
+    """Seconds from a number or an ISO-8601 date/time (``Z`` allowed, no zone = UTC); NaN for a missing or blank
+    value."""
     if value is None or str(value).strip() == "":
         return math.nan
     text = str(value).strip()
@@ -98,9 +99,10 @@ def parse_timestamp(value: Any, where: str, field: str = "timestamp") -> float:
     except ValueError:
         pass
     try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+        parsed = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
     except ValueError:
         raise DataError(f"{where}: field {field!r}: {value!r} is neither a number nor ISO-8601") from None
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)).timestamp()  # naive = UTC, not local
 
 
 def check_suffix(path: Path, allowed: Sequence[str], what: str) -> None:

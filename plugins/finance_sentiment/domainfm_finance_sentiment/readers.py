@@ -16,6 +16,7 @@ and the optional columns that were present; no torch or datasets import happens 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from importlib import resources
@@ -24,7 +25,7 @@ from typing import Any
 
 from domainfm.errors import DataError
 from domainfm.io import DEFAULT_MAX_TEXT_CHARS
-from domainfm.shared_data import shared_data_dir
+from domainfm.shared_data import shared_data_path
 
 from domainfm_finance_sentiment import LABELS
 
@@ -51,14 +52,8 @@ LABEL_ALIASES: dict[str, str] = {
 
 
 def financial_dir() -> Path:
-    """The shared ``financial`` data directory, or a clear error when it is absent."""
-    base = shared_data_dir()
-    if base is None or not (base / "financial").is_dir():
-        raise DataError(
-            "shared financial data not found: set DOMAINFM_SHARED_DATA to a directory holding financial/ "
-            "or pass a file path with --data"
-        )
-    return base / "financial"
+    """The shared ``financial`` data directory, or one line naming where it was looked for (or pass --data)."""
+    return shared_data_path("financial", "the financial data sets (or pass a file path with --data)", folder=True)
 
 
 def demo_path() -> Path:
@@ -87,27 +82,20 @@ def clean_text(value: Any, where: str, max_chars: int = DEFAULT_MAX_TEXT_CHARS) 
 
 
 def parse_timestamp(value: Any, where: str) -> datetime:
-    """ISO 8601 (``Z`` allowed) or epoch seconds → an aware UTC datetime; raise naming ``where``."""
-    if value is None or (isinstance(value, str) and not value.strip()):
-        raise DataError(f"{where}: field 'timestamp' is missing")
-    if isinstance(value, bool):
-        raise DataError(f"{where}: field 'timestamp': {value!r} is not a time")
-    if isinstance(value, (int, float)):
-        try:
-            return datetime.fromtimestamp(float(value), tz=timezone.utc)
-        except (OverflowError, OSError, ValueError):
-            raise DataError(f"{where}: field 'timestamp': {value!r} is out of range") from None
+    """ISO 8601 (``Z`` allowed, no zone = UTC) or epoch seconds → an aware UTC datetime; raise naming ``where``."""
+    from domainfm.readers import parse_timestamp as seconds_of
+
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-    raw = str(value).strip()
+    if isinstance(value, bool):
+        raise DataError(f"{where}: field 'timestamp': {value!r} is not a time")
+    seconds = seconds_of(value, where)
+    if math.isnan(seconds):
+        raise DataError(f"{where}: field 'timestamp' is missing")
     try:
-        parsed = datetime.fromisoformat(raw[:-1] + "+00:00" if raw.endswith(("Z", "z")) else raw)
-    except ValueError:
-        try:
-            return datetime.fromtimestamp(float(raw), tz=timezone.utc)
-        except (ValueError, OverflowError, OSError):
-            raise DataError(f"{where}: field 'timestamp': {raw!r} is not ISO 8601 or epoch seconds") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+        return datetime.fromtimestamp(seconds, tz=timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        raise DataError(f"{where}: field 'timestamp': {value!r} is out of range") from None
 
 
 def _dedupe(rows: list[dict[str, Any]], origin: str) -> tuple[list[dict[str, Any]], int]:

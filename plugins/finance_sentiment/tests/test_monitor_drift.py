@@ -193,7 +193,11 @@ def test_cli_reference_with_minilm_then_monitor_and_status(tmp_path: Path) -> No
 
 
 def test_training_texts_are_the_runs_pinned_split_and_its_held_out_rest(tmp_path: Path) -> None:
-    from domainfm_finance_sentiment.monitor.drift_cli import run_data, training_texts
+    from domainfm.kit import run_training_data as run_data
+    from domainfm.kit import split_texts
+
+    def training_texts(source: str, split: str, options: dict[str, object]) -> tuple[list[str], list[str], list[str], str]:
+        return split_texts("finance_sentiment", source, split, options)
 
     texts, labels, heldout, origin = training_texts("demo", "train", {})
     everything, _, none, _ = training_texts("demo", "all", {})

@@ -21,8 +21,8 @@ from domainfm_finance_sentiment.readers import (
     read_phrasebank,
     read_source,
     read_tfns,
-    shared_data_dir,
 )
+from domainfm.shared_data import shared_data_dir
 
 
 def test_phrasebank_latin1_last_at_and_stray_line(tmp_path: Path) -> None:

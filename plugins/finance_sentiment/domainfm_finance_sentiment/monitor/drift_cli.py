@@ -10,36 +10,6 @@ from typing import Any
 import click
 
 
-def run_data(artifact: str | None) -> tuple[str | None, dict[str, Any]]:
-    """The data source and options of the run that trained ``artifact`` (its ``run.json``), if there is one."""
-    run_json = Path(artifact).resolve().parent / "run.json" if artifact else None
-    if run_json is None or not run_json.is_file():
-        return None, {}
-    config = json.loads(run_json.read_text(encoding="utf-8")).get("config") or {}
-    return config.get("data"), dict(config.get("options") or {})
-
-
-def training_texts(source: str, split: str, options: dict[str, Any]) -> tuple[list[str], list[str], list[str], str]:
-    """Texts and labels of ``split`` (``train``: the plugin's pinned split, as in training; ``all``: every row),
-    plus the held-out texts (validation and test) when ``split`` is ``train``."""
-    import uuid
-
-    from domainfm.config import build_config
-    from domainfm.types import RunContext
-
-    from domainfm_finance_sentiment import DOMAIN, plugin
-
-    cfg = build_config(None, [f"options.{k}={json.dumps(v)}" for k, v in options.items()])
-    ctx = RunContext(run_id=uuid.uuid4().hex[:8], domain=DOMAIN, config=cfg, run_dir=Path("."), device="cpu")
-    bundle = plugin.domainfm_load_data(ctx, DOMAIN, source)
-    assert bundle is not None
-    names = list(bundle.tables) if split == "all" else [split]
-    texts = [t for name in names for t in bundle.tables[name]["text"]]
-    labels = [str(v) for name in names for v in bundle.tables[name]["label"]]
-    heldout = [t for name in bundle.tables if name not in names for t in bundle.tables[name]["text"]]
-    return texts, labels, heldout, f"{bundle.source} ({split})"
-
-
 @click.command("drift-reference")
 @click.option("--state", "state_path", default=".domainfm/finance-monitor.sqlite", show_default=True,
               help="The monitor's SQLite state to hold the reference.")
@@ -70,7 +40,9 @@ def drift_reference_cmd(state_path: str, artifact: str | None, data_source: str 
     from domainfm.device import resolve_device
     from domainfm.engine.drift import DriftConfig
     from domainfm.errors import DomainfmError
+    from domainfm.kit import run_training_data, split_texts
 
+    from domainfm_finance_sentiment import DOMAIN
     from domainfm_finance_sentiment.monitor.drift import artifact_embedder, embedder_from_spec, fit_reference
     from domainfm_finance_sentiment.monitor.store import MonitorStore
 
@@ -79,7 +51,7 @@ def drift_reference_cmd(state_path: str, artifact: str | None, data_source: str 
                              patience=patience, cooldown=cooldown, seed=seed)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    source, options = run_data(artifact)
+    source, options = run_training_data(artifact)
     source = data_source or source
     if source is None:
         raise click.UsageError("--data is required (no run.json next to --artifact names the training data)")
@@ -87,7 +59,7 @@ def drift_reference_cmd(state_path: str, artifact: str | None, data_source: str 
     try:
         if store.load_drift_reference() is not None and not replace:
             raise click.ClickException(f"{state_path}: already holds a drift reference; pass --replace to refit it")
-        texts, labels, heldout, origin = training_texts(source, split, options if data_source is None else {})
+        texts, labels, heldout, origin = split_texts(DOMAIN, source, split, options if data_source is None else {})
         config.check_reference(len(texts))
         if artifact:
             from domainfm.types import Artifact
