@@ -5,29 +5,14 @@ A bag-of-words hashing encoder stands in for the sentence encoder (no torch): th
 
 from __future__ import annotations
 
-import hashlib
-import re
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from domainfm.engine.documents import Chunk, Document, chunk_text
 from domainfm.engine.hybrid_index import HybridIndex, choose_index_kind
 from domainfm.errors import DataError
-
-
-class HashingEncoder:
-    name = "hashing"
-    dim = 64
-
-    def encode(self, texts, batch_size: int = 64) -> np.ndarray:  # noqa: ANN001
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        for i, text in enumerate(texts):
-            for word in re.findall(r"[a-z]+", text.lower()):
-                out[i, int(hashlib.md5(word.encode()).hexdigest(), 16) % self.dim] += 1.0
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
-        return out / np.where(norms == 0, 1.0, norms)
+from domainfm.testing import HashingEncoder
 
 
 DOCS = [

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,27 @@ TINY_CORPUS = [
     "revenue was flat compared with last quarter",
     "please reset my password and unlock my account",
 ]
+
+
+class HashingEncoder:
+    """A deterministic bag-of-words sentence encoder (no torch) for retrieval and index tests: words hashed into
+    ``dim`` buckets, rows L2-normalised, as ``encode(texts) -> float32`` of a real encoder."""
+
+    name = "hashing-test-encoder"
+
+    def __init__(self, dim: int = 64) -> None:
+        self.dim = dim
+
+    def encode(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        import hashlib
+        import re
+
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i, text in enumerate(texts):
+            for word in re.findall(r"[a-z]+", text.lower()):
+                out[i, int(hashlib.md5(word.encode()).hexdigest(), 16) % self.dim] += 1.0
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.where(norms == 0, 1.0, norms)
 
 
 def build_tiny_model(path: str | Path, hidden_size: int = 32, layers: int = 2, vocab_size: int = 400) -> Path:
