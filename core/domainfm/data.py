@@ -9,7 +9,9 @@ from __future__ import annotations
 import logging
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -75,9 +77,30 @@ def clean_text(value: Any, where: str, field: str = "text", max_chars: int | Non
     return text
 
 
+_READING_FEEDBACK: ContextVar[bool] = ContextVar("domainfm_reading_feedback", default=False)
+
+
+@contextmanager
+def reading_feedback() -> Iterator[None]:
+    """Readers called inside this block read feedback for ``domainfm improve``, not a training set.
+
+    Feedback is labelled data added to a model that already knows the other labels: corrections of one intent,
+    or the examples of one new label, are a whole feedback file. :func:`require_labels` then asks for one label
+    instead of two (the improvement plan mixes the parent's labels back in).
+    """
+    token = _READING_FEEDBACK.set(True)
+    try:
+        yield
+    finally:
+        _READING_FEEDBACK.reset(token)
+
+
 def require_labels(labels: Sequence[Any], where: str, minimum: int = 2) -> None:
     """Refuse data with fewer than ``minimum`` distinct labels: a classifier trained on one label scores
-    accuracy 1.0 on a test set of that label and measures nothing."""
+    accuracy 1.0 on a test set of that label and measures nothing. Inside :func:`reading_feedback` one label
+    is enough."""
+    if _READING_FEEDBACK.get():
+        minimum = min(minimum, 1)
     distinct = sorted({str(x) for x in labels})
     if len(distinct) < minimum:
         found = f"only the label {distinct[0]!r}" if distinct else "no labels"

@@ -124,6 +124,26 @@ def test_force_promotes_and_is_recorded(runs: Path, parent: Path, tmp_path: Path
     assert resolve_model("text_classification", output_dir=runs).run_dir == child
 
 
+def test_feedback_of_one_new_label_alone_is_enough(runs: Path, parent: Path, tmp_path: Path) -> None:
+    """A file of one new intent's examples is a whole feedback source (a training source needs two labels)."""
+    only_new = tmp_path / "refund.csv"
+    with open(only_new, "w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["text", "label", "channel"])
+        writer.writeheader()
+        writer.writerows({"text": f"refund order {i}, the kettle broke", "label": "refund", "channel": "chat"}
+                         for i in range(15))
+    done = domainfm("improve", "text_classification", "--output-dir", str(runs), "--feedback", str(only_new),
+                    "--set", "train.epochs=1")
+    assert done.returncode == 0, done.stderr[-3000:]
+    (child,) = children(runs, parent)
+    run = json.loads((child / "run.json").read_text())
+    assert run["continual"]["sizes"]["new_labels"] == 1 and run["continual"]["sizes"]["feedback_heldout"] >= 3
+    parent_labels = Artifact.load(parent / "artifact").label_names or []
+    assert (Artifact.load(child / "artifact").label_names or []) == [*parent_labels, "refund"]
+    trained = domainfm("run", "text_classification", "--data", str(only_new), "--output-dir", str(tmp_path / "r"))
+    assert "only the label 'refund'" in one_line_error(trained)
+
+
 def test_a_bad_feedback_file_fails_in_one_line_naming_file_and_line(runs: Path, parent: Path, tmp_path: Path) -> None:
     bad = write_feedback(tmp_path / "bad.csv", extra=[{"text": "no label here", "label": "", "channel": "chat"}])
     line = one_line_error(domainfm("improve", "text_classification", "--output-dir", str(runs), "--feedback", str(bad)))

@@ -126,9 +126,11 @@ class ImproveRunner(Runner):
 
     def _prepare(self, ctx: RunContext) -> DataBundle:
         from domainfm.continual.head import prepare_parent_base
+        from domainfm.data import reading_feedback
 
         parent = self.parent_data or self.pm.hooks.load_data(ctx, ctx.domain, str(ctx.config.data))
-        feedback = self.feedback_data or self.pm.hooks.load_data(ctx, ctx.domain, self.feedback)
+        with reading_feedback():  # one label is a whole feedback file (corrections, or a new intent's examples)
+            feedback = self.feedback_data or self.pm.hooks.load_data(ctx, ctx.domain, self.feedback)
         if parent is None or feedback is None:
             raise DataError(f"no loaded plugin reads data for domain {ctx.domain!r}")
         seed = ctx.config.train.seed

@@ -90,6 +90,28 @@ def build_bundle(
     )
 
 
+def feedback_bundle(rows: Sequence[dict[str, Any]], source: str, masker: Any = None) -> DataBundle:
+    """A feedback store's labelled rows as one training table, for ``domainfm improve --feedback STORE``
+    (the improvement plan splits the feedback itself)."""
+    from domainfm.data import require_labels
+
+    if not rows:
+        raise DataError(f"{source}: no labelled feedback in this store (a corrected intent, or a thumbs-up on a "
+                        "predicted one, labels a query)")
+    require_labels([r["intent"] for r in rows], source)
+    texts = [r["text"] for r in rows]
+    if masker is not None:
+        texts = masker.mask_many(texts)
+    rows = [{**r, "text": t} for r, t in zip(rows, texts, strict=True)]
+    groups = ["channel"]
+    return DataBundle(
+        tables={"train": _rows_to_table(rows, groups), "validation": _rows_to_table([], groups),
+                "test": _rows_to_table([], groups)},
+        source=source, label_names=sorted({r["intent"] for r in rows}), text_column="text", label_column="label",
+        group_columns=groups, meta={"feedback_rows": len(rows), "protocol": "feedback store: every row in train"},
+    )
+
+
 def documents_from_bundle(bundle: DataBundle) -> list[Any]:
     """The knowledge-base documents of a bundle (empty when it has none)."""
     from domainfm.engine.documents import Document

@@ -155,10 +155,14 @@ def chat(feedback_db: str | None, **model: Any) -> None:
 @click.option("--up", "thumbs", flag_value=1, help="the answer was right")
 @click.option("--down", "thumbs", flag_value=-1, help="the answer was wrong")
 @click.option("--intent", "corrected", default=None, help="the correct intent")
+@click.option("--new-intent", is_flag=True, help="--intent is a label the model does not know yet (`domainfm improve` "
+              "grows the head for it)")
 @click.option("--feedback-db", default=None)
 @common
-def feedback(question: str, thumbs: int | None, corrected: str | None, feedback_db: str | None, **model: Any) -> None:
-    """Record feedback on QUESTION; the next `domainfm run customer_service` trains on it."""
+def feedback(question: str, thumbs: int | None, corrected: str | None, new_intent: bool, feedback_db: str | None,
+             **model: Any) -> None:
+    """Record feedback on QUESTION; the next `domainfm run customer_service` trains on it, and
+    `domainfm improve RUN --feedback FEEDBACK_DB` trains a child of RUN on it."""
     from domainfm.errors import DomainfmError
 
     from domainfm_customer_service.feedback import FeedbackStore
@@ -168,7 +172,8 @@ def feedback(question: str, thumbs: int | None, corrected: str | None, feedback_
     try:
         ans = assistant.answer(question)
         rid = store.add(question, thumbs=thumbs or 0, predicted_intent=ans["intent"], corrected_intent=corrected,
-                        answer_doc_id=ans["answer_doc_id"], label_names=assistant.labels, masker=assistant.masker)
+                        answer_doc_id=ans["answer_doc_id"], label_names=None if new_intent else assistant.labels,
+                        masker=assistant.masker)
     except DomainfmError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"feedback {rid} stored in {store.path}: {store.summary()}")

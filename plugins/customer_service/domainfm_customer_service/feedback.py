@@ -30,6 +30,18 @@ CREATE TABLE IF NOT EXISTS feedback (
 """
 
 
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def is_feedback_store(source: str) -> bool:
+    """True when ``source`` is an existing SQLite file (a feedback store, e.g. for ``domainfm improve --feedback``)."""
+    try:
+        with Path(source).open("rb") as fh:
+            return fh.read(len(SQLITE_HEADER)) == SQLITE_HEADER
+    except OSError:
+        return False
+
+
 @dataclass(frozen=True)
 class FeedbackRecord:
     id: int
@@ -84,7 +96,7 @@ class FeedbackStore:
         if corrected_intent is not None:
             corrected_intent = corrected_intent.strip()
             if label_names is not None and corrected_intent not in label_names:
-                raise DataError(f"feedback: corrected intent {corrected_intent!r} is not one of the model's intents")
+                raise DataError(f"feedback: corrected intent {corrected_intent!r} is not one of the model's intents (a new intent: `cs feedback --new-intent`)")
         if masker is not None:
             text = masker.mask(text)
         with self._connect() as con:

@@ -56,16 +56,18 @@ def feedback_path(ctx: RunContext) -> Path:
 def domainfm_load_data(ctx: RunContext, domain: str, source: str) -> DataBundle | None:
     if domain != DOMAIN:
         return None
-    from domainfm_customer_service.bundle import build_bundle
-    from domainfm_customer_service.feedback import FeedbackStore
+    from domainfm_customer_service.bundle import build_bundle, feedback_bundle
+    from domainfm_customer_service.feedback import FeedbackStore, is_feedback_store
     from domainfm.privacy.masker import Masker
     from domainfm_customer_service.readers import load_source
     from domainfm_customer_service.training import _ner_option
 
+    masker = Masker(use_ner=_ner_option(ctx)) if ctx.flag("mask_training_text", True) else None
+    if is_feedback_store(source):  # `domainfm improve RUN --feedback runs/customer_service/feedback.sqlite`
+        return feedback_bundle(FeedbackStore(source).training_rows(), source, masker)
     data = load_source(source)
     fb_path = feedback_path(ctx)
     feedback = FeedbackStore(fb_path).training_rows() if fb_path.is_file() else []
-    masker = Masker(use_ner=_ner_option(ctx)) if ctx.flag("mask_training_text", True) else None
     return build_bundle(data, seed=ctx.config.train.seed, masker=masker, feedback_rows=feedback)
 
 

@@ -42,3 +42,38 @@ def test_corrupted_feedback_file(tmp_path: Path) -> None:
     path.write_bytes(b"this is not a database" * 100)
     with pytest.raises(DataError, match="not a usable feedback database"):
         FeedbackStore(path)
+
+
+def _ctx(tmp_path: Path) -> "RunContext":  # noqa: F821
+    from domainfm.config import build_config
+    from domainfm.types import RunContext
+
+    config = build_config(overrides=[f"output_dir={tmp_path}", "options.mask_training_text=false"])
+    return RunContext(run_id="t", domain="customer_service", config=config, run_dir=tmp_path, device="cpu")
+
+
+def test_a_feedback_store_is_the_feedback_source_of_improve(tmp_path: Path) -> None:
+    from domainfm.data import reading_feedback
+    from domainfm_customer_service.plugin import domainfm_load_data
+
+    store = FeedbackStore(tmp_path / "fb.sqlite")
+    for i in range(6):  # one intent the model does not know yet: a whole feedback file
+        store.add(f"the machine kept my card {i}", thumbs=-1, predicted_intent="card_lost", corrected_intent="card_swallowed")
+    store.add("no label in a bare thumbs-down", thumbs=-1, predicted_intent="card_lost")
+    with reading_feedback():
+        bundle = domainfm_load_data(_ctx(tmp_path), "customer_service", str(store.path))
+    assert bundle is not None and bundle.label_names == ["card_swallowed"]
+    assert len(bundle.tables["train"]) == 6 and len(bundle.tables["test"]) == 0
+    assert set(bundle.tables["train"]["channel"]) == {"feedback"}
+    with pytest.raises(DataError, match="only the label 'card_swallowed'"):  # as training data: one label measures nothing
+        domainfm_load_data(_ctx(tmp_path), "customer_service", str(store.path))
+
+
+def test_an_empty_feedback_store_names_itself(tmp_path: Path) -> None:
+    from domainfm.data import reading_feedback
+    from domainfm_customer_service.plugin import domainfm_load_data
+
+    store = FeedbackStore(tmp_path / "fb.sqlite")
+    store.add("vague", thumbs=-1, predicted_intent="card_lost")
+    with reading_feedback(), pytest.raises(DataError, match=r"fb\.sqlite: no labelled feedback"):
+        domainfm_load_data(_ctx(tmp_path), "customer_service", str(store.path))
