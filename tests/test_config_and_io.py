@@ -38,6 +38,7 @@ def test_unsupported_config_file(tmp_path: Path) -> None:
         build_config(tmp_path / "missing.yaml")
 
 
+@settings(deadline=None)  # pydantic validation of a whole config: slow on a loaded machine, never wrong
 @given(
     keys=st.lists(st.from_regex(r"[a-z]{1,8}", fullmatch=True), min_size=1, max_size=4),
     value=st.one_of(st.integers(-1000, 1000), st.booleans(), st.from_regex(r"[a-z]{1,10}", fullmatch=True)),

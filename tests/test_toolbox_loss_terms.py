@@ -171,7 +171,9 @@ def test_config_builds_the_terms_in_order() -> None:
                               "train.adversarial.method=pgd", "train.adversarial.steps=4"])
     terms = terms_from_config(cfg.train)
     assert [t.name for t in terms] == ["cutoff", "mixup", "rdrop", "pgd"]
-    assert terms[-1].steps == 4 and terms[-1].step_size == pytest.approx(0.25)
+    # the default radius (0.2, benchmarks/techniques) split over the steps
+    assert terms[-1].epsilon == pytest.approx(0.2)
+    assert terms[-1].steps == 4 and terms[-1].step_size == pytest.approx(0.05)
     assert terms_from_config(build_config(None, []).train) == []
 
 

@@ -136,12 +136,16 @@ def scoring(args: argparse.Namespace, work: Path, results: dict[str, Any]) -> No
     run = train_model(work)
     texts = make_texts(work, args.texts)
     if not args.skip_local:
+        by_size = results.setdefault("scoring_by_texts", {})  # earlier sizes' figures stay beside this run's
+        if "inprocess" in results and "ray_local" in results:
+            by_size.setdefault(str(results["inprocess"]["texts"]), {k: results[k] for k in ("inprocess", "ray_local")})
         log(f"in-process, {args.threads} threads, {args.texts} texts")
         results["inprocess"] = in_process(run, texts, args.threads, args.batch_size)
         log(f"  {results['inprocess']}")
         log(f"Ray Data, local Ray, {args.threads} actors x 1 CPU")
         results["ray_local"] = ray_driver(run, texts, work / "out-ray", args.threads, args.batch_size)
         log(f"  {results['ray_local']}")
+        by_size[str(args.texts)] = {k: results[k] for k in ("inprocess", "ray_local")}
     for nodes in (() if args.skip_cluster else (1, 2)):
         # a loopback-only cluster: token authentication off for its raylets and its driver alike (Ray 2.60
         # turns it on by default; a driver joining through RAY_ADDRESS needs the same setting as the cluster)
@@ -205,6 +209,9 @@ def ivfpq(args: argparse.Namespace, work: Path, results: dict[str, Any]) -> None
         "  'train_sample': b.train_sample, 'build_seconds': round(b.seconds, 1),\n"
         "  'peak_rss_mb': round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}))\n"
     )
+    by_size = results.setdefault("ivfpq_by_size", {})  # earlier sizes' figures stay beside this run's
+    if "ivfpq" in results:
+        by_size.setdefault(str(results["ivfpq"]["vectors"]), results["ivfpq"])
     emb = work / f"vectors-{args.vectors}-{args.dim}-lowrank"
     log(f"synthetic vectors: {args.vectors} x {args.dim}")
     queries = synthetic_shards(emb, args.vectors, args.dim, 100_000, seed=0)
@@ -258,6 +265,7 @@ def ivfpq(args: argparse.Namespace, work: Path, results: dict[str, Any]) -> None
                         "search_ms_per_query": round(search_ms, 3), "nprobe_sweep": sweep,
                         "data": "synthetic: 1,024 clusters, 16-dim subspace per cluster, isotropic noise; unit norm",
                         "index_bytes": sum(p.stat().st_size for p in (index_dir / "index").iterdir())}
+    by_size[str(args.vectors)] = results["ivfpq"]
     log(f"  recall@10 {recall:.4f}, {search_ms:.2f} ms/query")
 
 

@@ -128,7 +128,9 @@ class AdversarialConfig(_Section):
         "epsilon), pgd (steps projected ascent steps inside the epsilon ball), freelb (the loss averaged over the "
         "ascent steps); the adversarial loss is added to the clean one",
     )
-    epsilon: float = Field(default=1.0, gt=0, description="L2 radius of a row's perturbation")
+    epsilon: float = Field(default=0.2, gt=0, description="L2 radius of a row's perturbation of its word "
+                           "embeddings (MiniLM's are ~1 per token; 1.0 made PhraseBank training fall to 0.66 "
+                           "accuracy, 0.2 gained 2.5 points: benchmarks/techniques)")
     steps: int = Field(default=3, ge=1, le=20, description="ascent steps of pgd / freelb")
     step_size: float | None = Field(default=None, gt=0, description="size of one ascent step; None = epsilon / steps")
     weight: float = Field(default=1.0, gt=0, description="weight of the adversarial loss")
