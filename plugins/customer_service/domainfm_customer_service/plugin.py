@@ -67,7 +67,10 @@ def domainfm_load_data(ctx: RunContext, domain: str, source: str) -> DataBundle 
         return feedback_bundle(FeedbackStore(source).training_rows(), source, masker)
     data = load_source(source)
     fb_path = feedback_path(ctx)
-    feedback = FeedbackStore(fb_path).training_rows() if fb_path.is_file() else []
+    # `improve` from this very store: its rows arrive as the feedback (partly held out), never also as parent rows
+    improving_from = (ctx.state.get("lineage") or {}).get("feedback")
+    is_the_feedback = bool(improving_from) and Path(improving_from).resolve() == fb_path.resolve()
+    feedback = FeedbackStore(fb_path).training_rows() if fb_path.is_file() and not is_the_feedback else []
     return build_bundle(data, seed=ctx.config.train.seed, masker=masker, feedback_rows=feedback)
 
 

@@ -77,3 +77,19 @@ def test_an_empty_feedback_store_names_itself(tmp_path: Path) -> None:
     store.add("vague", thumbs=-1, predicted_intent="card_lost")
     with reading_feedback(), pytest.raises(DataError, match=r"fb\.sqlite: no labelled feedback"):
         domainfm_load_data(_ctx(tmp_path), "customer_service", str(store.path))
+
+
+def test_improving_from_the_default_store_keeps_its_rows_out_of_the_parent_data(tmp_path: Path) -> None:
+    """Otherwise held-out feedback would also be replayed and retrained on as parent rows (leakage)."""
+    from domainfm_customer_service.plugin import domainfm_load_data, feedback_path
+
+    ctx = _ctx(tmp_path)
+    intent = domainfm_load_data(ctx, "customer_service", "demo").label_names[0]
+    store = FeedbackStore(feedback_path(ctx))
+    for i in range(3):
+        store.add(f"a question about {intent} {i}", thumbs=-1, corrected_intent=intent)
+    assert domainfm_load_data(ctx, "customer_service", "demo").meta["feedback_rows"] == 3
+    ctx.state["lineage"] = {"feedback": str(store.path)}
+    assert domainfm_load_data(ctx, "customer_service", "demo").meta["feedback_rows"] == 0
+    ctx.state["lineage"] = {"feedback": str(tmp_path / "other.csv")}
+    assert domainfm_load_data(ctx, "customer_service", "demo").meta["feedback_rows"] == 3
