@@ -18,6 +18,11 @@ Compatibility with today's stack (see /work/shared/LIBRARIES.md):
   would be mis-split. :func:`install_pandas_agg_len` restores the per-row meaning for ``len`` only, and only
   when pandas lacks it. pandas 3 also warns (``ChainedAssignmentError``) that RecBole's
   ``fillna(..., inplace=True)`` does nothing: harmless, the atomic files have no missing values.
+- ``recbole.model.sequential_recommender.sine`` calls ``torch.autograd.set_detect_anomaly(True)`` at import,
+  and importing any sequential model imports it: every backward pass in the process then checks each gradient
+  for NaN (``aten::ne`` + ``aten::any`` on every node's output), a third of a SASRec step's CPU time here.
+  :func:`import_recbole` imports the models package and switches anomaly mode back off
+  (:func:`undo_anomaly_mode`).
 - torch >= 2.6 refuses RecBole's pickled checkpoints (``weights_only``): the benchmark never writes or loads
   them. It runs its own epoch loop (the body of ``Trainer._train_epoch``) and keeps the best epoch's
   ``state_dict`` in memory, so no shim is needed there.
@@ -80,6 +85,15 @@ def install_tensorboard_stub() -> bool:
     return True
 
 
+def undo_anomaly_mode() -> bool:
+    """Switch off autograd anomaly detection if an import switched it on; True if it was on."""
+    import torch
+
+    was_on = torch.is_anomaly_enabled()
+    torch.autograd.set_detect_anomaly(False)
+    return was_on
+
+
 def import_recbole() -> str:
     """Put the private install on ``sys.path``, add the numpy aliases, return RecBole's version."""
     if SITE.is_dir() and str(SITE) not in sys.path:
@@ -93,4 +107,7 @@ def import_recbole() -> str:
         raise SystemExit(
             f"RecBole is not installed ({exc}); run: bash benchmarks/recommendation/setup_sequential.sh"
         ) from None
+    import recbole.model.sequential_recommender  # noqa: F401  (its sine module turns anomaly mode on)
+
+    undo_anomaly_mode()
     return str(recbole.__version__)

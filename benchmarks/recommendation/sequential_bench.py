@@ -42,13 +42,17 @@ OURS = "text_sequential"
 def grids(max_len: int) -> dict[str, list[dict[str, Any]]]:
     """Candidate configurations per model, in trial order (dropout × learning rate for every model)."""
     out: dict[str, list[dict[str, Any]]] = {}
-    order = [(0.2, 3e-3), (0.5, 3e-3), (0.2, 1e-3), (0.5, 1e-3)]
+    # RecBole's models: batch 256 prefixes (RecBole's default 2048 gave 49 Adam steps per epoch here; at 256 SASRec
+    # reached validation NDCG@10 0.067 in 4 epochs at lr 1e-3, against 0.020 after 2 epochs at 2048 / 3e-3)
+    order = [(0.2, 1e-3), (0.5, 1e-3), (0.2, 3e-3), (0.5, 3e-3)]
+    batch = {"train_batch_size": 256}
     out["SASRec"] = [{"hidden_size": 64, "inner_size": 256, "n_layers": 2, "n_heads": 2, "hidden_dropout_prob": d,
-                      "attn_dropout_prob": d, "learning_rate": lr} for d, lr in order]
+                      "attn_dropout_prob": d, "learning_rate": lr, **batch} for d, lr in order]
     out["GRU4Rec"] = [{"embedding_size": 64, "hidden_size": 128, "num_layers": 1, "dropout_prob": d,
-                       "learning_rate": lr} for d, lr in order]
+                       "learning_rate": lr, **batch} for d, lr in order]
     out["BERT4Rec"] = [{"hidden_size": 64, "inner_size": 256, "n_layers": 2, "n_heads": 2, "hidden_dropout_prob": d,
-                        "attn_dropout_prob": d, "mask_ratio": 0.2, "learning_rate": lr} for d, lr in order]
+                        "attn_dropout_prob": d, "mask_ratio": 0.2, "learning_rate": lr, **batch} for d, lr in order]
+    order = [(0.2, 3e-3), (0.5, 3e-3), (0.2, 1e-3), (0.5, 1e-3)]
     out[OURS] = [{"dim": 64, "layers": 2, "heads": 2, "max_len": max_len, "dropout": d, "lr": lr} for d, lr in order]
     return out
 

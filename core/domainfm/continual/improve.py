@@ -14,7 +14,8 @@ head grown for new labels, :mod:`~domainfm.continual.head`), on the feedback plu
   the terminal.
 
 Options (``--set options.NAME=VALUE``): ``replay_ratio`` (1.0, parent rows per feedback row), ``feedback_holdout``
-(0.2), ``promotion_min_gain`` (0: objective gain the gate requires), ``max_forgetting`` (off: accuracy the child
+(0.2), ``head_init`` (``imprint``: new labels' head rows from the parent's features of their examples,
+:func:`~domainfm.continual.head.imprint_new_rows`; ``random``), ``promotion_min_gain`` (0: objective gain the gate requires), ``max_forgetting`` (off: accuracy the child
 may lose on the parent's test split), ``keep_comparison_models`` (false: the naive and full-retraining models are
 measured, then deleted).
 """
@@ -40,8 +41,10 @@ from domainfm.runner import Runner, RunResult
 from domainfm.types import Artifact, DataBundle, ResourceUsage, RunContext
 
 PARENT_BASE = "parent_base"
+PARENT_SERVED = "parent_served"  # the parent's weights over the grown labels, new rows silenced (its standing)
 COMPARISONS = "comparisons"
 ANCHOR_FILE = "anchor.safetensors"
+IMPRINT_REFERENCE = 512  # texts of the parent's labels the imprinted rows are centred on
 TRAINABLE_KINDS = ("hf-sequence-classification",)
 CHILD_MODES = ("full", "lora", "adalora", "ia3")
 OWN_FILES = ("domainfm-artifact.json", "README.md", "onnx")  # never shared with the parent's artifact
@@ -137,8 +140,11 @@ class ImproveRunner(Runner):
         self.plan = build_plan(parent, feedback, self.parent_artifact.label_names or [],
                                replay_ratio=float(ctx.option("replay_ratio", 1.0)),
                                holdout=float(ctx.option("feedback_holdout", 0.2)), seed=seed)
+        imprint, reference = self._imprint_examples(str(ctx.option("head_init", "imprint")))
         base = prepare_parent_base(Path(self.parent_artifact.path), self.plan.labels, ctx.run_dir / PARENT_BASE,
-                                   seed=seed, trust_remote_code=ctx.config.model.trust_remote_code)
+                                   seed=seed, trust_remote_code=ctx.config.model.trust_remote_code,
+                                   imprint=imprint, reference=reference, max_length=ctx.config.model.max_length,
+                                   served_dir=ctx.run_dir / PARENT_SERVED)
         ctx.config.model.base = str(base)
         reg = ctx.config.train.regularisation
         if reg.ewc > 0 or (reg.l2sp > 0 and reg.anchor is None):
@@ -154,6 +160,26 @@ class ImproveRunner(Runner):
                                                  max_length=ctx.config.model.max_length))
         ctx.state["continual_sizes"] = self.plan.sizes()
         return self.plan.child
+
+    def _imprint_examples(self, head_init: str) -> tuple[dict[str, list[str]], list[str]]:
+        """(new label -> its feedback training texts, up to IMPRINT_REFERENCE texts of the parent's labels from
+        the child's training rows) for ``head_init=imprint``; nothing for ``random``."""
+        if head_init not in ("imprint", "random"):
+            raise ConfigError(f"options.head_init: {head_init!r} is not one of imprint, random")
+        assert self.plan is not None
+        if head_init == "random" or not self.plan.new_labels:
+            return {}, []
+        train = self.plan.child.tables["train"]
+        text, label = self.plan.child.text_column or "text", self.plan.child.label_column or "label"
+        new = set(self.plan.new_labels)
+        examples: dict[str, list[str]] = {name: [] for name in self.plan.new_labels}
+        reference: list[str] = []
+        for t, y in zip(train[text], train[label], strict=True):
+            if str(y) in new:
+                examples[str(y)].append(str(t))
+            elif len(reference) < IMPRINT_REFERENCE:
+                reference.append(str(t))
+        return examples, reference
 
     def train(self, ctx: RunContext, data: DataBundle) -> Artifact:
         """The domain's training from the grown parent; the artifact then names the base model the chain started
@@ -214,6 +240,7 @@ def improve(
     finally:
         if runner.ctx is not None:  # the grown parent and the comparison models are scratch
             shutil.rmtree(runner.ctx.run_dir / PARENT_BASE, ignore_errors=True)
+            shutil.rmtree(runner.ctx.run_dir / PARENT_SERVED, ignore_errors=True)
             if not runner.ctx.flag("keep_comparison_models", False):
                 shutil.rmtree(runner.ctx.run_dir / COMPARISONS, ignore_errors=True)
     return ImproveResult(run=result, plan=runner.plan, models=models, decision=decision)
@@ -310,8 +337,8 @@ def _train_and_measure(runner: Runner, ctx: RunContext, name: str, data: DataBun
 def _parent_standing(runner: Runner, ctx: RunContext, layout: RunLayout, artifact: Artifact,
                      plan: ImprovePlan) -> tuple[Standing, str | None]:
     """The parent's benefit standing on the child's test items. With new labels the parent is scored as it would
-    serve them: its own weights and calibration, the grown head's new rows untrained (it practically never
-    predicts them), through the domain's predictor."""
+    serve them: its own weights and calibration, the grown head's new rows silenced (it never predicts a label
+    it was not trained on), through the domain's predictor."""
     side = _side(ctx, "parent")
     scored = artifact
     if plan.new_labels:
@@ -335,7 +362,7 @@ def _grown_parent_artifact(ctx: RunContext, layout: RunLayout, artifact: Artifac
     artifact's other files (a domain's indexes, thresholds), the parent's metadata with a per-class calibration
     replaced by its temperature."""
     out.mkdir(parents=True, exist_ok=True)
-    for item in (ctx.run_dir / PARENT_BASE).iterdir():  # the grown weights and tokenizer (scratch, like this folder)
+    for item in (ctx.run_dir / PARENT_SERVED).iterdir():  # the grown weights and tokenizer (scratch, like this folder)
         (out / item.name).symlink_to(item.resolve())
     for item in Path(artifact.path).iterdir():
         if not (out / item.name).exists() and item.name not in OWN_FILES:

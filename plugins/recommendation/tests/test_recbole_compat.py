@@ -62,11 +62,26 @@ def test_tensorboard_stub_only_when_absent(compat: ModuleType, monkeypatch: pyte
     assert compat.install_tensorboard_stub() is False
 
 
+def test_anomaly_mode_switched_back_off(compat: ModuleType) -> None:
+    import torch
+
+    torch.autograd.set_detect_anomaly(True)  # what importing RecBole's sine model does
+    try:
+        assert compat.undo_anomaly_mode() is True
+        assert not torch.is_anomaly_enabled()
+        assert compat.undo_anomaly_mode() is False
+    finally:
+        torch.autograd.set_detect_anomaly(False)
+
+
 @pytest.mark.slow
 def test_pinned_split_round_trips_through_recbole(compat: ModuleType, tmp_path: Path) -> None:
     if not (compat.SITE / "recbole").is_dir():
         pytest.skip(f"RecBole not installed at {compat.SITE} (bash benchmarks/recommendation/setup_sequential.sh)")
     compat.import_recbole()
+    import torch
+
+    assert not torch.is_anomaly_enabled()  # RecBole's sine module turned it on at import
     sys.path.insert(0, str(BENCH))
     try:
         import recbole_runner as rr
