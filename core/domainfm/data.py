@@ -95,6 +95,12 @@ def reading_feedback() -> Iterator[None]:
         _READING_FEEDBACK.reset(token)
 
 
+def is_reading_feedback() -> bool:
+    """True inside :func:`reading_feedback`: a reader may then return feedback as one training table (the
+    improvement plan splits it) instead of a training set's train/validation/test split."""
+    return _READING_FEEDBACK.get()
+
+
 def require_labels(labels: Sequence[Any], where: str, minimum: int = 2) -> None:
     """Refuse data with fewer than ``minimum`` distinct labels: a classifier trained on one label scores
     accuracy 1.0 on a test set of that label and measures nothing. Inside :func:`reading_feedback` one label

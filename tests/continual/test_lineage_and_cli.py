@@ -82,6 +82,7 @@ def test_improve_records_lineage_measures_and_gates(runs: Path, parent: Path, tm
     assert lineage["parent_run_id"] == parent.name and lineage["generation"] == 1
     assert lineage["replay_ratio"] == 2 and lineage["regulariser"]["ewc"] == 0.5 and lineage["feedback"] == str(feedback)
     assert run["config"]["train"]["regularisation"]["anchor"].endswith("anchor.safetensors")
+    assert run["config"]["train"]["class_weights"] == "balanced"  # the child's default: its mix is not the world's
     models = run["continual"]["models"]
     assert set(models) == {"parent", "replay", "naive", "full_retrain"}
     for name in ("replay", "naive", "full_retrain"):
@@ -98,7 +99,7 @@ def test_improve_records_lineage_measures_and_gates(runs: Path, parent: Path, tm
     report = json.loads((child / "benefit.json").read_text())
     assert report["continual"]["lineage"]["parent_run_id"] == parent.name
     assert "Improvement from feedback" in (child / "report.html").read_text()
-    assert not (child / "parent_base").exists() and not (child / "comparisons").exists()
+    assert not any((child / d).exists() for d in ("parent_base", "parent_served", "comparisons"))
     assert "promoted" in done.stdout and "full retraining" in done.stdout
     listed = domainfm("runs", "list", "--output-dir", str(runs))
     assert listed.returncode == 0 and f"{parent.name} (" in listed.stdout
@@ -209,3 +210,12 @@ def test_a_child_is_tracked_with_its_parent(tmp_path: Path) -> None:
     assert backend.logged["tags"]["domainfm.parent_run_id"] == "parent-1"
     assert backend.logged["params"]["lineage.parent_run_id"] == "parent-1"
     assert backend.logged["params"]["lineage.generation"] == 2
+
+
+def test_the_child_config_balances_classes_unless_told_otherwise(parent: Path) -> None:
+    from domainfm.continual.improve import parent_config
+
+    layout = resolve_model(str(parent))
+    assert parent_config(layout, []).train.class_weights == "balanced"
+    assert parent_config(layout, ["train.class_weights=none"]).train.class_weights == "none"
+

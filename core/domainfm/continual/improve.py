@@ -60,7 +60,7 @@ class ImproveResult:
 
 def parent_config(layout: RunLayout, overrides: tuple[str, ...] | list[str]) -> RunConfig:
     """The parent's configuration with ``overrides`` applied: one model (no variants), a fresh run name, the
-    mode the parent's artifact can continue in."""
+    mode the parent's artifact can continue in, balanced class weights."""
     run = layout.run_json()
     if not run.get("config"):
         raise DataError(f"{layout.run_dir}: run.json has no config to continue from")
@@ -70,6 +70,10 @@ def parent_config(layout: RunLayout, overrides: tuple[str, ...] | list[str]) -> 
     meta = (layout.load_artifact().metadata or {})
     mode = str(meta.get("mode") or (data.get("model") or {}).get("mode") or "full")
     data.setdefault("model", {})["mode"] = mode if mode in CHILD_MODES else "full"
+    # the child's training rows are a chosen mix (all the feedback, a sample of the parent's rows), not the
+    # deployment's label mix: unweighted, the head learns to favour the feedback's labels and the parent's
+    # labels lose accuracy (--set train.class_weights=none keeps the plain loss)
+    data.setdefault("train", {})["class_weights"] = "balanced"
     for assignment in overrides:
         apply_override(data, assignment)
     config = parse_config(data, source=f"{layout.run_dir}/run.json with --set")

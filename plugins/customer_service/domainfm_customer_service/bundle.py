@@ -36,9 +36,10 @@ def build_bundle(
     label_names: Sequence[str] | None = None,
 ) -> DataBundle:
     """Split, mask and package ``data``; ``label_names`` defaults to the sorted intents seen."""
-    from domainfm.data import records_to_dataset, stratified_split_indices
+    from domainfm.data import records_to_dataset, require_labels, stratified_split_indices
 
     rows = list(data.utterances)
+    require_labels([r["intent"] for r in rows], data.source or "customer-service data")
     test_rows = list(data.test_utterances) if data.test_utterances is not None else None
     if masker is not None:
         for group in (rows, test_rows or []):

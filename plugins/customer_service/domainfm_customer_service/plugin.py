@@ -58,13 +58,17 @@ def domainfm_load_data(ctx: RunContext, domain: str, source: str) -> DataBundle 
         return None
     from domainfm_customer_service.bundle import build_bundle, feedback_bundle
     from domainfm_customer_service.feedback import FeedbackStore, is_feedback_store
+    from domainfm.data import is_reading_feedback
     from domainfm.privacy.masker import Masker
-    from domainfm_customer_service.readers import load_source
+    from domainfm_customer_service.readers import CustomerServiceData, load_source
     from domainfm_customer_service.training import _ner_option
 
     masker = Masker(use_ner=_ner_option(ctx)) if ctx.flag("mask_training_text", True) else None
-    if is_feedback_store(source):  # `domainfm improve RUN --feedback runs/customer_service/feedback.sqlite`
+    if is_feedback_store(source) and is_reading_feedback():  # `domainfm improve RUN --feedback feedback.sqlite`
         return feedback_bundle(FeedbackStore(source).training_rows(), source, masker)
+    if is_feedback_store(source):  # a store as a training set (`domainfm run customer_service --data store`)
+        return build_bundle(CustomerServiceData(utterances=FeedbackStore(source).training_rows(), source=source),
+                            seed=ctx.config.train.seed, masker=masker)
     data = load_source(source)
     fb_path = feedback_path(ctx)
     # `improve` from this very store: its rows arrive as the feedback (partly held out), never also as parent rows

@@ -69,6 +69,23 @@ def test_a_feedback_store_is_the_feedback_source_of_improve(tmp_path: Path) -> N
         domainfm_load_data(_ctx(tmp_path), "customer_service", str(store.path))
 
 
+def test_a_feedback_store_as_training_data_is_split_like_any_source(tmp_path: Path) -> None:
+    """`domainfm run customer_service --data feedback.sqlite`: train / validation / test, 60/20/20 stratified."""
+    from domainfm_customer_service.plugin import domainfm_load_data
+
+    store = FeedbackStore(tmp_path / "fb.sqlite")
+    for intent in ("card_swallowed", "refund"):
+        for i in range(10):
+            store.add(f"{intent} question {i}", thumbs=-1, predicted_intent="other", corrected_intent=intent)
+    bundle = domainfm_load_data(_ctx(tmp_path), "customer_service", str(store.path))
+    assert bundle is not None and bundle.label_names == ["card_swallowed", "refund"]
+    sizes = {name: len(bundle.tables[name]) for name in ("train", "validation", "test")}
+    assert sizes == {"train": 12, "validation": 4, "test": 4}
+    assert bundle.meta["protocol"] == "60/20/20 stratified"
+    for name in ("validation", "test"):
+        assert sorted(set(bundle.tables[name]["label"])) == ["card_swallowed", "refund"]
+
+
 def test_an_empty_feedback_store_names_itself(tmp_path: Path) -> None:
     from domainfm.data import reading_feedback
     from domainfm_customer_service.plugin import domainfm_load_data
