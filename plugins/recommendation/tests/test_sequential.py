@@ -18,7 +18,7 @@ torch = pytest.importorskip("torch")
 from domainfm_recommendation.baselines import ImplicitMF, ItemKNN, MostPopular  # noqa: E402
 from domainfm_recommendation.evaluation import rank_users  # noqa: E402
 from domainfm_recommendation.model import MixWeights, TextRecommender  # noqa: E402
-from domainfm_recommendation.seqmodel import SequentialRecommender, load_recommender  # noqa: E402
+from domainfm_recommendation.seqmodel import SequentialRecommender, fuse, load_recommender  # noqa: E402
 from domainfm_recommendation.seqnet import SeqConfig, SeqNet, attention_mask, right_align  # noqa: E402
 from domainfm_recommendation.seqtrain import SeqScorer, fit_seqnet, training_windows  # noqa: E402
 
@@ -81,6 +81,54 @@ def test_cold_item_is_reached_through_its_text(trained) -> None:  # type: ignore
     assert np.median(twin_rank) <= 2 and max(twin_rank) <= 5, twin_rank
 
 
+def test_fuse_adds_the_weighted_mix_to_the_networks_log_probabilities() -> None:
+    logits = np.array([[2.0, 0.0, -1.0], [0.0, 0.0, 0.0]])
+    mix = np.array([[0.0, 1.0, 0.5], [0.2, 0.0, 0.1]])
+    log_p = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    np.testing.assert_allclose(fuse(logits, mix, 0.0), log_p)
+    np.testing.assert_allclose(fuse(logits, mix, 2.0), log_p + 2.0 * mix)
+    np.testing.assert_allclose(fuse(logits + 7.0, mix, 2.0), fuse(logits, mix, 2.0))  # shift-free per row
+
+
+class _Split:
+    """The parts of an IndexedSplit that validation ranking reads."""
+
+    def __init__(self, hist: list[np.ndarray], targets: np.ndarray, n_items: int) -> None:
+        self.eval_users = [f"u{i}" for i in range(len(hist))]
+        self._hist, self._targets, self.n_items = hist, targets, n_items
+
+    def hist(self, which: str) -> list[np.ndarray]:
+        return self._hist
+
+    def targets(self, which: str) -> np.ndarray:
+        return self._targets
+
+
+class _Mix:
+    def __init__(self, scores: np.ndarray) -> None:
+        self.scores = scores
+
+    def score(self, users, histories):  # type: ignore[no-untyped-def]
+        return self.scores[: len(histories)]
+
+
+def test_the_mix_weight_is_chosen_on_validation() -> None:
+    from domainfm_recommendation.seqpipeline import select_mix_weight
+
+    n_users, n_items = 30, 8
+    targets = np.arange(n_users) % (n_items - 1) + 1
+    hist = [np.array([0]) for _ in range(n_users)]
+    flat = np.zeros((n_users, n_items))  # the network: no preference (ties by position)
+    knows = np.zeros((n_users, n_items))
+    knows[np.arange(n_users), targets] = 1.0  # the mix: the held-out item on top
+    weight, by_weight, result = select_mix_weight(_Split(hist, targets, n_items), lambda u, h: flat[: len(h)],
+                                                  _Mix(knows), weights=(0.0, 1.0))
+    assert weight == 1.0 and by_weight["1.0"] == 1.0 > by_weight["0.0"] and (result.ranks == 1).all()
+    weight, _, _ = select_mix_weight(_Split(hist, targets, n_items), lambda u, h: flat[: len(h)],
+                                     _Mix(np.zeros((n_users, n_items))), weights=(0.0, 1.0))
+    assert weight == 0.0  # a tie keeps the network alone
+
+
 def test_padding_does_not_change_a_history_score(trained) -> None:  # type: ignore[no-untyped-def]
     net, warm, text, hist, _ = trained
     scorer = SeqScorer(net, text, warm)
@@ -123,11 +171,13 @@ def test_save_load_serve_and_add_items(trained, tmp_path: Path) -> None:  # type
     users = [f"u{k}" for k in range(len(hist))]
     base = TextRecommender.fit(ids, [f"title {k}" for k in range(N_ITEMS)], text, users, hist,
                                MixWeights(text=1.0, collab=1.0, popularity=0.0, half_life=3.0, neighbours=5))
-    model = SequentialRecommender.from_parts(base, net, warm)
+    model = SequentialRecommender.from_parts(base, net, warm, mix_weight=0.5)
     before = model.score(users[:5], hist[:5])
+    np.testing.assert_allclose(before, fuse(SeqScorer(net, text, warm)(users[:5], hist[:5]),
+                                            base.score(users[:5], hist[:5]), 0.5), rtol=1e-6)
     model.save(tmp_path / "m")
     loaded = load_recommender(tmp_path / "m")
-    assert isinstance(loaded, SequentialRecommender)
+    assert isinstance(loaded, SequentialRecommender) and loaded.mix_weight == 0.5
     np.testing.assert_allclose(loaded.score(users[:5], hist[:5]), before, rtol=1e-5, atol=1e-6)
     predictor = RecommendationPredictor.load(tmp_path / "m")
     pred = predictor.predict([{"user": "u0", "k": 1}])[0]
