@@ -120,6 +120,8 @@ def run_ours(trials: list[dict[str, Any]], ix: Any, embeddings: np.ndarray, max_
     from domainfm_recommendation.pipeline import WEIGHT_GRID_QUICK, evaluate_scorer, fit_model, select_weights
     from domainfm_recommendation.seqnet import SeqConfig
     from domainfm_recommendation.seqpipeline import fused_scorer, select_epochs, select_mix_weight, train_sequential
+    from domainfm_recommendation.fresh import with_fresh_slots
+    from domainfm_recommendation.seqmodel import FRESH_POSITION, FRESH_SLOTS
     from domainfm_recommendation.seqtrain import SeqScorer
 
     rows = []
@@ -153,11 +155,15 @@ def run_ours(trials: list[dict[str, Any]], ix: Any, embeddings: np.ndarray, max_
         t0 = time.perf_counter()
         model, report = train_sequential(ix, embeddings, base_model, best[1],
                                          deadline=time.perf_counter() + trial_seconds)
-        out.update(result=evaluate_scorer(model.score, ix, "test"), epochs=report.selection.best_epoch,
-                   plugin_train_seconds=time.perf_counter() - t0, model=model)
+        ranking, fresh = model.score, model.fresh_items()
+        out.update(epochs=report.selection.best_epoch, plugin_train_seconds=time.perf_counter() - t0, model=model)
     else:
-        out.update(result=evaluate_scorer(fused_scorer(net_scorer, val_mix, mix_weight), ix, "test"),
-                   epochs=chosen[2])
+        ranking, fresh = fused_scorer(net_scorer, val_mix, mix_weight), ~chosen[1]
+        out["epochs"] = chosen[2]
+    # the list a user is shown: the plugin's new-arrival slots (places FRESH_POSITION.. of every list)
+    out["result"] = evaluate_scorer(with_fresh_slots(ranking, fresh, FRESH_SLOTS, FRESH_POSITION), ix, "test")
+    out["result_without_fresh_slots"] = evaluate_scorer(ranking, ix, "test")
+    out["fresh_slots"] = {"slots": FRESH_SLOTS, "first_position": FRESH_POSITION}
     return out
 
 
@@ -318,6 +324,10 @@ def main() -> None:
             out.pop("model", None)
             metrics = all_metrics(result, popularity, len(ix.users))
             metrics.update(cold_item_stats(result, ix, args.refit))
+            plain = out.pop("result_without_fresh_slots", None)
+            if plain is not None:
+                out["without_fresh_slots"] = {**all_metrics(plain, popularity, len(ix.users)),
+                                              **cold_item_stats(plain, ix, args.refit)}
             out["seconds"] = time.perf_counter() - t0
             out["date"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
             out["trial_budget"] = {**budget, "trial_seconds_cap": trial_seconds}

@@ -13,7 +13,7 @@ head grown for new labels, :mod:`~domainfm.continual.head`), on the feedback plu
   default; the decision and its reasons go into run.json (``promotion``), the benefit report (``continual``) and
   the terminal.
 
-Options (``--set options.NAME=VALUE``): ``replay_ratio`` (1.0, parent rows per feedback row), ``feedback_holdout``
+Options (``--set options.NAME=VALUE``): ``replay_ratio`` (4, parent rows per feedback row), ``feedback_holdout``
 (0.2), ``head_init`` (``imprint``: new labels' head rows from the parent's features of their examples,
 :func:`~domainfm.continual.head.imprint_new_rows`; ``random``), ``promotion_min_gain`` (0: objective gain the gate requires), ``max_forgetting`` (off: accuracy the child
 may lose on the parent's test split), ``keep_comparison_models`` (false: the naive and full-retraining models are
@@ -33,7 +33,7 @@ from domainfm.config import RunConfig, apply_override, parse_config
 from domainfm.continual.gate import Decision, Standing, decide, standing
 from domainfm.continual.lineage import lineage_record, update_run_json
 from domainfm.continual.measure import gain_and_forgetting, old_new_overall
-from domainfm.continual.plan import ImprovePlan, build_plan
+from domainfm.continual.plan import DEFAULT_REPLAY_RATIO, ImprovePlan, build_plan
 from domainfm.errors import ConfigError, DataError
 from domainfm.manager import PluginManager
 from domainfm.run_layout import RunLayout, resolve_model
@@ -142,7 +142,7 @@ class ImproveRunner(Runner):
             raise DataError(f"no loaded plugin reads data for domain {ctx.domain!r}")
         seed = ctx.config.train.seed
         self.plan = build_plan(parent, feedback, self.parent_artifact.label_names or [],
-                               replay_ratio=float(ctx.option("replay_ratio", 1.0)),
+                               replay_ratio=float(ctx.option("replay_ratio", DEFAULT_REPLAY_RATIO)),
                                holdout=float(ctx.option("feedback_holdout", 0.2)), seed=seed)
         imprint, reference = self._imprint_examples(str(ctx.option("head_init", "imprint")))
         base = prepare_parent_base(Path(self.parent_artifact.path), self.plan.labels, ctx.run_dir / PARENT_BASE,
@@ -226,7 +226,8 @@ def improve(
     assert layout.run_dir is not None
     config.output_dir = layout.run_dir.parent.parent  # beside the parent: the resolver weighs them together
     reg = config.train.regularisation
-    lineage = lineage_record(layout, feedback, replay_ratio=float(config.options.get("replay_ratio", 1.0)),
+    ratio = float(config.options.get("replay_ratio", DEFAULT_REPLAY_RATIO))
+    lineage = lineage_record(layout, feedback, replay_ratio=ratio,
                              regulariser={"l2sp": reg.l2sp, "ewc": reg.ewc}, seed=config.train.seed)
     runner = ImproveRunner(pm, config, parent=layout, parent_artifact=artifact, feedback=feedback, lineage=lineage,
                            parent_data=parent_data, feedback_data=feedback_data)

@@ -4,7 +4,7 @@ fine-tuning and of full retraining.
 - the feedback (every row the domain's reader returned, whatever split it put it in) is split, stratified by label
   and seeded, into training, validation and a held-out part (``options.feedback_holdout``, default 0.2);
 - the **child** trains on the feedback's training part plus a seeded reservoir sample of the parent's training
-  split (``options.replay_ratio`` parent rows per feedback row, default 1);
+  split (``options.replay_ratio`` parent rows per feedback row, default :data:`DEFAULT_REPLAY_RATIO`);
 - **naive** fine-tuning trains on the feedback's training part alone; **full retraining** (from the base model)
   on the parent's whole training split plus that part;
 - all three validate on the parent's validation split plus the feedback's validation part (same model selection
@@ -27,6 +27,9 @@ from domainfm.errors import DataError
 from domainfm.types import DataBundle
 
 SPLITS = ("train", "validation", "test")
+# BANKING77 class-incremental, batch 1 of 5 new intents, 40 rows per intent, scored on unused training utterances:
+# overall accuracy 0.726 at 2 replayed rows per feedback row, 0.763 at 3, 0.787 at 4 (benchmarks/continual)
+DEFAULT_REPLAY_RATIO = 4.0
 VALIDATION_SHARE = 0.1
 
 
@@ -83,7 +86,8 @@ def split_feedback(rows: list[dict[str, Any]], label: str, holdout: float, seed:
     return train, valid, held
 
 
-def build_plan(parent: DataBundle, feedback: DataBundle, parent_labels: Sequence[str], *, replay_ratio: float = 1.0,
+def build_plan(parent: DataBundle, feedback: DataBundle, parent_labels: Sequence[str], *,
+               replay_ratio: float = DEFAULT_REPLAY_RATIO,
                holdout: float = 0.2, seed: int = 42) -> ImprovePlan:
     """The child's, naive fine-tuning's and full retraining's data (see the module docstring)."""
     from domainfm.data import records_to_dataset

@@ -7,7 +7,9 @@ added later (``add_items``) have no ID vector and are ranked through their text 
 
 Ranking score: ``log_softmax(network logits) + mix_weight · text/kNN mix score``, ``mix_weight`` chosen on the
 validation split (0 leaves the network alone): the mix adds the item-kNN co-occurrence signal the network
-learns only through its ID vectors, and a text pull toward the recent history.
+learns only through its ID vectors, and a text pull toward the recent history. ``recommend`` keeps
+``fresh_slots`` places from rank ``fresh_position`` on for the best-scoring items without interactions
+(:mod:`~domainfm_recommendation.fresh`).
 
 On disk: the text recommender's files plus ``sequential.safetensors`` (network weights, warm-item mask) and
 ``config.json["sequential"]`` (its :class:`~domainfm_recommendation.seqnet.SeqConfig`, text width, ID rows).
@@ -23,10 +25,12 @@ import numpy as np
 
 from domainfm.errors import DataError
 
+from domainfm_recommendation.fresh import fresh_order
 from domainfm_recommendation.model import Recommendation, TextRecommender, read_model_config
 
 MODEL_KINDS = ("sequential", "text_mix")
 DEFAULT_MODEL_KIND = "text_mix"  # "sequential" once it beats the sequential baselines (benchmarks/recommendation)
+FRESH_SLOTS, FRESH_POSITION = 2, 19  # places 19 and 20 of a list go to items nobody has interacted with yet
 
 
 class SequentialRecommender(TextRecommender):
@@ -34,12 +38,22 @@ class SequentialRecommender(TextRecommender):
 
     model_kind = "sequential"
 
-    def __init__(self, *args: Any, net: Any, warm: np.ndarray, mix_weight: float = 0.0, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, net: Any, warm: np.ndarray, mix_weight: float = 0.0,
+                 fresh_slots: int = FRESH_SLOTS, fresh_position: int = FRESH_POSITION, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.net = net
         self.warm = np.asarray(warm, dtype=bool)
         self.mix_weight = float(mix_weight)
+        self.fresh_slots, self.fresh_position = int(fresh_slots), int(fresh_position)
         self._scorer: Any = None
+
+    def fresh_items(self) -> np.ndarray:
+        """True for the catalogue items without interactions (no ID vector: never seen in training, or added
+        since)."""
+        fresh = np.ones(self.n_items, dtype=bool)
+        n = min(len(self.warm), self.n_items)
+        fresh[:n] = ~self.warm[:n]
+        return fresh
 
     @classmethod
     def from_parts(cls, text_model: TextRecommender, net: Any, warm: np.ndarray,
@@ -73,7 +87,7 @@ class SequentialRecommender(TextRecommender):
         scores = self.score([""], [history])[0]
         seen = history if exclude is None else exclude
         scores[np.asarray(seen, dtype=np.int64)] = -np.inf
-        order = np.lexsort((np.arange(self.n_items), -scores))[:k]
+        order = fresh_order(scores, self.fresh_items(), self.fresh_slots, self.fresh_position)[:k]
         items = [int(i) for i in order if np.isfinite(scores[i])]
         reasons = self.explain_many(history, items)
         return [Recommendation(self.item_ids[i], float(scores[i]), why) for i, why in zip(items, reasons, strict=True)]
@@ -92,7 +106,8 @@ class SequentialRecommender(TextRecommender):
 
         path = Path(path)
         sequential = {"config": self.net.cfg.as_dict(), "text_dim": int(self.net.proj.in_features),
-                      "id_items": self.net.n_id_items, "mix_weight": self.mix_weight}
+                      "id_items": self.net.n_id_items, "mix_weight": self.mix_weight,
+                      "fresh_slots": self.fresh_slots, "fresh_position": self.fresh_position}
         out = super().save(path, {**(extra_config or {}), "model_kind": self.model_kind, "sequential": sequential})
         import torch
 
@@ -119,7 +134,10 @@ class SequentialRecommender(TextRecommender):
         tensors = load_file(str(weights))
         net.load_state_dict({k[len("net."):]: v for k, v in tensors.items() if k.startswith("net.")})
         net.eval()
-        return cls.from_parts(base, net, tensors["warm"].numpy().astype(bool), float(seq.get("mix_weight", 0.0)))
+        model = cls.from_parts(base, net, tensors["warm"].numpy().astype(bool), float(seq.get("mix_weight", 0.0)))
+        model.fresh_slots = int(seq.get("fresh_slots", 0))  # models saved before the slots existed had none
+        model.fresh_position = int(seq.get("fresh_position", FRESH_POSITION))
+        return model
 
 
 def fuse(net_logits: np.ndarray, mix_scores: np.ndarray, mix_weight: float) -> np.ndarray:

@@ -188,6 +188,10 @@ def test_save_load_serve_and_add_items(trained, tmp_path: Path) -> None:  # type
     assert loaded.add_items(["new"], ["brand new"], text[int(targets[0])][None]) == 1
     top = [r.item for r in loaded.recommend(loaded.histories["u0"], k=3)]
     assert "new" in top
+    assert (loaded.fresh_slots, loaded.fresh_position) == (2, 19)  # the plugin's new-arrival slots, saved
+    assert loaded.fresh_items()[-1] and not loaded.fresh_items()[: N_ITEMS].any()
+    loaded.fresh_slots, loaded.fresh_position = 1, 1  # the first place goes to the best item nobody has seen
+    assert loaded.recommend(loaded.histories["u0"], k=3)[0].item == "new"
 
 
 def test_rec_train_sequential_kind_on_demo_serves_through_cli(tiny_model_dir: Path, tmp_path: Path) -> None:
