@@ -383,6 +383,26 @@ def test_a_run_can_train_and_compare_several_variants(tmp_path: Path, tiny_model
     assert set(run["variant_resources"]) == {"head", "full"}
 
 
+def test_prior_class_weights_restore_a_label_mix() -> None:
+    import numpy as np
+
+    from domainfm.config import TrainConfig
+    from domainfm.engine.class_weights import prior_class_weights, training_class_weights
+    from domainfm.errors import ConfigError
+
+    y = [0] * 6 + [1] * 2 + [2] * 2  # training mix 0.6 / 0.2 / 0.2
+    prior = {"a": 0.2, "b": 0.4, "c": 0.4}
+    w = prior_class_weights(y, ["a", "b", "c"], prior)
+    weighted = np.bincount(y, weights=np.asarray(w)[y]) / len(y)
+    assert weighted == pytest.approx([0.2, 0.4, 0.4])  # the weighted rows have the prior's mix, mean weight 1
+    same = prior_class_weights(y, ["a", "b", "c"], {"a": 0.6, "b": 0.2, "c": 0.2})
+    assert same == pytest.approx([1.0, 1.0, 1.0])  # already the prior's mix: the plain loss
+    assert prior_class_weights([0, 1], ["a", "b", "c"], {"a": 1.0})[1] > 0  # a label the prior lacks keeps a weight
+    assert training_class_weights(TrainConfig(class_weights="none"), y, ["a", "b", "c"]) is None
+    with pytest.raises(ConfigError, match="class_prior"):
+        training_class_weights(TrainConfig(class_weights="prior"), y, ["a", "b", "c"])
+
+
 def test_balanced_class_weights_and_the_weighted_loss() -> None:
     import torch
 

@@ -96,7 +96,8 @@ def main() -> None:
     parser.add_argument("--parent-epochs", type=float, default=1.0)
     parser.add_argument("--full-epochs", type=float, default=1.0, help="epochs of each full retraining")
     parser.add_argument("--child-epochs", type=float, default=1.0, help="epochs of each replay / naive improvement")
-    parser.add_argument("--replay-ratio", type=float, default=3.0)
+    parser.add_argument("--replay-ratio", type=float, default=None, help="default: improve's own (ratio 1, at least "
+                        "10 replayed rows per parent label)")
     parser.add_argument("--max-length", type=int, default=32, help="BANKING77 utterances average ~16 tokens")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--learning-rate", type=float, default=5e-5)
@@ -142,7 +143,7 @@ def main() -> None:
     parent_figures = measure(Path(parent.artifact.path), test_seen, old_set)
     log(f"parent: {parent_figures}, {parent.ctx.resources.train_seconds:.0f} s")
     chains = {"replay": parent.ctx.run_dir, "naive": parent.ctx.run_dir}
-    ratios = {"replay": args.replay_ratio, "naive": 0.0}
+    ratios = {"replay": args.replay_ratio, "naive": 0.0}  # None: improve's default
     per_batch: list[dict[str, Any]] = []
     for k, batch in enumerate(batches, start=1):
         fb_rows = by_intent(train_rows, batch, cap_train, args.seed)
@@ -154,8 +155,8 @@ def main() -> None:
         row: dict[str, Any] = {"batch": k, "intents": batch, "feedback_rows": len(fb_rows)}
         for name in ("replay", "naive"):
             log(f"batch {k}: {name}")
-            result = improve(pm, chains[name], f"banking77-batch-{k}", [
-                f"options.replay_ratio={ratios[name]}", f"train.epochs={args.child_epochs}"],
+            ratio = [] if ratios[name] is None else [f"options.replay_ratio={ratios[name]}"]
+            result = improve(pm, chains[name], f"banking77-batch-{k}", [*ratio, f"train.epochs={args.child_epochs}"],
                 compare=False, parent_data=parent_data, feedback_data=feedback)
             assert result.run.artifact is not None
             row[name] = {**measure(Path(result.run.artifact.path), test_seen, old_set),
@@ -208,7 +209,7 @@ def main() -> None:
     out = HERE / (f"results-class-incremental-{name}.json" if name else "results-class-incremental.json")
     write_results(out, figures, settings={
         "smoke": args.smoke, "torch_threads": args.threads, "model": args.base or "sentence-transformers/all-MiniLM-L6-v2 (packaged)", "mode": "full",
-        "assignment_seed": args.seed, "old_intents": old, "batches": batches, "replay_ratio": args.replay_ratio,
+        "assignment_seed": args.seed, "old_intents": old, "batches": batches, "replay_ratio": args.replay_ratio if args.replay_ratio is not None else "improve's default (1, at least 10 rows per parent label)",
         "parent_epochs": args.parent_epochs, "child_epochs": args.child_epochs, "full_epochs": args.full_epochs,
         "rows_per_intent_cap": cap_train, "test_rows_per_intent_cap": cap_test, **settings,
         "improve": "compare=False (the three chains are run explicitly), feedback_holdout 0.2",

@@ -52,6 +52,8 @@ def measure(artifact_dir: Path, heldout: list[dict[str, Any]], pb_test: list[dic
 
 
 def main() -> None:
+    from domainfm.continual.plan import DEFAULT_REPLAY_RATIO
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--smoke", action="store_true", help="300 PhraseBank rows, 150 feedback and 150 held-out tweets")
     parser.add_argument("--seed", type=int, default=2027, help="the TFNS feedback / held-out split's seed")
@@ -60,7 +62,7 @@ def main() -> None:
     parser.add_argument("--heldout-rows", type=int, default=1000)
     parser.add_argument("--parent-epochs", type=float, default=2.0)
     parser.add_argument("--child-epochs", type=float, default=1.0)
-    parser.add_argument("--replay-ratio", type=float, default=1.0)
+    parser.add_argument("--replay-ratio", type=float, default=DEFAULT_REPLAY_RATIO, help="improve's default ratio")
     parser.add_argument("--max-length", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--learning-rate", type=float, default=5e-5)

@@ -169,10 +169,16 @@ class TrainConfig(_Section):
     weight_decay: float = Field(default=0.01, ge=0)
     warmup_ratio: float = Field(default=0.06, ge=0, lt=1)
     grad_accum: int = Field(default=1, ge=1)
-    class_weights: Literal["none", "balanced"] = Field(
+    class_weights: Literal["none", "balanced", "prior"] = Field(
         default="none",
         description="cross-entropy class weights in the Trainer modes (full, lora, lpft): balanced = "
-        "n / (K * n_k) from the training labels, for macro-F1 on imbalanced labels",
+        "n / (K * n_k) from the training labels, for macro-F1 on imbalanced labels; prior = class_prior[k] / "
+        "(training share of k), so the weighted training rows have the label mix class_prior",
+    )
+    class_prior: dict[str, float] | None = Field(
+        default=None,
+        description="label -> share of the label mix the weighted training rows should have (class_weights=prior; "
+        "domainfm improve sets it to the mix of the parent's training rows plus the feedback)",
     )
     early_stopping_patience: int | None = Field(default=2, ge=1)
     eval_steps: int | None = Field(default=None, ge=1, description="None = evaluate once per epoch")

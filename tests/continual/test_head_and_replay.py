@@ -177,6 +177,10 @@ def test_replay_size_follows_the_ratio() -> None:
     assert len(replay_indices(1000, 40, 2.0, seed=0)) == 80
     assert replay_indices(1000, 40, 0.0, seed=0) == []
     assert len(replay_indices(30, 40, 2.0, seed=0)) == 30
+    assert len(replay_indices(1000, 40, 1.0, seed=0, at_least=570)) == 570  # many parent labels: a floor
+    assert len(replay_indices(1000, 40, 1.0, seed=0, at_least=10)) == 40
+    assert replay_indices(1000, 40, 0.0, seed=0, at_least=570) == []  # ratio 0 is naive fine-tuning
+    assert len(replay_indices(300, 40, 1.0, seed=0, at_least=570)) == 300
     assert replay_indices(1000, 40, 1.5, seed=4) == replay_indices(1000, 40, 1.5, seed=4)
     with pytest.raises(ValueError):
         replay_indices(10, 10, -1, seed=0)

@@ -82,7 +82,9 @@ def test_improve_records_lineage_measures_and_gates(runs: Path, parent: Path, tm
     assert lineage["parent_run_id"] == parent.name and lineage["generation"] == 1
     assert lineage["replay_ratio"] == 2 and lineage["regulariser"]["ewc"] == 0.5 and lineage["feedback"] == str(feedback)
     assert run["config"]["train"]["regularisation"]["anchor"].endswith("anchor.safetensors")
-    assert run["config"]["train"]["class_weights"] == "balanced"  # the child's default: its mix is not the world's
+    train_cfg = run["config"]["train"]  # the child's default: weights back to the label mix of everything seen
+    assert train_cfg["class_weights"] == "prior" and train_cfg["class_prior"]["refund"] > 0
+    assert sum(train_cfg["class_prior"].values()) == pytest.approx(1.0)
     models = run["continual"]["models"]
     assert set(models) == {"parent", "replay", "naive", "full_retrain"}
     for name in ("replay", "naive", "full_retrain"):
@@ -212,10 +214,10 @@ def test_a_child_is_tracked_with_its_parent(tmp_path: Path) -> None:
     assert backend.logged["params"]["lineage.generation"] == 2
 
 
-def test_the_child_config_balances_classes_unless_told_otherwise(parent: Path) -> None:
+def test_the_child_config_weights_classes_unless_told_otherwise(parent: Path) -> None:
     from domainfm.continual.improve import parent_config
 
     layout = resolve_model(str(parent))
-    assert parent_config(layout, []).train.class_weights == "balanced"
+    assert parent_config(layout, []).train.class_weights == "prior"
     assert parent_config(layout, ["train.class_weights=none"]).train.class_weights == "none"
 

@@ -13,7 +13,8 @@ head grown for new labels, :mod:`~domainfm.continual.head`), on the feedback plu
   default; the decision and its reasons go into run.json (``promotion``), the benefit report (``continual``) and
   the terminal.
 
-Options (``--set options.NAME=VALUE``): ``replay_ratio`` (4, parent rows per feedback row), ``feedback_holdout``
+Options (``--set options.NAME=VALUE``): ``replay_ratio`` (1, parent rows per feedback row), ``replay_per_label`` (10: at
+least this many replayed rows per parent label), ``feedback_holdout``
 (0.2), ``head_init`` (``imprint``: new labels' head rows from the parent's features of their examples,
 :func:`~domainfm.continual.head.imprint_new_rows`; ``random``), ``promotion_min_gain`` (0: objective gain the gate requires), ``max_forgetting`` (off: accuracy the child
 may lose on the parent's test split), ``keep_comparison_models`` (false: the naive and full-retraining models are
@@ -25,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -33,7 +35,7 @@ from domainfm.config import RunConfig, apply_override, parse_config
 from domainfm.continual.gate import Decision, Standing, decide, standing
 from domainfm.continual.lineage import lineage_record, update_run_json
 from domainfm.continual.measure import gain_and_forgetting, old_new_overall
-from domainfm.continual.plan import DEFAULT_REPLAY_RATIO, ImprovePlan, build_plan
+from domainfm.continual.plan import DEFAULT_REPLAY_PER_LABEL, DEFAULT_REPLAY_RATIO, ImprovePlan, build_plan
 from domainfm.errors import ConfigError, DataError
 from domainfm.manager import PluginManager
 from domainfm.run_layout import RunLayout, resolve_model
@@ -60,7 +62,7 @@ class ImproveResult:
 
 def parent_config(layout: RunLayout, overrides: tuple[str, ...] | list[str]) -> RunConfig:
     """The parent's configuration with ``overrides`` applied: one model (no variants), a fresh run name, the
-    mode the parent's artifact can continue in, balanced class weights."""
+    mode the parent's artifact can continue in, class weights restoring the label mix of everything seen."""
     run = layout.run_json()
     if not run.get("config"):
         raise DataError(f"{layout.run_dir}: run.json has no config to continue from")
@@ -71,9 +73,10 @@ def parent_config(layout: RunLayout, overrides: tuple[str, ...] | list[str]) -> 
     mode = str(meta.get("mode") or (data.get("model") or {}).get("mode") or "full")
     data.setdefault("model", {})["mode"] = mode if mode in CHILD_MODES else "full"
     # the child's training rows are a chosen mix (all the feedback, a sample of the parent's rows), not the
-    # deployment's label mix: unweighted, the head learns to favour the feedback's labels and the parent's
-    # labels lose accuracy (--set train.class_weights=none keeps the plain loss)
-    data.setdefault("train", {})["class_weights"] = "balanced"
+    # label mix of the data it stands for: unweighted, the head learns to favour the feedback's labels and the
+    # parent's labels lose accuracy. "prior" weights the rows back to the label mix of the parent's training
+    # rows plus the feedback (set in ImproveRunner._prepare); --set train.class_weights=none keeps the plain loss
+    data.setdefault("train", {})["class_weights"] = "prior"
     for assignment in overrides:
         apply_override(data, assignment)
     config = parse_config(data, source=f"{layout.run_dir}/run.json with --set")
@@ -143,6 +146,7 @@ class ImproveRunner(Runner):
         seed = ctx.config.train.seed
         self.plan = build_plan(parent, feedback, self.parent_artifact.label_names or [],
                                replay_ratio=float(ctx.option("replay_ratio", DEFAULT_REPLAY_RATIO)),
+                               replay_per_label=int(ctx.option("replay_per_label", DEFAULT_REPLAY_PER_LABEL)),
                                holdout=float(ctx.option("feedback_holdout", 0.2)), seed=seed)
         imprint, reference = self._imprint_examples(str(ctx.option("head_init", "imprint")))
         base = prepare_parent_base(Path(self.parent_artifact.path), self.plan.labels, ctx.run_dir / PARENT_BASE,
@@ -150,6 +154,8 @@ class ImproveRunner(Runner):
                                    imprint=imprint, reference=reference, max_length=ctx.config.model.max_length,
                                    served_dir=ctx.run_dir / PARENT_SERVED)
         ctx.config.model.base = str(base)
+        if ctx.config.train.class_weights == "prior" and not ctx.config.train.class_prior:
+            ctx.config.train.class_prior = label_mix(self.plan.full)
         reg = ctx.config.train.regularisation
         if reg.ewc > 0 or (reg.l2sp > 0 and reg.anchor is None):
             from domainfm.continual.regularisers import write_parent_anchor
@@ -200,6 +206,13 @@ class ImproveRunner(Runner):
         super().write_run_json(ctx, status, error)
         update_run_json(ctx.run_dir, lineage=ctx.state.get("lineage"), promotion=ctx.state.get("promotion"),
                         continual=ctx.state.get("continual"))
+
+
+def label_mix(bundle: DataBundle) -> dict[str, float]:
+    """Each label's share of ``bundle``'s training rows."""
+    labels = [str(v) for v in bundle.tables["train"][bundle.label_column or "label"]]
+    counts = Counter(labels)
+    return {k: n / len(labels) for k, n in sorted(counts.items())}
 
 
 def improve(

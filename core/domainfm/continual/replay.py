@@ -30,10 +30,12 @@ def reservoir_sample(items: Iterable[T], k: int, seed: int) -> list[T]:
     return [item for _, item in sorted(reservoir, key=lambda pair: pair[0])]
 
 
-def replay_indices(n_parent: int, n_feedback: int, ratio: float, seed: int) -> list[int]:
-    """Row indices of the parent's training split to replay: ``ratio`` parent rows per feedback row (0 = none),
-    at most every parent row."""
+def replay_indices(n_parent: int, n_feedback: int, ratio: float, seed: int, at_least: int = 0) -> list[int]:
+    """Row indices of the parent's training split to replay: ``ratio`` parent rows per feedback row but at least
+    ``at_least`` rows (ratio 0 = none), at most every parent row."""
     if ratio < 0:
         raise ValueError(f"options.replay_ratio must be >= 0, got {ratio}")
-    k = min(n_parent, int(round(ratio * n_feedback)))
+    if at_least < 0:
+        raise ValueError(f"options.replay_per_label must be >= 0, got {at_least}")
+    k = 0 if ratio == 0 else min(n_parent, max(int(round(ratio * n_feedback)), at_least))
     return reservoir_sample(range(n_parent), k, seed)

@@ -141,7 +141,7 @@ def fit_student(
     metadata (the fields :func:`domainfm.engine.text_classifier.fine_tune_text_classifier` records for any mode)."""
     from transformers import set_seed
 
-    from domainfm.engine.class_weights import balanced_class_weights
+    from domainfm.engine.class_weights import training_class_weights
     from domainfm.engine.classifier_predictor import TextClassifierPredictor
     from domainfm.engine.hf_trainer import (
         build_trainer,
@@ -187,7 +187,7 @@ def fit_student(
     valid_ds = tokenized_dataset(tokenizer, x_valid, p_valid, y_valid, cfg.model.max_length) if x_valid else None
     lr = cfg.train.learning_rate or 5e-5
     autocast = training_autocast(ctx.device, cfg.train.mixed_precision)
-    weights = balanced_class_weights(y_train, len(labels)) if cfg.train.class_weights == "balanced" else None
+    weights = training_class_weights(cfg.train, y_train, labels)
     trainer = build_trainer(
         ctx, model, tokenizer, train_ds, valid_ds, learning_rate=lr, autocast=autocast, class_weights=None,
         head_learning_rate=cfg.train.head_learning_rate,

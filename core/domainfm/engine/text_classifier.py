@@ -45,7 +45,7 @@ from domainfm.engine.calibration import (
     fit_temperature_calibrator,
     softmax,
 )
-from domainfm.engine.class_weights import balanced_class_weights, sklearn_class_weight
+from domainfm.engine.class_weights import sklearn_class_weight, training_class_weights
 from domainfm.engine.classifier_evaluation import (  # noqa: F401 (re-exported: they lived here)
     choose_abstain_threshold,
     evaluate_text_classifier,
@@ -469,7 +469,7 @@ def _fit_transformer(
     valid_ds = tokenized_dataset(tokenizer, x_valid, p_valid, y_valid, cfg.model.max_length) if x_valid else None
     lr = cfg.train.learning_rate or DEFAULT_LR[cfg.model.mode]
     autocast = training_autocast(ctx.device, cfg.train.mixed_precision)
-    class_weights = balanced_class_weights(y_train, len(labels)) if cfg.train.class_weights == "balanced" else None
+    class_weights = training_class_weights(cfg.train, y_train, labels)
     composed = needs_loss_trainer(cfg.train, terms)
     trainer = build_trainer(
         ctx, model, tokenizer, train_ds, valid_ds, learning_rate=lr, autocast=autocast,
