@@ -117,7 +117,7 @@ def run_recbole(name: str, trials: list[dict[str, Any]], ix: Any, folders: dict[
 def run_ours(trials: list[dict[str, Any]], ix: Any, embeddings: np.ndarray, max_epochs: int, patience: int,
              seed: int, base_model: str, trial_seconds: float, refit: bool) -> dict[str, Any]:
     from domainfm_recommendation.evaluation import accuracy_metrics
-    from domainfm_recommendation.pipeline import WEIGHT_GRID_QUICK, evaluate_scorer, fit_model, select_weights
+    from domainfm_recommendation.pipeline import WEIGHT_GRID_FULL, evaluate_scorer, fit_model, select_weights
     from domainfm_recommendation.seqnet import SeqConfig
     from domainfm_recommendation.seqpipeline import fused_scorer, select_epochs, select_mix_weight, train_sequential
     from domainfm_recommendation.fresh import with_fresh_slots
@@ -141,7 +141,7 @@ def run_ours(trials: list[dict[str, Any]], ix: Any, embeddings: np.ndarray, max_
             chosen = (net, warm, trial_log.best_epoch)
     assert best is not None and chosen is not None
     # the mix and its weight in the ranking, chosen on validation exactly as the plugin's train_sequential does
-    mix = select_weights(ix, embeddings, WEIGHT_GRID_QUICK)
+    mix = select_weights(ix, embeddings, WEIGHT_GRID_FULL)
     val_mix = fit_model(ix, embeddings, mix.weights, "validation", base_model)
     net_scorer = SeqScorer(chosen[0], embeddings, chosen[1])
     mix_weight, by_weight, _ = select_mix_weight(ix, net_scorer, val_mix)

@@ -154,7 +154,7 @@ def fit_artifact(
 
         cfg = SeqConfig()
         cfg = replace(cfg, epochs=int(seq_epochs) if seq_epochs else (min(cfg.epochs, 10) if quick else cfg.epochs))
-        model, seq_report = train_sequential(ix, embeddings, base_model, cfg)
+        model, seq_report = train_sequential(ix, embeddings, base_model, cfg, quick=quick)
         weights, validation, select_seconds = seq_report.mix_weights, seq_report.validation, seq_report.seconds
         extra = {"sequential": {"config": cfg.as_dict(), "epochs": seq_report.selection.best_epoch,
                                 "validation_curve": seq_report.selection.validation_curve,

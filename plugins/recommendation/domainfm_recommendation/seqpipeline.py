@@ -1,7 +1,7 @@
 """Training the sequential recommender on the pinned split (shared by the plugin and the benchmark).
 
-1. The text/kNN mix behind reasons and "more like this" is chosen on validation (quick grid) and refitted on
-   train + validation, as for the ``text_mix`` kind.
+1. The text/kNN mix behind reasons, "more like this" and the fused ranking is chosen on validation (the full
+   grid, the quick one with ``quick``) and refitted on train + validation, as for the ``text_mix`` kind.
 2. The network trains on the train histories with the validation split deciding the epoch count (early stop).
 3. The weight of the mix in the ranking score (:func:`~domainfm_recommendation.seqmodel.fuse`) is chosen on
    validation from :data:`MIX_WEIGHTS` (the network trained on train, the mix fitted on train); the fused
@@ -20,7 +20,7 @@ import numpy as np
 from domainfm_recommendation.evaluation import RankingResult, accuracy_metrics
 from domainfm_recommendation.model import Calibration, TextRecommender
 from domainfm_recommendation.pipeline import (
-    WEIGHT_GRID_QUICK, IndexedSplit, evaluate_scorer, fit_model, select_weights,
+    WEIGHT_GRID_FULL, WEIGHT_GRID_QUICK, IndexedSplit, evaluate_scorer, fit_model, select_weights,
 )
 from domainfm_recommendation.seqmodel import SequentialRecommender, fuse
 from domainfm_recommendation.seqnet import SeqConfig
@@ -87,12 +87,12 @@ def select_epochs(ix: IndexedSplit, embeddings: np.ndarray, cfg: SeqConfig,
 
 def train_sequential(
     ix: IndexedSplit, embeddings: np.ndarray, base_model: str, cfg: SeqConfig,
-    deadline: float | None = None, log_every: Any = None,
+    deadline: float | None = None, log_every: Any = None, quick: bool = False,
 ) -> tuple[SequentialRecommender, SeqReport]:
     """Choose the epoch count and the mix weight on validation, calibrate on validation, refit on train +
     validation."""
     started = time.perf_counter()
-    mix = select_weights(ix, embeddings, WEIGHT_GRID_QUICK)
+    mix = select_weights(ix, embeddings, WEIGHT_GRID_QUICK if quick else WEIGHT_GRID_FULL)
     net, warm, selection = select_epochs(ix, embeddings, cfg, deadline, log_every)
     val_mix = fit_model(ix, embeddings, mix.weights, "validation", base_model)
     mix_weight, by_weight, val_result = select_mix_weight(ix, SeqScorer(net, embeddings, warm), val_mix)
