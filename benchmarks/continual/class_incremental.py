@@ -199,7 +199,7 @@ def main() -> None:
         "per_batch": per_batch,
         "goal": "replay within 1.5 points of full retraining overall after the last batch, at <= 25 % of its "
                 "training time (replay_time_fraction: the four replay trainings over the four full retrainings)",
-        "goal_met": bool(abs(last["replay"]["overall"] - last["full_retrain"]["overall"]) <= 0.015
+        "goal_met": bool(last["replay"]["overall"] >= last["full_retrain"]["overall"] - 0.015  # above it counts
                          and replay_time / full_time <= 0.25),
         "wall_seconds": time.perf_counter() - started,
     }
