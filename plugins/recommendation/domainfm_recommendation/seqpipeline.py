@@ -57,10 +57,15 @@ def select_mix_weight(ix: IndexedSplit, net_scorer: Any, mix_model: TextRecommen
                       weights: tuple[float, ...] = MIX_WEIGHTS) -> tuple[float, dict[str, float], RankingResult]:
     """The weight with the best validation NDCG@10 (ties: the smaller weight), every weight's NDCG@10, and the
     chosen weight's validation rankings. ``net_scorer`` and ``mix_model`` must be fitted on train only."""
+    users, histories = ix.eval_users, ix.hist("validation")
+    row = {user: r for r, user in enumerate(users)}
+    net = np.asarray(net_scorer(users, histories), dtype=np.float64)  # both score matrices once, every weight reuses
+    mix = mix_model.score(users, histories)
     by_weight: dict[str, float] = {}
     best: tuple[float, float, RankingResult] | None = None
     for weight in weights:
-        result = evaluate_scorer(fused_scorer(net_scorer, mix_model, weight), ix, "validation")
+        scores = net if weight == 0.0 else fuse(net, mix, weight)
+        result = evaluate_scorer(lambda us, _hs, scores=scores: scores[[row[u] for u in us]], ix, "validation")
         ndcg = accuracy_metrics(result)["ndcg_at_10"]
         by_weight[str(weight)] = ndcg
         if best is None or ndcg > best[0] + 1e-12:
