@@ -176,7 +176,8 @@ def test_choose_inference_dtype_refuses_a_precision_that_moves_labels(trained, m
     predictor = TextClassifierPredictor.load(artifact, "cpu", precision="float32")
     monkeypatch.setattr(precision, "bf16_is_fast", lambda device: False)
     fake_seconds = {"float32": 1.0, "int8-ort": 0.1}
-    monkeypatch.setattr(precision, "_seconds", lambda trial, texts: fake_seconds[trial.precision])
+    monkeypatch.setattr(precision, "_alternating_seconds",
+                        lambda timed, texts: {name: fake_seconds[name] for name in timed})
     assert choose_inference_dtype(predictor, valid)["inference_dtype"] == "int8-ort"
     # no label may change and accuracy must not drop at all: a precision that fails either is never timed
     chosen = choose_inference_dtype(predictor, valid, max_label_changes=-1.0)
@@ -188,6 +189,30 @@ def test_choose_inference_dtype_refuses_a_precision_that_moves_labels(trained, m
     moving = choose_inference_dtype(predictor, valid, other_outputs=lambda trial, texts: [trial.precision] * len(texts))
     assert moving["inference_dtype"] == "float32"
     assert moving["validation_other_output_changes_by_dtype"]["int8-ort"] == 1.0
+
+
+def test_alternating_seconds_takes_turns_and_keeps_each_best_round(monkeypatch: pytest.MonkeyPatch) -> None:
+    from domainfm.engine.precision import _alternating_seconds
+
+    calls: list[str] = []
+    # per predictor, the seconds each successive timed call "takes" (after its warm-up call)
+    clock = {"a": iter([0.0, 5.0, 1.0, 3.0]), "b": iter([0.0, 2.0, 4.0, 0.5])}
+
+    class Fake:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def predict_logits(self, texts: list[str]) -> None:
+            calls.append(self.name)
+            fake_now[0] += next(clock[self.name])
+
+    fake_now = [0.0]
+    import domainfm.engine.precision as precision
+
+    monkeypatch.setattr(precision.time, "perf_counter", lambda: fake_now[0])
+    best = _alternating_seconds({"a": Fake("a"), "b": Fake("b")}, ["x"], rounds=3)  # type: ignore[dict-item]
+    assert calls == ["a", "b", "a", "b", "a", "b", "a", "b"]  # warm-ups, then turns within every round
+    assert best == {"a": 1.0, "b": 0.5}
 
 
 def test_training_autocast_by_setting_and_device(monkeypatch: pytest.MonkeyPatch) -> None:
