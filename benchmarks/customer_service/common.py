@@ -7,6 +7,17 @@ import argparse
 from datetime import datetime, timezone
 
 BASE = "sentence-transformers/all-MiniLM-L6-v2"
+BASE_SIZE = "sentence-transformers/all-mpnet-base-v2"
+
+
+def encoder_of(args: argparse.Namespace) -> str:
+    """The encoder the intent parts fine-tune: ``--base`` (default the packaged MiniLM)."""
+    return getattr(args, "base", None) or BASE
+
+
+def short_name(model: str) -> str:
+    """``sentence-transformers/all-mpnet-base-v2`` -> ``all-mpnet-base-v2`` (for method descriptions)."""
+    return model.rsplit("/", 1)[-1]
 
 
 def log(msg: str) -> None:

@@ -10,17 +10,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from common import BASE, log, minutes_left
+from common import encoder_of, log, minutes_left, short_name
 
 
-def probe_step_seconds(max_length: int, batch_size: int) -> float:
-    """Seconds per optimiser step of MiniLM sequence classification at this batch size, measured now."""
+def probe_step_seconds(model_id: str, max_length: int, batch_size: int) -> float:
+    """Seconds per optimiser step of ``model_id`` sequence classification at this batch size, measured now."""
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from domainfm.models import resolve_model
 
-    path = str(resolve_model(BASE).path)
+    path = str(resolve_model(model_id).path)
     tok = AutoTokenizer.from_pretrained(path)
     model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=77)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-5)
@@ -64,7 +64,7 @@ def core_fit_and_test(args: argparse.Namespace, device: str, bundle: Any, overri
     from domainfm.types import RunContext
 
     config = build_config(overrides=overrides)
-    config.model.base = BASE
+    config.model.base = encoder_of(args)
     with tempfile.TemporaryDirectory(prefix="cs-bench-") as tmp:
         ctx = RunContext(run_id="bench", domain="customer_service", config=config, run_dir=Path(tmp), device=device)
         started = time.perf_counter()
@@ -102,7 +102,7 @@ def bench_intent_full(args: argparse.Namespace, device: str) -> dict[str, Any]:
         "accuracy_full_head_only": report["accuracy"],
         "macro_f1_full_head_only": report["macro_f1"],
         "full_head_only_settings": {
-            "method": "core engine fine_tune_text_classifier, mode=head: frozen MiniLM mean-pooled embeddings + "
+            "method": f"core engine fine_tune_text_classifier, mode=head: frozen {short_name(encoder_of(args))} mean-pooled embeddings + "
                       "logistic regression, C from {0.5, 2, 8, 32} by validation macro-F1",
             "head_C": artifact.metadata.get("head_C"), "train_rows": n_train, "validation_rows": n_valid,
             "test_rows": n_test, "protocol": protocol, "train_seconds": round(train_s, 1),
@@ -119,7 +119,7 @@ def bench_intent_full(args: argparse.Namespace, device: str) -> dict[str, Any]:
         raise TimeoutError(f"skipped: --finish-by leaves {left:.1f} min, too little to fine-tune")
     steps_per_epoch = int(np.ceil(n_train / args.batch_size))
     if left is not None:
-        step_s = probe_step_seconds(args.max_length, args.batch_size)
+        step_s = probe_step_seconds(encoder_of(args), args.max_length, args.batch_size)
         affordable = int(max(0.0, left - args.reserve_minutes) * 60 / (step_s * 1.2))  # 1.2: evaluation overhead
         if affordable < epochs * steps_per_epoch:
             max_steps = max(50, affordable)
@@ -130,7 +130,7 @@ def bench_intent_full(args: argparse.Namespace, device: str) -> dict[str, Any]:
     overrides = [
         "model.mode=full", f"model.max_length={args.max_length}", f"train.epochs={epochs}",
         f"train.batch_size={args.batch_size}", f"train.learning_rate={args.lr}", f"train.seed={args.seed}",
-        "train.eval_batch_size=256", "train.early_stopping_patience=2",
+        "train.eval_batch_size=256", "train.early_stopping_patience=2", f"train.mixed_precision={args.mixed_precision}",
     ]
     if args.head_lr:
         overrides.append(f"train.head_learning_rate={args.head_lr}")
@@ -144,8 +144,8 @@ def bench_intent_full(args: argparse.Namespace, device: str) -> dict[str, Any]:
         "macro_f1_full_ft": report["macro_f1"],
         "accuracy_full_ft_ci95": ci95(report),
         "full_settings": {
-            "method": "core engine fine_tune_text_classifier, mode=full (all weights; BertForSequenceClassification "
-                      "on the MiniLM body), HF Trainer, dynamic padding, length-grouped batches, linear warm-up 6% "
+            "method": f"core engine fine_tune_text_classifier, mode=full (all weights; a sequence classifier "
+                      f"on the {short_name(encoder_of(args))} body), HF Trainer, dynamic padding, length-grouped batches, linear warm-up 6% "
                       "and decay, evaluation each epoch, best checkpoint by validation macro-F1",
             "train_rows": n_train, "validation_rows": n_valid, "test_rows": n_test, "epochs": epochs,
             "max_steps": max_steps, "budget_note": budget_note, "epochs_run": artifact.metadata.get("epochs_run"),
@@ -163,14 +163,15 @@ def bench_intent_full(args: argparse.Namespace, device: str) -> dict[str, Any]:
 
 def bench_intent_lpft(args: argparse.Namespace, device: str) -> dict[str, Any]:
     """BANKING77 full data with the core engine's LP-FT (mode=lpft): the logistic-regression probe on frozen
-    MiniLM embeddings (as in head-only), then every weight fine-tuned under it through MiniLM's own mean pooling."""
+    embeddings of ``--base`` (as in head-only), then every weight fine-tuned under it through the encoder's own mean
+    pooling."""
     bundle = banking77_bundle(args.seed, 400 if args.smoke else None, 200 if args.smoke else None)
     n_train, n_valid, n_test = (len(bundle.split(s)) for s in ("train", "validation", "test"))
     epochs = 1 if args.smoke else args.lpft_epochs
     overrides = [
         "model.mode=lpft", f"model.max_length={args.max_length}", f"train.epochs={epochs}",
         f"train.batch_size={args.batch_size}", f"train.learning_rate={args.lpft_lr}", f"train.seed={args.seed}",
-        "train.eval_batch_size=256", "train.early_stopping_patience=2",
+        "train.eval_batch_size=256", "train.early_stopping_patience=2", f"train.mixed_precision={args.mixed_precision}",
     ]
     artifact, report, train_s, predict_s = core_fit_and_test(args, device, bundle, overrides)
     log(f"lpft: accuracy {report['accuracy']:.4f} (validation {artifact.metadata.get('validation_accuracy')})")
@@ -179,9 +180,9 @@ def bench_intent_lpft(args: argparse.Namespace, device: str) -> dict[str, Any]:
         "macro_f1_full_lpft": report["macro_f1"],
         "accuracy_full_lpft_ci95": ci95(report),
         "lpft_settings": {
-            "method": "core engine fine_tune_text_classifier, mode=lpft: logistic-regression probe on frozen MiniLM "
-                      "embeddings (C by validation macro-F1), then all weights fine-tuned under it (cross-entropy "
-                      "through MiniLM's mean pooling + L2 normalisation), HF Trainer, best epoch by validation macro-F1",
+            "method": f"core engine fine_tune_text_classifier, mode=lpft: logistic-regression probe on frozen "
+                      f"{short_name(encoder_of(args))} embeddings (C by validation macro-F1), then all weights fine-tuned under "
+                      "it (cross-entropy through the encoder's mean pooling + L2 normalisation), HF Trainer, best epoch by validation macro-F1",
             "train_rows": n_train, "validation_rows": n_valid, "test_rows": n_test, "epochs": epochs,
             "epochs_run": artifact.metadata.get("epochs_run"), "global_step": artifact.metadata.get("global_step"),
             "max_length": args.max_length, "batch_size": args.batch_size, "learning_rate": args.lpft_lr,

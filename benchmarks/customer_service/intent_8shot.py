@@ -4,17 +4,24 @@ averaged over seeded draws."""
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
-from common import BASE, log
+from common import encoder_of, log, short_name
 from intent import ci95, core_fit_and_test
+
+from domainfm.io import atomic_write_json
+
+WORK = Path(__file__).resolve().parent / "work" / "8shot"
 
 FEWSHOT_RECIPE = ("model.mode=contrastive through the core engine (domainfm.engine.contrastive): the encoder tuned with "
                   "in-batch negatives (each step 32 intents x (anchor, positive), symmetric MultipleNegativesRankingLoss, "
                   "scale 20, AdamW, constant LR after 10 warm-up steps, the encoder's own mean pooling), the step count "
-                  "(every 25 up to 150, early stopping patience 2) and the logistic-regression head's C chosen on "
+                  "(every 25 up to --fewshot-steps, 150 by default; early stopping patience 2) and the logistic-regression head's C chosen on "
                   "validation macro-F1")
 
 
@@ -68,16 +75,17 @@ def bench_intent_8shot_draw(args: argparse.Namespace, device: str, seed: int) ->
     train, test = bundle.split("train"), bundle.split("test")
     texts, labels, x_test, y_test = list(train["text"]), list(train["label"]), list(test["text"]), list(test["label"])
     started = time.perf_counter()
-    frozen = TextEncoder(str(resolve_model(BASE).path), device=device, max_length=args.max_length)
+    frozen = TextEncoder(str(resolve_model(encoder_of(args)).path), device=device, max_length=args.max_length)
     clf = LogisticRegression(C=8.0, max_iter=3000, random_state=seed).fit(frozen.encode(texts), labels)
     pred = clf.predict(frozen.encode(x_test))
     frozen_s = time.perf_counter() - started
     del frozen
 
-    steps = 20 if args.smoke else 150
+    steps = 20 if args.smoke else args.fewshot_steps
     overrides = ["model.mode=contrastive", f"model.max_length={args.max_length}", f"train.max_steps={steps}",
                  f"train.eval_steps={10 if args.smoke else 25}", "train.batch_size=32",
-                 f"train.learning_rate={args.fewshot_lr}", f"train.seed={seed}", "benefit.energy_tracking=false"]
+                 f"train.learning_rate={args.fewshot_lr}", f"train.seed={seed}", "benefit.energy_tracking=false",
+                 f"train.mixed_precision={args.mixed_precision}"]
     artifact, report, train_s, predict_s = core_fit_and_test(args, device, bundle, overrides)
     meta = artifact.metadata
     return {
@@ -94,6 +102,15 @@ def bench_intent_8shot_draw(args: argparse.Namespace, device: str, seed: int) ->
     }
 
 
+def draw_record(args: argparse.Namespace, seed: int) -> Path:
+    """Where one finished draw is kept (``work/8shot/``), named by everything that decides its figures, so an
+    interrupted run resumes at the next draw and a changed setting starts afresh."""
+    settings = {"encoder": encoder_of(args), "seed": seed, "steps": args.fewshot_steps, "lr": args.fewshot_lr,
+                "max_length": args.max_length, "mixed_precision": args.mixed_precision}
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
+    return WORK / f"{short_name(encoder_of(args))}-seed{seed}-{digest}.json"
+
+
 def _mean_sd(values: list[float]) -> tuple[float, float | None]:
     arr = np.asarray(values, dtype=float)
     return float(arr.mean()), (float(arr.std(ddof=1)) if len(arr) > 1 else None)
@@ -104,7 +121,14 @@ def bench_intent_8shot(args: argparse.Namespace, device: str) -> dict[str, Any]:
     examples were drawn; MTEB's 8-per-label anchor is likewise a mean over draws)."""
     draws = []
     for seed in fewshot_draw_seeds(args):
-        draw = bench_intent_8shot_draw(args, device, seed)
+        done = draw_record(args, seed)
+        if done.is_file():  # a draw finished by an interrupted earlier invocation with the same settings
+            draw = json.loads(done.read_text(encoding="utf-8"))
+            log(f"8shot draw seed {seed}: reusing {done.name}")
+        else:
+            draw = bench_intent_8shot_draw(args, device, seed)
+            if not args.smoke:
+                atomic_write_json(done, draw)
         log(f"8shot draw seed {seed}: accuracy {draw['accuracy']:.4f} (frozen logreg {draw['frozen_logreg_accuracy']:.4f})")
         draws.append(draw)
     acc, acc_sd = _mean_sd([d["accuracy"] for d in draws])
@@ -130,7 +154,8 @@ def bench_intent_8shot(args: argparse.Namespace, device: str) -> dict[str, Any]:
             "sample": "per draw: 8 per intent from the official train split (sample seed = the draw's seed, "
                       "fewshot.sample_per_class); validation: 10 other official-train utterances per intent (seed + 2); "
                       "the draw's seed is also train.seed; the test split is read only for the figures",
-            "frozen_baseline": "same utterances per draw, frozen MiniLM embeddings, logistic regression C=8",
+            "frozen_baseline": f"same utterances per draw, frozen {short_name(encoder_of(args))} embeddings, logistic regression C=8",
+            "encoder": encoder_of(args), "max_steps": args.fewshot_steps,
             "per_draw": [{k: v for k, v in d.items() if k != "overrides"} for d in draws],
         },
     }
