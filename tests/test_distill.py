@@ -227,6 +227,36 @@ def test_text_pairs_refuse_a_plain_text_file_of_unlabelled_text(tmp_path: Path, 
     assert read_unlabelled(lines, "text", None) == (["one", "two"], None)
 
 
+def test_unlabelled_text_can_be_a_source_the_domain_reads_less_the_tasks_own_texts(tmp_path: Path) -> None:
+    from domainfm.builtin.text_classification import demo_path
+    from domainfm.data import read_table, records_to_dataset
+    from domainfm.engine.distill import unlabelled_texts
+
+    demo = [str(r["text"]) for r in read_table(demo_path(), required=("text",))]
+    first = demo[0]
+    task = DataBundle(tables={
+        "train": records_to_dataset([{"text": "  " + first.upper() + " ", "label": "a"}, {"text": "unrelated", "label": "b"}]),
+        "test": records_to_dataset([{"text": demo[1], "label": "a"}]),
+    }, source="task", label_names=["a", "b"])
+    columns = {"text_column": "text", "text_pair_column": None}
+    ctx = RunContext(run_id="t", domain="text_classification", config=build_config(None, COMMON), run_dir=tmp_path,
+                     device="cpu", pm=PluginManager(autoload=False).load())
+    texts, pairs = unlabelled_texts(ctx, "demo", task, columns)
+    # every split of the source, labels dropped; the task's texts (any case or spacing, test split too) and repeats left out
+    assert pairs is None and len(texts) == len(set(texts)) == len({" ".join(t.split()).casefold() for t in demo}) - 2
+    assert first not in texts and demo[1] not in texts and demo[2] in texts
+    # a file is read as a file, as before
+    lines = tmp_path / "u.txt"
+    lines.write_text("one\ntwo\n", encoding="utf-8")
+    assert unlabelled_texts(ctx, str(lines), task, columns) == (["one", "two"], None)
+    # neither a file nor a source: one line naming the option
+    with pytest.raises(DataError, match=r"options.unlabelled='nowhere.csv': not a file, and domain text_classification"):
+        unlabelled_texts(ctx, "nowhere.csv", task, columns)
+    whole = DataBundle(tables={"train": records_to_dataset([{"text": t, "label": "a"} for t in demo])}, source="demo", label_names=["a"])
+    with pytest.raises(DataError, match="every one of its texts is in the task's own data"):
+        unlabelled_texts(ctx, "demo", whole, columns)
+
+
 def test_distill_needs_a_teacher_with_the_same_labels(tmp_path: Path, tiny_model_dir: Path, student_dir: Path) -> None:
     from domainfm.engine.text_classifier import fine_tune_text_classifier
 

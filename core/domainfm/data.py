@@ -101,6 +101,11 @@ def is_reading_feedback() -> bool:
     return _READING_FEEDBACK.get()
 
 
+def text_key(text: Any) -> str:
+    """A text as compared across data sets: whitespace collapsed, case folded (``"Q3  Profit"`` == ``"q3 profit"``)."""
+    return " ".join(str(text).split()).casefold()
+
+
 def require_labels(labels: Sequence[Any], where: str, minimum: int = 2) -> None:
     """Refuse data with fewer than ``minimum`` distinct labels: a classifier trained on one label scores
     accuracy 1.0 on a test set of that label and measures nothing. Inside :func:`reading_feedback` one label

@@ -33,7 +33,8 @@ from typing import Any
 
 import numpy as np
 
-from domainfm.errors import ConfigError, DataError
+from domainfm.data import text_key
+from domainfm.errors import ConfigError, DataError, DomainfmError
 from domainfm.types import ARTIFACT_METADATA, Artifact, DataBundle, ResourceUsage, RunContext
 
 TEACHER_VARIANT = "teacher"
@@ -95,6 +96,47 @@ def _checked(artifact: Artifact, labels: list[str], where: str) -> Artifact:
 
 
 # ------------------------------------------------------------------------------------------ transfer data
+
+
+def unlabelled_texts(ctx: RunContext, value: Any, data: DataBundle, columns: dict[str, Any]
+                     ) -> tuple[list[str], list[str] | None]:
+    """Texts (and pairs) of ``options.unlabelled``: a file (:func:`read_unlabelled`), or else a data source the
+    domain reads (``tfns``, ``banking77``, ``hf:...``), every split of it with its labels dropped, less each
+    row whose text is anywhere in the task's own data (so no validation or test text reaches the student through
+    the teacher) and less repeats.
+
+    :raises DataError: neither a file nor a source of the domain, or nothing of the source is left.
+    """
+    text_column, pair_column = columns["text_column"], columns["text_pair_column"]
+    if Path(str(value)).expanduser().is_file() or ctx.pm is None:
+        return read_unlabelled(value, text_column, pair_column)
+    try:
+        bundle = ctx.pm.hooks.load_data(ctx, ctx.domain, str(value))
+    except (DomainfmError, OSError) as exc:
+        raise DataError(f"options.unlabelled={value!r}: not a file, and domain {ctx.domain} could not read it as a "
+                        f"source: {exc}") from exc
+    if bundle is None:
+        raise DataError(f"options.unlabelled={value!r}: no such file, and domain {ctx.domain} reads no such source")
+    seen = {text_key(t) for table in data.tables.values() for t in table[text_column]}
+    texts: list[str] = []
+    pairs: list[str] | None = [] if pair_column else None
+    for table in bundle.tables.values():
+        missing = [c for c in (text_column, pair_column) if c and c not in table.column_names]
+        if missing:
+            raise DataError(f"options.unlabelled={value!r}: its tables lack the column {missing[0]!r}")
+        column = list(table[text_column])
+        pair_values = list(table[pair_column]) if pair_column else []
+        for i, text in enumerate(column):
+            key = text_key(text)
+            if key in seen or not key:
+                continue
+            seen.add(key)
+            texts.append(str(text))
+            if pairs is not None:
+                pairs.append(str(pair_values[i]))
+    if not texts:
+        raise DataError(f"options.unlabelled={value!r}: every one of its texts is in the task's own data")
+    return texts, pairs
 
 
 def read_unlabelled(path_value: Any, text_column: str, pair_column: str | None) -> tuple[list[str], list[str] | None]:
@@ -164,8 +206,7 @@ def fit_student(
     teacher_seconds = time.perf_counter() - started
 
     unlabelled = ctx.option("unlabelled")
-    x_extra, p_extra = (read_unlabelled(unlabelled, columns["text_column"], columns["text_pair_column"])
-                        if unlabelled else ([], None))
+    x_extra, p_extra = unlabelled_texts(ctx, unlabelled, data, columns) if unlabelled else ([], None)
     if p_train is not None and unlabelled and p_extra is None:
         raise DataError("options.unlabelled: text pairs need a table with both columns")
     texts = x_train + x_extra

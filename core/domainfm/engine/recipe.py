@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from domainfm.data import encode_labels, stratified_split_indices
+from domainfm.data import encode_labels, stratified_split_indices, text_key
 from domainfm.engine.hf_trainer import build_trainer, last_complete_checkpoint, load_sequence_classifier, tokenized_dataset
 from domainfm.engine.precision import training_autocast
 from domainfm.errors import ConfigError, DataError
@@ -334,10 +334,6 @@ def _domain_loader(ctx: RunContext) -> IntermediateLoader:
     return load
 
 
-def _text_key(text: str) -> str:
-    return " ".join(str(text).split()).casefold()
-
-
 def _intermediate_stage(ctx: RunContext, load: IntermediateLoader, base_path: Path, labels: list[str], tokenizer: Any,
                         task_texts: Sequence[str], stage: Stage, autocast: str | None
                         ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -359,8 +355,8 @@ def _intermediate_stage(ctx: RunContext, load: IntermediateLoader, base_path: Pa
     texts = [str(t) for table in bundle.tables.values() for t in table["text"]]
     raw = [v for table in bundle.tables.values() for v in table["label"]]
     y_all = encode_labels(raw, labels, f"train.recipe.intermediate ({bundle.source})")
-    own = {_text_key(t) for t in task_texts}
-    keep = [i for i, t in enumerate(texts) if _text_key(t) not in own]
+    own = {text_key(t) for t in task_texts}
+    keep = [i for i, t in enumerate(texts) if text_key(t) not in own]
     if len(keep) < 10:
         raise ConfigError(f"train.recipe.intermediate={source!r}: only {len(keep)} rows are not in the task's data; "
                           "too few to train on")
