@@ -96,6 +96,15 @@ def merge_base_size_headline(results: dict[str, Any], main_path: Path) -> None:
         merged[key] = {"model": results["encoder"], "results": "results-mpnet.json",
                        "command": results.get("commands_per_part", {}).get("8shot" if "8shot" in key else "full"),
                        "date": results["date"]}
+    if "targets_note" in main:  # written about the MiniLM figures
+        main["minilm_targets_note"] = main.pop("targets_note")
+    checks = main.setdefault("targets", {})
+    for key, (target, source) in BASE_SIZE_TARGETS.items():
+        if key in results:
+            base_target = {"target": target, "measured": results[key], "met": results[key] >= target, "source": source}
+            checks[key] = {**checks.get(key, {}), "measured": results[key],
+                           "met": results[key] >= checks.get(key, {}).get("target", TARGETS[key][0]),
+                           "base_size": base_target}
     atomic_write_json(main_path, main)
 
 
