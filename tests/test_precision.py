@@ -191,6 +191,40 @@ def test_choose_inference_dtype_refuses_a_precision_that_moves_labels(trained, m
     assert moving["validation_other_output_changes_by_dtype"]["int8-ort"] == 1.0
 
 
+def test_the_accuracy_tolerance_is_at_least_one_validation_example(monkeypatch: pytest.MonkeyPatch) -> None:
+    import copy
+
+    import numpy as np
+
+    import domainfm.engine.precision as precision
+
+    class Fake:
+        labels = ["a", "b"]
+        device = "cpu"
+
+        def __init__(self, flips: int) -> None:
+            self.precision, self.flips = "float32", flips
+
+        def set_precision(self, dtype: str) -> None:
+            self.precision = dtype
+
+        def predict_logits(self, texts: list[str]) -> np.ndarray:
+            logits = np.tile([1.0, 0.0], (len(texts), 1))
+            if self.precision != "float32":
+                logits[: self.flips] = [0.0, 1.0]  # the reduced precision turns `flips` right answers wrong
+            return logits
+
+    monkeypatch.setattr(precision, "_candidates", lambda device: ["bfloat16"])
+    monkeypatch.setattr(precision, "_copy_predictor", copy.copy)
+    monkeypatch.setattr(precision, "_alternating_seconds", lambda timed, texts: {k: 0.5 if k == "bfloat16" else 1.0 for k in timed})
+    valid = {"text": [str(i) for i in range(100)], "label": ["a"] * 100}
+    # one flip in 100 is a 1-point drop: more than 0.2 points, but no finer drop can be seen on 100 examples
+    one = precision.choose_inference_dtype(Fake(1), valid, tolerance=0.002, max_label_changes=1.0)  # type: ignore[arg-type]
+    assert one["inference_dtype"] == "bfloat16" and one["validation_accuracy_tolerance"] == 0.01
+    two = precision.choose_inference_dtype(Fake(2), valid, tolerance=0.002, max_label_changes=1.0)  # type: ignore[arg-type]
+    assert two["inference_dtype"] == "float32" and two["validation_accuracy_by_dtype"]["bfloat16"] == 0.98
+
+
 def test_alternating_seconds_takes_turns_and_keeps_each_best_round(monkeypatch: pytest.MonkeyPatch) -> None:
     from domainfm.engine.precision import _alternating_seconds
 

@@ -41,6 +41,7 @@ from typing import Any
 from domainfm.benchmarking import machine_info, package_versions
 
 HERE = Path(__file__).resolve().parent
+RECHOOSE_PRECISION = False  # --rechoose-precision: reused artifacts get their precision chosen again on validation
 WORK = HERE / "work"
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("DOMAINFM_NO_PROGRESS", "1")
@@ -130,6 +131,15 @@ def train_part(name: str, source: str, data: Any, overrides: list[str], key: dic
         artifact = Artifact.load(ctx.artifact_dir)
         reused = True
         log(f"[{name}] reusing {ctx.artifact_dir} (trained {json.loads(stamp.read_text()).get('trained_at')})")
+        if RECHOOSE_PRECISION:
+            from domainfm_finance_sentiment.model import choose_serving_settings
+
+            before = artifact.metadata.get("inference_dtype")
+            choose_serving_settings(ctx, data, artifact)
+            artifact.metadata["precision_rechosen"] = {"at": datetime.now(timezone.utc).isoformat(), "before": before,
+                                                       "after": artifact.metadata["inference_dtype"]}
+            artifact.save_metadata()
+            log(f"[{name}] precision chosen again on validation: {before} -> {artifact.metadata['inference_dtype']}")
     else:
         import shutil
 
@@ -156,6 +166,7 @@ def train_part(name: str, source: str, data: Any, overrides: list[str], key: dic
         "best_validation_macro_f1": meta.get("best_validation_macro_f1"),
         "validation_accuracy": meta.get("validation_accuracy"),
         "inference_dtype": predictor.inner.precision,
+        "precision_rechosen": meta.get("precision_rechosen"),
         "training_autocast": meta.get("training_autocast"),
         "parameters": meta.get("parameters"),
         "reused_from_earlier_invocation": reused,
@@ -248,7 +259,11 @@ def main() -> None:
     ap.add_argument("--student-epochs", type=float, default=4.0, help="upper bound of the student's epochs")
     ap.add_argument("--teacher-variants", default="plain",
                     help=f"comma list of 50agree teacher recipes trained and chosen between on validation: {', '.join(TEACHER_VARIANTS)}")
+    ap.add_argument("--rechoose-precision", action="store_true",
+                    help="choose a reused artifact's inference precision (and abstention threshold) again on validation")
     args = ap.parse_args()
+    global RECHOOSE_PRECISION
+    RECHOOSE_PRECISION = args.rechoose_precision
     variants = [v for v in args.teacher_variants.split(",") if v]
     unknown = sorted(set(variants) - set(TEACHER_VARIANTS))
     if unknown or not variants:

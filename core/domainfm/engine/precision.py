@@ -156,7 +156,7 @@ def choose_inference_dtype(
 
     ``auto``: among float32 and the candidates this machine can run (bfloat16 where the hardware runs it fast,
     int8-ort on a CPU with onnxruntime installed), those whose validation accuracy stays within ``tolerance``
-    of float32 and that change at most ``max_label_changes`` of the predicted labels are timed on up to
+    (at least one validation example's worth) of float32 and that change at most ``max_label_changes`` of the predicted labels are timed on up to
     ``timing_texts`` validation texts, and the fastest wins. ``other_outputs`` lets a plugin hold its other
     outputs computed from the model to the same rule (e.g. topics assigned from the classifier's embeddings): a
     function of (predictor, validation texts) returning one discrete value per text, of which at most
@@ -182,6 +182,10 @@ def choose_inference_dtype(
     changes_by_dtype: dict[str, float] = {}
     other_changes_by_dtype: dict[str, float] = {}
     reference_other = list(other_outputs(predictor, texts)) if other_outputs is not None else None
+    # a drop smaller than one validation example cannot be seen: the tolerance is at least one example's worth
+    # (at 483 examples one flip is 0.207 points, so a 0.2-point tolerance had meant "no flip at all")
+    allowed_drop = max(tolerance, 1.0 / len(y)) if len(y) else tolerance
+    out["validation_accuracy_tolerance"] = round(allowed_drop, 6)
     for dtype in _candidates(predictor.device):
         trial = _copy_predictor(predictor)
         trial.set_precision(dtype)
@@ -195,7 +199,7 @@ def choose_inference_dtype(
             other = list(other_outputs(trial, texts))
             other_changes = float(np.mean([a != b for a, b in zip(other, reference_other, strict=True)]))
             other_changes_by_dtype[dtype] = other_changes
-        if accuracy >= reference_accuracy - tolerance and changes <= max_label_changes and other_changes <= max_label_changes:
+        if accuracy >= reference_accuracy - allowed_drop - 1e-12 and changes <= max_label_changes and other_changes <= max_label_changes:
             timed[dtype] = trial
     seconds = _alternating_seconds(timed, sample)
     if "bfloat16" in changes_by_dtype:

@@ -44,9 +44,17 @@ def train(ctx: RunContext, data: DataBundle) -> Artifact:
     recipe.select_by_default(ctx)
     artifact = fine_tune_text_classifier(ctx, data, label_names=list(LABELS),
                                          intermediate_data=lambda source: _intermediate_data(ctx, source))
-    valid = data.tables.get("validation")
-    predictor = TextClassifierPredictor.load(artifact, ctx.device)
     topics = fit_topic_model(ctx, data, artifact) if str(ctx.option("topics", "auto")) != "off" else None
+    choose_serving_settings(ctx, data, artifact, topics)
+    return artifact
+
+
+def choose_serving_settings(ctx: RunContext, data: DataBundle, artifact: Artifact, topics: TopicModel | None = None) -> None:
+    """Choose the inference precision and then the abstention threshold on the validation split and save them
+    in the artifact's metadata: after training, or again for an artifact trained earlier (the precision is
+    compared against float32 whatever the artifact ran at before)."""
+    valid = data.tables.get("validation")
+    predictor = TextClassifierPredictor.load(artifact, ctx.device, precision="float32")
     if valid is not None and len(valid):
         artifact.metadata.update(choose_inference_dtype(predictor, valid, str(ctx.option("inference_dtype", "auto")),
                                                         other_outputs=_topics_from_features(predictor, topics)))
@@ -55,7 +63,6 @@ def train(ctx: RunContext, data: DataBundle) -> Artifact:
             predictor, valid, target_precision=float(ctx.option("target_precision", 0.9))
         )
     artifact.save_metadata()
-    return artifact
 
 
 # the recipe's settings lived in options.* before it moved to the core (train.recipe)
