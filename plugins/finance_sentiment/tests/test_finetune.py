@@ -166,3 +166,28 @@ def test_the_benchmark_preset_is_a_valid_config_selecting_the_recipe() -> None:
     cfg = build_config(preset)
     assert cfg.data == "phrasebank:50agree" and cfg.train.strategy == "recipe" and cfg.model.mode == "full"
     assert cfg.train.recipe.intermediate == "tfns" and cfg.train.recipe.seeds == [42, 43, 44]
+
+
+def test_the_base_size_preset_is_the_distillation_benchmarks_tfns_teacher() -> None:
+    import os
+    import sys
+
+    bench = Path(__file__).resolve().parents[3] / "benchmarks" / "finance_sentiment"
+    environ = dict(os.environ)
+    sys.path.insert(0, str(bench))
+    try:
+        import distill  # sets offline / no-progress environment defaults for its own runs
+    finally:
+        sys.path.remove(str(bench))
+        os.environ.clear()
+        os.environ.update(environ)
+    preset = build_config(Path(__file__).resolve().parents[1] / "presets" / "phrasebank-50agree-mpnet.yaml")
+    teacher = distill.settings_for(False)["teacher"]
+    overrides = ["model.mode=full", f"model.base={distill.TEACHER}", *distill.common_overrides(teacher),
+                 *distill.TEACHER_VARIANTS["tfns"]]
+    measured = build_config(None, ["train.strategy=trainer", *overrides])
+    assert preset.model.base == measured.model.base and preset.model.max_length == measured.model.max_length
+    assert preset.train.recipe == measured.train.recipe
+    for field in ("strategy", "epochs", "batch_size", "learning_rate", "warmup_ratio", "early_stopping_patience",
+                  "mixed_precision", "seed"):
+        assert getattr(preset.train, field) == getattr(measured.train, field), field
