@@ -26,7 +26,7 @@ from typing import Any
 
 from domainfm.benchmarking import machine_info, package_versions
 
-from common import BASE, BASE_SIZE, encoder_of, log, short_name
+from common import BASE, BASE_SIZE, BASE_SIZE_RESULTS, encoder_of, log, short_name
 from encode import bench_encode
 from intent import bench_intent_full, bench_intent_lpft, choose_full_variant
 from intent_8shot import bench_intent_8shot
@@ -93,7 +93,7 @@ def merge_base_size_headline(results: dict[str, Any], main_path: Path) -> None:
         if key in main and key not in merged and f"minilm_{key}" not in main:
             main[f"minilm_{key}"] = main[key]
         main[key] = results[key]
-        merged[key] = {"model": results["encoder"], "results": "results-mpnet.json",
+        merged[key] = {"model": results["encoder"], "results": BASE_SIZE_RESULTS,
                        "command": results.get("commands_per_part", {}).get("8shot" if "8shot" in key else "full"),
                        "date": results["date"]}
     if "targets_note" in main:  # written about the MiniLM figures
@@ -178,7 +178,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
-    default_name = "results.json" if encoder_of(args) == BASE else f"results-{short_name(encoder_of(args)).split('-')[1]}.json"
+    default_name = {BASE: "results.json", BASE_SIZE: BASE_SIZE_RESULTS}.get(encoder_of(args), f"results-{short_name(encoder_of(args))}.json")
     out_path = Path(args.out) if args.out else HERE / ("results.smoke.json" if args.smoke else default_name)
     if encoder_of(args) != BASE:
         from domainfm.model_store import MPNET, fetch, model_path
@@ -242,7 +242,7 @@ def main() -> None:
         results["targets"] = targets(results, args.recall_target)
         atomic_write_json(out_path, results)
         log(f"part {part} done in {seconds[part]} s -> {out_path}")
-    if encoder_of(args) == BASE_SIZE and not args.smoke and out_path.name == "results-mpnet.json":
+    if encoder_of(args) == BASE_SIZE and not args.smoke and out_path.name == BASE_SIZE_RESULTS:
         merge_base_size_headline(results, HERE / "results.json")
 
 

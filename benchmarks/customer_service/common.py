@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 
 BASE = "sentence-transformers/all-MiniLM-L6-v2"
 BASE_SIZE = "sentence-transformers/all-mpnet-base-v2"
+BASE_SIZE_RESULTS = "results-mpnet.json"  # where --base-size runs write (their headline is merged into results.json)
 
 
 def encoder_of(args: argparse.Namespace) -> str:

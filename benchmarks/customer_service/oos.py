@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from common import BASE, log
+from common import BASE, BASE_SIZE, log
 
 HELD_OUT_INTENTS = 10
 DRAWS = 3
@@ -223,9 +223,6 @@ def bench_oos(args: argparse.Namespace, device: str) -> dict[str, Any]:
         },
     }
     return out
-
-
-BASE_SIZE = "sentence-transformers/all-mpnet-base-v2"
 
 
 def bench_oos_base(args: argparse.Namespace, device: str) -> dict[str, Any]:

@@ -41,7 +41,6 @@ from typing import Any
 from domainfm.benchmarking import machine_info, package_versions
 
 HERE = Path(__file__).resolve().parent
-RECHOOSE_PRECISION = False  # --rechoose-precision: reused artifacts get their precision chosen again on validation
 WORK = HERE / "work"
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("DOMAINFM_NO_PROGRESS", "1")
@@ -117,8 +116,10 @@ def fingerprint(payload: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def train_part(name: str, source: str, data: Any, overrides: list[str], key: dict[str, Any], retrain: bool) -> tuple[Any, dict[str, Any]]:
-    """Train one model through the plugin (or reuse the artifact an earlier invocation left with the same key)."""
+def train_part(name: str, source: str, data: Any, overrides: list[str], key: dict[str, Any], retrain: bool,
+               rechoose_precision: bool = False) -> tuple[Any, dict[str, Any]]:
+    """Train one model through the plugin (or reuse the artifact an earlier invocation left with the same key;
+    ``rechoose_precision``: a reused artifact's precision and abstention threshold are chosen again on validation)."""
     from domainfm.types import Artifact
     from domainfm_finance_sentiment import plugin
 
@@ -131,7 +132,7 @@ def train_part(name: str, source: str, data: Any, overrides: list[str], key: dic
         artifact = Artifact.load(ctx.artifact_dir)
         reused = True
         log(f"[{name}] reusing {ctx.artifact_dir} (trained {json.loads(stamp.read_text()).get('trained_at')})")
-        if RECHOOSE_PRECISION:
+        if rechoose_precision:
             from domainfm_finance_sentiment.model import choose_serving_settings
 
             before = artifact.metadata.get("inference_dtype")
@@ -264,8 +265,6 @@ def main() -> None:
     ap.add_argument("--rechoose-precision", action="store_true",
                     help="choose a reused artifact's inference precision (and abstention threshold) again on validation")
     args = ap.parse_args()
-    global RECHOOSE_PRECISION
-    RECHOOSE_PRECISION = args.rechoose_precision
     variants = [v for v in (args.teacher_variants or ("plain" if args.smoke else "plain,tfns")).split(",") if v]
     unknown = sorted(set(variants) - set(TEACHER_VARIANTS))
     if unknown or not variants:
@@ -312,7 +311,8 @@ def main() -> None:
             candidates[variant] = train_part(
                 f"teacher-50agree{suffix}", "phrasebank:50agree", data,
                 ["model.mode=full", f"model.base={TEACHER}", *common_overrides(s), *TEACHER_VARIANTS[variant]],
-                {**teacher_key, "n_train": settings["n_train"], **extra}, args.retrain and "teacher" in parts)
+                {**teacher_key, "n_train": settings["n_train"], **extra}, args.retrain and "teacher" in parts,
+                args.rechoose_precision)
         chosen = max(variants, key=lambda v: candidates[v][1]["validation_accuracy"] or 0.0)
         teacher, results["teacher_50agree"] = candidates[chosen]
         results["teacher_choice"] = {
@@ -332,7 +332,7 @@ def main() -> None:
         data_all = load_data("phrasebank:allagree", settings["n_train"], settings["n_eval"])
         _, results["teacher_allagree"] = train_part(
             "teacher-allagree", "phrasebank:allagree", data_all, ["model.mode=full", f"model.base={TEACHER}", *common_overrides(s)],
-            {**teacher_key, "n_train": settings["n_train"]}, args.retrain)
+            {**teacher_key, "n_train": settings["n_train"]}, args.retrain, args.rechoose_precision)
         results["accuracy_allagree"] = results["teacher_allagree"]["accuracy"]
         results["accuracy_allagree_ci95"] = results["teacher_allagree"].get("accuracy_ci95")
         save()
@@ -346,7 +346,7 @@ def main() -> None:
         student, results["student_50agree"] = train_part(
             "student-50agree", "phrasebank:50agree", data, overrides,
             {"teacher_trained_at": results["teacher_50agree"]["trained_at"], **s, "n_train": settings["n_train"]},
-            args.retrain)
+            args.retrain, args.rechoose_precision)
         results["student_50agree"]["unlabelled_texts"] = n_unlabelled
         results["student_accuracy_50agree"] = results["student_50agree"]["accuracy"]
         results["student_accuracy_50agree_ci95"] = results["student_50agree"].get("accuracy_ci95")
