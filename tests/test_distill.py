@@ -157,6 +157,48 @@ def test_the_student_moves_toward_the_teachers_soft_labels(tmp_path: Path, tiny_
     assert _kl(p_teacher, after) < 0.5 * _kl(p_teacher, before)
 
 
+def test_an_lpft_student_starts_from_a_probe_and_saves_as_a_head_artifact(tmp_path: Path, tiny_model_dir: Path,
+                                                                           student_dir: Path) -> None:
+    """``model.distill_student=lpft``: the student is the sentence encoder under a probe fitted on its frozen
+    embeddings, trained on the teacher's soft labels, saved as a head artifact with its own encoder, and it
+    moves toward the teacher like the sequence-classifier student."""
+    from domainfm.builtin import text_classification
+    from domainfm.engine import lpft
+    from domainfm.engine.classifier_predictor import KIND_HEAD, TextClassifierPredictor
+    from domainfm.engine.text_classifier import fine_tune_text_classifier
+
+    tctx = _ctx(tmp_path / "t", ["model.mode=full", f"model.base={tiny_model_dir}", "train.epochs=3",
+                                 "train.learning_rate=1e-3"])
+    data = text_classification.domainfm_load_data(tctx, "text_classification", "demo")
+    labels = list(data.label_names or [])
+    teacher_artifact = fine_tune_text_classifier(tctx, data, label_names=labels)
+    common = ["model.mode=distill", f"model.base={student_dir}", f"model.teacher={teacher_artifact.path}",
+              "model.distill_alpha=0", "model.distill_temperature=1", "train.learning_rate=3e-3", "train.seed=7"]
+    untrained = fine_tune_text_classifier(_ctx(tmp_path / "s0", [*common, "model.distill_student=lpft",
+                                                                 "train.max_steps=1", "train.learning_rate=1e-9"]),
+                                          data, label_names=labels)
+    student = fine_tune_text_classifier(_ctx(tmp_path / "s", [*common, "model.distill_student=lpft", "train.epochs=8"]),
+                                        data, label_names=labels)
+    assert student.kind == KIND_HEAD and (Path(student.path) / lpft.ENCODER_DIR).is_dir()
+    assert student.metadata["distill_student"] == "lpft" and student.metadata["probe_C"] > 0
+    assert student.metadata["temperature"] > 0 and "distillation" in student.metadata
+
+    texts = list(data.tables["train"]["text"])
+    p_teacher = _softmax(TextClassifierPredictor.load(teacher_artifact, precision="float32").predict_logits(texts))
+    before = _softmax(TextClassifierPredictor.load(untrained, precision="float32").predict_logits(texts))
+    after = _softmax(TextClassifierPredictor.load(student, precision="float32").predict_logits(texts))
+    assert _kl(p_teacher, after) < _kl(p_teacher, before)
+
+
+def test_an_lpft_student_refuses_text_pairs(tmp_path: Path, tiny_model_dir: Path, student_dir: Path) -> None:
+    from domainfm.engine.text_classifier import fine_tune_text_classifier
+
+    ctx = _ctx(tmp_path, ["model.mode=distill", f"model.base={student_dir}", f"model.teacher={tiny_model_dir}",
+                          "model.distill_student=lpft", "train.epochs=1"])
+    with pytest.raises(ConfigError, match="distill_student=full"):
+        fine_tune_text_classifier(ctx, _pair_bundle(), label_names=["wrong", "partial", "right"], text_pair_column="pair")
+
+
 def _softmax(logits: np.ndarray) -> np.ndarray:
     z = np.exp(logits - logits.max(1, keepdims=True))
     return z / z.sum(1, keepdims=True)

@@ -28,7 +28,7 @@ from domainfm.benchmarking import machine_info, package_versions
 
 from common import BASE, BASE_SIZE, BASE_SIZE_RESULTS, encoder_of, log, short_name
 from encode import bench_encode
-from intent import bench_intent_full, bench_intent_lpft, choose_full_variant
+from intent import bench_intent_distill, bench_intent_full, bench_intent_lpft, choose_full_variant
 from intent_8shot import bench_intent_8shot
 from oos import bench_oos, bench_oos_base, bench_oos_combined, oos_targets
 from retrieval import bench_retrieval
@@ -77,7 +77,10 @@ BASE_SIZE_TARGETS = {
     "accuracy_8shot": (0.87, "issue 24: >= 87, mean of 5 draws of 8 per intent (SetFit, 25 per intent, ~85.3)"),
 }
 HEADLINE_KEYS = ("accuracy_full", "macro_f1_full", "accuracy_full_ci95", "accuracy_8shot", "macro_f1_8shot",
-                 "accuracy_8shot_sd")
+                 "accuracy_8shot_sd", "student_accuracy_full", "student_accuracy_full_ci95", "student_minus_teacher_points",
+                 "teacher_student_speedup")
+STUDENT_POINTS = 1.5  # issue 24: the distilled student within 1.5 points of its teacher ...
+SPEEDUP = 4.0  # ... at >= 4x its throughput
 
 
 def merge_base_size_headline(results: dict[str, Any], main_path: Path) -> None:
@@ -93,9 +96,10 @@ def merge_base_size_headline(results: dict[str, Any], main_path: Path) -> None:
         if key in main and key not in merged and f"minilm_{key}" not in main:
             main[f"minilm_{key}"] = main[key]
         main[key] = results[key]
+        part = "8shot" if "8shot" in key else "distill" if key.startswith(("student", "teacher")) else "full"
         merged[key] = {"model": results["encoder"], "results": BASE_SIZE_RESULTS,
-                       "command": results.get("commands_per_part", {}).get("8shot" if "8shot" in key else "full"),
-                       "date": results["date"]}
+                       "command": results.get("commands_per_part", {}).get(part),
+                       "date": results.get("dates_per_part", {}).get(part, results["date"])}
     if "targets_note" in main:  # written about the MiniLM figures
         main["minilm_targets_note"] = main.pop("targets_note")
     checks = main.setdefault("targets", {})
@@ -105,7 +109,22 @@ def merge_base_size_headline(results: dict[str, Any], main_path: Path) -> None:
             checks[key] = {**checks.get(key, {}), "measured": results[key],
                            "met": results[key] >= checks.get(key, {}).get("target", TARGETS[key][0]),
                            "base_size": base_target}
+    checks.update(distill_targets(results))
     atomic_write_json(main_path, main)
+
+
+def distill_targets(results: dict[str, Any]) -> dict[str, Any]:
+    """The student's targets (issue 24), when the distill part ran: within 1.5 points of the teacher measured in the
+    same run, at >= 4x its throughput side by side."""
+    if "student_minus_teacher_points" not in results:
+        return {}
+    points, speedup = results["student_minus_teacher_points"], results["teacher_student_speedup"]
+    return {
+        "student_accuracy_full": {"target": f"teacher - {STUDENT_POINTS} points", "measured": results["student_accuracy_full"],
+                                  "teacher": results["teacher_accuracy_full_in_distill_run"], "points": points,
+                                  "met": points >= -STUDENT_POINTS, "source": "issue 24"},
+        "teacher_student_speedup": {"target": SPEEDUP, "measured": speedup, "met": speedup >= SPEEDUP, "source": "issue 24"},
+    }
 
 
 def targets(results: dict[str, Any], recall_target: float) -> dict[str, Any]:
@@ -127,6 +146,7 @@ def targets(results: dict[str, Any], recall_target: float) -> dict[str, Any]:
         "p99_ms_at_this_point": results.get("p99_ms_1m"), "nprobe": results.get("nprobe_1m")}
     if "oos_recall_at_threshold" in results:
         out.update(oos_targets(results))
+    out.update(distill_targets(results))
     return out
 
 
@@ -134,7 +154,8 @@ def targets(results: dict[str, Any], recall_target: float) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--smoke", action="store_true", help="small subsets: minutes, for development")
-    parser.add_argument("--parts", default="full,8shot,retrieval,encode", help="comma list of encode,retrieval,8shot,full,lpft,oos,oos_base,oos_combined")
+    parser.add_argument("--parts", default="full,8shot,retrieval,encode", help="comma list of encode,retrieval,8shot,full,lpft,distill,oos,oos_base,oos_combined "
+                        "(distill: a MiniLM student of the lpft part's --base-size teacher)")
     parser.add_argument("--epochs", type=float, default=4.0)
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--batch-size", type=int, default=32)
@@ -142,6 +163,12 @@ def main() -> None:
     parser.add_argument("--head-lr", type=float, default=3e-3, help="learning rate of the new classifier head (full fine-tuning)")
     parser.add_argument("--lpft-lr", type=float, default=5e-5, help="learning rate of LP-FT's fine-tuning stage")
     parser.add_argument("--lpft-epochs", type=float, default=3.0)
+    parser.add_argument("--student-forms", default="full,lpft",
+                        help="distill part: model.distill_student values, one student each, chosen on validation")
+    parser.add_argument("--student-lpft-lr", type=float, default=5e-5, help="distill part: the lpft student's learning rate")
+    parser.add_argument("--student-epochs", type=float, default=6.0, help="distill part: upper bound of the student's epochs")
+    parser.add_argument("--distill-temperature", type=float, default=2.0)
+    parser.add_argument("--distill-alpha", type=float, default=0.5)
     parser.add_argument("--fewshot-lr", type=float, default=3e-5, help="learning rate of the contrastive few-shot recipe")
     parser.add_argument("--fewshot-steps", type=int, default=150, help="upper bound of the contrastive few-shot steps")
     parser.add_argument("--mixed-precision", default="auto", choices=("auto", "bf16", "fp32"),
@@ -215,7 +242,8 @@ def main() -> None:
     seconds = results.setdefault("part_seconds", {})
     runners = {"encode": lambda: bench_encode(args, device), "retrieval": lambda: bench_retrieval(args, device),
                "8shot": lambda: bench_intent_8shot(args, device), "full": lambda: bench_intent_full(args, device),
-               "lpft": lambda: bench_intent_lpft(args, device), "oos": lambda: bench_oos(args, device),
+               "lpft": lambda: bench_intent_lpft(args, device), "distill": lambda: bench_intent_distill(args, device),
+               "oos": lambda: bench_oos(args, device),
                "oos_base": lambda: bench_oos_base(args, device),
                "oos_combined": lambda: bench_oos_combined(args, device)}
     from domainfm.io import atomic_write_json

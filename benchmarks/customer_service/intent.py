@@ -4,13 +4,18 @@ the choice between the fine-tuning variants."""
 from __future__ import annotations
 
 import argparse
+import shutil
 import tempfile
 import time
+from contextlib import contextmanager
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from common import encoder_of, log, minutes_left, short_name
+from common import BASE, encoder_of, log, minutes_left, short_name
+
+WORK = Path(__file__).resolve().parent / "work"
 
 
 def probe_step_seconds(model_id: str, max_length: int, batch_size: int) -> float:
@@ -56,28 +61,54 @@ def banking77_bundle(seed: int, limit_train: int | None, limit_test: int | None)
     return build_bundle(data, seed=seed, masker=None)
 
 
-def core_fit_and_test(args: argparse.Namespace, device: str, bundle: Any, overrides: list[str]) -> tuple[Any, dict[str, Any], float, float]:
-    """Train through the core engine with ``overrides``; return (artifact, test report, train s, predict s)."""
+@contextmanager
+def run_folder(keep: Path | None) -> Iterator[Path]:
+    """``keep`` emptied (its artifact stays after the part), or a temporary folder removed afterwards."""
+    if keep is None:
+        with tempfile.TemporaryDirectory(prefix="cs-bench-") as tmp:
+            yield Path(tmp)
+        return
+    shutil.rmtree(keep, ignore_errors=True)
+    keep.mkdir(parents=True)
+    yield keep
+    shutil.rmtree(keep / "checkpoints", ignore_errors=True)  # the artifact is saved; a base model's are GBs
+
+
+def core_fit_and_test(args: argparse.Namespace, device: str, bundle: Any, overrides: list[str], base: str | None = None,
+                      keep: Path | None = None) -> tuple[Any, dict[str, Any], float, float]:
+    """Train ``base`` (default ``--base``) through the core engine with ``overrides`` in ``keep`` (default a
+    temporary folder); return (artifact, test report, train s, predict s)."""
     from domainfm.config import build_config
     from domainfm.engine.text_classifier import TextClassifierPredictor, fine_tune_text_classifier
-    from domainfm.metrics import classification_metrics
     from domainfm.types import RunContext
 
     config = build_config(overrides=overrides)
-    config.model.base = encoder_of(args)
-    with tempfile.TemporaryDirectory(prefix="cs-bench-") as tmp:
-        ctx = RunContext(run_id="bench", domain="customer_service", config=config, run_dir=Path(tmp), device=device)
+    config.model.base = base or encoder_of(args)
+    with run_folder(keep) as folder:
+        ctx = RunContext(run_id="bench", domain="customer_service", config=config, run_dir=folder, device=device)
         started = time.perf_counter()
         artifact = fine_tune_text_classifier(ctx, bundle, label_names=bundle.label_names or [])
         train_s = time.perf_counter() - started
         predictor = TextClassifierPredictor.load(artifact, device)
-        test = bundle.split("test")
-        started = time.perf_counter()
-        probs = predictor.predict_proba([str(t) for t in test["text"]])
-        predict_s = time.perf_counter() - started
-    labels = predictor.labels
-    report = classification_metrics([str(v) for v in test["label"]], [labels[i] for i in probs.argmax(1)], labels)
+        report, predict_s = test_report(predictor, bundle)
     return artifact, report, train_s, predict_s
+
+
+def test_report(predictor: Any, bundle: Any) -> tuple[dict[str, Any], float]:
+    """The classification report of ``predictor`` on the bundle's test split, and the seconds predicting took."""
+    from domainfm.metrics import classification_metrics
+
+    test = bundle.split("test")
+    started = time.perf_counter()
+    probs = predictor.predict_proba([str(t) for t in test["text"]])
+    predict_s = time.perf_counter() - started
+    labels = predictor.labels
+    return classification_metrics([str(v) for v in test["label"]], [labels[i] for i in probs.argmax(1)], labels), predict_s
+
+
+def kept_lpft(args: argparse.Namespace) -> Path:
+    """Where the lpft part keeps its artifact (the distill part's teacher)."""
+    return WORK / ("smoke" if args.smoke else "") / f"lpft-{short_name(encoder_of(args))}"
 
 
 def ci95(report: dict[str, Any], name: str = "accuracy") -> list[float] | None:
@@ -173,7 +204,7 @@ def bench_intent_lpft(args: argparse.Namespace, device: str) -> dict[str, Any]:
         f"train.batch_size={args.batch_size}", f"train.learning_rate={args.lpft_lr}", f"train.seed={args.seed}",
         "train.eval_batch_size=256", "train.early_stopping_patience=2", f"train.mixed_precision={args.mixed_precision}",
     ]
-    artifact, report, train_s, predict_s = core_fit_and_test(args, device, bundle, overrides)
+    artifact, report, train_s, predict_s = core_fit_and_test(args, device, bundle, overrides, keep=kept_lpft(args))
     log(f"lpft: accuracy {report['accuracy']:.4f} (validation {artifact.metadata.get('validation_accuracy')})")
     return {
         "accuracy_full_lpft": report["accuracy"],
@@ -192,8 +223,92 @@ def bench_intent_lpft(args: argparse.Namespace, device: str) -> dict[str, Any]:
             "best_validation_macro_f1": artifact.metadata.get("best_validation_macro_f1"),
             "temperature": artifact.metadata.get("temperature"),
             "train_seconds": round(train_s, 1), "test_predict_seconds": round(predict_s, 1),
+            "artifact": str(artifact.path),
         },
     }
+
+
+def bench_intent_distill(args: argparse.Namespace, device: str) -> dict[str, Any]:
+    """A MiniLM student distilled from the lpft part's ``--base`` artifact (the teacher): one student per
+    ``--student-forms`` entry (``model.distill_student``), the one with the higher validation accuracy reported;
+    then the teacher's and that student's test accuracy and their speed side by side in this process."""
+    from domainfm.engine.text_classifier import TextClassifierPredictor
+    from domainfm.types import ARTIFACT_METADATA, Artifact
+
+    if encoder_of(args) == BASE:
+        raise ValueError("the distill part distils the --base model's lpft artifact into MiniLM: pass --base-size")
+    teacher_dir = kept_lpft(args) / "artifact"
+    if not (teacher_dir / ARTIFACT_METADATA).is_file():
+        raise FileNotFoundError(f"{teacher_dir}: no teacher; run the lpft part first (--parts lpft,distill)")
+    teacher_artifact = Artifact.load(teacher_dir)
+    bundle = banking77_bundle(args.seed, 400 if args.smoke else None, 200 if args.smoke else None)
+    epochs = 1 if args.smoke else args.student_epochs
+    common = [
+        "model.mode=distill", f"model.teacher={teacher_dir.resolve()}", f"model.max_length={args.max_length}",
+        f"train.epochs={epochs}", f"train.batch_size={args.batch_size}", f"train.seed={args.seed}",
+        "train.eval_batch_size=256", "train.early_stopping_patience=2", f"train.mixed_precision={args.mixed_precision}",
+        f"model.distill_temperature={args.distill_temperature}", f"model.distill_alpha={args.distill_alpha}",
+    ]
+    # each form with MiniLM's own recipe of that form: full as the full part (body and head rates), lpft as the
+    # lpft part measured with MiniLM (5e-5, the probe's head at the body's rate)
+    rates = {"full": [f"train.learning_rate={args.lr}", f"train.head_learning_rate={args.head_lr}"],
+             "lpft": [f"train.learning_rate={args.student_lpft_lr}"]}
+    students: dict[str, Any] = {}
+    for form in args.student_forms.split(","):
+        keep = WORK / ("smoke" if args.smoke else "") / f"distill-{form}"
+        artifact, report, train_s, _ = core_fit_and_test(
+            args, device, bundle, [*common, *rates[form], f"model.distill_student={form}"], base=BASE, keep=keep)
+        students[form] = (artifact, report, train_s)
+        log(f"student {form}: test accuracy {report['accuracy']:.4f} (validation {artifact.metadata.get('validation_accuracy')})")
+    chosen = max(students, key=lambda f: students[f][0].metadata.get("validation_accuracy") or 0.0)
+    artifact, report, train_s = students[chosen]
+    teacher = TextClassifierPredictor.load(teacher_artifact, device)
+    student = TextClassifierPredictor.load(artifact, device)
+    teacher_report, _ = test_report(teacher, bundle)
+    texts = [str(t) for t in bundle.split("test")["text"]][: 200 if args.smoke else 1000]
+    speed = side_by_side(teacher, student, texts, rounds=1 if args.smoke else 3)
+    teacher_acc, student_acc = teacher_report["accuracy"], report["accuracy"]
+    return {
+        "student_accuracy_full": student_acc,
+        "student_macro_f1_full": report["macro_f1"],
+        "student_accuracy_full_ci95": ci95(report),
+        "teacher_accuracy_full_in_distill_run": teacher_acc,
+        "student_minus_teacher_points": round(100 * (student_acc - teacher_acc), 2),
+        "teacher_student_speedup": speed["teacher_student_speedup"],
+        "distill_settings": {
+            "method": f"core engine model.mode=distill: student {short_name(BASE)} trained on the {short_name(encoder_of(args))} "
+                      "LP-FT teacher's temperature-scaled soft labels plus the gold labels, (1 - alpha) T^2 KL + alpha CE, "
+                      "HF Trainer, best epoch by validation macro-F1, calibrated on validation",
+            "teacher_artifact": str(teacher_dir), "teacher_validation_accuracy": teacher_artifact.metadata.get("validation_accuracy"),
+            "student_forms": {f: {"validation_accuracy": a.metadata.get("validation_accuracy"), "test_accuracy": r["accuracy"],
+                                  "train_seconds": round(t, 1), "epochs_run": a.metadata.get("epochs_run")}
+                              for f, (a, r, t) in students.items()},
+            "chosen_form": chosen, "rule": "the higher validation accuracy (the test figures play no part)",
+            "epochs": epochs, "learning_rates": rates, "batch_size": args.batch_size,
+            "max_length": args.max_length, "temperature": args.distill_temperature, "alpha": args.distill_alpha,
+            "unlabelled": None, "distillation": artifact.metadata.get("distillation"),
+        },
+        "distill_speed": speed,
+    }
+
+
+def side_by_side(teacher: Any, student: Any, texts: list[str], rounds: int) -> dict[str, Any]:
+    """Texts/s of both predictors as loaded, alternating rounds in this process; the best round counts."""
+    teacher.predict_proba(texts[:8])
+    student.predict_proba(texts[:8])
+    times: dict[str, list[float]] = {"teacher": [], "student": []}
+    for _ in range(rounds):
+        for name, predictor in (("teacher", teacher), ("student", student)):
+            started = time.perf_counter()
+            predictor.predict_proba(texts)
+            times[name].append(time.perf_counter() - started)
+    rate = {name: len(texts) / min(ts) for name, ts in times.items()}
+    return {"texts": len(texts), "rounds": rounds, "teacher_texts_per_s": round(rate["teacher"], 1),
+            "student_texts_per_s": round(rate["student"], 1),
+            "teacher_student_speedup": round(rate["student"] / rate["teacher"], 2),
+            "teacher_precision": teacher.precision, "student_precision": student.precision,
+            "seconds_per_round": {k: [round(v, 3) for v in ts] for k, ts in times.items()},
+            "how": "TextClassifierPredictor.predict_proba as loaded, the first test utterances"}
 
 
 def choose_full_variant(results: dict[str, Any]) -> None:

@@ -149,8 +149,7 @@ def run_grading(args: argparse.Namespace) -> dict[str, Any]:
     rate = None
     if args.grading_train_seconds and not args.smoke and not args.grader:  # a given grader is evaluated as trained
         # size training to the time budget on this machine (the CPU is shared): a probe of the step rate
-        rate = probe_train_rate(pair_table(data.split("train")), "sentence-transformers/all-MiniLM-L6-v2",
-                                args.max_length, args.batch_size)
+        rate = probe_train_rate(pair_table(data.split("train")), args.base, args.max_length, args.batch_size)
         max_steps = max(20, min(max_steps, int(args.grading_train_seconds * rate / args.batch_size)))
         print(f"probe: {rate:.1f} training examples/s -> {max_steps} steps of {args.batch_size}", flush=True)
     # validation every epoch (at half and at the end when training is shorter than two epochs)
@@ -162,8 +161,11 @@ def run_grading(args: argparse.Namespace) -> dict[str, Any]:
         f"options.question_in_input={str(args.question).lower()}", f"train.eval_steps={eval_steps}",
         f"train.max_steps={max_steps}", f"options.int8_inference={str(args.int8).lower()}",
         f"train.class_weights={args.class_weights}", f"train.mixed_precision={args.mixed_precision}",
-        f"train.ensemble_size={args.ensemble_size}",
+        f"train.ensemble_size={args.ensemble_size}", f"model.base={args.base}",
     ]
+    if args.teacher:  # the student: the engine's distillation from the teacher grader's soft grades
+        overrides += ["model.mode=distill", f"model.teacher={Path(args.teacher).resolve()}",
+                      f"model.distill_temperature={args.distill_temperature}", f"model.distill_alpha={args.distill_alpha}"]
     cfg = build_config(overrides=overrides, run_name=f"bench-{'smoke' if args.smoke else 'full'}-{int(time.time())}")
     runner = Runner(get_plugin_manager(), cfg)
     ctx = runner.context("education")
@@ -180,12 +182,15 @@ def run_grading(args: argparse.Namespace) -> dict[str, Any]:
     baseline_seconds = time.perf_counter() - started
 
     out: dict[str, Any] = {
+        "grading_artifact": str(Path(artifact.path).resolve()),
         "grading_device": predictor.device,
         "grading_train_seconds": train_seconds,
         "grading_train_examples": len(data.split("train")),
         **grader_training_record(artifact),
         "grading_settings": {"epochs": args.epochs, "batch_size": args.batch_size, "max_length": args.max_length,
-                             "learning_rate": args.lr, "mode": "full", "base_model": cfg.model.base or artifact.base_model,
+                             "learning_rate": args.lr, "mode": cfg.model.mode, "base_model": cfg.model.base or artifact.base_model,
+                             "teacher": args.teacher, "distill_temperature": args.distill_temperature if args.teacher else None,
+                             "distill_alpha": args.distill_alpha if args.teacher else None,
                              "input": "[CLS] closest reference" + (" [SEP] question" if args.question else "")
                              + " [SEP] student answer [SEP]; prediction: the reference rule chosen on validation "
                              "(closest reference / best match / mean over references), blended with the "
@@ -245,7 +250,34 @@ def run_grading(args: argparse.Namespace) -> dict[str, Any]:
                 rates.append(ev.extra["items_per_second"])
             print(key, json.dumps(out["grading_splits"][key]), "tfidf", out[f"{key}_tfidf_lr_macro_f1"], flush=True)
     out["grading_predictions_per_second"] = float(np.median(rates)) if rates else None
+    if args.teacher:
+        out["distillation"] = artifact.metadata.get("distillation")
+        from domainfm.types import Artifact
+
+        teacher = GraderPredictor.load(Artifact.load(Path(args.teacher)), ctx.device)
+        out["speed"] = side_by_side(teacher, predictor, data.tables["test_ua"], rounds=1 if args.smoke else 3)
+        out["teacher_student_speedup"] = out["speed"]["teacher_student_speedup"]
     return out
+
+
+def side_by_side(teacher: Any, student: Any, table: Any, rounds: int) -> dict[str, Any]:
+    """Answers graded per second by the teacher and the student grader as loaded, on the same test answers,
+    timed in alternating rounds in this process (the best round of each counts)."""
+    teacher.grade_table(table.select(range(min(8, len(table)))))
+    student.grade_table(table.select(range(min(8, len(table)))))
+    times: dict[str, list[float]] = {"teacher": [], "student": []}
+    for _ in range(rounds):
+        for name, grader in (("teacher", teacher), ("student", student)):
+            started = time.perf_counter()
+            grader.grade_table(table)
+            times[name].append(time.perf_counter() - started)
+    rate = {name: len(table) / min(ts) for name, ts in times.items()}
+    return {"answers": len(table), "rounds": rounds, "teacher_answers_per_s": round(rate["teacher"], 1),
+            "student_answers_per_s": round(rate["student"], 1),
+            "teacher_student_speedup": round(rate["student"] / rate["teacher"], 2),
+            "teacher_precision": teacher.inner.precision, "student_precision": student.inner.precision,
+            "seconds_per_round": {k: [round(v, 3) for v in ts] for k, ts in times.items()},
+            "how": "GraderPredictor.grade_table as loaded (reference rule, graded-answer memory), all test_ua answers"}
 
 
 # ------------------------------------------------------------------------------------------ knowledge tracing
@@ -328,6 +360,7 @@ def run_kt(args: argparse.Namespace) -> dict[str, Any]:
 
 TARGETS = (  # (key, target, anchor, source of the anchor)
     ("scientsbank_ua_macro_f1", 0.75, 0.72, "fine-tuned BERT-base, Sung et al. 2019"),
+    ("student_scientsbank_ua_macro_f1", None, None, "issue 24: the distilled MiniLM within 1.5 points of its teacher"),
     ("kt_auc", 0.82, 0.816, "DKVMN, Zhang et al. 2017 (DKT 0.805)"),
 )
 
@@ -337,8 +370,17 @@ def targets(figures: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, target, anchor, source in TARGETS:
         measured = figures.get(key)
+        if target is None:  # the student: within 1.5 points of the teacher's figure
+            teacher = figures.get(key.removeprefix("student_"))
+            if measured is None or teacher is None or "base_size" not in figures:
+                continue
+            target = round(teacher - 0.015, 4)
         out[key] = {"target": target, "measured": measured, "met": measured is not None and measured >= target,
                     "anchor": anchor, "anchor_source": source}
+    if figures.get("teacher_student_speedup") is not None:
+        speedup = figures["teacher_student_speedup"]
+        out["teacher_student_speedup"] = {"target": 4.0, "measured": speedup, "met": speedup >= 4.0,
+                                          "anchor": None, "anchor_source": "issue 24: >= 4x the teacher's throughput"}
     return out
 
 
@@ -349,7 +391,8 @@ def notes(figures: dict[str, Any]) -> list[str]:
         g = figures["grading_settings"]
         ensemble = figures.get("grading_ensemble") or {}
         each = f" each, {ensemble['members']} members (seeds {ensemble.get('seeds')})" if ensemble else ""
-        out.append(f"grading: MiniLM fine-tuned for {figures.get('grading_optimizer_steps')} steps of "
+        model = str(g.get("base_model") or MINILM).rsplit("/", 1)[-1]
+        out.append(f"grading: {model} fine-tuned for {figures.get('grading_optimizer_steps')} steps of "
                    f"{g.get('batch_size')} ({figures.get('grading_epochs_run')} epochs{each}; budget "
                    f"{g.get('train_seconds_budget')} s of training on this CPU); validation macro-F1 (best "
                    f"checkpoint{', of the averaged members' if ensemble else ''}) "
@@ -361,13 +404,53 @@ def notes(figures: dict[str, Any]) -> list[str]:
 
 
 KT_KEY_PREFIXES = ("kt_", "dkt_", "recommendation_")  # figures of the kt part; the grading part has the rest
-MERGED_KEYS = ("date", "machine", "versions", "smoke", "commands", "dates", "command", "device", "targets", "notes")
+MERGED_KEYS = ("date", "machine", "versions", "smoke", "commands", "dates", "command", "device", "targets", "notes",
+               "minilm_grading", "base_size")
+MINILM = "sentence-transformers/all-MiniLM-L6-v2"
+GRADING_TAGS = {  # grading runs beside the MiniLM grader's (--tag), merged by merge_base_size
+    "teacher": "a base-size grader (--base): its figures become the headline grading figures",
+    "student": "a MiniLM student distilled from the teacher (--teacher): its per-split figures as student_*",
+}
+SPLIT_PREFIXES = ("scientsbank_", "beetle_")
 
 
 def part_figures(results: dict[str, Any], part: str) -> dict[str, Any]:
     """One part's figures out of a merged results file."""
     return {k: v for k, v in results.items()
             if k not in MERGED_KEYS and k.startswith(KT_KEY_PREFIXES) == (part == "kt")}
+
+
+def merge_base_size(merged: dict[str, Any], previous: dict[str, Any], suffix: str) -> None:
+    """Fold the tagged grading runs (:data:`GRADING_TAGS`) into ``merged``: the teacher's figures replace the MiniLM
+    grader's as the headline (which are kept whole under ``minilm_grading``), the student's per-split figures go in
+    as ``student_<split key>`` with ``teacher_student_speedup``. Part files under work/ win over the previous
+    results' ``base_size`` record, so a fresh checkout re-merges to the same file."""
+    runs: dict[str, Any] = {}
+    for tag in GRADING_TAGS:
+        path = WORK / f"grading-{tag}{suffix}.json"
+        if path.is_file():
+            runs[tag] = json.loads(path.read_text())
+        elif tag in previous.get("base_size", {}):
+            runs[tag] = previous["base_size"][tag]
+    if not runs:
+        return
+    grading_keys = [k for k in merged if k not in MERGED_KEYS and not k.startswith(KT_KEY_PREFIXES)]
+    if "grading" in merged["commands"]:
+        merged["minilm_grading"] = {"command": merged["commands"]["grading"], "date": merged["dates"]["grading"],
+                                    "figures": {k: merged[k] for k in grading_keys}}
+    if "teacher" in runs:
+        for key in grading_keys:
+            del merged[key]
+        merged.update(runs["teacher"]["figures"])
+        merged["commands"]["grading"], merged["dates"]["grading"] = runs["teacher"]["command"], runs["teacher"]["date"]
+    if "student" in runs:
+        student = runs["student"]["figures"]
+        merged.update({f"student_{k}": v for k, v in student.items() if k.startswith(SPLIT_PREFIXES)})
+        merged["teacher_student_speedup"] = student.get("teacher_student_speedup")
+        merged["student_speed"] = student.get("speed")
+        merged["commands"]["grading_student"] = runs["student"]["command"]
+        merged["dates"]["grading_student"] = runs["student"]["date"]
+    merged["base_size"] = runs
 
 
 def merge(smoke: bool) -> Path:
@@ -387,6 +470,8 @@ def merge(smoke: bool) -> Path:
         path = WORK / f"{part}{suffix}.json"
         if path.is_file():
             payload = json.loads(path.read_text())
+        elif part == "grading" and "minilm_grading" in previous:
+            payload = previous["minilm_grading"]
         elif part in previous.get("commands", {}):
             payload = {"command": previous["commands"][part], "date": previous["dates"][part],
                        "figures": part_figures(previous, part)}
@@ -395,6 +480,7 @@ def merge(smoke: bool) -> Path:
         merged["commands"][part] = payload["command"]
         merged["dates"][part] = payload["date"]
         merged.update(payload["figures"])
+    merge_base_size(merged, previous, suffix)
     merged["command"] = " ; ".join(merged["commands"].values())
     merged["device"] = {"grading": merged.get("grading_device"), "kt": merged.get("kt_device")}
     merged["targets"] = targets(merged)
@@ -433,6 +519,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="grading: train.ensemble_size (members with seeds seed+i, probabilities averaged)")
     parser.add_argument("--grader", help="evaluate this grader artifact from an earlier run (with that run's flags) "
                         "instead of training one, e.g. to re-score after an evaluation change")
+    parser.add_argument("--base", default=MINILM, help="grading: the cross-encoder's base model (model.base)")
+    parser.add_argument("--teacher", help="grading: distil a student (--base, default the packaged MiniLM) from this "
+                        "teacher grader artifact (model.mode=distill); the speed of both is measured side by side")
+    parser.add_argument("--distill-temperature", type=float, default=2.0)
+    parser.add_argument("--distill-alpha", type=float, default=0.5)
+    parser.add_argument("--tag", choices=sorted(GRADING_TAGS), default=None,
+                        help="grading: write work/grading-TAG.json (a base-size teacher or its student) instead of "
+                        "the MiniLM grader's work/grading.json")
     parser.add_argument("--kt-max-len", type=int, default=200)
     parser.add_argument("--kt-lr", type=float, default=3e-3)
     parser.add_argument("--dkt-epochs", type=int, default=5)
@@ -474,7 +568,8 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         figures = (run_grading if part == "grading" else run_kt)(args)
         figures[f"{part}_wall_seconds"] = time.perf_counter() - started
-        atomic_write_json(WORK / f"{part}{suffix}.json", {
+        tag = f"-{args.tag}" if args.tag and part == "grading" else ""
+        atomic_write_json(WORK / f"{part}{tag}{suffix}.json", {
             "command": command, "date": datetime.now(timezone.utc).isoformat(), "figures": figures})
         merge(args.smoke)  # after every part, so a finished part is never lost
     if args.part == "merge":

@@ -57,6 +57,12 @@ class ModelConfig(_Section):
     distill_alpha: float = Field(
         default=0.5, ge=0, le=1, description="weight of the gold labels' cross-entropy; the KL to the teacher gets 1 - alpha"
     )
+    distill_student: Literal["full", "lpft"] = Field(
+        default="full", description="model.mode=distill: the student's form. full: a sequence classifier (a new head "
+        "on the base's [CLS] pooler); lpft: the base sentence encoder read through its own pooling under a linear "
+        "probe fitted on its frozen embeddings first (single texts only; the better form for sentence-transformers "
+        "checkpoints such as the packaged MiniLM, which were trained to be read through mean pooling)",
+    )
 
 
 AugmentMethod = Literal["swap", "delete", "insert", "keyboard", "ocr", "cutoff", "mixup"]

@@ -9,11 +9,14 @@ student's speed.
 2. The teacher's logits on the training split and on optional unlabelled in-domain text
    (``options.unlabelled``: a ``.txt`` file with one text per line, or a CSV/JSONL/Parquet table with the
    domain's text column, and its pair column for text pairs).
-3. The student (``model.base``, default the packaged MiniLM) is fine-tuned under the Hugging Face Trainer
+3. The student (``model.base``, default the packaged MiniLM; ``model.distill_student``: a sequence classifier, or
+   the sentence encoder under a linear probe fitted on its frozen embeddings as in LP-FT) is fine-tuned under the
+   Hugging Face Trainer
    (:mod:`domainfm.engine.hf_trainer`: checkpoints, resume, early stopping on validation macro-F1) on
    ``(1 - alpha) * T^2 * KL(teacher_T || student_T) + alpha * CE(gold)`` for labelled rows (Hinton et al., 2015;
    T = ``model.distill_temperature``, alpha = ``model.distill_alpha``) and the KL term alone for unlabelled rows.
-4. The student artifact is an ordinary ``hf-sequence-classification`` artifact, calibrated on validation like
+4. The student artifact is an ordinary ``hf-sequence-classification`` artifact (the head kind with its encoder
+   for an ``lpft`` student), calibrated on validation like
    any other; :func:`record_comparison` adds both models' validation quality, their speed measured side by side
    at one precision, and energy per 1,000 predictions under ``metadata["distillation"]``, and the teacher's
    artifact path under ``metadata["teacher_artifact"]``, which makes the runner evaluate the teacher as a second
@@ -188,7 +191,6 @@ def fit_student(
     from domainfm.engine.hf_trainer import (
         build_trainer,
         count_parameters,
-        load_sequence_classifier,
         save_log_history,
         tokenized_dataset,
         train_with_resume,
@@ -221,7 +223,8 @@ def fit_student(
     del teacher
 
     set_seed(cfg.train.seed)
-    model, tokenizer = load_sequence_classifier(base_path, labels, trust_remote_code=cfg.model.trust_remote_code)
+    model, tokenizer, probe_meta = _student_model(ctx, base_path, labels, (x_train, p_train, y_train),
+                                                  (x_valid, p_valid, y_valid))
     total, trainable = count_parameters(model)
     train_ds = tokenized_dataset(tokenizer, texts, pairs, gold, cfg.model.max_length,
                                  extra={TEACHER_COLUMN: soft.astype(np.float32).tolist()})
@@ -241,12 +244,19 @@ def fit_student(
     student_seconds = time.perf_counter() - student_started
     if trainer.is_world_process_zero():
         with atomic_directory(ctx.artifact_dir) as tmp:
-            trainer.model.save_pretrained(str(tmp), safe_serialization=True)
-            tokenizer.save_pretrained(str(tmp))
+            if probe_meta:
+                from domainfm.engine import lpft
+
+                lpft.save(trainer.model, tmp, never_seen=sorted(set(range(len(labels))) - set(y_train)))
+            else:
+                trainer.model.save_pretrained(str(tmp), safe_serialization=True)
+                tokenizer.save_pretrained(str(tmp))
         save_log_history(ctx, trainer)
     return {
         **training_record(ctx, trainer, parameters=total, trainable=trainable, learning_rate=lr, autocast=autocast,
                           class_weights=weights),
+        **probe_meta,
+        "distill_student": cfg.model.distill_student,
         "teacher_artifact": str(Path(teacher_artifact.path).resolve()),
         "distillation": {
             "teacher": ctx.config.model.teacher,
@@ -265,6 +275,25 @@ def fit_student(
             "loss": "labelled: (1 - alpha) * T^2 * KL(teacher_T || student_T) + alpha * CE(gold); unlabelled: T^2 * KL",
         },
     }
+
+
+def _student_model(ctx: RunContext, base_path: Path, labels: list[str],
+                   train: tuple[list[str], list[str] | None, list[int]],
+                   valid: tuple[list[str], list[str] | None, list[int]]) -> tuple[Any, Any, dict[str, Any]]:
+    """The student to train, its tokenizer, and (``model.distill_student=lpft``) the probe's metadata: a sequence
+    classifier, or the base sentence encoder under a linear probe fitted on its frozen embeddings (LP-FT's start)."""
+    from domainfm.engine.hf_trainer import load_sequence_classifier
+
+    cfg = ctx.config
+    if cfg.model.distill_student == "full":
+        model, tokenizer = load_sequence_classifier(base_path, labels, trust_remote_code=cfg.model.trust_remote_code)
+        return model, tokenizer, {}
+    if train[1] is not None:
+        raise ConfigError("model.distill_student=lpft reads single texts through the sentence encoder's pooling; "
+                          "for text pairs use model.distill_student=full")
+    from domainfm.engine.text_classifier import probe_then_model
+
+    return probe_then_model(ctx, base_path, len(labels), train[0], train[2], valid[0], valid[2])
 
 
 class TeacherLogitsCollator:

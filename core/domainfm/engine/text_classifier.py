@@ -188,7 +188,7 @@ def fine_tune_text_classifier(
             ctx, data, resolved.path, labels, columns, (x_train, p_train, y_train), (x_valid, p_valid, y_valid),
             lambda teacher_ctx: fine_tune_text_classifier(teacher_ctx, data, label_names=labels, **columns),
         )
-        kind = KIND_HF
+        kind = KIND_HEAD if cfg.model.distill_student == "lpft" else KIND_HF
     else:
         metadata = _fit_transformer(ctx, resolved.path, labels, x_train, p_train, y_train, x_valid, p_valid, y_valid)
         kind = KIND_HF
@@ -506,7 +506,7 @@ def _build_transformer_model(
     """The model to fine-tune for the configured mode, its tokenizer, and the probe's metadata (lpft only)."""
     cfg = ctx.config
     if cfg.model.mode == "lpft":
-        return _probe_then_model(ctx, base_path, len(labels), x_train, y_train, x_valid, y_valid)
+        return probe_then_model(ctx, base_path, len(labels), x_train, y_train, x_valid, y_valid)
     model, tokenizer = load_sequence_classifier(base_path, labels, trust_remote_code=cfg.model.trust_remote_code)
     from domainfm.engine import peft_modes
 
@@ -553,11 +553,12 @@ def _save_transformer_artifact(ctx: RunContext, model: Any, tokenizer: Any, n_la
             tokenizer.save_pretrained(str(tmp))
 
 
-def _probe_then_model(
+def probe_then_model(
     ctx: RunContext, base_path: Path, n_labels: int, x_train: list[str], y_train: list[int],
     x_valid: list[str], y_valid: list[int],
 ) -> tuple[Any, Any, dict[str, Any]]:
-    """LP-FT's first stage: the linear probe on frozen embeddings, and the module to fine-tune under it."""
+    """LP-FT's first stage: the linear probe on frozen embeddings, and the module to fine-tune under it (also the
+    start of a distilled student with ``model.distill_student=lpft``)."""
     from domainfm.engine import lpft
     from domainfm.engine.encoder import TextEncoder
 
