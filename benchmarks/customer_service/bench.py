@@ -166,7 +166,7 @@ def main() -> None:
     parser.add_argument("--student-forms", default="full,lpft",
                         help="distill part: model.distill_student values, one student each, chosen on validation")
     parser.add_argument("--student-lpft-lr", type=float, default=5e-5, help="distill part: the lpft student's learning rate")
-    parser.add_argument("--student-epochs", type=float, default=6.0, help="distill part: upper bound of the student's epochs")
+    parser.add_argument("--student-epochs", type=float, default=4.0, help="distill part: upper bound of the student's epochs")
     parser.add_argument("--distill-temperature", type=float, default=2.0)
     parser.add_argument("--distill-alpha", type=float, default=0.5)
     parser.add_argument("--fewshot-lr", type=float, default=3e-5, help="learning rate of the contrastive few-shot recipe")

@@ -271,7 +271,7 @@ def main() -> None:
                     help="comma list of 50agree teacher recipes trained and chosen between on validation: "
                          f"{', '.join(TEACHER_VARIANTS)} (default plain,tfns; plain with --smoke: the TFNS stage is "
                          "a full epoch over 9,537 tweets)")
-    ap.add_argument("--student-forms", default="full",
+    ap.add_argument("--student-forms", default="full,lpft",
                     help=f"comma list of student forms trained and chosen between on validation: {', '.join(STUDENT_FORMS)}")
     ap.add_argument("--rechoose-precision", action="store_true",
                     help="choose a reused artifact's inference precision (and abstention threshold) again on validation")
