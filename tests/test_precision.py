@@ -241,9 +241,9 @@ def test_alternating_seconds_takes_turns_and_keeps_each_best_round(monkeypatch: 
             fake_now[0] += next(clock[self.name])
 
     fake_now = [0.0]
-    import domainfm.engine.precision as precision
+    import domainfm.benchmarking as benchmarking  # the clock of the turn-taking it is built on
 
-    monkeypatch.setattr(precision.time, "perf_counter", lambda: fake_now[0])
+    monkeypatch.setattr(benchmarking.time, "perf_counter", lambda: fake_now[0])
     best = _alternating_seconds({"a": Fake("a"), "b": Fake("b")}, ["x"], rounds=3)  # type: ignore[dict-item]
     assert calls == ["a", "b", "a", "b", "a", "b", "a", "b"]  # warm-ups, then turns within every round
     assert best == {"a": 1.0, "b": 0.5}

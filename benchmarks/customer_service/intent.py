@@ -294,14 +294,12 @@ def bench_intent_distill(args: argparse.Namespace, device: str) -> dict[str, Any
 
 def side_by_side(teacher: Any, student: Any, texts: list[str], rounds: int) -> dict[str, Any]:
     """Texts/s of both predictors as loaded, alternating rounds in this process; the best round counts."""
+    from domainfm.benchmarking import alternating_seconds
+
     teacher.predict_proba(texts[:8])
     student.predict_proba(texts[:8])
-    times: dict[str, list[float]] = {"teacher": [], "student": []}
-    for _ in range(rounds):
-        for name, predictor in (("teacher", teacher), ("student", student)):
-            started = time.perf_counter()
-            predictor.predict_proba(texts)
-            times[name].append(time.perf_counter() - started)
+    times = alternating_seconds({"teacher": lambda: teacher.predict_proba(texts),
+                                 "student": lambda: student.predict_proba(texts)}, rounds)
     rate = {name: len(texts) / min(ts) for name, ts in times.items()}
     return {"texts": len(texts), "rounds": rounds, "teacher_texts_per_s": round(rate["teacher"], 1),
             "student_texts_per_s": round(rate["student"], 1),

@@ -263,14 +263,12 @@ def run_grading(args: argparse.Namespace) -> dict[str, Any]:
 def side_by_side(teacher: Any, student: Any, table: Any, rounds: int) -> dict[str, Any]:
     """Answers graded per second by the teacher and the student grader as loaded, on the same test answers,
     timed in alternating rounds in this process (the best round of each counts)."""
+    from domainfm.benchmarking import alternating_seconds
+
     teacher.grade_table(table.select(range(min(8, len(table)))))
     student.grade_table(table.select(range(min(8, len(table)))))
-    times: dict[str, list[float]] = {"teacher": [], "student": []}
-    for _ in range(rounds):
-        for name, grader in (("teacher", teacher), ("student", student)):
-            started = time.perf_counter()
-            grader.grade_table(table)
-            times[name].append(time.perf_counter() - started)
+    times = alternating_seconds({"teacher": lambda: teacher.grade_table(table),
+                                 "student": lambda: student.grade_table(table)}, rounds)
     rate = {name: len(table) / min(ts) for name, ts in times.items()}
     return {"answers": len(table), "rounds": rounds, "teacher_answers_per_s": round(rate["teacher"], 1),
             "student_answers_per_s": round(rate["student"], 1),

@@ -217,14 +217,12 @@ def unlabelled_file(exclude: set[str], limit: int, seed: int = 0) -> tuple[Path,
 
 def speed(teacher: Any, student: Any, texts: list[str], rounds: int) -> dict[str, Any]:
     """Sentences/s of both predictors as loaded, alternating rounds in this process; the best round counts."""
+    from domainfm.benchmarking import alternating_seconds
+
     teacher.predict_proba(texts[:8])
     student.predict_proba(texts[:8])
-    times: dict[str, list[float]] = {"teacher": [], "student": []}
-    for _ in range(rounds):
-        for name, p in (("teacher", teacher), ("student", student)):
-            started = time.perf_counter()
-            p.predict_proba(texts)
-            times[name].append(time.perf_counter() - started)
+    times = alternating_seconds({"teacher": lambda: teacher.predict_proba(texts),
+                                 "student": lambda: student.predict_proba(texts)}, rounds)
     rate = {name: len(texts) / min(ts) for name, ts in times.items()}
     return {"sentences": len(texts), "rounds": rounds,
             "teacher_sentences_per_s": round(rate["teacher"], 1), "student_sentences_per_s": round(rate["student"], 1),

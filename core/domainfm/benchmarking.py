@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import platform
 import sys
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -17,6 +18,20 @@ DEFAULT_PACKAGES = (
     "domainfm", "torch", "transformers", "sentence-transformers", "peft", "datasets", "faiss-cpu", "faiss-gpu-cu12",
     "scikit-learn", "numpy",
 )
+
+
+def alternating_seconds(runs: Mapping[str, Callable[[], object]], rounds: int) -> dict[str, list[float]]:
+    """Wall seconds of every run in each of ``rounds`` rounds, the runs taking turns within every round, so a
+    neighbour's load that comes and goes falls on all of them alike (timed one after another, a busy spell once
+    made bfloat16 look 2.4x slower than float32 on a CPU where it is 2.2x faster). Warming up is the caller's;
+    callers usually keep each run's best round."""
+    seconds: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(rounds):
+        for name, run in runs.items():
+            started = time.perf_counter()
+            run()
+            seconds[name].append(time.perf_counter() - started)
+    return seconds
 
 
 def machine_info() -> dict[str, Any]:

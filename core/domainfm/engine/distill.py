@@ -396,15 +396,13 @@ def record_comparison(ctx: RunContext, student: Artifact, x_valid: list[str], p_
 
 
 def _side_by_side(models: dict[str, Any], texts: list[str], pairs: list[str] | None) -> dict[str, float]:
+    from domainfm.benchmarking import alternating_seconds
+
     for model in models.values():
         model.predict_proba(texts[:8], pairs[:8] if pairs is not None else None)
-    best = {name: float("inf") for name in models}
-    for _ in range(SPEED_ROUNDS):
-        for name, model in models.items():
-            started = time.perf_counter()
-            model.predict_proba(texts, pairs)
-            best[name] = min(best[name], time.perf_counter() - started)
-    return {name: len(texts) / max(seconds, 1e-9) for name, seconds in best.items()}
+    runs = {name: (lambda m=model: m.predict_proba(texts, pairs)) for name, model in models.items()}
+    return {name: len(texts) / max(min(seconds), 1e-9)
+            for name, seconds in alternating_seconds(runs, SPEED_ROUNDS).items()}
 
 
 def _energy_per_1000(ctx: RunContext, model: Any, texts: list[str], pairs: list[str] | None) -> float | None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -224,20 +223,14 @@ def _candidates(device: str) -> list[str]:
 
 def _alternating_seconds(predictors: dict[str, TextClassifierPredictor], texts: list[str],
                          rounds: int = 3) -> dict[str, float]:
-    """Best-of-``rounds`` wall time of each predictor on ``texts``, after one warm-up pass each.
+    """Best-of-``rounds`` wall time of each predictor on ``texts``, after one warm-up pass each, the candidates
+    taking turns within every round (:func:`domainfm.benchmarking.alternating_seconds`)."""
+    from domainfm.benchmarking import alternating_seconds
 
-    The candidates take turns within every round, so a neighbour's load that comes and goes falls on all of
-    them alike (timed one after another, a busy spell once made bfloat16 look 2.4x slower than float32 on a
-    CPU where it is 2.2x faster)."""
     for predictor in predictors.values():
         predictor.predict_logits(texts[:8])
-    best = dict.fromkeys(predictors, float("inf"))
-    for _ in range(rounds):
-        for name, predictor in predictors.items():
-            start = time.perf_counter()
-            predictor.predict_logits(texts)
-            best[name] = min(best[name], time.perf_counter() - start)
-    return best
+    runs = {name: (lambda p=predictor: p.predict_logits(texts)) for name, predictor in predictors.items()}
+    return {name: min(seconds) for name, seconds in alternating_seconds(runs, rounds).items()}
 
 
 def _copy_predictor(predictor: TextClassifierPredictor) -> TextClassifierPredictor:
